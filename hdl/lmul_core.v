@@ -1,0 +1,109 @@
+`timescale 1ns/1ps
+// lmul_core: combinational L-Mul (Luo & Sun, arXiv 2410.00907, eq. 2) for one IEEE-style format.
+//
+// Operands and result are sign | exponent (EXP_BITS) | mantissa (MAN_BITS), bias 2^(EXP_BITS-1)-1.
+// Priority of the rules (the Python model lmul.lmul_bits mirrors them bit for bit):
+//   1. a or b NaN                      -> canonical quiet NaN (sign 0, exp all ones, mantissa MSB)
+//   2. Inf x zero/subnormal            -> canonical quiet NaN
+//   3. a or b Inf                      -> Inf, sign s = sa ^ sb
+//   4. a or b exponent field 0         -> zero, sign s (subnormal inputs are flushed)
+//   5. f = field(a) + field(b) - (BIAS << MAN_BITS) + OFFSET
+//      f >> MAN_BITS <= 0              -> zero, sign s (underflow flushes)
+//      f >> MAN_BITS >= all ones       -> Inf, sign s (largest finite, sign s, when SATURATE = 1)
+//      otherwise                       -> {s, f[EXP_BITS+MAN_BITS-1:0]}
+// Nothing is rounded. OFFSET defaults to the paper's 2^-l(M) term in mantissa LSBs:
+// 2^(MAN_BITS - l(MAN_BITS)), l = MAN_BITS for MAN_BITS <= 3, 3 for 4, 4 above (8 for BF16);
+// OFFSET = 0 is Mitchell's approximation.
+//
+// The biased field sum is kept unsigned (no bias subtraction before the range checks): underflow
+// and overflow are comparisons of the raw sum against constants, which is cheaper than a signed
+// subtract followed by exponent decoding.
+module lmul_core #(
+    parameter integer EXP_BITS = 8,
+    parameter integer MAN_BITS = 7,
+    parameter integer OFFSET   = (MAN_BITS <= 3) ? 1 :
+                                 ((MAN_BITS == 4) ? 2 : (1 << (MAN_BITS - 4))),
+    parameter integer SATURATE = 0
+) (
+    input  wire [EXP_BITS+MAN_BITS:0] a,
+    input  wire [EXP_BITS+MAN_BITS:0] b,
+    output wire [EXP_BITS+MAN_BITS:0] y
+);
+  localparam integer FW = EXP_BITS + MAN_BITS;  // exponent|mantissa field width
+  localparam integer SW = FW + 2;               // field sum width: 2 fields + OFFSET < 2^(FW+2)
+
+  generate
+    if (EXP_BITS < 2 || EXP_BITS > 8) begin : g_bad_exp_bits
+`ifdef VERILATOR
+      $error("lmul_core: EXP_BITS=%0d out of range 2..8", EXP_BITS);
+`else
+      PARAMETER_ERROR__lmul_core__EXP_BITS_must_be_2_to_8 u_param_error ();
+`endif
+    end
+    if (MAN_BITS < 1 || MAN_BITS > 23) begin : g_bad_man_bits
+`ifdef VERILATOR
+      $error("lmul_core: MAN_BITS=%0d out of range 1..23", MAN_BITS);
+`else
+      PARAMETER_ERROR__lmul_core__MAN_BITS_must_be_1_to_23 u_param_error ();
+`endif
+    end
+    if (OFFSET < 0 || OFFSET >= (1 << MAN_BITS)) begin : g_bad_offset
+`ifdef VERILATOR
+      $error("lmul_core: OFFSET=%0d out of range 0..2^MAN_BITS-1", OFFSET);
+`else
+      PARAMETER_ERROR__lmul_core__OFFSET_must_be_0_to_2_pow_MAN_BITS_minus_1 u_param_error ();
+`endif
+    end
+    if (SATURATE != 0 && SATURATE != 1) begin : g_bad_saturate
+`ifdef VERILATOR
+      $error("lmul_core: SATURATE=%0d must be 0 or 1", SATURATE);
+`else
+      PARAMETER_ERROR__lmul_core__SATURATE_must_be_0_or_1 u_param_error ();
+`endif
+    end
+  endgenerate
+
+  localparam [SW-1:0] ONE_V      = {{(SW-1){1'b0}}, 1'b1};
+  localparam [SW-1:0] BIAS_V     = (ONE_V << (EXP_BITS - 1)) - ONE_V;
+  localparam [SW-1:0] EMAX_V     = (ONE_V << EXP_BITS) - ONE_V;   // all-ones exponent field
+  localparam [SW-1:0] OFFSET_V   = {{(SW-MAN_BITS){1'b0}}, OFFSET[MAN_BITS-1:0]};
+  localparam [SW-1:0] BIAS_SHIFT = BIAS_V << MAN_BITS;
+  // Raw sums below UNDER_LIMIT have a result exponent <= 0; at or above OVER_LIMIT, >= all ones.
+  localparam [SW-1:0] UNDER_LIMIT = (BIAS_V + ONE_V) << MAN_BITS;
+  localparam [SW-1:0] OVER_LIMIT  = (BIAS_V + EMAX_V) << MAN_BITS;
+
+  localparam [FW-1:0] INF_FIELD  = {{EXP_BITS{1'b1}}, {MAN_BITS{1'b0}}};
+  localparam [FW-1:0] MAXF_FIELD = INF_FIELD - {{(FW-1){1'b0}}, 1'b1};
+  localparam [FW-1:0] QNAN_FIELD = INF_FIELD | ({{(FW-1){1'b0}}, 1'b1} << (MAN_BITS - 1));
+  localparam [FW-1:0] OVF_FIELD  = (SATURATE == 1) ? MAXF_FIELD : INF_FIELD;
+
+  wire [EXP_BITS-1:0] ea = a[FW-1:MAN_BITS];
+  wire [EXP_BITS-1:0] eb = b[FW-1:MAN_BITS];
+  wire a_max  = &ea;
+  wire b_max  = &eb;
+  wire a_zero = ~|ea;
+  wire b_zero = ~|eb;
+  wire a_nan  = a_max & (|a[MAN_BITS-1:0]);
+  wire b_nan  = b_max & (|b[MAN_BITS-1:0]);
+  wire sign   = a[FW] ^ b[FW];
+
+  wire [SW-1:0] sum  = {2'b00, a[FW-1:0]} + {2'b00, b[FW-1:0]} + OFFSET_V;
+  wire [FW-1:0] norm = sum[FW-1:0] - BIAS_SHIFT[FW-1:0];  // exact modulo 2^FW
+  wire underflow = sum < UNDER_LIMIT;
+  wire overflow  = sum >= OVER_LIMIT;
+
+  reg [FW:0] y_r;
+  always @* begin
+    if (a_nan | b_nan | (a_max & b_zero) | (b_max & a_zero))
+      y_r = {1'b0, QNAN_FIELD};
+    else if (a_max | b_max)
+      y_r = {sign, INF_FIELD};
+    else if (a_zero | b_zero | underflow)
+      y_r = {sign, {FW{1'b0}}};
+    else if (overflow)
+      y_r = {sign, OVF_FIELD};
+    else
+      y_r = {sign, norm};
+  end
+  assign y = y_r;
+endmodule

@@ -1,0 +1,127 @@
+"""Conversions between float32/float64 numpy arrays and bit patterns of a :class:`Format`.
+
+Bit patterns are unsigned integers laid out ``sign | exponent | mantissa`` (MSB first) in the
+smallest numpy unsigned dtype that holds ``1 + E + M`` bits (:attr:`Format.uint_dtype`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .formats import Format
+
+Rounding = Literal["rne", "truncate"]
+
+#: float32 bit pattern of the canonical quiet NaN (sign 0, exponent all ones, mantissa MSB only).
+FP32_QNAN_BITS = 0x7FC00000
+
+
+def as_float_array(x: object, name: str = "x") -> np.ndarray:
+    """Return ``x`` as a numpy float32 array; raise TypeError for any other dtype.
+
+    Float64 is refused on purpose: rounding float64 to a narrow format directly differs from
+    rounding it to float32 first, and the hardware only ever sees float32 inputs.
+    """
+    arr = np.asarray(x)
+    if arr.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got dtype {arr.dtype}")
+    return arr
+
+
+def check_bits(bits: object, fmt: Format, name: str = "bits") -> np.ndarray:
+    """Validate an array of bit patterns for ``fmt`` and return it as int64.
+
+    Raises:
+        TypeError: not an integer array.
+        ValueError: a pattern is negative or does not fit in ``fmt.width`` bits.
+    """
+    arr = np.asarray(bits)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of bit patterns, got dtype {arr.dtype}")
+    wide = arr.astype(np.int64)
+    if wide.size and (wide.min() < 0 or wide.max() >> fmt.width):
+        raise ValueError(f"{name} has values outside 0..2**{fmt.width}-1 for format {fmt.name}")
+    return wide
+
+
+def round_to_format_bits(x: object, fmt: Format, rounding: Rounding = "rne") -> np.ndarray:
+    """Round float32 (or float64) values to ``fmt`` and return its bit patterns.
+
+    Args:
+        x: numpy array of float32 or float64 values (float64 is used for exact products).
+        fmt: the target format.
+        rounding: ``"rne"`` (IEEE round to nearest, ties to even; overflow gives Inf) or
+            ``"truncate"`` (round toward zero, i.e. drop low bits; overflow gives the largest
+            finite value). Subnormal results are produced in both modes (no flushing).
+
+    Returns:
+        Array of ``fmt.uint_dtype`` bit patterns, same shape. NaN becomes the canonical quiet
+        NaN (sign 0); signed zeros and infinities keep their sign.
+    """
+    if rounding not in ("rne", "truncate"):
+        raise ValueError(f"rounding must be 'rne' or 'truncate', got {rounding!r}")
+    arr = np.asarray(x)
+    if arr.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got dtype {arr.dtype}")
+    man = fmt.man_bits
+    with np.errstate(invalid="ignore", over="ignore"):
+        xd = arr.astype(np.float64)  # signalling NaNs raise "invalid" here; they become qNaN
+        ax = np.abs(xd)
+        finite = np.isfinite(ax)
+        ax_f = np.where(finite, ax, 0.0)
+        _, ex = np.frexp(ax_f)
+        # Quantum of the result: one mantissa LSB at the value's binade, or at the subnormal one.
+        # (frexp gives exponent 0 for zero, hence the explicit zero case.)
+        e_eff = np.where(ax_f == 0, fmt.emin, np.maximum(ex.astype(np.int64) - 1, fmt.emin))
+        scaled = np.ldexp(ax_f, (man - e_eff).astype(np.int32))  # exact: power-of-two scale
+        r = np.rint(scaled) if rounding == "rne" else np.floor(scaled)
+        # Binade offset plus rounded significand; a carry out of the significand bumps the
+        # exponent by itself, and the subnormal binade encodes as exponent field 0.
+        mag = ((e_eff - fmt.emin) << man) + r.astype(np.int64)
+        overflow_to = fmt.inf_bits if rounding == "rne" else fmt.max_finite_bits
+        mag = np.where(mag >= fmt.inf_bits, overflow_to, mag)
+        mag = np.where(np.isinf(ax), fmt.inf_bits, mag)
+        bits = np.where(np.signbit(xd), mag | fmt.sign_bit, mag)
+        bits = np.where(np.isnan(xd), fmt.qnan_bits, bits)
+    return bits.astype(fmt.uint_dtype)
+
+
+def format_bits_to_float64(bits: object, fmt: Format) -> np.ndarray:
+    """Decode bit patterns of ``fmt`` to float64 values (exact for every format here).
+
+    NaN patterns decode to a float64 NaN; use :func:`format_bits_to_float32` for the canonical
+    float32 NaN pattern.
+    """
+    b = check_bits(bits, fmt)
+    man = fmt.man_bits
+    e_field = (b >> man) & fmt.max_exp_field
+    m_field = b & fmt.man_mask
+    sig = np.where(e_field == 0, m_field, m_field | (1 << man)).astype(np.float64)
+    exp = np.maximum(e_field, 1) - fmt.bias - man
+    val = np.ldexp(sig, exp.astype(np.int32))
+    val = np.where(e_field == fmt.max_exp_field, np.where(m_field == 0, np.inf, np.nan), val)
+    return np.where((b & fmt.sign_bit) != 0, -val, val)
+
+
+def format_bits_to_float32(bits: object, fmt: Format) -> np.ndarray:
+    """Widen bit patterns of ``fmt`` exactly to float32 (E <= 8, M <= 23 always fit).
+
+    NaN patterns become the canonical float32 quiet NaN ``0x7FC00000``.
+    """
+    val = format_bits_to_float64(bits, fmt).astype(np.float32)
+    return canonicalize_nan(val)
+
+
+def canonicalize_nan(x: np.ndarray) -> np.ndarray:
+    """Replace every NaN of a float32 array by the canonical quiet NaN ``0x7FC00000`` (in place)."""
+    nan = np.isnan(x)
+    if nan.any():
+        x.view(np.uint32)[nan] = FP32_QNAN_BITS
+    return x
+
+
+def float32_bits(x: object) -> np.ndarray:
+    """Bit patterns (uint32) of a float32 array."""
+    return as_float_array(x).view(np.uint32)

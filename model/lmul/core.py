@@ -1,0 +1,209 @@
+"""Bit-exact model of the L-Mul unit (``hdl/lmul_core.v``), the exact multiplier baseline, and
+the seed notebook's multiplier.
+
+The L-Mul unit multiplies two values of one format by adding their (exponent|mantissa) fields as
+integers (Luo & Sun, arXiv 2410.00907, eq. 2):
+
+1. either operand NaN -> canonical quiet NaN (sign 0, exponent all ones, mantissa MSB only);
+2. Inf times zero/subnormal (either order) -> canonical quiet NaN;
+3. either operand Inf -> Inf with sign ``s = sa ^ sb``;
+4. either exponent field 0 (zero or subnormal: inputs are flushed) -> zero with sign ``s``;
+5. otherwise ``f = field(a) + field(b) - (bias << M) + OFFSET``; ``f >> M <= 0`` -> zero with
+   sign ``s``; ``f >> M >= 2**E - 1`` -> Inf with sign ``s`` (largest finite when saturating);
+   else the result is ``{s, f[E+M-1:0]}``. Nothing is rounded inside the unit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .convert import (
+    Rounding,
+    as_float_array,
+    canonicalize_nan,
+    check_bits,
+    format_bits_to_float32,
+    format_bits_to_float64,
+    round_to_format_bits,
+)
+from .formats import LMulConfig
+
+_DEFAULT = LMulConfig()
+
+
+def lmul_bits(a_bits: object, b_bits: object, cfg: LMulConfig = _DEFAULT) -> np.ndarray:
+    """L-Mul of two arrays of bit patterns of ``cfg.fmt`` (see the module docstring).
+
+    Args:
+        a_bits, b_bits: unsigned integer arrays (broadcastable) of ``1 + E + M``-bit patterns,
+            ``sign | exponent | mantissa``.
+        cfg: format, offset and overflow policy.
+
+    Returns:
+        Bit patterns of the result, dtype ``cfg.fmt.uint_dtype``, the broadcast shape.
+    """
+    fmt = cfg.fmt
+    a = check_bits(a_bits, fmt, "a_bits")
+    b = check_bits(b_bits, fmt, "b_bits")
+    a, b = np.broadcast_arrays(a, b)
+    man, emax_field = fmt.man_bits, fmt.max_exp_field
+    ea, eb = (a >> man) & emax_field, (b >> man) & emax_field
+    a_special, b_special = ea == emax_field, eb == emax_field
+    a_nan = a_special & ((a & fmt.man_mask) != 0)
+    b_nan = b_special & ((b & fmt.man_mask) != 0)
+    a_zero, b_zero = ea == 0, eb == 0
+    sign = (a ^ b) & fmt.sign_bit
+
+    f = (a & fmt.field_mask) + (b & fmt.field_mask) - (fmt.bias << man) + cfg.offset_value
+    f_exp = f >> man  # arithmetic shift: a negative sum means underflow
+    overflow_mag = fmt.max_finite_bits if cfg.saturate else fmt.inf_bits
+    mag = np.where(f_exp <= 0, 0, np.where(f_exp >= emax_field, overflow_mag, f & fmt.field_mask))
+    # Special classes, lowest priority first so that each later rule overrides the earlier ones.
+    mag = np.where(a_zero | b_zero, 0, mag)
+    mag = np.where(a_special | b_special, fmt.inf_bits, mag)
+    out = sign | mag
+    invalid = a_nan | b_nan | (a_special & b_zero) | (b_special & a_zero)
+    out = np.where(invalid, fmt.qnan_bits, out)
+    return out.astype(fmt.uint_dtype)
+
+
+def _to_numpy(x: Any, name: str) -> tuple[np.ndarray, Any]:
+    """Return (float32 numpy array, torch tensor template or None)."""
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            if x.dtype != torch.float32:
+                raise TypeError(f"{name} must be a float32 tensor, got {x.dtype}")
+            return x.detach().cpu().numpy(), x
+    return as_float_array(x, name), None
+
+
+def _from_numpy(result: np.ndarray, *templates: Any) -> Any:
+    for t in templates:
+        if t is not None:
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(result)).to(t.device)
+    return result
+
+
+def lmul_numpy(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
+               rounding: Rounding = "rne") -> np.ndarray:
+    """Pure-numpy :func:`lmul` on float32 arrays (the reference path of the fast kernels)."""
+    fmt = cfg.fmt
+    bits = lmul_bits(round_to_format_bits(x, fmt, rounding), round_to_format_bits(y, fmt, rounding),
+                     cfg)
+    return format_bits_to_float32(bits, fmt)
+
+
+def lmul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne") -> Any:
+    """Elementwise L-Mul of float32 values, as the hardware computes it.
+
+    Each input is rounded to ``cfg.fmt`` (``"rne"`` or ``"truncate"``), multiplied by the L-Mul
+    unit (:func:`lmul_bits`) and the result widened exactly to float32 (NaN -> ``0x7FC00000``).
+
+    Args:
+        x, y: float32 numpy arrays or torch tensors, broadcastable.
+        cfg: the unit's configuration (default BF16 with the paper's offset).
+        rounding: how float32 inputs are rounded to the format.
+
+    Returns:
+        float32 numpy array, or a torch tensor (on the input's device) if an input was one.
+    """
+    xa, xt = _to_numpy(x, "x")
+    ya, yt = _to_numpy(y, "y")
+    try:
+        from .matmul import lmul_elementwise
+    except ImportError:
+        result = lmul_numpy(xa, ya, cfg, rounding)
+    else:
+        result = lmul_elementwise(xa, ya, cfg, rounding)
+    return _from_numpy(result, xt, yt)
+
+
+def exact_mul_numpy(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
+                    rounding: Rounding = "rne") -> np.ndarray:
+    """Pure-numpy :func:`exact_mul` on float32 arrays."""
+    fmt = cfg.fmt
+    xd = format_bits_to_float64(round_to_format_bits(x, fmt, rounding), fmt)
+    yd = format_bits_to_float64(round_to_format_bits(y, fmt, rounding), fmt)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # Exact: two significands of <= 24 bits multiply into <= 48 bits, and the exponent range
+        # of a product of two E <= 8 values stays far inside float64's.
+        prod = xd * yd
+    return format_bits_to_float32(round_to_format_bits(prod, fmt, "rne"), fmt)
+
+
+def exact_mul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne") -> Any:
+    """The exact-multiplier baseline: IEEE product in ``cfg.fmt``, widened to float32.
+
+    Inputs are rounded to the format (``rounding``; subnormals kept), multiplied exactly and the
+    product rounded once to the format with round-to-nearest-even (overflow -> Inf; NaN ->
+    canonical NaN). ``cfg.offset`` and ``cfg.saturate`` are ignored.
+
+    Args/returns as :func:`lmul`.
+    """
+    xa, xt = _to_numpy(x, "x")
+    ya, yt = _to_numpy(y, "y")
+    return _from_numpy(exact_mul_numpy(xa, ya, cfg, rounding), xt, yt)
+
+
+def seed_lmul_numpy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pure-numpy :func:`seed_lmul` on float32 arrays."""
+    xb = (as_float_array(x, "x").view(np.uint32) >> 16).astype(np.int64)
+    yb = (as_float_array(y, "y").view(np.uint32) >> 16).astype(np.int64)
+    xb, yb = np.broadcast_arrays(xb, yb)
+    fx, fy = xb & 0x7FFF, yb & 0x7FFF
+    flushed = ((fx >> 7) == 0) | ((fy >> 7) == 0)
+    # 0x4080 == (2**15 - (127 << 7)) mod 2**15: subtracts the bias and sets bit 15 for a normal
+    # result, so bits 16:15 of the 17-bit sum classify underflow (00), normal (01), overflow (1x).
+    total = fx + fy + 0x4080
+    top = (total >> 15) & 0x3
+    field = np.where(top == 1, total & 0x7FFF, np.where(top >= 2, 0x7FFF, 0))
+    sign = np.where(field == 0, 0, (xb ^ yb) & 0x8000)
+    r = ((sign | field) << 16).astype(np.uint32).view(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = (r + r / np.float32(32)) + r / np.float32(64)
+    return np.where(flushed, np.float32(0.0), r).astype(np.float32)
+
+
+def seed_lmul(x: Any, y: Any) -> Any:
+    """The seed notebook's ``lmul_bits`` multiplier, bit for bit (float32 in, float32 out).
+
+    Behaviour (reproduced from the notebook's documented steps, not corrected):
+
+    * each float32 is truncated to its top 16 bits (BF16 by truncation, not rounding);
+    * if either BF16 exponent field is 0 the result is ``+0.0`` (sign dropped);
+    * field sum ``fa + fb + 0x4080`` on 17 bits: top bits ``00`` -> field 0, ``01`` -> the low
+      15 bits, ``1x`` -> ``0x7FFF``; a zero field gets sign 0;
+    * the BF16 result ``r`` (as float32) is scaled in float32 as ``(r + r/32) + r/64``.
+
+    Defects, kept on purpose so experiments can compare it with the corrected unit:
+
+    * no ``2**-l(M)`` offset: it is Mitchell's approximation, biased low by about 4 %, which the
+      ad-hoc ``x (1 + 1/32 + 1/64) = x 1.046875`` scale only compensates on average;
+    * the overflow pattern ``0x7FFF`` is a NaN, not Inf or the largest finite value; an exponent
+      sum landing on 0xFF also yields Inf/NaN patterns;
+    * no special values: NaN and Inf operands are added as ordinary fields, and the scaling turns
+      the largest finite BF16 values into Inf;
+    * inputs are truncated, not rounded.
+
+    NaN results carry whatever payload the float32 arithmetic leaves (payloads are free).
+
+    Args:
+        x, y: float32 torch tensors or numpy arrays, broadcastable.
+
+    Returns:
+        float32 tensor (same device) or numpy array.
+    """
+    xa, xt = _to_numpy(x, "x")
+    ya, yt = _to_numpy(y, "y")
+    return _from_numpy(seed_lmul_numpy(xa, ya), xt, yt)
+
+
+def canonical_float32(x: np.ndarray) -> np.ndarray:
+    """Copy of a float32 array with every NaN replaced by ``0x7FC00000``."""
+    return canonicalize_nan(np.array(x, dtype=np.float32, copy=True))

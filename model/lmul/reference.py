@@ -1,0 +1,85 @@
+"""Reference model of the MAC array's matrix product (``hdl/mac_array.v``).
+
+Slow but obviously correct: vectorized over the outputs, a Python loop over K. The fast kernels
+(:mod:`lmul.matmul`) must return the same bits.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .convert import Rounding, as_float_array, canonicalize_nan
+from .core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
+from .formats import LMulConfig
+
+Multiplier = Literal["lmul", "exact", "seed"]
+MULTIPLIERS: tuple[str, ...] = ("lmul", "exact", "seed")
+
+_DEFAULT = LMulConfig()
+
+
+def check_matmul_args(A: object, B: object, bias: object | None,
+                      multiplier: str = "lmul", rounding: str = "rne"
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate matmul operands; return (A [M,K], B [K,N], bias [N]) as contiguous float32.
+
+    Raises:
+        TypeError: an operand is not float32.
+        ValueError: wrong ranks, mismatched inner or bias dimensions, unknown multiplier/rounding.
+    """
+    if multiplier not in MULTIPLIERS:
+        raise ValueError(f"multiplier must be one of {MULTIPLIERS}, got {multiplier!r}")
+    if rounding not in ("rne", "truncate"):
+        raise ValueError(f"rounding must be 'rne' or 'truncate', got {rounding!r}")
+    a = np.ascontiguousarray(as_float_array(A, "A"))
+    b = np.ascontiguousarray(as_float_array(B, "B"))
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"A and B must be 2-D, got shapes {a.shape} and {b.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"inner dimensions differ: A is {a.shape}, B is {b.shape}")
+    n = b.shape[1]
+    if bias is None:
+        c = np.zeros(n, dtype=np.float32)
+    else:
+        c = np.ascontiguousarray(as_float_array(bias, "bias"))
+        if c.shape != (n,):
+            raise ValueError(f"bias must have shape ({n},), got {c.shape}")
+    return a, b, c
+
+
+def matmul_reference(A: object, B: object, bias: object | None = None,
+                     cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne",
+                     multiplier: Multiplier = "lmul") -> np.ndarray:
+    """``Y = bias + A . B`` exactly as the MAC array computes it.
+
+    For every output ``(m, n)``: ``acc = bias[n]``; for ``k = 0 .. K-1`` in order,
+    ``acc = fl32(acc + p(A[m,k], B[k,n]))`` with IEEE binary32 addition (round to nearest even,
+    subnormals kept). NaN results are the canonical ``0x7FC00000``.
+
+    Args:
+        A: float32 [M, K]; B: float32 [K, N]; bias: float32 [N] or None (= +0.0).
+        cfg: L-Mul configuration (format of A and B, offset, saturation).
+        rounding: how A and B are rounded to the format (``"rne"`` or ``"truncate"``).
+        multiplier: ``"lmul"`` (the L-Mul unit), ``"exact"`` (IEEE product rounded to the
+            format, :func:`lmul.exact_mul`), or ``"seed"`` (the notebook's multiplier,
+            :func:`lmul.seed_lmul`; it truncates to BF16 itself, ``cfg``/``rounding`` unused).
+
+    Returns:
+        float32 [M, N].
+    """
+    a, b, c = check_matmul_args(A, B, bias, multiplier, rounding)
+    m, k_len = a.shape
+    acc = np.broadcast_to(c, (m, b.shape[1])).copy()
+    for k in range(k_len):
+        col, row = a[:, k, None], b[None, k, :]
+        if multiplier == "lmul":
+            p = lmul_numpy(col, row, cfg, rounding)
+        elif multiplier == "exact":
+            p = exact_mul_numpy(col, row, cfg, rounding)
+        else:
+            p = seed_lmul_numpy(col, row)
+        with np.errstate(invalid="ignore", over="ignore"):
+            acc += p
+    return canonicalize_nan(acc)

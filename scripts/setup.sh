@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One-shot, idempotent set-up of a fresh machine: Debian packages, the project's venv, the package.
+# Called by `make` (through the .venv/.setup-done stamp) and by .ci/run; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+APT_PACKAGES=(iverilog verilator yosys dataset-fashion-mnist)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
+  echo "setup: installing torch==2.14.1 torchvision==0.29.1 (large, once)"
+  "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
+fi
+echo "setup: installing the lmul package and test dependencies"
+"$VENV/bin/pip" install -q -e ".[test]"
+touch "$VENV/.setup-done"
+echo "setup: done"

@@ -1,0 +1,121 @@
+"""Shared glue for the cocotb regressions: paths, environment knobs, simulator runs, lane packing.
+
+Environment variables (all optional, printed by every regression so a failure can be replayed):
+
+* ``COCOTB_RANDOM_SEED`` - seed of all random vectors (default 1).
+* ``LMUL_VECTORS``       - number of random vectors (or matrices) per configuration; overrides
+  each testbench's documented default.
+* ``LMUL_FULL=1``        - run the large variants (full LSTM product, etc.).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+HDL_DIR = REPO / "hdl"
+SIM_DIR = REPO / "sim"
+SIM_HDL_DIR = SIM_DIR / "hdl"
+BUILD_DIR = SIM_DIR / "sim_build"
+
+DEFAULT_SEED = 1
+
+
+def random_seed() -> int:
+    """The regression seed: ``COCOTB_RANDOM_SEED`` or 1."""
+    return int(os.environ.get("COCOTB_RANDOM_SEED", DEFAULT_SEED))
+
+
+def vector_count(default: int) -> int:
+    """Random vectors per configuration: ``LMUL_VECTORS`` if set, else ``default``."""
+    value = os.environ.get("LMUL_VECTORS")
+    if value is None or value == "":
+        return default
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"LMUL_VECTORS must be >= 0, got {count}")
+    return count
+
+
+def full_run() -> bool:
+    """True when ``LMUL_FULL=1`` asks for the large variants."""
+    return os.environ.get("LMUL_FULL", "0") not in ("", "0")
+
+
+def hdl(*names: str) -> list[str]:
+    """Paths of RTL files: ``hdl/<name>`` or, for test-only wrappers, ``sim/hdl/<name>``."""
+    paths = []
+    for name in names:
+        path = HDL_DIR / name
+        if not path.exists():
+            path = SIM_HDL_DIR / name
+        if not path.exists():
+            raise FileNotFoundError(f"no RTL file {name} in hdl/ or sim/hdl/")
+        paths.append(str(path))
+    return paths
+
+
+def run_cocotb(test_module: str, toplevel: str, sources: list[str],
+               parameters: dict[str, int] | None = None,
+               extra_env: dict[str, str] | None = None,
+               build_tag: str | None = None, testcase: str | None = None) -> None:
+    """Compile ``sources`` with Icarus and run the cocotb tests of ``test_module`` on ``toplevel``.
+
+    Each parameter set gets its own build directory, so parametrized runs never share a stale
+    simulation binary. Seed and vector count are forwarded to the simulator's Python.
+    """
+    from cocotb_test.simulator import run
+
+    parameters = dict(parameters or {})
+    tag = build_tag or "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
+    env = {
+        "COCOTB_RANDOM_SEED": str(random_seed()),
+        "LMUL_TB_PARAMETERS": json.dumps(parameters),
+    }
+    for key in ("LMUL_VECTORS", "LMUL_FULL"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update(extra_env or {})
+    print(f"[{toplevel}] parameters={parameters} COCOTB_RANDOM_SEED={env['COCOTB_RANDOM_SEED']}"
+          f" LMUL_VECTORS={os.environ.get('LMUL_VECTORS', '(default)')}")
+    run(
+        simulator="icarus",
+        toplevel=toplevel,
+        module=test_module,
+        verilog_sources=sources,
+        parameters=parameters,
+        sim_build=str(BUILD_DIR / f"{toplevel}-{tag}"),
+        extra_env=env,
+        python_search=[str(SIM_DIR)],
+        testcase=testcase,
+        timescale="1ns/1ps",
+    )
+
+
+def tb_parameters() -> dict[str, int]:
+    """Inside the simulator: the RTL parameters the pytest side compiled with."""
+    return json.loads(os.environ.get("LMUL_TB_PARAMETERS", "{}"))
+
+
+def pack_lanes(values: np.ndarray, width: int) -> int:
+    """Pack lane values (lane 0 in the LSBs, ``width`` bits each) into one Python int."""
+    vals = np.asarray(values, dtype=np.uint64)
+    if width in (8, 16, 32):
+        return int.from_bytes(vals.astype(f"<u{width // 8}").tobytes(), "little")
+    out = 0
+    for i, v in enumerate(vals.tolist()):
+        out |= int(v) << (i * width)
+    return out
+
+
+def unpack_lanes(word: int, width: int, lanes: int) -> np.ndarray:
+    """Inverse of :func:`pack_lanes`: ``lanes`` values of ``width`` bits, as uint64."""
+    if width in (8, 16, 32):
+        raw = word.to_bytes(lanes * width // 8, "little")
+        return np.frombuffer(raw, dtype=f"<u{width // 8}").astype(np.uint64)
+    mask = (1 << width) - 1
+    return np.array([(word >> (i * width)) & mask for i in range(lanes)], dtype=np.uint64)
