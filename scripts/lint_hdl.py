@@ -21,7 +21,7 @@ LMUL_FORMATS = ("bf16", "fp16", "e4m3", "e5m2")
 EXTRA_SETS: dict[str, list[dict[str, int]]] = {
     "lmul_core": [{"OFFSET": 0, "SATURATE": 1}, {"EXP_BITS": 8, "MAN_BITS": 23}],
     "lmul_unit": [{"OFFSET": 0, "SATURATE": 1}],
-    "fp_add": [{"EXP_BITS": 8, "MAN_BITS": 23}],
+    "fp_add": [{"EXP_BITS": 8, "MAN_BITS": 23}, {"EXP_BITS": 11, "MAN_BITS": 52}],
     "mac_array": [{"ROWS": 2, "COLS": 3}, {"ROWS": 1, "COLS": 1}],
 }
 

@@ -12,6 +12,7 @@ from .convert import (
     round_to_format_bits,
 )
 from .core import exact_mul, lmul, lmul_bits, seed_lmul
+from .fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
 from .formats import FP32, PRESETS, Format, LMulConfig, format_for, paper_offset
 from .reference import MULTIPLIERS, matmul_reference
 
@@ -23,6 +24,8 @@ except ImportError:  # the fast-kernel module is optional; the reference has the
 __all__ = [
     "FP32",
     "FP32_QNAN_BITS",
+    "FP_ADD_EXP_BITS_RANGE",
+    "FP_ADD_MAN_BITS_RANGE",
     "MULTIPLIERS",
     "PRESETS",
     "Format",
@@ -33,6 +36,7 @@ __all__ = [
     "format_bits_to_float32",
     "format_bits_to_float64",
     "format_for",
+    "fp_add_bits",
     "lmul",
     "lmul_bits",
     "matmul",
