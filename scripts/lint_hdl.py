@@ -22,6 +22,9 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
     "lmul_core": [{"OFFSET": 0, "SATURATE": 1}, {"EXP_BITS": 8, "MAN_BITS": 23}],
     "lmul_unit": [{"OFFSET": 0, "SATURATE": 1}],
     "fp_add": [{"EXP_BITS": 8, "MAN_BITS": 23}, {"EXP_BITS": 11, "MAN_BITS": 52}],
+    "fp_mul": [{"EXP_BITS": 8, "MAN_BITS": 23}]
+    + [{"EXP_BITS": lmul.PRESETS[n].exp_bits, "MAN_BITS": lmul.PRESETS[n].man_bits, "SUBNORMALS": 0}
+       for n in LMUL_FORMATS],
     "mac_array": [{"ROWS": 2, "COLS": 3}, {"ROWS": 1, "COLS": 1}],
 }
 
