@@ -1,0 +1,111 @@
+`timescale 1ns/1ps
+// fmt_to_fp32: exact widening of a small binary floating-point pattern to IEEE binary32.
+//
+// Input format: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}, bias 2^(EXP_BITS-1)-1, IEEE-style
+// encodings (exponent field all ones: Inf if the mantissa is zero, else NaN). Supported parameters:
+// EXP_BITS 2..8, MAN_BITS 1..23; every value of such a format is exactly a binary32 value, so the
+// widening never rounds.
+//
+//   zero       -> signed zero
+//   subnormal  -> normalised binary32 (EXP_BITS < 8) or binary32 subnormal (EXP_BITS = 8)
+//   normal     -> same value, exponent re-biased, mantissa left-aligned
+//   Inf        -> Inf with the same sign
+//   NaN        -> canonical quiet NaN 0x7FC00000 (payload and sign dropped, as in lmul_core)
+//
+// Combinational. Bit-exact with lmul.format_bits_to_float32.
+module fmt_to_fp32 #(
+    parameter integer EXP_BITS = 8,
+    parameter integer MAN_BITS = 7
+) (
+    input  wire [EXP_BITS+MAN_BITS:0] x,
+    output reg  [31:0]                y
+);
+
+  generate
+    if (EXP_BITS < 2 || EXP_BITS > 8) begin : g_bad_exp_bits
+`ifdef VERILATOR
+      $error("fmt_to_fp32: EXP_BITS=%0d out of range 2..8", EXP_BITS);
+`else
+      PARAMETER_ERROR__fmt_to_fp32__EXP_BITS_must_be_2_to_8 u_param_error ();
+`endif
+    end
+    if (MAN_BITS < 1 || MAN_BITS > 23) begin : g_bad_man_bits
+`ifdef VERILATOR
+      $error("fmt_to_fp32: MAN_BITS=%0d out of range 1..23", MAN_BITS);
+`else
+      PARAMETER_ERROR__fmt_to_fp32__MAN_BITS_must_be_1_to_23 u_param_error ();
+`endif
+    end
+  endgenerate
+
+  localparam integer BIAS = (1 << (EXP_BITS - 1)) - 1;
+  localparam [EXP_BITS-1:0] EXP_ONES = {EXP_BITS{1'b1}};
+
+  wire                sign = x[EXP_BITS+MAN_BITS];
+  wire [EXP_BITS-1:0] expf = x[EXP_BITS+MAN_BITS-1:MAN_BITS];
+  wire [MAN_BITS-1:0] man  = x[MAN_BITS-1:0];
+
+  // Left-align the mantissa in 23 bits (no replication of width 0 when MAN_BITS = 23).
+  wire [22:0] man_al;
+  generate
+    if (MAN_BITS == 23) begin : g_man_full
+      assign man_al = man;
+    end else begin : g_man_pad
+      assign man_al = {man, {(23 - MAN_BITS){1'b0}}};
+    end
+  endgenerate
+
+  // Binary32 encoding of the finite non-zero magnitudes: normal inputs (exp_norm) and subnormal
+  // inputs (sub_word).
+  wire [7:0]  exp_norm;
+  wire [30:0] sub_word;
+  generate
+    if (EXP_BITS == 8) begin : g_same_bias
+      // Same bias as binary32: exponents carry over, a subnormal stays a subnormal with the same
+      // left-aligned mantissa.
+      assign exp_norm = expf;
+      assign sub_word = {8'd0, man_al};
+    end else begin : g_rebias
+      // Binary32 exponent field of a normal input: field + (127 - BIAS), at most 254.
+      localparam integer EXP_ADJ = 127 - BIAS;
+      localparam [7:0] EXP_ADJ8 = EXP_ADJ[7:0];
+      // A subnormal input man * 2^(1-BIAS-MAN_BITS) whose leading one is at mantissa bit p is a
+      // binary32 normal with exponent field SUB_BASE + p (42..148 over all formats here).
+      localparam integer SUB_BASE = 128 - BIAS - MAN_BITS;
+      localparam [7:0] SUB_BASE8 = SUB_BASE[7:0];
+      localparam [4:0] MB5 = MAN_BITS[4:0];
+
+      assign exp_norm = {{(8 - EXP_BITS){1'b0}}, expf} + EXP_ADJ8;
+
+      reg [4:0] lead;
+      integer i;
+      always @* begin
+        lead = 5'd0;
+        for (i = 0; i < MAN_BITS; i = i + 1) begin
+          if (man[i]) lead = i[4:0];
+        end
+      end
+      // Shifting the leading one out of the MAN_BITS-wide word leaves the stored fraction.
+      wire [MAN_BITS-1:0] sub_frac = man << (MB5 - lead);
+      wire [7:0]          exp_sub  = SUB_BASE8 + {3'd0, lead};
+      if (MAN_BITS == 23) begin : g_sub_full
+        assign sub_word = {exp_sub, sub_frac};
+      end else begin : g_sub_pad
+        assign sub_word = {exp_sub, sub_frac, {(23 - MAN_BITS){1'b0}}};
+      end
+    end
+  endgenerate
+
+  always @* begin
+    if (expf == EXP_ONES) begin
+      y = (man == {MAN_BITS{1'b0}}) ? {sign, 8'hFF, 23'd0} : 32'h7FC0_0000;
+    end else if (expf != {EXP_BITS{1'b0}}) begin
+      y = {sign, exp_norm, man_al};
+    end else if (man == {MAN_BITS{1'b0}}) begin
+      y = {sign, 31'd0};
+    end else begin
+      y = {sign, sub_word};
+    end
+  end
+
+endmodule

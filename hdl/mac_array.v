@@ -1,0 +1,295 @@
+`timescale 1ns/1ps
+// mac_array: ROWS x COLS output-stationary systolic array of L-Mul MAC processing elements.
+//
+// One tile computes Y = bias + A . B with A [ROWS x K], B [K x COLS] in the L-Mul operand format
+// {sign, exponent[EXP_BITS], mantissa[MAN_BITS]} and bias [COLS], Y [ROWS x COLS] in binary32:
+//   acc = bias[c]; for k = 0 .. K-1: acc = fl32(acc + widen(lmul(A[r][k], B[k][c]))) -> Y[r][c]
+// bit for bit as lmul.matmul. K >= 1 is a run-time length (the number of input beats of the tile).
+// Full description and timing diagram: docs/mac_array.md.
+//
+// Input stream (valid/ready), one k-step per beat:
+//   in_a[r*W +: W]      = A[r][k]       (column k of A)
+//   in_b[c*W +: W]      = B[k][c]       (row k of B)
+//   in_bias[c*32 +: 32] = bias[c]       (binary32; sampled only on the first beat of a tile)
+//   in_last             = 1 on the tile's last beat (k = K-1); the next beat starts a new tile.
+// Output stream (valid/ready), one row of Y per beat, rows 0 .. ROWS-1 in order, tiles in order:
+//   out_data[c*32 +: 32] = Y[r][c],  out_row = r,  out_last = (r == ROWS-1).
+// in_ready depends on registers and on in_last only (a last beat may be held back, see "gap"
+// below); out_valid, out_data, out_row and out_last depend on registers only. Synchronous
+// active-high rst clears every valid bit and the tile-start state at any time: the next accepted
+// beat is the first k-step of a fresh tile, and no partial or undrained result survives.
+//
+// Structure: inputs enter skew registers (row r of A delayed r+1 cycles, column c of B and bias
+// delayed c+1 cycles) so that PE(r,c) performs k-step k in cycle t_k + 1 + r + c. The step tokens
+// (valid, first, last) ride with A. When PE(r,c) performs the last step, its sum is appended to
+// the row's result chain (chain(r,c) = {sum(r,c), chain(r,c-1)}), which moves one column per
+// cycle exactly like the wavefront; at the last column the whole row lands in the row's result
+// register R[r]. Output beats drain R[0], R[1], ... in order. A tile's last beat is accepted only
+// ROWS or more cycles after the previous tile's last beat (the drain moves one row per cycle, so
+// tiles shorter than ROWS k-steps are drain-bound anyway). The only stall is a completed row
+// arriving at a still-occupied R[r] (output back-pressure); it freezes the whole array for that
+// cycle. Input bubbles (in_valid = 0) do not stall: they flow through as invalid tokens.
+// Latency: first beat accepted in cycle 0 -> last output row presented in cycle K + ROWS + COLS - 1
+// (K + ROWS + COLS cycles per isolated tile); back-to-back tiles need max(K, ROWS) cycles each.
+module mac_array #(
+    parameter integer ROWS     = 4,
+    parameter integer COLS     = 4,
+    parameter integer EXP_BITS = 8,
+    parameter integer MAN_BITS = 7,
+    parameter integer OFFSET   = (MAN_BITS <= 3) ? 1 :
+                                 ((MAN_BITS == 4) ? 2 : (1 << (MAN_BITS - 4))),
+    parameter integer SATURATE = 0
+) (
+    input  wire                                      clk,
+    input  wire                                      rst,
+    // input stream
+    input  wire                                      in_valid,
+    output wire                                      in_ready,
+    input  wire [ROWS*(1+EXP_BITS+MAN_BITS)-1:0]     in_a,
+    input  wire [COLS*(1+EXP_BITS+MAN_BITS)-1:0]     in_b,
+    input  wire [COLS*32-1:0]                        in_bias,
+    input  wire                                      in_last,
+    // output stream
+    output wire                                      out_valid,
+    input  wire                                      out_ready,
+    output wire [COLS*32-1:0]                        out_data,
+    output wire [((ROWS > 1) ? $clog2(ROWS) : 1)-1:0] out_row,
+    output wire                                      out_last
+);
+
+  generate
+    if (ROWS < 1 || ROWS > 64) begin : g_bad_rows
+`ifdef VERILATOR
+      $error("mac_array: ROWS=%0d out of range 1..64", ROWS);
+`else
+      PARAMETER_ERROR__mac_array__ROWS_must_be_1_to_64 u_param_error ();
+`endif
+    end
+    if (COLS < 1 || COLS > 64) begin : g_bad_cols
+`ifdef VERILATOR
+      $error("mac_array: COLS=%0d out of range 1..64", COLS);
+`else
+      PARAMETER_ERROR__mac_array__COLS_must_be_1_to_64 u_param_error ();
+`endif
+    end
+  endgenerate
+
+  localparam integer W   = 1 + EXP_BITS + MAN_BITS;
+  localparam integer PW  = (ROWS > 1) ? $clog2(ROWS) : 1;
+  // Result chain of one row: chain(r,c) holds c+1 binary32 lanes; TRI bits per row in total.
+  localparam integer TRI = 32 * COLS * (COLS + 1) / 2;
+  localparam integer LAST_ROW = ROWS - 1;
+  localparam [PW-1:0] LAST_PTR = LAST_ROW[PW-1:0];
+  localparam integer GW = $clog2(ROWS + 1);
+  localparam [GW-1:0] ROWS_G = ROWS[GW-1:0];
+  localparam [GW-1:0] ONE_G  = 1;
+
+  // Array-wide clock enable; everything that moves holds while a finished row cannot be stored.
+  wire en;
+  wire fire = in_valid & in_ready;
+
+  // ---------------------------------------------------------------- tile framing
+  reg in_first_q;  // the next accepted beat is k = 0 of a tile
+  always @(posedge clk) begin
+    if (rst) in_first_q <= 1'b1;
+    else if (fire) in_first_q <= in_last;
+  end
+
+  // ---------------------------------------------------------------- token skew (shared by rows)
+  // tok_*[j] is the input token delayed j+1 enabled cycles; row r's PE(r,0) uses tap r.
+  reg [ROWS-1:0] tok_v;
+  reg [ROWS-1:0] tok_f;
+  reg [ROWS-1:0] tok_l;
+  generate
+    if (ROWS == 1) begin : g_tok1
+      always @(posedge clk) begin
+        if (rst) tok_v <= 1'b0;
+        else if (en) tok_v <= fire;
+      end
+      always @(posedge clk) begin
+        if (en) begin
+          tok_f <= in_first_q;
+          tok_l <= in_last;
+        end
+      end
+    end else begin : g_tokn
+      always @(posedge clk) begin
+        if (rst) tok_v <= {ROWS{1'b0}};
+        else if (en) tok_v <= {tok_v[ROWS-2:0], fire};
+      end
+      always @(posedge clk) begin
+        if (en) begin
+          tok_f <= {tok_f[ROWS-2:0], in_first_q};
+          tok_l <= {tok_l[ROWS-2:0], in_last};
+        end
+      end
+    end
+  endgenerate
+
+  // ---------------------------------------------------------------- PE interconnect
+  // Horizontal: (ROWS) x (COLS+1) slots, slot (r, c) feeds PE(r,c); slot (r, COLS) is the
+  // unused output of the last column. Vertical: (ROWS+1) x COLS slots, same idea downwards.
+  wire [ROWS*(COLS+1)*W-1:0] a_h;
+  wire [ROWS*(COLS+1)-1:0]   v_h;
+  wire [ROWS*(COLS+1)-1:0]   f_h;
+  wire [ROWS*(COLS+1)-1:0]   l_h;
+  wire [(ROWS+1)*COLS*W-1:0]  b_v;
+  wire [(ROWS+1)*COLS*32-1:0] bias_v;
+  wire [ROWS*COLS*32-1:0]     sum_w;
+  wire [ROWS*TRI-1:0]         chain_w;
+  wire [ROWS*COLS*32-1:0]     res_bus;   // R[r] at [r*COLS*32 +: COLS*32]
+  wire [ROWS-1:0]             row_done;  // PE(r,COLS-1) performs a tile's last step this cycle
+  reg  [ROWS-1:0]             res_valid;
+
+  genvar r, c;
+  generate
+    // Left edge: A lane r delayed r+1 cycles.
+    for (r = 0; r < ROWS; r = r + 1) begin : g_askew
+      reg [(r+1)*W-1:0] sk;  // newest in the low lane
+      if (r == 0) begin : g_d1
+        always @(posedge clk) if (en) sk <= in_a[W-1:0];
+      end else begin : g_dn
+        always @(posedge clk) if (en) sk <= {sk[r*W-1:0], in_a[r*W +: W]};
+      end
+      assign a_h[(r*(COLS+1))*W +: W] = sk[r*W +: W];
+      assign v_h[r*(COLS+1)] = tok_v[r];
+      assign f_h[r*(COLS+1)] = tok_f[r];
+      assign l_h[r*(COLS+1)] = tok_l[r];
+    end
+
+    // Top edge: B lane c and bias lane c delayed c+1 cycles.
+    for (c = 0; c < COLS; c = c + 1) begin : g_bskew
+      reg [(c+1)*W-1:0]  sk_b;
+      reg [(c+1)*32-1:0] sk_bias;
+      if (c == 0) begin : g_d1
+        always @(posedge clk) begin
+          if (en) begin
+            sk_b    <= in_b[W-1:0];
+            sk_bias <= in_bias[31:0];
+          end
+        end
+      end else begin : g_dn
+        always @(posedge clk) begin
+          if (en) begin
+            sk_b    <= {sk_b[c*W-1:0], in_b[c*W +: W]};
+            sk_bias <= {sk_bias[c*32-1:0], in_bias[c*32 +: 32]};
+          end
+        end
+      end
+      assign b_v[c*W +: W]       = sk_b[c*W +: W];
+      assign bias_v[c*32 +: 32]  = sk_bias[c*32 +: 32];
+    end
+
+    for (r = 0; r < ROWS; r = r + 1) begin : g_row
+      for (c = 0; c < COLS; c = c + 1) begin : g_col
+        localparam integer HI = r * (COLS + 1) + c;   // horizontal slot of PE(r,c)
+        localparam integer VI = r * COLS + c;         // vertical slot of PE(r,c)
+        localparam integer CO = r * TRI + 16 * c * (c + 1);  // chain(r,c) offset: 32*c(c+1)/2
+
+        mac_pe #(
+            .EXP_BITS(EXP_BITS),
+            .MAN_BITS(MAN_BITS),
+            .OFFSET  (OFFSET),
+            .SATURATE(SATURATE)
+        ) u_pe (
+            .clk      (clk),
+            .rst      (rst),
+            .en       (en),
+            .a_in     (a_h[HI*W +: W]),
+            .b_in     (b_v[VI*W +: W]),
+            .bias_in  (bias_v[VI*32 +: 32]),
+            .valid_in (v_h[HI]),
+            .first_in (f_h[HI]),
+            .last_in  (l_h[HI]),
+            .a_out    (a_h[(HI+1)*W +: W]),
+            .b_out    (b_v[(VI+COLS)*W +: W]),
+            .bias_out (bias_v[(VI+COLS)*32 +: 32]),
+            .valid_out(v_h[HI+1]),
+            .first_out(f_h[HI+1]),
+            .last_out (l_h[HI+1]),
+            .sum      (sum_w[VI*32 +: 32])
+        );
+
+        // Result chain: captured on the last step, read by the next column one cycle later,
+        // i.e. exactly when the same last token reaches it.
+        reg [32*(c+1)-1:0] chain_q;
+        wire done = v_h[HI] & l_h[HI];
+        if (c == 0) begin : g_c0
+          always @(posedge clk) if (en & done) chain_q <= sum_w[VI*32 +: 32];
+        end else begin : g_cn
+          always @(posedge clk) begin
+            if (en & done) chain_q <= {sum_w[VI*32 +: 32], chain_w[(CO - 32*c) +: 32*c]};
+          end
+        end
+        assign chain_w[CO +: 32*(c+1)] = chain_q;
+
+        if (c == COLS - 1) begin : g_last
+          assign row_done[r] = done;
+          assign res_bus[r*COLS*32 +: COLS*32] = chain_w[CO +: 32*COLS];
+        end
+      end
+    end
+  endgenerate
+
+  // ---------------------------------------------------------------- stall and output drain
+  // A finished row must not overwrite an undrained R[r]. Using res_valid from the register (not
+  // the same cycle's pop) keeps out_ready off the in_ready path; it costs a cycle only when a
+  // row is already waiting on back-pressure.
+  wire stall = |(row_done & res_valid);
+  assign en = ~stall;
+
+  // Tiles shorter than ROWS k-steps finish rows faster than the drain takes them. A last beat is
+  // accepted only ROWS or more array cycles after the previous one, so a tile's rows all reach
+  // their R[r] before any row of the next tile does: when a stall freezes the array, the row the
+  // drain waits for is never one of the frozen ones (no deadlock), and with out_ready high there
+  // are no stalls at all. gap = array cycles since the last accepted last beat, saturating.
+  reg  [GW-1:0] gap;
+  wire          last_ok = (gap == ROWS_G);
+  assign in_ready = ~stall & (~in_last | last_ok);
+
+  always @(posedge clk) begin
+    if (rst) gap <= ROWS_G;
+    else if (en) begin
+      if (fire & in_last) gap <= ONE_G;
+      else if (!last_ok) gap <= gap + ONE_G;
+    end
+  end
+
+  reg  [PW-1:0] ptr;  // next row to drain
+  wire          pop = out_valid & out_ready;
+
+  integer i;
+  always @(posedge clk) begin
+    if (rst) begin
+      res_valid <= {ROWS{1'b0}};
+    end else begin
+      for (i = 0; i < ROWS; i = i + 1) begin
+        if (en & row_done[i]) res_valid[i] <= 1'b1;
+        else if (pop && ptr == i[PW-1:0]) res_valid[i] <= 1'b0;
+      end
+    end
+  end
+
+  always @(posedge clk) begin
+    if (rst) ptr <= {PW{1'b0}};
+    else if (pop) ptr <= (ptr == LAST_PTR) ? {PW{1'b0}} : ptr + {{(PW-1){1'b0}}, 1'b1};
+  end
+
+  assign out_valid = res_valid[ptr];
+  assign out_data  = res_bus[ptr*COLS*32 +: COLS*32];
+  assign out_row   = ptr;
+  assign out_last  = (ptr == LAST_PTR);
+
+  // The last row's downward and the last column's rightward forwarding registers feed nothing
+  // (synthesis removes them); the first-step flag is dead once a row has finished.
+  wire unused_edges = &{1'b0,
+                        b_v[ROWS*COLS*W +: COLS*W],
+                        bias_v[ROWS*COLS*32 +: COLS*32]};
+  generate
+    for (r = 0; r < ROWS; r = r + 1) begin : g_unused
+      wire unused_row = &{1'b0, a_h[(r*(COLS+1)+COLS)*W +: W], v_h[r*(COLS+1)+COLS],
+                          f_h[r*(COLS+1)+COLS], l_h[r*(COLS+1)+COLS]};
+    end
+  endgenerate
+
+endmodule

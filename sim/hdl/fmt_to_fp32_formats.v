@@ -1,0 +1,56 @@
+`timescale 1ns/1ps
+// Test-only wrapper: LANES fmt_to_fp32 instances for each of several formats in one module, so
+// one simulation checks them all (lane i of format eXmY: x_eXmY[i*W +: W] -> y_eXmY[i*32 +: 32]).
+// Formats: E=8 M=7, E=5 M=10, E=4 M=3, E=5 M=2, E=2 M=1, E=8 M=23, E=7 M=23.
+module fmt_to_fp32_formats #(
+    parameter integer LANES = 64
+) (
+    input  wire [LANES*16-1:0] x_e8m7,
+    output wire [LANES*32-1:0] y_e8m7,
+    input  wire [LANES*16-1:0] x_e5m10,
+    output wire [LANES*32-1:0] y_e5m10,
+    input  wire [LANES*8-1:0] x_e4m3,
+    output wire [LANES*32-1:0] y_e4m3,
+    input  wire [LANES*8-1:0] x_e5m2,
+    output wire [LANES*32-1:0] y_e5m2,
+    input  wire [LANES*4-1:0] x_e2m1,
+    output wire [LANES*32-1:0] y_e2m1,
+    input  wire [LANES*32-1:0] x_e8m23,
+    output wire [LANES*32-1:0] y_e8m23,
+    input  wire [LANES*31-1:0] x_e7m23,
+    output wire [LANES*32-1:0] y_e7m23
+);
+  genvar i;
+  generate
+    for (i = 0; i < LANES; i = i + 1) begin : g_lane
+      fmt_to_fp32 #(.EXP_BITS(8), .MAN_BITS(7)) u_e8m7 (
+          .x(x_e8m7[i*16 +: 16]),
+          .y(y_e8m7[i*32 +: 32])
+      );
+      fmt_to_fp32 #(.EXP_BITS(5), .MAN_BITS(10)) u_e5m10 (
+          .x(x_e5m10[i*16 +: 16]),
+          .y(y_e5m10[i*32 +: 32])
+      );
+      fmt_to_fp32 #(.EXP_BITS(4), .MAN_BITS(3)) u_e4m3 (
+          .x(x_e4m3[i*8 +: 8]),
+          .y(y_e4m3[i*32 +: 32])
+      );
+      fmt_to_fp32 #(.EXP_BITS(5), .MAN_BITS(2)) u_e5m2 (
+          .x(x_e5m2[i*8 +: 8]),
+          .y(y_e5m2[i*32 +: 32])
+      );
+      fmt_to_fp32 #(.EXP_BITS(2), .MAN_BITS(1)) u_e2m1 (
+          .x(x_e2m1[i*4 +: 4]),
+          .y(y_e2m1[i*32 +: 32])
+      );
+      fmt_to_fp32 #(.EXP_BITS(8), .MAN_BITS(23)) u_e8m23 (
+          .x(x_e8m23[i*32 +: 32]),
+          .y(y_e8m23[i*32 +: 32])
+      );
+      fmt_to_fp32 #(.EXP_BITS(7), .MAN_BITS(23)) u_e7m23 (
+          .x(x_e7m23[i*31 +: 31]),
+          .y(y_e7m23[i*32 +: 32])
+      );
+    end
+  endgenerate
+endmodule
