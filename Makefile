@@ -28,11 +28,16 @@ lint: $(STAMP)
 
 ## The main job: LSTM on MNIST (rows), fp32 vs bf16 vs L-Mul vs the seed notebook's multiplier.
 experiment: $(STAMP)
-	$(PY) -m experiments.accuracy
+	$(PY) -m experiments.accuracy --preset experiment
 
 ## The seed notebook's table, re-measured (long: see README).
 reproduce: $(STAMP)
-	$(PY) -m experiments.reproduce
+	$(PY) -m experiments.accuracy --preset reproduce
+
+## Regenerate the tables and plots of the accuracy experiments from their JSON.
+report: $(STAMP)
+	@for f in results/experiment.json results/reproduce.json; do \
+	  if [ -f $$f ]; then $(PY) -m experiments.report $$f || exit 1; fi; done
 
 data: $(STAMP)
 	$(PY) -m experiments.data

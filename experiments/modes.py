@@ -1,0 +1,203 @@
+"""Inference arithmetic modes: which multiplier the LSTM's products use.
+
+A mode string is ``NAME`` or ``NAME:key=value,...``:
+
+* ``fp32``: float32 numpy (BLAS ``sgemm`` for matrix products, its summation order).
+* ``bf16``: inputs rounded to BF16, exact products rounded to BF16 (``lmul.exact_mul``),
+  binary32 accumulation in the array's order (``lmul.matmul(..., multiplier="exact")``).
+  ``exact:e=4,m=3`` is the same for another format.
+* ``lmul``: the L-Mul unit (``lmul.matmul(..., multiplier="lmul")`` and ``lmul.lmul``); options
+  as :meth:`lmul.LMulConfig.parse` (``e``, ``m``, ``fmt``, ``offset``, ``saturate``), e.g.
+  ``lmul:offset=7`` or ``lmul:e=4,m=3``. Default: BF16, the paper's offset.
+* ``lmul-mitchell``: ``lmul`` with offset 0 (Mitchell's approximation); same options but offset.
+* ``seed``: the seed notebook's multiplier (``lmul.seed_lmul``, bit for bit) through the fast
+  kernel (``multiplier="seed"``) with float32 sums. The sum runs in the array's order (bias first,
+  then k = 0 .. K-1), not the notebook's ``prod.sum(dim=2) + b`` (torch's pairwise/vectorized
+  reduction, bias last), so the seed mode's accumulations may differ from the notebook's in the
+  last bits; its products are identical.
+
+Every mode but ``fp32`` and ``seed`` also takes ``rounding=rne|truncate`` (how float32 operands
+are rounded to the format; default ``rne``; the seed multiplier always truncates). Every mode but
+``fp32`` takes ``head=fp32``: the final linear layer (128 -> classes) then stays float32, as in
+the seed notebook, whose L-Mul model only replaced the LSTM cell's products; by default the head
+uses the mode too (in hardware it runs on the same MAC array). ``seed:head=fp32`` is therefore
+the notebook's configuration. Equal configurations get the same canonical name
+(:attr:`Arithmetic.name`): ``lmul:offset=8`` is ``lmul``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import lmul
+
+try:  # the kernels' fast elementwise products (same bits as lmul.lmul / exact_mul / seed_lmul)
+    from lmul.matmul import elementwise_product as _fast_elementwise
+except ImportError:
+    _fast_elementwise = None
+
+KINDS = ("fp32", "bf16", "exact", "lmul", "lmul-mitchell", "seed")
+DEFAULT_MODES = ("fp32", "bf16", "lmul", "seed")
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """One inference arithmetic.
+
+    Attributes:
+        kind: ``fp32``, ``exact`` (``bf16`` is exact in BF16), ``lmul`` or ``seed``
+            (``lmul-mitchell`` is ``lmul`` with offset 0).
+        cfg: the format/unit configuration (unused by ``fp32``; ``seed`` is always BF16-truncate).
+        rounding: ``rne`` or ``truncate``: float32 operand rounding to ``cfg.fmt``.
+        name: canonical mode string, used as the results key.
+        use_reference: use ``lmul.matmul_reference`` instead of the fast ``lmul.matmul``.
+        fp32_head: the final linear layer (classifier) runs in float32 instead of this mode.
+    """
+
+    kind: str
+    cfg: lmul.LMulConfig
+    rounding: str
+    name: str
+    use_reference: bool = False
+    fp32_head: bool = False
+
+    def head_matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """The classifier's ``bias + a . b``: float32 if :attr:`fp32_head`, else :meth:`matmul`."""
+        if self.fp32_head:
+            return (a @ b + bias).astype(np.float32, copy=False)
+        return self.matmul(a, b, bias)
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``bias + a . b`` for float32 ``a [M,K]``, ``b [K,N]``, ``bias [N]`` -> float32 [M,N]."""
+        if self.kind == "fp32":
+            return (a @ b + bias).astype(np.float32, copy=False)
+        fn = lmul.matmul_reference if self.use_reference else lmul.matmul
+        multiplier = {"exact": "exact", "lmul": "lmul", "seed": "seed"}[self.kind]
+        return np.asarray(fn(a, b, bias, cfg=self.cfg, rounding=self.rounding,
+                             multiplier=multiplier), dtype=np.float32)
+
+    def mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Elementwise product of float32 arrays with this mode's multiplier -> float32."""
+        if self.kind == "fp32":
+            return x * y
+        if _fast_elementwise is not None and not self.use_reference:
+            return _fast_elementwise(x, y, self.cfg, self.rounding, self.kind)
+        if self.kind == "exact":
+            out = lmul.exact_mul(x, y, self.cfg, self.rounding)
+        elif self.kind == "lmul":
+            out = lmul.lmul(x, y, self.cfg, self.rounding)
+        else:
+            out = lmul.seed_lmul(x, y)
+        return np.asarray(out, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description (format, offset, rounding, multiplier) for results files."""
+        if self.kind == "fp32":
+            return {"multiplier": "fp32"}
+        if self.kind == "seed":
+            return {"multiplier": "seed", "format": "bf16", "rounding": "truncate",
+                    "head": "fp32" if self.fp32_head else "mode"}
+        d: dict[str, Any] = {"multiplier": self.kind, "format": self.cfg.fmt.name,
+                             "exp_bits": self.cfg.exp_bits, "man_bits": self.cfg.man_bits,
+                             "rounding": self.rounding}
+        if self.kind == "lmul":
+            d.update(offset=self.cfg.offset_value, saturate=self.cfg.saturate)
+        d["head"] = "fp32" if self.fp32_head else "mode"
+        return d
+
+
+def _split_options(text: str) -> tuple[str, str, bool]:
+    """Take ``rounding=`` and ``head=`` out of an option string; return (rest, rounding,
+    fp32_head)."""
+    rest, rounding, fp32_head = [], "rne", False
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = (t.strip().lower() for t in item.partition("="))
+        if key == "rounding":
+            if value not in ("rne", "truncate"):
+                raise ValueError(f"rounding must be rne or truncate, got {value!r}")
+            rounding = value
+        elif key == "head":
+            if value not in ("fp32", "mode"):
+                raise ValueError(f"head must be fp32 or mode, got {value!r}")
+            fp32_head = value == "fp32"
+        else:
+            rest.append(item)
+    return ",".join(rest), rounding, fp32_head
+
+
+def _format_suffix(cfg: lmul.LMulConfig) -> list[str]:
+    return [] if (cfg.exp_bits, cfg.man_bits) == (8, 7) else [f"e={cfg.exp_bits}",
+                                                              f"m={cfg.man_bits}"]
+
+
+def _name(base: str, parts: list[str]) -> str:
+    return base + (":" + ",".join(parts) if parts else "")
+
+
+def parse_mode(text: str, use_reference: bool = False) -> Arithmetic:
+    """Parse a mode string (see the module docstring) into an :class:`Arithmetic`.
+
+    Raises:
+        ValueError: unknown mode, options where none are allowed, or a bad option; the message
+        names the mode string.
+    """
+    kind, _, opts = text.strip().partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise ValueError(f"unknown mode {text!r}; known: {', '.join(KINDS)} "
+                         "(options after ':', e.g. lmul:offset=7)")
+    try:
+        rest, rounding, fp32_head = _split_options(opts)
+        tail = ([] if rounding == "rne" else [f"rounding={rounding}"]) + (
+            ["head=fp32"] if fp32_head else [])
+        if kind == "fp32":
+            if opts.strip():
+                raise ValueError("mode fp32 takes no options")
+            return Arithmetic("fp32", lmul.LMulConfig(), "rne", "fp32", use_reference)
+        if kind == "seed":
+            if rest or rounding != "rne":
+                raise ValueError("mode seed takes only head=fp32 (it is BF16 by truncation)")
+            return Arithmetic("seed", lmul.LMulConfig(), "truncate", _name("seed", tail),
+                              use_reference, fp32_head)
+        cfg = lmul.LMulConfig.parse(rest)
+        if kind in ("bf16", "exact"):
+            if kind == "bf16" and (cfg.exp_bits, cfg.man_bits) != (8, 7):
+                raise ValueError("bf16 is BF16; use exact:e=..,m=.. for another format")
+            if cfg.offset is not None or cfg.saturate:
+                raise ValueError("the exact multiplier has no offset/saturate options")
+            fmt = _format_suffix(cfg)
+            name = _name("exact", fmt + tail) if fmt else _name("bf16", tail)
+            return Arithmetic("exact", cfg, rounding, name, use_reference, fp32_head)
+        parts = _format_suffix(cfg)
+        if kind == "lmul-mitchell":
+            if cfg.offset is not None:
+                raise ValueError("lmul-mitchell fixes offset=0; use lmul:offset=N instead")
+            cfg = lmul.LMulConfig(cfg.exp_bits, cfg.man_bits, 0, cfg.saturate)
+        elif cfg.offset is not None and cfg.offset != lmul.paper_offset(cfg.man_bits):
+            parts.append(f"offset={cfg.offset}")
+        if cfg.saturate:
+            parts.append("saturate=1")
+        return Arithmetic("lmul", cfg, rounding, _name(kind, parts + tail), use_reference,
+                          fp32_head)
+    except ValueError as err:
+        raise ValueError(f"bad mode {text!r}: {err}") from None
+
+
+def split_modes(text: str) -> list[str]:
+    """Split a ``--modes`` argument into mode strings.
+
+    Modes are separated by commas, but a comma followed by ``key=value`` continues the previous
+    mode's options: ``fp32,lmul:e=4,m=3,seed`` is ``["fp32", "lmul:e=4,m=3", "seed"]``.
+    """
+    modes: list[str] = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        if "=" in item and ":" not in item and modes:
+            modes[-1] += "," + item
+        else:
+            modes.append(item)
+    return modes
