@@ -12,14 +12,13 @@ from .convert import (
     round_to_format_bits,
 )
 from .core import exact_mul, lmul, lmul_bits, seed_lmul
-from .fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
 from .formats import FP32, PRESETS, Format, LMulConfig, format_for, paper_offset
-from .reference import MULTIPLIERS, matmul_reference
+from .fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
 
-try:
-    from .matmul import matmul
-except ImportError:  # the fast-kernel module is optional; the reference has the same bits
-    matmul = matmul_reference
+# ``lmul.matmul`` is the function (the fast kernels, with the reference as fallback); the module
+# of the same name stays reachable as ``importlib.import_module("lmul.matmul")``.
+from .matmul import elementwise_product, fast_path_enabled, matmul
+from .reference import MULTIPLIERS, matmul_reference
 
 __all__ = [
     "FP32",
@@ -31,7 +30,9 @@ __all__ = [
     "Format",
     "LMulConfig",
     "canonicalize_nan",
+    "elementwise_product",
     "exact_mul",
+    "fast_path_enabled",
     "float32_bits",
     "format_bits_to_float32",
     "format_bits_to_float64",

@@ -148,7 +148,13 @@ def exact_mul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "
     """
     xa, xt = _to_numpy(x, "x")
     ya, yt = _to_numpy(y, "y")
-    return _from_numpy(exact_mul_numpy(xa, ya, cfg, rounding), xt, yt)
+    try:
+        from .matmul import exact_mul_elementwise
+    except ImportError:
+        result = exact_mul_numpy(xa, ya, cfg, rounding)
+    else:
+        result = exact_mul_elementwise(xa, ya, cfg, rounding)
+    return _from_numpy(result, xt, yt)
 
 
 def seed_lmul_numpy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -201,7 +207,13 @@ def seed_lmul(x: Any, y: Any) -> Any:
     """
     xa, xt = _to_numpy(x, "x")
     ya, yt = _to_numpy(y, "y")
-    return _from_numpy(seed_lmul_numpy(xa, ya), xt, yt)
+    try:
+        from .matmul import seed_lmul_elementwise
+    except ImportError:
+        result = seed_lmul_numpy(xa, ya)
+    else:
+        result = seed_lmul_elementwise(xa, ya)
+    return _from_numpy(result, xt, yt)
 
 
 def canonical_float32(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,195 @@
+"""Benchmark of the L-Mul kernels against the seed's approach and float32 (``make bench``).
+
+Run as ``python -m experiments.bench_kernels``. In one run, on the same inputs, it times:
+
+LSTM gate product ``[batch x (28 + 128)] . [156 x 512]`` (default batch 1000):
+  1. the seed notebook's approach: every product of a ``[B, O, I]`` broadcast through the
+     vectorized seed multiplier (``lmul.seed_lmul``'s numpy path), then ``sum`` over I and
+     ``+ bias`` in torch (as the notebook's ``LSTMLayer`` did);
+  2. ``lmul.matmul_reference`` (the pure-numpy model of the MAC array);
+  3. the fast kernels, ``lmul.matmul`` with multiplier ``lmul``, ``exact`` and ``seed``;
+  4. ``torch.addmm`` in float32 (plus bias), the machine's physical speed; timed with torch's
+     default threads and with 1 thread, the faster being the yardstick (on a busy machine
+     torch's spin-waiting OpenMP workers can make its multi-threaded run the slower one).
+  The fast L-Mul kernel is also timed with 1 thread (per-core speed).
+  Paths 1 and 2 are timed on a slice of the rows and scaled to the full batch (said in the
+  table); rows are independent, so the time is linear in the rows.
+
+Elementwise products of 10 million float32 pairs: the seed multiplier (numpy), the numpy L-Mul
+path (``lmul.core.lmul_numpy``: round, ``lmul_bits``, widen), the fast elementwise kernels, and
+torch's ``a * b``.
+
+Every time is the best of ``--repeats`` runs (the machine is shared: the minimum is the least
+disturbed run). Ratios are against paths measured in the same run; nothing is compared with a
+fixed wall-clock threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import lmul
+from lmul.core import lmul_numpy, seed_lmul_numpy
+
+mm = importlib.import_module("lmul.matmul")  # the package attribute lmul.matmul is the function
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Best wall time (s) of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def gate_operands(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LSTM-like operands: [x_t (pixels in [0,1)), h (tanh range)], W^T, bias."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 28), dtype=np.float32)
+    h = np.tanh(rng.standard_normal((batch, 128))).astype(np.float32)
+    a = np.concatenate([x, h], axis=1)
+    bound = 1.0 / np.sqrt(128.0)
+    w_t = rng.uniform(-bound, bound, (156, 512)).astype(np.float32)
+    bias = rng.uniform(-bound, bound, 512).astype(np.float32)
+    return a, w_t, bias
+
+
+def seed_style_gates(torch, a, w, bias):
+    """The notebook's L-Mul linear layer: [B,1,I] x [1,O,I] products, sum over I, + bias.
+
+    The products come from the pure-numpy seed multiplier (``lmul.seed_lmul``'s reference path,
+    vectorized tensor operations like the notebook's torch code), so this row keeps measuring
+    the notebook's approach even where ``lmul.seed_lmul`` itself dispatches to the kernels.
+    """
+    prod = torch.from_numpy(seed_lmul_numpy(a.numpy()[:, None, :], w.numpy()[None, :, :]))
+    return prod.sum(dim=2) + bias
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=1000, help="rows of the gate product")
+    parser.add_argument("--seed-rows", type=int, default=50,
+                        help="rows timed for the seed-style path (scaled to --batch)")
+    parser.add_argument("--ref-rows", type=int, default=50,
+                        help="rows timed for lmul.matmul_reference (scaled to --batch)")
+    parser.add_argument("--elements", type=int, default=10_000_000,
+                        help="elementwise products")
+    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
+    parser.add_argument("--seed", type=int, default=0, help="operand RNG seed")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if not mm.fast_path_enabled():
+        print("WARNING: numba kernels disabled (LMUL_NO_NUMBA or numba missing): "
+              "'fast' rows time the numpy fallback")
+    threads = mm._kernels.num_threads() if mm._kernels is not None else 0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}; numba threads {threads}, "
+          f"torch threads {torch.get_num_threads()}; best of {args.repeats} runs")
+
+    a, w_t, bias = gate_operands(args.batch, args.seed)
+    m, k = a.shape
+    n = w_t.shape[1]
+    products = m * k * n
+    at, wt, bt = torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(w_t.T)), \
+        torch.from_numpy(bias)
+
+    # Warm up (numba compiles or loads its cache) outside any timing.
+    for mult in lmul.MULTIPLIERS:
+        mm.matmul(a[:2], w_t, bias, multiplier=mult)
+
+    rows: list[tuple[str, str, float]] = []  # (path, note, seconds for the full product)
+    sr = min(args.seed_rows, m)
+    t = best_time(lambda: seed_style_gates(torch, at[:sr], wt, bt), max(1, args.repeats // 2))
+    rows.append(("seed-style broadcast (seed_lmul on [B,O,I], torch sum)",
+                 f"{sr} rows timed, x{m / sr:.0f}", t * m / sr))
+    rr = min(args.ref_rows, m)
+    t = best_time(lambda: lmul.matmul_reference(a[:rr], w_t, bias), max(1, args.repeats // 2))
+    rows.append(("lmul.matmul_reference (numpy, lmul)", f"{rr} rows timed, x{m / rr:.0f}",
+                 t * m / rr))
+    for mult in lmul.MULTIPLIERS:
+        t = best_time(lambda mult=mult: mm.matmul(a, w_t, bias, multiplier=mult), args.repeats)
+        rows.append((f"fast kernel lmul.matmul ({mult})", "full", t))
+    t_torch = best_time(lambda: torch.addmm(bt, at, wt.t()), max(args.repeats, 20))
+    rows.append((f"torch float32 addmm, {torch.get_num_threads()} threads", "full", t_torch))
+    # One thread each: per-core speed, and a yardstick less disturbed by other jobs (torch's
+    # OpenMP workers spin-wait; on a busy machine its 1-thread run is often the faster one).
+    t_yard = t_torch
+    if mm._kernels is not None:
+        import numba
+
+        saved = (numba.get_num_threads(), torch.get_num_threads())
+        numba.set_num_threads(1)
+        torch.set_num_threads(1)
+        try:
+            t1 = best_time(lambda: mm.matmul(a, w_t, bias), args.repeats)
+            t1_torch = best_time(lambda: torch.addmm(bt, at, wt.t()), max(args.repeats, 20))
+        finally:
+            numba.set_num_threads(saved[0])
+            torch.set_num_threads(saved[1])
+        rows.append(("fast kernel lmul.matmul (lmul), 1 thread", "full", t1))
+        rows.append(("torch float32 addmm, 1 thread", "full", t1_torch))
+        t_yard = min(t_torch, t1_torch)
+
+    t_seed_style = rows[0][2]
+    t_fast = rows[2][2]
+    print(f"\n## LSTM gate product [{m} x {k}] . [{k} x {n}] + bias "
+          f"({products / 1e6:.1f} M products)\n")
+    print(f"torch yardstick: the faster of the torch rows below ({t_yard * 1e3:.2f} ms)\n")
+    print("| path | timed | time (ms) | M products/s | x faster than seed-style "
+          "| x torch fp32 yardstick's time |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, note, t in rows:
+        print(f"| {name} | {note} | {t * 1e3:.2f} | {products / t / 1e6:,.0f} "
+              f"| {t_seed_style / t:,.1f} | {t / t_yard:,.1f} |")
+    print(f"\nfast L-Mul kernel: {t_seed_style / t_fast:,.0f}x the seed-style path "
+          f"(target >= 100x), {t_fast / t_yard:.1f}x torch float32's time (target <= 20x)")
+
+    # Sanity: the seed-style layer and the kernel's seed multiplier agree up to summation order.
+    ref_seed = seed_style_gates(torch, at[:sr], wt, bt).numpy()
+    fast_seed = mm.matmul(a[:sr], w_t, bias, multiplier="seed")
+    scale = float(np.abs(ref_seed).max())
+    diff = float(np.abs(ref_seed - fast_seed).max())
+    print(f"seed-style vs kernel (seed multiplier), max |diff| / max |y| = {diff / scale:.1e} "
+          "(summation order differs: torch's sum vs the array's k order)")
+
+    # ---------------------------------------------------------------------------- elementwise
+    rng = np.random.default_rng(args.seed + 1)
+    x = rng.standard_normal(args.elements).astype(np.float32)
+    y = rng.standard_normal(args.elements).astype(np.float32)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    slow_repeats = max(1, args.repeats // 2)
+    ew = [
+        ("seed_lmul, numpy path", best_time(lambda: seed_lmul_numpy(x, y), slow_repeats)),
+        ("lmul numpy path (round, lmul_bits, widen)",
+         best_time(lambda: lmul_numpy(x, y, lmul.LMulConfig(), "rne"), slow_repeats)),
+        ("fast lmul_elementwise", best_time(lambda: mm.lmul_elementwise(x, y), args.repeats)),
+        ("fast exact_mul_elementwise",
+         best_time(lambda: mm.exact_mul_elementwise(x, y), args.repeats)),
+        ("fast seed_lmul_elementwise",
+         best_time(lambda: mm.seed_lmul_elementwise(x, y), args.repeats)),
+        ("torch float32 a * b (yardstick)", best_time(lambda: xt * yt, args.repeats)),
+    ]
+    t_ref = ew[0][1]
+    print(f"\n## Elementwise products ({args.elements / 1e6:g} M float32 pairs)\n")
+    print("| path | time (ms) | M products/s | x faster than seed_lmul (numpy) |")
+    print("|---|---:|---:|---:|")
+    for name, t in ew:
+        print(f"| {name} | {t * 1e3:.1f} | {args.elements / t / 1e6:,.0f} | {t_ref / t:,.1f} |")
+    rate = args.elements / ew[2][1] / 1e6
+    print(f"\nfast elementwise L-Mul: {rate:,.0f} M products/s (target >= 100)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
