@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if not mm.fast_path_enabled():
         print("WARNING: numba kernels disabled (LMUL_NO_NUMBA or numba missing): "
               "'fast' rows time the numpy fallback")
-    threads = mm._kernels.num_threads() if mm._kernels is not None else 0
+    kernels = mm._load_kernels()
+    threads = kernels.num_threads() if kernels is not None else 0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}; numba threads {threads}, "
           f"torch threads {torch.get_num_threads()}; best of {args.repeats} runs")
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     # One thread each: per-core speed, and a yardstick less disturbed by other jobs (torch's
     # OpenMP workers spin-wait; on a busy machine its 1-thread run is often the faster one).
     t_yard = t_torch
-    if mm._kernels is not None:
+    if mm._load_kernels() is not None:
         import numba
 
         saved = (numba.get_num_threads(), torch.get_num_threads())

@@ -378,7 +378,7 @@ def test_rounding_ties_and_neighbours(cfg_name: str) -> None:
     up = np.nextafter(mid, np.float32(np.inf))
     x = np.concatenate([mid, np.nextafter(mid, np.float32(0)), up, lo.astype(np.float32)])
     x = np.concatenate([x, -x])
-    kern = mm._kernels
+    kern = mm._load_kernels()
     if kern is None:
         pytest.skip("numba kernels unavailable")
     for rounding in ("rne", "truncate"):
