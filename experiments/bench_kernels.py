@@ -37,6 +37,8 @@ import numpy as np
 import lmul
 from lmul.core import lmul_numpy, seed_lmul_numpy
 
+from .seed_notebook import load_notebook_lmul_bits, notebook_path
+
 mm = importlib.import_module("lmul.matmul")  # the package attribute lmul.matmul is the function
 
 
@@ -181,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
          best_time(lambda: mm.seed_lmul_elementwise(x, y), args.repeats)),
         ("torch float32 a * b (yardstick)", best_time(lambda: xt * yt, args.repeats)),
     ]
+    notebook_fn = load_notebook_lmul_bits()
+    if notebook_fn is None:
+        print(f"(the notebook's own lmul_bits is not timed: {notebook_path()} not found)")
+    else:
+        ew.append(("the notebook's own lmul_bits (torch, from ../shared/seed/)",
+                   best_time(lambda: notebook_fn(xt, yt), slow_repeats)))
     t_ref = ew[0][1]
     print(f"\n## Elementwise products ({args.elements / 1e6:g} M float32 pairs)\n")
     print("| path | time (ms) | M products/s | x faster than seed_lmul (numpy) |")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-SEED_NOTEBOOK = Path(__file__).resolve().parents[3] / "shared" / "seed" / "lmul_lstm_notebook.txt"
+from experiments.seed_notebook import load_notebook_lmul_bits, notebook_path
 
 
 @pytest.fixture(scope="session")
@@ -18,14 +16,7 @@ def seed_notebook_lmul_bits() -> Callable:
     This is the independent reference for ``lmul.seed_lmul``: the function is not copied into the
     project; the test reads it from the notebook at run time (skipped when the file is absent).
     """
-    if not SEED_NOTEBOOK.is_file():
-        pytest.skip(f"seed notebook not found at {SEED_NOTEBOOK}")
-    text = SEED_NOTEBOOK.read_text()
-    match = re.search(r"^def lmul_bits\(.*?^    return result\s*$", text, re.S | re.M)
-    if match is None:
-        pytest.fail("could not find lmul_bits in the seed notebook")
-    import torch
-
-    namespace: dict = {"torch": torch}
-    exec(compile(match.group(0), str(SEED_NOTEBOOK), "exec"), namespace)
-    return namespace["lmul_bits"]
+    fn = load_notebook_lmul_bits()
+    if fn is None:
+        pytest.skip(f"seed notebook not found at {notebook_path()}")
+    return fn
