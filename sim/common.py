@@ -119,3 +119,39 @@ def unpack_lanes(word: int, width: int, lanes: int) -> np.ndarray:
         return np.frombuffer(raw, dtype=f"<u{width // 8}").astype(np.uint64)
     mask = (1 << width) - 1
     return np.array([(word >> (i * width)) & mask for i in range(lanes)], dtype=np.uint64)
+
+
+async def drive_lanes(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int,
+                      ports: tuple[str, str, str] = ("a_bus", "b_bus", "y_bus")) -> np.ndarray:
+    """Apply operand pairs to a combinational lanes wrapper, ``lanes`` pairs per 1 ns step.
+
+    ``ports`` names the packed operand inputs and the packed result output of the DUT. Returns
+    the RTL results as uint64, one per pair (the last step is padded with zero operands).
+    """
+    from cocotb.triggers import Timer
+
+    a_port, b_port, y_port = (getattr(dut, name) for name in ports)
+    n = len(a)
+    pad = (-n) % lanes
+    a_p = np.concatenate([np.asarray(a).astype(np.uint64), np.zeros(pad, np.uint64)])
+    b_p = np.concatenate([np.asarray(b).astype(np.uint64), np.zeros(pad, np.uint64)])
+    out = np.empty(n + pad, dtype=np.uint64)
+    for start in range(0, n + pad, lanes):
+        a_port.value = pack_lanes(a_p[start:start + lanes], width)
+        b_port.value = pack_lanes(b_p[start:start + lanes], width)
+        await Timer(1, unit="ns")
+        out[start:start + lanes] = unpack_lanes(int(y_port.value), width, lanes)
+    return out[:n]
+
+
+def assert_bits_equal(what: str, a: np.ndarray, b: np.ndarray, got: np.ndarray,
+                      expected: np.ndarray, context: str = "") -> None:
+    """Raise AssertionError naming the first vectors whose RTL bits differ from ``expected``."""
+    got = np.asarray(got, dtype=np.uint64)
+    expected = np.asarray(expected, dtype=np.uint64)
+    bad = np.flatnonzero(got != expected)
+    if bad.size:
+        lines = [f"  a=0x{int(a[i]):x} b=0x{int(b[i]):x} rtl=0x{int(got[i]):x} "
+                 f"expected=0x{int(expected[i]):x}" for i in bad[:10]]
+        raise AssertionError(f"{what}: {bad.size} of {len(got)} vectors differ ({context}); "
+                             "first:\n" + "\n".join(lines))

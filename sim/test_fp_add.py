@@ -29,16 +29,14 @@ import cocotb
 import ml_dtypes
 import numpy as np
 import pytest
-from cocotb.triggers import Timer
 
 from common import (
+    drive_lanes,
     full_run,
     hdl,
-    pack_lanes,
     random_seed,
     run_cocotb,
     tb_parameters,
-    unpack_lanes,
     vector_count,
 )
 
@@ -299,25 +297,10 @@ def format_vectors(n: int, seed: int, e_w: int, m_w: int) -> tuple[np.ndarray, n
 # cocotb side
 
 
-async def _drive(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int) -> np.ndarray:
-    """Apply all vectors, ``lanes`` per 1 ns step, and return the RTL results as uint64."""
-    n = a.size
-    pad = (-n) % lanes
-    a = np.concatenate([a.astype(np.uint64), np.zeros(pad, np.uint64)])
-    b = np.concatenate([b.astype(np.uint64), np.zeros(pad, np.uint64)])
-    out = np.empty(a.size, dtype=np.uint64)
-    for start in range(0, a.size, lanes):
-        dut.a.value = pack_lanes(a[start:start + lanes], width)
-        dut.b.value = pack_lanes(b[start:start + lanes], width)
-        await Timer(1, unit="ns")
-        out[start:start + lanes] = unpack_lanes(int(dut.y.value), width, lanes)
-    return out[:n]
-
-
 async def _timed_drive(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int) -> np.ndarray:
-    """:func:`_drive` plus a throughput log line (CPU time too: the machine is often shared)."""
+    """`common.drive_lanes` plus a throughput log line (CPU time too: machines are shared)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    out = await _drive(dut, a, b, width, lanes)
+    out = await drive_lanes(dut, a, b, width, lanes, ports=("a", "b", "y"))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     dut._log.info("simulated %d vectors in %.1f s wall (%.0f vectors/s), %.1f s CPU"
                   " (%.0f vectors/CPU-s), %d lanes", a.size, wall, a.size / wall, cpu,

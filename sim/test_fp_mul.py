@@ -29,12 +29,12 @@ import pytest
 import lmul
 
 from common import (
+    assert_bits_equal,
+    drive_lanes,
     hdl,
-    pack_lanes,
     random_seed,
     run_cocotb,
     tb_parameters,
-    unpack_lanes,
     vector_count,
 )
 
@@ -228,8 +228,6 @@ class TB:
 
         With ``vet``, the ml_dtypes reference is itself checked against exact rationals first.
         """
-        from cocotb.triggers import Timer
-
         fmt, lanes, width = self.fmt, self.lanes, self.fmt.width
         expected = reference_bits(a, b, fmt, self.subnormals)
         if vet:
@@ -238,24 +236,10 @@ class TB:
             assert not bad.size, (
                 f"{what}: ml_dtypes reference disagrees with Fraction RNE on {bad.size} vectors,"
                 f" first a=0x{int(a[bad[0]]):x} b=0x{int(b[bad[0]]):x}")
+        got = await drive_lanes(self.dut, a, b, width, lanes)
+        assert_bits_equal(what, a, b, got, expected,
+                          f"{fmt.name}, SUBNORMALS={int(self.subnormals)}")
         n = len(a)
-        pad = (-n) % lanes
-        a_p = np.concatenate([a, np.zeros(pad, np.int64)])
-        b_p = np.concatenate([b, np.zeros(pad, np.int64)])
-        got = np.empty(n + pad, dtype=np.uint64)
-        for start in range(0, n + pad, lanes):
-            self.dut.a_bus.value = pack_lanes(a_p[start:start + lanes], width)
-            self.dut.b_bus.value = pack_lanes(b_p[start:start + lanes], width)
-            await Timer(1, unit="ns")
-            got[start:start + lanes] = unpack_lanes(int(self.dut.y_bus.value), width, lanes)
-        got = got[:n]
-        bad = np.nonzero(got != expected)[0]
-        if bad.size:
-            i = bad[0]
-            raise AssertionError(
-                f"{what}: {bad.size} of {n} vectors differ; first a=0x{int(a[i]):x} "
-                f"b=0x{int(b[i]):x} rtl=0x{int(got[i]):x} expected=0x{int(expected[i]):x} "
-                f"({fmt.name}, SUBNORMALS={int(self.subnormals)})")
         self.checked += n
         self.dut._log.info("%s: %d vectors bit-exact", what, n)
 

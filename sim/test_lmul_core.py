@@ -19,12 +19,12 @@ import pytest
 import lmul
 
 from common import (
+    assert_bits_equal,
+    drive_lanes,
     hdl,
-    pack_lanes,
     random_seed,
     run_cocotb,
     tb_parameters,
-    unpack_lanes,
     vector_count,
 )
 
@@ -115,27 +115,10 @@ class TB:
 
     async def check(self, a: np.ndarray, b: np.ndarray, what: str) -> None:
         """Apply all pairs (a[i], b[i]) and assert the RTL bits equal the model's, every vector."""
-        from cocotb.triggers import Timer
-
-        expected = lmul.lmul_bits(a, b, self.cfg).astype(np.uint64)
+        expected = lmul.lmul_bits(a, b, self.cfg)
+        got = await drive_lanes(self.dut, a, b, self.width, LANES)
+        assert_bits_equal(what, a, b, got, expected, self.cfg.describe())
         n = len(a)
-        pad = (-n) % LANES
-        a_p = np.concatenate([a, np.zeros(pad, np.int64)])
-        b_p = np.concatenate([b, np.zeros(pad, np.int64)])
-        got = np.empty(n + pad, dtype=np.uint64)
-        for start in range(0, n + pad, LANES):
-            self.dut.a_bus.value = pack_lanes(a_p[start:start + LANES], self.width)
-            self.dut.b_bus.value = pack_lanes(b_p[start:start + LANES], self.width)
-            await Timer(1, unit="ns")
-            got[start:start + LANES] = unpack_lanes(int(self.dut.y_bus.value), self.width, LANES)
-        got = got[:n]
-        bad = np.nonzero(got != expected)[0]
-        if bad.size:
-            i = bad[0]
-            raise AssertionError(
-                f"{what}: {bad.size} of {n} vectors differ; first a=0x{int(a[i]):x} "
-                f"b=0x{int(b[i]):x} rtl=0x{int(got[i]):x} model=0x{int(expected[i]):x} "
-                f"({self.cfg.describe()})")
         self.checked += n
         self.dut._log.info("%s: %d vectors bit-exact", what, n)
 
