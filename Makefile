@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth bench demo clean
+.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth bench clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -50,9 +50,6 @@ synth: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m experiments.bench_kernels
-
-demo: $(STAMP)
-	$(PY) scripts/demo.py
 
 clean:
 	rm -rf sim/sim_build .pytest_cache .ruff_cache
