@@ -3,8 +3,9 @@
 Environment variables (all optional, printed by every regression so a failure can be replayed):
 
 * ``COCOTB_RANDOM_SEED`` - seed of all random vectors (default 1).
-* ``LMUL_VECTORS``       - number of random vectors (or matrices) per configuration; overrides
-  each testbench's documented default.
+* ``LMUL_VECTORS``       - number of random operand vectors per configuration; overrides each
+  testbench's documented default.
+* ``LMUL_TILES``         - number of random matrix tiles per MAC-array configuration.
 * ``LMUL_FULL=1``        - run the large variants (full LSTM product, etc.).
 """
 
@@ -25,20 +26,32 @@ BUILD_DIR = SIM_DIR / "sim_build"
 DEFAULT_SEED = 1
 
 
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
 def random_seed() -> int:
     """The regression seed: ``COCOTB_RANDOM_SEED`` or 1."""
-    return int(os.environ.get("COCOTB_RANDOM_SEED", DEFAULT_SEED))
+    return _env_int("COCOTB_RANDOM_SEED", DEFAULT_SEED)
 
 
 def vector_count(default: int) -> int:
     """Random vectors per configuration: ``LMUL_VECTORS`` if set, else ``default``."""
-    value = os.environ.get("LMUL_VECTORS")
-    if value is None or value == "":
-        return default
-    count = int(value)
-    if count < 0:
-        raise ValueError(f"LMUL_VECTORS must be >= 0, got {count}")
-    return count
+    return _env_int("LMUL_VECTORS", default)
+
+
+def tile_count(default: int) -> int:
+    """Random matrix tiles per MAC-array configuration: ``LMUL_TILES`` if set, else ``default``."""
+    return _env_int("LMUL_TILES", default)
 
 
 def full_run() -> bool:
@@ -76,12 +89,13 @@ def run_cocotb(test_module: str, toplevel: str, sources: list[str],
         "COCOTB_RANDOM_SEED": str(random_seed()),
         "LMUL_TB_PARAMETERS": json.dumps(parameters),
     }
-    for key in ("LMUL_VECTORS", "LMUL_FULL"):
+    for key in ("LMUL_VECTORS", "LMUL_TILES", "LMUL_FULL"):
         if key in os.environ:
             env[key] = os.environ[key]
     env.update(extra_env or {})
     print(f"[{toplevel}] parameters={parameters} COCOTB_RANDOM_SEED={env['COCOTB_RANDOM_SEED']}"
-          f" LMUL_VECTORS={os.environ.get('LMUL_VECTORS', '(default)')}")
+          f" LMUL_VECTORS={env.get('LMUL_VECTORS', '(default)')}"
+          f" LMUL_TILES={env.get('LMUL_TILES', '(default)')}")
     run(
         simulator="icarus",
         toplevel=toplevel,

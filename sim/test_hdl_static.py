@@ -19,8 +19,16 @@ MODULES = sorted(p.stem for p in (REPO / "hdl").glob("*.v"))
 #: Parameter values no module may accept, and the parameter named in the error.
 ILLEGAL = [({"EXP_BITS": 1}, "EXP_BITS"), ({"EXP_BITS": 12}, "EXP_BITS"),
            ({"MAN_BITS": 0}, "MAN_BITS")]
+#: The upper mantissa bound differs: the adder goes to binary64, everything else to binary32.
+MAN_BITS_TOO_WIDE = {"fp_add": 53}
+LMUL_MODULES = ("lmul_core", "lmul_unit", "mac_pe", "mac_array")
 ILLEGAL_LMUL = [({"OFFSET": 128}, "OFFSET"), ({"OFFSET": -1}, "OFFSET"),
+                ({"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 8}, "OFFSET"),  # OFFSET < 2^MAN_BITS
                 ({"SATURATE": 2}, "SATURATE")]
+ILLEGAL_EXTRA = {
+    "mac_array": [({"ROWS": 0}, "ROWS"), ({"COLS": 65}, "COLS")],
+    "fp_mul": [({"SUBNORMALS": 2}, "SUBNORMALS")],
+}
 
 
 def require(tool: str) -> None:
@@ -39,9 +47,11 @@ def test_lint_clean(module: str) -> None:
 def illegal_cases() -> list:
     cases = []
     for module in MODULES:
-        extra = ILLEGAL_LMUL if module in ("lmul_core", "lmul_unit", "mac_pe", "mac_array") else []
-        for params, name in ILLEGAL + extra:
-            cases.append(pytest.param(module, params, name, id=f"{module}-{name}={params[name]}"))
+        too_wide = ({"MAN_BITS": MAN_BITS_TOO_WIDE.get(module, 24)}, "MAN_BITS")
+        extra = (ILLEGAL_LMUL if module in LMUL_MODULES else []) + ILLEGAL_EXTRA.get(module, [])
+        for params, name in [*ILLEGAL, too_wide, *extra]:
+            label = ",".join(f"{k}={v}" for k, v in params.items())
+            cases.append(pytest.param(module, params, name, id=f"{module}-{label}"))
     return cases
 
 

@@ -172,9 +172,12 @@ def test_lmul_core(preset: str, offset: int | None, saturate: int) -> None:
 
 @pytest.mark.parametrize("preset", ["bf16", "e4m3"])
 def test_lmul_core_rtl_default_offset(preset: str) -> None:
-    """The RTL's OFFSET default (not passed) must equal the model's paper default."""
+    """The RTL's OFFSET default (not passed) must equal the model's paper default.
+
+    Random vectors: ``LMUL_VECTORS``, or 20,000 by default (the offset is what is checked here).
+    """
     fmt = lmul.PRESETS[preset]
     params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "LANES": LANES}
     run_cocotb("test_lmul_core", "lmul_core_lanes", hdl("lmul_core_lanes.v", "lmul_core.v"),
                parameters=params, build_tag=f"{preset}-rtl-default-offset",
-               extra_env={"LMUL_VECTORS": "20000"} if fmt.width > 8 else None)
+               extra_env={"LMUL_VECTORS": str(vector_count(20_000))})

@@ -17,11 +17,11 @@
   stalled output holds. Cycle counts are measured and asserted: an isolated tile takes exactly
   K + ROWS + COLS cycles from first beat to last output row, N back-to-back tiles exactly
   (N-1)*max(K, ROWS) + K + ROWS + COLS. Configurations: BF16 4x4 (the default), E4M3 4x4, E5M2
-  3x2 with OFFSET=0 and SATURATE=1. ``LMUL_VECTORS`` = number of random tiles per configuration
+  3x2 with OFFSET=0 and SATURATE=1. ``LMUL_TILES`` = number of random tiles per configuration
   (default 40), seed ``COCOTB_RANDOM_SEED`` (default 1); both are printed.
 * ``test_mac_array_lstm``: an LSTM gate pre-activation x_t W_ih + h W_hh + b as one product:
-  A rows = one 28-pixel row of a real test-set digit image (MNIST t10k when experiments.data has
-  provisioned it under data/, otherwise Debian's Fashion-MNIST t10k images, as the log says)
+  A rows = one 28-pixel row of a real test-set digit image (MNIST t10k, provisioned through
+  experiments.data; offline, Debian's Fashion-MNIST t10k images, as the log says)
   concatenated with a 128-value hidden state, so K = 156; B = a deterministic [156 x 512] weight
   matrix (PyTorch's LSTM init range), bias [512]. The product is run tile by tile (ROWS rows x
   COLS columns per tile, back to back) and every output bit must equal ``lmul.matmul`` of the
@@ -56,6 +56,7 @@ from common import (
     random_seed,
     run_cocotb,
     tb_parameters,
+    tile_count,
     unpack_lanes,
     vector_count,
 )
@@ -272,8 +273,9 @@ def tile_lengths(rng: np.random.Generator, count: int, rows: int) -> list[int]:
 def load_digit_images(count: int) -> tuple[np.ndarray, str]:
     """``count`` real 28x28 test-set images (uint8) and where they came from.
 
-    MNIST t10k if experiments.data has provisioned it (checked against its pinned SHA-256);
-    otherwise Debian's Fashion-MNIST t10k images (same IDX layout, always installed here).
+    MNIST t10k as provisioned by experiments.data (test_mac_array_lstm provisions it first;
+    checked against its pinned SHA-256); offline, Debian's Fashion-MNIST t10k images (same IDX
+    layout), and the log says so.
     """
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
@@ -540,8 +542,8 @@ async def run_mac_array(dut) -> None:
     params = tb_parameters()
     cfg = config_from_parameters(params)
     rows, cols = params["ROWS"], params["COLS"]
-    seed, count = random_seed(), vector_count(DEFAULT_TILES)
-    dut._log.info("mac_array %dx%d %s: COCOTB_RANDOM_SEED=%d LMUL_VECTORS=%d (random tiles)",
+    seed, count = random_seed(), tile_count(DEFAULT_TILES)
+    dut._log.info("mac_array %dx%d %s: COCOTB_RANDOM_SEED=%d LMUL_TILES=%d (random tiles)",
                   rows, cols, cfg.describe(), seed, count)
     rng = np.random.default_rng(seed)
     tb = ArrayTB(dut, cfg, rows, cols, seed)
@@ -681,6 +683,16 @@ def test_mac_array(preset: str, rows: int, cols: int, offset: int | None,
 
 
 def test_mac_array_lstm() -> None:
+    # Provision MNIST here, on the pytest side (pip runs from this interpreter, not from inside
+    # the simulator); offline, the testbench falls back to Fashion-MNIST and logs which it used.
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from experiments import data as exp_data
+
+    try:
+        exp_data.ensure("mnist")
+    except exp_data.DataError as err:
+        print(f"MNIST unavailable, the LSTM case falls back to Fashion-MNIST rows: {err}")
     run_cocotb("test_mac_array", "mac_array", hdl(*ARRAY_SOURCES),
                parameters=array_parameters("bf16", 4, 4, None, False),
                testcase="run_mac_array_lstm")

@@ -125,3 +125,13 @@ def canonicalize_nan(x: np.ndarray) -> np.ndarray:
 def float32_bits(x: object) -> np.ndarray:
     """Bit patterns (uint32) of a float32 array."""
     return as_float_array(x).view(np.uint32)
+
+
+def broadcast_pair(a: np.ndarray, b: np.ndarray, names: tuple[str, str] = ("a", "b")
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.broadcast_arrays(a, b)`` with an error that names both operands and their shapes."""
+    try:
+        return tuple(np.broadcast_arrays(a, b))  # type: ignore[return-value]
+    except ValueError:
+        raise ValueError(f"{names[0]} shape {np.shape(a)} and {names[1]} shape {np.shape(b)} "
+                         "do not broadcast") from None

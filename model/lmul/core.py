@@ -22,6 +22,7 @@ import numpy as np
 from .convert import (
     Rounding,
     as_float_array,
+    broadcast_pair,
     canonicalize_nan,
     check_bits,
     format_bits_to_float32,
@@ -44,10 +45,12 @@ def lmul_bits(a_bits: object, b_bits: object, cfg: LMulConfig = _DEFAULT) -> np.
     Returns:
         Bit patterns of the result, dtype ``cfg.fmt.uint_dtype``, the broadcast shape.
     """
+    if not isinstance(cfg, LMulConfig):
+        raise TypeError(f"cfg must be an lmul.LMulConfig, got {type(cfg).__name__}")
     fmt = cfg.fmt
     a = check_bits(a_bits, fmt, "a_bits")
     b = check_bits(b_bits, fmt, "b_bits")
-    a, b = np.broadcast_arrays(a, b)
+    a, b = broadcast_pair(a, b, ("a_bits", "b_bits"))
     man, emax_field = fmt.man_bits, fmt.max_exp_field
     ea, eb = (a >> man) & emax_field, (b >> man) & emax_field
     a_special, b_special = ea == emax_field, eb == emax_field
@@ -161,7 +164,7 @@ def seed_lmul_numpy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pure-numpy :func:`seed_lmul` on float32 arrays."""
     xb = (as_float_array(x, "x").view(np.uint32) >> 16).astype(np.int64)
     yb = (as_float_array(y, "y").view(np.uint32) >> 16).astype(np.int64)
-    xb, yb = np.broadcast_arrays(xb, yb)
+    xb, yb = broadcast_pair(xb, yb, ("x", "y"))
     fx, fy = xb & 0x7FFF, yb & 0x7FFF
     flushed = ((fx >> 7) == 0) | ((fy >> 7) == 0)
     # 0x4080 == (2**15 - (127 << 7)) mod 2**15: subtracts the bias and sets bit 15 for a normal

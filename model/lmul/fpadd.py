@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .convert import broadcast_pair
+
 #: Legal exponent widths of ``fp_add`` (RTL parameter EXP_BITS; the RTL checks the same range).
 FP_ADD_EXP_BITS_RANGE = (2, 11)
 #: Legal mantissa widths of ``fp_add`` (RTL parameter MAN_BITS).
@@ -96,7 +98,8 @@ def fp_add_bits(
     _check_widths(exp_bits, man_bits)
     e_w, m_w = int(exp_bits), int(man_bits)
     width = 1 + e_w + m_w
-    a, b = np.broadcast_arrays(_as_bits(a_bits, width, "a_bits"), _as_bits(b_bits, width, "b_bits"))
+    a, b = broadcast_pair(_as_bits(a_bits, width, "a_bits"), _as_bits(b_bits, width, "b_bits"),
+                          ("a_bits", "b_bits"))
 
     exp_ones = _U64((1 << e_w) - 1)
     man_mask = _U64((1 << m_w) - 1)

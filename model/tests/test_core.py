@@ -162,6 +162,12 @@ def test_bad_inputs() -> None:
         lmul.lmul_bits(np.array([1.0]), np.array([0]))
     with pytest.raises(ValueError, match="rounding"):
         lmul.lmul(np.ones(2, np.float32), np.ones(2, np.float32), rounding="up")
+    with pytest.raises(TypeError, match="LMulConfig"):
+        lmul.lmul_bits(np.array([1]), np.array([1]), None)
+    with pytest.raises(ValueError, match="do not broadcast"):
+        lmul.lmul_bits(np.zeros(3, np.uint16), np.zeros(4, np.uint16))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        lmul.fp_add_bits(np.zeros(3, np.uint32), np.zeros(4, np.uint32))
 
 
 # ---------------------------------------------------------------------------- L-Mul

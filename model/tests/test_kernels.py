@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import tracemalloc
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -243,32 +244,47 @@ def test_lstm_gate_shape() -> None:
     a = np.concatenate([x, h], axis=1)
     w = rng.uniform(-1 / np.sqrt(128), 1 / np.sqrt(128), (156, 512)).astype(np.float32)
     bias = rng.uniform(-0.1, 0.1, 512).astype(np.float32)
-    rows = 1000 if FULL else 48
+    # The reference is slow: by default 48 rows spread over the whole batch (every thread's share
+    # and column chunking included), all 1000 with LMUL_FULL=1.
+    idx = np.arange(1000) if FULL else np.sort(rng.choice(1000, 48, replace=False))
     for multiplier in MULTIPLIERS:
         got = mm.matmul(a, w, bias, multiplier=multiplier)
         assert got.shape == (1000, 512)
-        want = lmul.matmul_reference(a[:rows], w, bias, multiplier=multiplier)
-        assert_same_bits(got[:rows], want)
-        # Rows are independent: the same rows computed alone give the same bits.
-        assert_same_bits(mm.matmul(a[-rows:], w, bias, multiplier=multiplier), got[-rows:])
+        want = lmul.matmul_reference(a[idx], w, bias, multiplier=multiplier)
+        assert_same_bits(got[idx], want)
 
 
-def test_matmul_memory_is_not_m_n_k() -> None:
-    """Peak extra memory stays O(M*N + M*K + K*N), far below an [M, N, K] product tensor."""
+_MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+import lmul
+m, k, n = 2000, 600, 2000
+rng = np.random.default_rng(0)
+a = rng.standard_normal((m, k)).astype(np.float32)
+b = rng.standard_normal((k, n)).astype(np.float32)
+lmul.matmul(a[:2], b[:, :2], multiplier=sys.argv[1])  # compile (or load the cache) first
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+lmul.matmul(a, b, multiplier=sys.argv[1])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024)
+"""
+
+
+@pytest.mark.parametrize("multiplier", MULTIPLIERS)
+def test_matmul_memory_is_not_m_n_k(multiplier: str) -> None:
+    """Peak extra memory stays O(M*N + K*N), far below an [M, N, K] product tensor.
+
+    Measured as the growth of a fresh process's peak RSS, which sees numba's own allocator too
+    (tracemalloc does not). Here [M, N, K] would be 2.4 G elements (9.6 GB as float32), while the
+    output and prepared operands are about 30 MB.
+    """
     if not mm.fast_path_enabled():
         pytest.skip("measures the numba kernels (the numpy fallback has larger temporaries)")
-    rng = np.random.default_rng([SEED, 3])
-    a = rng.standard_normal((1000, 156)).astype(np.float32)
-    b = rng.standard_normal((156, 512)).astype(np.float32)
-    for multiplier in MULTIPLIERS:
-        mm.matmul(a, b, multiplier=multiplier)  # compile outside the measurement
-        tracemalloc.start()
-        mm.matmul(a, b, multiplier=multiplier)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        budget = 4 * 4 * (1000 * 512 + 1000 * 156 + 156 * 512)
-        assert peak < budget, (multiplier, peak)
-        assert peak < 1000 * 512 * 156 * 4 / 20
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, multiplier], capture_output=True,
+                          text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    growth = int(proc.stdout.split()[-1])
+    assert growth < 400 * 2**20, f"{multiplier}: peak RSS grew by {growth / 2**20:.0f} MiB"
 
 
 def test_matmul_bad_input() -> None:
