@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import cocotb
 import ml_dtypes
 import numpy as np
 import pytest
@@ -244,13 +245,8 @@ class TB:
         self.dut._log.info("%s: %d vectors bit-exact", what, n)
 
 
-def _cocotb_test():
-    import cocotb
 
-    return cocotb.test()
-
-
-@_cocotb_test()
+@cocotb.test()
 async def run_fp_mul(dut) -> None:
     """All vector classes for one configuration."""
     import time

@@ -13,6 +13,7 @@ The DUT is ``sim/hdl/lmul_core_lanes.v``: LANES cores on packed buses, one vecto
 
 from __future__ import annotations
 
+import cocotb
 import numpy as np
 import pytest
 
@@ -123,13 +124,8 @@ class TB:
         self.dut._log.info("%s: %d vectors bit-exact", what, n)
 
 
-def _cocotb_test():
-    import cocotb
 
-    return cocotb.test()
-
-
-@_cocotb_test()
+@cocotb.test()
 async def run_lmul_core(dut) -> None:
     """All vector classes for one configuration."""
     import time

@@ -43,8 +43,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cocotb
 import numpy as np
 import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 import lmul
 
@@ -348,9 +351,6 @@ class ArrayTB:
         self.outputs_checked = 0
 
     async def start(self) -> None:
-        import cocotb
-        from cocotb.clock import Clock
-
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
         self.drive_idle()
         self.dut.out_ready.value = 0
@@ -366,8 +366,6 @@ class ArrayTB:
         self.dut.in_last.value = g(1)
 
     async def reset(self, cycles: int = 2) -> None:
-        from cocotb.triggers import ReadOnly, RisingEdge
-
         self.dut.rst.value = 1
         for _ in range(cycles):
             await RisingEdge(self.dut.clk)
@@ -384,7 +382,6 @@ class ArrayTB:
         ``reset_at``: cycle at which to pulse rst; the tile being sent is abandoned, results
         not yet drained are discarded, and sending resumes with the next tile.
         """
-        from cocotb.triggers import ReadOnly, RisingEdge
 
         dut, rng, cols = self.dut, self.pyrng, self.cols
         st = StreamStats()
@@ -463,18 +460,12 @@ class ArrayTB:
         return st
 
 
-def _cocotb_test():
-    import cocotb
-
-    return cocotb.test()
-
 
 # ------------------------------------------------------------------------------ cocotb tests
 
-@_cocotb_test()
+@cocotb.test()
 async def run_fmt_to_fp32(dut) -> None:
     """Widening of every format in FMT_CASES: exhaustive up to 16 bits, random patterns above."""
-    from cocotb.triggers import Timer
 
     seed, count = random_seed(), vector_count(20_000)
     rng = np.random.default_rng(seed)
@@ -536,7 +527,7 @@ def independent_widen(x: np.ndarray, fmt: lmul.Format) -> np.ndarray:
     return sign * mag
 
 
-@_cocotb_test()
+@cocotb.test()
 async def run_mac_array(dut) -> None:
     """Cycle measurements, random tiles under random handshakes, resets mid-tile."""
     params = tb_parameters()
@@ -609,7 +600,7 @@ async def run_mac_array(dut) -> None:
                   cfg.describe(), tb.tiles_checked, tb.outputs_checked, dt)
 
 
-@_cocotb_test()
+@cocotb.test()
 async def run_mac_array_lstm(dut) -> None:
     """LSTM-shaped product, tile by tile, against lmul.matmul of the whole matrices."""
     params = tb_parameters()
