@@ -96,7 +96,7 @@ class Fmt:
 
 
 def analysed_formats(man_bits: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 10),
-                     presets: Sequence[str] = ("e4m3", "e5m2", "bf16", "fp16")) -> list[Fmt]:
+                     presets: Sequence[str] = ("e4m3_ieee", "e5m2", "bf16", "fp16")) -> list[Fmt]:
     """The M sweep (E = 8) plus the presets, one entry per distinct (E, M)."""
     found: dict[tuple[int, int], list[str]] = {(8, m): [] for m in man_bits}
     for name in presets:
@@ -865,8 +865,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default 1)")
     ap.add_argument("--man-bits", default="1,2,3,4,5,6,7,10",
                     help="mantissa widths of the E=8 sweep (default 1,2,3,4,5,6,7,10)")
-    ap.add_argument("--presets", default="e4m3,e5m2,bf16,fp16",
-                    help="presets analysed (default e4m3,e5m2,bf16,fp16)")
+    ap.add_argument("--presets", default="e4m3_ieee,e5m2,bf16,fp16",
+                    help="presets analysed (default e4m3_ieee,e5m2,bf16,fp16)")
     ap.add_argument("--out", type=Path, default=REPO / "results",
                     help="output directory (default results/)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNGs")

@@ -15,7 +15,7 @@ import lmul
 
 REPO = Path(__file__).resolve().parents[1]
 HDL = REPO / "hdl"
-LMUL_FORMATS = ("bf16", "fp16", "e4m3", "e5m2")
+LMUL_FORMATS = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 
 #: Extra parameter sets per module, on top of the defaults and the presets.
 EXTRA_SETS: dict[str, list[dict[str, int]]] = {

@@ -42,13 +42,13 @@ from common import (
 LANES = 32
 DEFAULT_RANDOM_VECTORS = 40_000
 BOUNDARY_VECTORS = 12_000
-PRESET_NAMES = ("bf16", "fp16", "e4m3", "e5m2")
+PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 
 #: The independent numpy / ml_dtypes scalar type of each preset (E4M3 is the IEEE-style one).
 NUMPY_TYPES = {
     "bf16": ml_dtypes.bfloat16,
     "fp16": np.float16,
-    "e4m3": ml_dtypes.float8_e4m3,
+    "e4m3_ieee": ml_dtypes.float8_e4m3,
     "e5m2": ml_dtypes.float8_e5m2,
 }
 

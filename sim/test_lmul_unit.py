@@ -130,7 +130,7 @@ async def run_lmul_unit(dut) -> None:
     assert tb.received >= n + 4 * (count // 4)
 
 
-@pytest.mark.parametrize("preset", ["bf16", "e4m3"])
+@pytest.mark.parametrize("preset", ["bf16", "e4m3_ieee"])
 @pytest.mark.parametrize("saturate", [0, 1])
 def test_lmul_unit(preset: str, saturate: int) -> None:
     fmt = lmul.PRESETS[preset]

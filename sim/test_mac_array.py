@@ -652,7 +652,7 @@ def test_fmt_to_fp32() -> None:
 
 ARRAY_CASES = [
     pytest.param("bf16", 4, 4, None, False, id="bf16-4x4"),
-    pytest.param("e4m3", 4, 4, None, False, id="e4m3-4x4"),
+    pytest.param("e4m3_ieee", 4, 4, None, False, id="e4m3_ieee-4x4"),
     pytest.param("e5m2", 3, 2, 0, True, id="e5m2-3x2-off0-sat"),
 ]
 

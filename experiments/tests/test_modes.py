@@ -14,7 +14,7 @@ from experiments.modes import parse_mode, split_modes
     ("lmul", "lmul", "lmul", 8, (8, 7), "rne"),
     ("LMUL:offset=8", "lmul", "lmul", 8, (8, 7), "rne"),  # the paper offset is the default
     ("lmul:offset=7", "lmul:offset=7", "lmul", 7, (8, 7), "rne"),
-    ("lmul:fmt=e4m3", "lmul:e=4,m=3", "lmul", 1, (4, 3), "rne"),  # l(3) = 3: offset 2**0
+    ("lmul:fmt=e4m3_ieee", "lmul:e=4,m=3", "lmul", 1, (4, 3), "rne"),  # l(3) = 3: offset 2**0
     ("lmul-mitchell", "lmul-mitchell", "lmul", 0, (8, 7), "rne"),
     ("lmul:offset=0", "lmul:offset=0", "lmul", 0, (8, 7), "rne"),
     ("lmul:rounding=truncate,saturate=1", "lmul:saturate=1,rounding=truncate", "lmul", 8, (8, 7),

@@ -113,7 +113,7 @@ class Format:
 PRESETS: dict[str, Format] = {
     "bf16": Format("bf16", 8, 7),
     "fp16": Format("fp16", 5, 10),
-    "e4m3": Format("e4m3", 4, 3),
+    "e4m3_ieee": Format("e4m3_ieee", 4, 3),
     "e5m2": Format("e5m2", 5, 2),
     "fp32": Format("fp32", 8, 23),
 }
@@ -210,7 +210,7 @@ class LMulConfig:
     def parse(cls, text: str) -> LMulConfig:
         """Parse ``"key=value,..."`` options into a config.
 
-        Keys: ``fmt`` (a preset name: bf16, fp16, e4m3, e5m2, fp32), ``e``/``exp_bits``,
+        Keys: ``fmt`` (a preset name: bf16, fp16, e4m3_ieee, e5m2, fp32), ``e``/``exp_bits``,
         ``m``/``man_bits``, ``offset`` (an int, or ``paper``), ``saturate`` (0/1). Empty text gives
         the default (BF16, paper offset). Example: ``"e=4,m=3,offset=0"``.
         """

@@ -18,7 +18,7 @@ import lmul
 REFERENCE_DTYPES = {
     "bf16": ml_dtypes.bfloat16,
     "fp16": np.float16,
-    "e4m3": ml_dtypes.float8_e4m3,
+    "e4m3_ieee": ml_dtypes.float8_e4m3,
     "e5m2": ml_dtypes.float8_e5m2,
     "fp32": np.float32,
 }
@@ -38,7 +38,7 @@ def random_float32(n: int, seed: int = 0) -> np.ndarray:
 
 def test_presets_and_ranges() -> None:
     assert {k: (f.exp_bits, f.man_bits) for k, f in lmul.PRESETS.items()} == {
-        "bf16": (8, 7), "fp16": (5, 10), "e4m3": (4, 3), "e5m2": (5, 2), "fp32": (8, 23)}
+        "bf16": (8, 7), "fp16": (5, 10), "e4m3_ieee": (4, 3), "e5m2": (5, 2), "fp32": (8, 23)}
     for bad in ((1, 7), (9, 7), (8, 0), (8, 24)):
         with pytest.raises(ValueError):
             lmul.LMulConfig(*bad)
@@ -73,7 +73,7 @@ def test_verilog_parameters() -> None:
 # ---------------------------------------------------------------------------- conversions
 
 
-@pytest.mark.parametrize("name", ["bf16", "fp16", "e4m3", "e5m2", "fp32"])
+@pytest.mark.parametrize("name", ["bf16", "fp16", "e4m3_ieee", "e5m2", "fp32"])
 def test_round_rne_matches_ml_dtypes(name: str) -> None:
     fmt = lmul.PRESETS[name]
     x = random_float32(400_000, seed=1)
@@ -115,7 +115,7 @@ def test_round_float64_matches_fraction_reference() -> None:
     x = rng.standard_normal(20_000) * np.exp2(rng.integers(-150, 140, 20_000))
     hard = ("-0x1.26ffff8454907p+55", "0x1.0080000000001p0", "0x1.018p0")
     x[:3] = [float.fromhex(h) for h in hard]
-    for name in ("bf16", "e4m3", "fp16", "fp32"):
+    for name in ("bf16", "e4m3_ieee", "fp16", "fp32"):
         fmt = lmul.PRESETS[name]
         got = lmul.round_to_format_bits(x, fmt)
         ref = [rne_fraction_reference(float(v), fmt) for v in x]
@@ -131,7 +131,7 @@ def test_truncate_bf16_is_bit_chop() -> None:
 
 
 def test_truncate_small_format_rounds_toward_zero() -> None:
-    fmt = lmul.PRESETS["e4m3"]
+    fmt = lmul.PRESETS["e4m3_ieee"]
     grid = lmul.format_bits_to_float64(np.arange(256), fmt)
     finite = np.sort(np.unique(grid[np.isfinite(grid)]))
     x = np.random.default_rng(4).uniform(-500, 500, 50_000).astype(np.float32)
@@ -142,7 +142,7 @@ def test_truncate_small_format_rounds_toward_zero() -> None:
     np.testing.assert_array_equal(np.abs(got), np.abs(expect))
 
 
-@pytest.mark.parametrize("name", ["bf16", "fp16", "e4m3", "e5m2"])
+@pytest.mark.parametrize("name", ["bf16", "fp16", "e4m3_ieee", "e5m2"])
 def test_widen_matches_ml_dtypes(name: str) -> None:
     fmt = lmul.PRESETS[name]
     bits = np.arange(1 << fmt.width, dtype=np.uint64).astype(fmt.uint_dtype)
