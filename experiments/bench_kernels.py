@@ -16,7 +16,7 @@ LSTM gate product ``[batch x (28 + 128)] . [156 x 512]`` (default batch 1000):
   table); rows are independent, so the time is linear in the rows.
 
 Elementwise products of 10 million float32 pairs: the seed multiplier (numpy), the numpy L-Mul
-path (``lmul.core.lmul_numpy``: round, ``lmul_bits``, widen), the fast elementwise kernels, and
+path (``lmul._core.lmul_numpy``: round, ``lmul_bits``, widen), the fast elementwise kernels, and
 torch's ``a * b``.
 
 Every time is the best of ``--repeats`` runs (the machine is shared: the minimum is the least
@@ -27,7 +27,6 @@ fixed wall-clock threshold.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import time
 from collections.abc import Callable
@@ -35,11 +34,10 @@ from collections.abc import Callable
 import numpy as np
 
 import lmul
-from lmul.core import lmul_numpy, seed_lmul_numpy
+from lmul import _matmul as mm  # internals timed here: the elementwise kernels, thread counts
+from lmul._core import lmul_numpy, seed_lmul_numpy
 
 from .seed_notebook import load_notebook_lmul_bits, notebook_path
-
-mm = importlib.import_module("lmul.matmul")  # the package attribute lmul.matmul is the function
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:

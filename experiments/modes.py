@@ -34,11 +34,6 @@ import numpy as np
 
 import lmul
 
-try:  # the kernels' fast elementwise products (same bits as lmul.lmul / exact_mul / seed_lmul)
-    from lmul.matmul import elementwise_product as _fast_elementwise
-except ImportError:
-    _fast_elementwise = None
-
 KINDS = ("fp32", "bf16", "exact", "lmul", "lmul-mitchell", "seed")
 DEFAULT_MODES = ("fp32", "bf16", "lmul", "seed")
 
@@ -53,7 +48,8 @@ class Arithmetic:
         cfg: the format/unit configuration (unused by ``fp32``; ``seed`` is always BF16-truncate).
         rounding: ``rne`` or ``truncate``: float32 operand rounding to ``cfg.fmt``.
         name: canonical mode string, used as the results key.
-        use_reference: use ``lmul.matmul_reference`` instead of the fast ``lmul.matmul``.
+        use_reference: use ``lmul.matmul_reference`` instead of the fast ``lmul.matmul`` (matrix
+            products only; elementwise products have the same bits either way).
         fp32_head: the final linear layer (classifier) runs in float32 instead of this mode.
     """
 
@@ -83,15 +79,8 @@ class Arithmetic:
         """Elementwise product of float32 arrays with this mode's multiplier -> float32."""
         if self.kind == "fp32":
             return x * y
-        if _fast_elementwise is not None and not self.use_reference:
-            return _fast_elementwise(x, y, self.cfg, self.rounding, self.kind)
-        if self.kind == "exact":
-            out = lmul.exact_mul(x, y, self.cfg, self.rounding)
-        elif self.kind == "lmul":
-            out = lmul.lmul(x, y, self.cfg, self.rounding)
-        else:
-            out = lmul.seed_lmul(x, y)
-        return np.asarray(out, dtype=np.float32)
+        # The same bits as lmul.lmul / exact_mul / seed_lmul (numpy arrays in, numpy out).
+        return lmul.elementwise_product(x, y, self.cfg, self.rounding, multiplier=self.kind)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (format, offset, rounding, multiplier) for results files."""

@@ -1,9 +1,18 @@
 """lmul: bit-exact model of the project's L-Mul unit and MAC array (import name ``lmul``).
 
 The RTL in ``hdl/`` is the source of truth; every function here returns the same bits.
+
+Layers (each module imports only from those above it; all are private, the API is this
+package's ``__all__``): ``_formats`` (formats, presets, :class:`LMulConfig`) -> ``_convert``
+(float <-> bit patterns) -> ``_core``, ``_fpadd``, ``_reference`` (bit-level models and the
+numpy reference of the MAC array) -> ``_kintrinsics``, ``_kscalar``, ``_kernels`` (numba,
+imported on first use only) -> ``_matmul``, ``_api`` (the float/array API). ``lmul.torch``
+(autograd layers) is an optional submodule that needs PyTorch; ``import lmul`` imports neither
+numba nor torch.
 """
 
-from .convert import (
+from ._api import exact_mul, lmul, seed_lmul
+from ._convert import (
     FP32_QNAN_BITS,
     canonicalize_nan,
     float32_bits,
@@ -11,20 +20,32 @@ from .convert import (
     format_bits_to_float64,
     round_to_format_bits,
 )
-from .core import exact_mul, lmul, lmul_bits, seed_lmul
-from .formats import FP32, PRESETS, Format, LMulConfig, format_for, paper_offset
-from .fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
-
-# ``lmul.matmul`` is the function (the fast kernels, with the reference as fallback); the module
-# of the same name stays reachable as ``importlib.import_module("lmul.matmul")``.
-from .matmul import elementwise_product, fast_path_enabled, matmul
-from .reference import MULTIPLIERS, matmul_reference
+from ._core import lmul_bits
+from ._formats import (
+    FORMAT_EXP_BITS_RANGE,
+    FORMAT_MAN_BITS_RANGE,
+    FP32,
+    LMUL_EXP_BITS_RANGE,
+    LMUL_MAN_BITS_RANGE,
+    PRESETS,
+    Format,
+    LMulConfig,
+    format_for,
+    paper_offset,
+)
+from ._fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
+from ._matmul import elementwise_product, fast_path_enabled, matmul
+from ._reference import MULTIPLIERS, matmul_reference
 
 __all__ = [
+    "FORMAT_EXP_BITS_RANGE",
+    "FORMAT_MAN_BITS_RANGE",
     "FP32",
     "FP32_QNAN_BITS",
     "FP_ADD_EXP_BITS_RANGE",
     "FP_ADD_MAN_BITS_RANGE",
+    "LMUL_EXP_BITS_RANGE",
+    "LMUL_MAN_BITS_RANGE",
     "MULTIPLIERS",
     "PRESETS",
     "Format",

@@ -1,6 +1,6 @@
 """PyTorch integration: L-Mul linear layers and elementwise products, straight-through gradients.
 
-The forward passes run the fast CPU kernels of :mod:`lmul.matmul` and return exactly the bits of
+The forward passes run the fast CPU kernels of :func:`lmul.matmul` and return exactly the bits of
 :func:`lmul.matmul` / :func:`lmul.lmul` (the MAC array's arithmetic). The backward passes are
 straight-through: they return the gradient of the *exact* float32 product (as if the layer were
 ``torch.nn.functional.linear`` / ``a * b``), so a model can be trained with L-Mul in the forward
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .formats import LMulConfig
-from .matmul import elementwise_product, matmul
-from .reference import MULTIPLIERS
+from ._formats import LMulConfig
+from ._matmul import elementwise_product, matmul
+from ._reference import MULTIPLIERS
 
 _ROUNDINGS = ("rne", "truncate")
 
@@ -175,7 +175,8 @@ class _MulFn(torch.autograd.Function):
     def forward(ctx, a, b, cfg, multiplier, rounding):  # type: ignore[override]
         ctx.save_for_backward(a, b)
         out = elementwise_product(_np(a), _np(b), cfg, rounding, multiplier)
-        return torch.from_numpy(np.ascontiguousarray(out))
+        # np.ascontiguousarray would turn a 0-d result into shape (1,).
+        return torch.from_numpy(out if out.flags.c_contiguous else out.copy(order="C"))
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]

@@ -1,8 +1,9 @@
 """Unit tests of the format definitions, conversions and the L-Mul / seed models.
 
-References are independent of the implementation: ml_dtypes and numpy for rounding, Python
-``fractions.Fraction`` for the value of an L-Mul product, the original notebook's own function
-(executed from ../shared/seed/ when present) for ``seed_lmul``.
+References are independent of the implementation: ml_dtypes, numpy and the shared rational
+oracle ``sim/oracle.py`` for rounding, Python ``fractions.Fraction`` for the value of an L-Mul
+product, the original notebook's own function (executed from ../shared/seed/ when present) for
+``seed_lmul``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 import pytest
 
 import lmul
+
+import oracle
 
 REFERENCE_DTYPES = {
     "bf16": ml_dtypes.bfloat16,
@@ -88,26 +91,6 @@ def test_round_rne_matches_ml_dtypes(name: str) -> None:
     assert np.all(got[nan] == fmt.qnan_bits)
 
 
-def rne_fraction_reference(x: float, fmt: lmul.Format) -> int:
-    """Round a finite float to ``fmt`` with ties to even, using exact rationals; bit pattern."""
-    sign = fmt.sign_bit if np.signbit(x) else 0
-    v = abs(Fraction(x))
-    if v == 0:
-        return sign
-    e = max(v.numerator.bit_length() - v.denominator.bit_length(), fmt.emin)
-    while Fraction(2) ** e > v and e > fmt.emin:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= v:
-        e += 1
-    q = v / Fraction(2) ** (max(e, fmt.emin) - fmt.man_bits)  # in units of the quantum
-    r = q.numerator // q.denominator
-    rem = q - r
-    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and r % 2 == 1):
-        r += 1
-    mag = ((max(e, fmt.emin) - fmt.emin) << fmt.man_bits) + r
-    return sign | min(mag, fmt.inf_bits)
-
-
 def test_round_float64_matches_fraction_reference() -> None:
     # float64 inputs (exact products) must be rounded once. ml_dtypes is no reference here: it
     # casts float64 -> float32 -> bfloat16 and double-rounds (e.g. -0x1.26ffff8454907p+55).
@@ -118,7 +101,7 @@ def test_round_float64_matches_fraction_reference() -> None:
     for name in ("bf16", "e4m3_ieee", "fp16", "fp32"):
         fmt = lmul.PRESETS[name]
         got = lmul.round_to_format_bits(x, fmt)
-        ref = [rne_fraction_reference(float(v), fmt) for v in x]
+        ref = [oracle.encode(float(v), fmt.exp_bits, fmt.man_bits) for v in x]
         np.testing.assert_array_equal(got.astype(np.int64), np.array(ref, dtype=np.int64))
 
 
@@ -212,9 +195,9 @@ def lmul_value_reference(a: int, b: int, cfg: lmul.LMulConfig) -> tuple[str, int
 
 
 def value_of(bits: int, fmt: lmul.Format) -> Fraction:
-    _, e, m = decode(bits, fmt)
+    _, e, _ = decode(bits, fmt)
     assert 0 < e < fmt.max_exp_field
-    return (1 + Fraction(m, 1 << fmt.man_bits)) * Fraction(2) ** (e - fmt.bias)
+    return oracle.decode(bits, fmt.exp_bits, fmt.man_bits).value
 
 
 def check_against_value_reference(a: np.ndarray, b: np.ndarray, cfg: lmul.LMulConfig) -> None:
@@ -240,7 +223,7 @@ def check_against_value_reference(a: np.ndarray, b: np.ndarray, cfg: lmul.LMulCo
 
 @pytest.mark.parametrize("offset", [None, 0])
 @pytest.mark.parametrize("saturate", [False, True])
-def test_lmul_exhaustive_e4m3_vs_value_reference(offset: int | None, saturate: bool) -> None:
+def test_lmul_exhaustive_e4m3_ieee_vs_value_reference(offset: int | None, saturate: bool) -> None:
     cfg = lmul.LMulConfig(4, 3, offset=offset, saturate=saturate)
     grid = np.arange(256, dtype=np.uint8)
     check_against_value_reference(np.repeat(grid, 256), np.tile(grid, 256), cfg)

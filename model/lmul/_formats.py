@@ -4,6 +4,11 @@ A format is ``sign | exponent (E bits) | mantissa (M bits)``, MSB first, with IE
 exponent bias ``2**(E-1) - 1``; exponent field all ones is Inf (mantissa 0) or NaN (otherwise);
 exponent field 0 is zero (mantissa 0) or a subnormal. Testbenches pass
 :meth:`LMulConfig.verilog_parameters` to the RTL, so the hardware and this model cannot drift.
+
+:class:`Format` covers every width of the project's datapaths (the adder goes up to binary64);
+:class:`LMulConfig` alone enforces the narrower limits of the L-Mul unit. The preset ``e4m3_ieee``
+is the IEEE-style E4M3 (with Inf, largest finite 240), not the OCP FP8 E4M3FN of ML frameworks
+(``ml_dtypes.float8_e4m3fn``: no Inf, largest 448).
 """
 
 from __future__ import annotations
@@ -12,9 +17,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Legal exponent / mantissa widths of the model (the RTL checks the same ranges).
-EXP_BITS_RANGE = (2, 8)
-MAN_BITS_RANGE = (1, 23)
+#: Widths a :class:`Format` may have (E, M): every datapath of the project, binary64 included
+#: (the RTL's ``fp_add`` checks the same ranges).
+FORMAT_EXP_BITS_RANGE = (2, 11)
+FORMAT_MAN_BITS_RANGE = (1, 52)
+#: Widths the L-Mul unit supports (``lmul_core``/``lmul_unit``/``mac_array`` check the same).
+LMUL_EXP_BITS_RANGE = (2, 8)
+LMUL_MAN_BITS_RANGE = (1, 23)
+
+
+def _check_int(owner: str, name: str, value: object, lo: int, hi: int) -> int:
+    """``value`` as an int in ``lo..hi``: TypeError for a non-integer (bools and floats
+    included, so ``8.0`` never leaks into Verilog parameters), ValueError when out of range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner} {name} must be an int in {lo}..{hi}, got {value!r} "
+                        f"({type(value).__name__})")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{owner} {name} must be in {lo}..{hi}, got {int(value)}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -23,8 +43,8 @@ class Format:
 
     Attributes:
         name: display name, e.g. ``"bf16"``.
-        exp_bits: exponent field width E (2..8 in this project).
-        man_bits: stored mantissa width M (1..23).
+        exp_bits: exponent field width E, 2..11 (the L-Mul unit takes 2..8: :class:`LMulConfig`).
+        man_bits: stored mantissa width M, 1..52 (the L-Mul unit takes 1..23).
     """
 
     name: str
@@ -32,12 +52,10 @@ class Format:
     man_bits: int
 
     def __post_init__(self) -> None:
-        lo, hi = EXP_BITS_RANGE
-        if not isinstance(self.exp_bits, int) or not lo <= self.exp_bits <= hi:
-            raise ValueError(f"exp_bits must be an int in {lo}..{hi}, got {self.exp_bits!r}")
-        lo, hi = MAN_BITS_RANGE
-        if not isinstance(self.man_bits, int) or not lo <= self.man_bits <= hi:
-            raise ValueError(f"man_bits must be an int in {lo}..{hi}, got {self.man_bits!r}")
+        object.__setattr__(self, "exp_bits", _check_int("Format", "exp_bits", self.exp_bits,
+                                                        *FORMAT_EXP_BITS_RANGE))
+        object.__setattr__(self, "man_bits", _check_int("Format", "man_bits", self.man_bits,
+                                                        *FORMAT_MAN_BITS_RANGE))
 
     @property
     def width(self) -> int:
@@ -106,10 +124,15 @@ class Format:
             return np.dtype(np.uint8)
         if self.width <= 16:
             return np.dtype(np.uint16)
-        return np.dtype(np.uint32)
+        if self.width <= 32:
+            return np.dtype(np.uint32)
+        return np.dtype(np.uint64)
 
 
-#: The presets of the project, by lower-case name. E4M3 is the IEEE-style variant (with Inf).
+#: The presets of the project, by lower-case name. ``e4m3_ieee`` is the IEEE-style E4M3: exponent
+#: field 15 encodes Inf/NaN, so its largest finite value is 240. It is *not* the OCP FP8 E4M3FN of
+#: ML frameworks (``ml_dtypes.float8_e4m3fn``: no Inf, largest 448); ``ml_dtypes.float8_e4m3``
+#: is the same format as ``e4m3_ieee``.
 PRESETS: dict[str, Format] = {
     "bf16": Format("bf16", 8, 7),
     "fp16": Format("fp16", 5, 10),
@@ -122,7 +145,13 @@ FP32 = PRESETS["fp32"]
 
 
 def format_for(exp_bits: int, man_bits: int) -> Format:
-    """Return the preset with these widths, or an anonymous ``e{E}m{M}`` format."""
+    """Return the preset with these widths, or an anonymous ``e{E}m{M}`` format.
+
+    Raises:
+        TypeError / ValueError: widths that are not ints in the :class:`Format` ranges.
+    """
+    exp_bits = _check_int("format", "exp_bits", exp_bits, *FORMAT_EXP_BITS_RANGE)
+    man_bits = _check_int("format", "man_bits", man_bits, *FORMAT_MAN_BITS_RANGE)
     for fmt in PRESETS.values():
         if fmt.exp_bits == exp_bits and fmt.man_bits == man_bits:
             return fmt
@@ -158,12 +187,18 @@ class LMulConfig:
     """One L-Mul unit configuration: format widths, additive offset and overflow policy.
 
     Args:
-        exp_bits: exponent width E, 2..8 (default 8: BF16).
-        man_bits: mantissa width M, 1..23 (default 7: BF16).
-        offset: integer added to the field sum, in mantissa LSBs, ``0 <= offset < 2**M``;
+        exp_bits: exponent width E, an int 2..8 (default 8: BF16).
+        man_bits: mantissa width M, an int 1..23 (default 7: BF16).
+        offset: int added to the field sum, in mantissa LSBs, ``0 <= offset < 2**M``;
             ``None`` selects the paper's ``2**(M - l(M))`` (:func:`paper_offset`); 0 is Mitchell's
             approximation.
-        saturate: on exponent overflow return the largest finite value instead of Inf.
+        saturate: on exponent overflow return the largest finite value instead of Inf (a bool,
+            or the int 0/1).
+
+    Raises:
+        TypeError: a field of the wrong type (floats such as ``8.0`` and bools for the widths
+            and the offset are refused, so they cannot leak into :meth:`verilog_parameters`).
+        ValueError: a field out of range.
     """
 
     exp_bits: int = 8
@@ -173,19 +208,23 @@ class LMulConfig:
     fmt: Format = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fmt", format_for(self.exp_bits, self.man_bits))
+        exp_bits = _check_int("LMulConfig", "exp_bits", self.exp_bits, *LMUL_EXP_BITS_RANGE)
+        man_bits = _check_int("LMulConfig", "man_bits", self.man_bits, *LMUL_MAN_BITS_RANGE)
+        object.__setattr__(self, "exp_bits", exp_bits)
+        object.__setattr__(self, "man_bits", man_bits)
+        object.__setattr__(self, "fmt", format_for(exp_bits, man_bits))
         if self.offset is not None:
-            if isinstance(self.offset, bool) or not isinstance(self.offset, (int, np.integer)):
-                raise ValueError(f"offset must be an int or None, got {self.offset!r}")
-            if not 0 <= int(self.offset) < (1 << self.man_bits):
-                raise ValueError(
-                    f"offset must be in 0..{(1 << self.man_bits) - 1} for man_bits={self.man_bits},"
-                    f" got {self.offset}"
-                )
-            object.__setattr__(self, "offset", int(self.offset))
-        if not isinstance(self.saturate, (bool, np.bool_)) and self.saturate not in (0, 1):
-            raise ValueError(f"saturate must be a bool, got {self.saturate!r}")
-        object.__setattr__(self, "saturate", bool(self.saturate))
+            object.__setattr__(self, "offset", _check_int(
+                "LMulConfig", f"offset (man_bits={man_bits})", self.offset, 0,
+                (1 << man_bits) - 1))
+        sat = self.saturate
+        if not isinstance(sat, (bool, np.bool_)):
+            if not isinstance(sat, (int, np.integer)):
+                raise TypeError(f"LMulConfig saturate must be a bool (or 0/1), got {sat!r} "
+                                f"({type(sat).__name__})")
+            if sat not in (0, 1):
+                raise ValueError(f"LMulConfig saturate must be a bool (or 0/1), got {sat!r}")
+        object.__setattr__(self, "saturate", bool(sat))
 
     @property
     def offset_value(self) -> int:
@@ -212,9 +251,27 @@ class LMulConfig:
 
         Keys: ``fmt`` (a preset name: bf16, fp16, e4m3_ieee, e5m2, fp32), ``e``/``exp_bits``,
         ``m``/``man_bits``, ``offset`` (an int, or ``paper``), ``saturate`` (0/1). Empty text gives
-        the default (BF16, paper offset). Example: ``"e=4,m=3,offset=0"``.
+        the default (BF16, paper offset). Example: ``"e=4,m=3,offset=0"``. Each field is set at
+        most once: ``"e=8,e=5"`` and ``"fmt=bf16,e=5"`` (``fmt`` sets both widths) are errors.
+
+        Raises:
+            TypeError: ``text`` is not a string.
+            ValueError: a malformed, unknown, repeated or contradicting option (the message
+                names it), or a value out of range.
         """
+        if not isinstance(text, str):
+            raise TypeError(f"L-Mul options must be a string like 'e=4,m=3', got "
+                            f"{type(text).__name__}")
         kwargs: dict[str, object] = {}
+        set_by: dict[str, str] = {}  # field -> the option that set it
+
+        def put(item: str, name: str, value: object) -> None:
+            if name in set_by:
+                raise ValueError(f"L-Mul option {item!r} sets {name} again (already set by "
+                                 f"{set_by[name]!r}) in {text!r}")
+            set_by[name] = item
+            kwargs[name] = value
+
         for item in filter(None, (p.strip() for p in text.split(","))):
             if "=" not in item:
                 raise ValueError(f"L-Mul option {item!r} is not key=value (in {text!r})")
@@ -225,19 +282,23 @@ class LMulConfig:
                     if value.lower() not in PRESETS:
                         raise ValueError(f"unknown format {value!r}; presets: {sorted(PRESETS)}")
                     preset = PRESETS[value.lower()]
-                    kwargs["exp_bits"], kwargs["man_bits"] = preset.exp_bits, preset.man_bits
+                    put(item, "exp_bits", preset.exp_bits)
+                    put(item, "man_bits", preset.man_bits)
                 elif key in ("e", "exp_bits"):
-                    kwargs["exp_bits"] = int(value)
+                    put(item, "exp_bits", int(value))
                 elif key in ("m", "man_bits"):
-                    kwargs["man_bits"] = int(value)
+                    put(item, "man_bits", int(value))
                 elif key == "offset":
-                    kwargs["offset"] = None if value.lower() in ("paper", "none") else int(value)
+                    put(item, "offset",
+                        None if value.lower() in ("paper", "none") else int(value))
                 elif key == "saturate":
-                    kwargs["saturate"] = _parse_bool(value)
+                    put(item, "saturate", _parse_bool(value))
                 else:
                     raise ValueError(
                         f"unknown L-Mul option {key!r}; known: fmt, e, m, offset, saturate"
                     )
             except ValueError as err:
+                if str(err).startswith("L-Mul option"):
+                    raise
                 raise ValueError(f"bad L-Mul option {item!r}: {err}") from None
         return cls(**kwargs)  # type: ignore[arg-type]

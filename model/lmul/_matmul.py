@@ -2,43 +2,51 @@
 
 :func:`matmul` has the semantics of :func:`lmul.matmul_reference` (the MAC array: bias preload,
 ``k``-ordered binary32 accumulation, canonical NaN) and runs the numba kernels of
-:mod:`lmul.kernels`: multi-threaded over (row, column-chunk) tiles, vectorized across output
+:mod:`lmul._kernels`: multi-threaded over (row, column-chunk) tiles, vectorized across output
 columns, extra memory O(M*N + M*K + K*N) (operands are pre-rounded once; there is never an
 [M, N, K] temporary). :func:`lmul_elementwise`, :func:`exact_mul_elementwise` and
 :func:`seed_lmul_elementwise` are the fast paths of :func:`lmul.lmul`, :func:`lmul.exact_mul` and
 :func:`lmul.seed_lmul` on numpy float32 arrays.
 
-Without numba, or with the environment variable ``LMUL_NO_NUMBA=1``, every function here falls
-back to the pure-numpy reference, which returns the same bits (only slower).
+With the environment variable ``LMUL_NO_NUMBA=1``, or without numba installed (then with one
+``RuntimeWarning``), every function here uses the pure-numpy reference, which returns the same
+bits (only slower). A numba that is installed but fails to import is an error, not a fallback.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
+import warnings
 from types import ModuleType
 
 import numpy as np
 
-from .convert import Rounding, as_float_array
-from .core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
-from .formats import LMulConfig
-from .reference import Multiplier, check_matmul_args, matmul_reference
+from ._convert import Rounding, as_float_array
+from ._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
+from ._formats import LMulConfig
+from ._reference import Multiplier, check_matmul_args, matmul_reference
 
 
 @functools.cache
 def _load_kernels() -> ModuleType | None:
-    """The numba kernel module, imported on first use (None without numba).
+    """The numba kernel module, imported on first use; None (and one warning) without numba.
 
-    Lazy on purpose: ``import lmul`` must stay cheap for the many short-lived processes (every
-    cocotb simulation) that only need the bit-level model.
+    Imported here rather than at the top on purpose: ``import lmul`` must stay cheap for the many
+    short-lived processes (every cocotb simulation) that only need the bit-level model.
     """
-    try:
-        from . import kernels
-    except ImportError:  # numba missing: the numpy reference gives the same bits
+    if importlib.util.find_spec("numba") is None:
+        warnings.warn("numba is not installed: lmul.matmul and the elementwise products run the "
+                      "pure-numpy model (same bits, far slower); install numba, or set "
+                      "LMUL_NO_NUMBA=1 to choose the numpy path explicitly", RuntimeWarning,
+                      stacklevel=4)
         return None
-    return kernels
+    from . import _kernels
+
+    return _kernels
+
 
 _DEFAULT = LMulConfig()
 
@@ -49,10 +57,13 @@ _MIN_CHUNK = 64
 
 
 def fast_path_enabled() -> bool:
-    """True when the numba kernels are used (numba importable and ``LMUL_NO_NUMBA`` unset/0)."""
-    if _load_kernels() is None:
+    """True when the numba kernels are used (``LMUL_NO_NUMBA`` unset or 0, and numba installed).
+
+    The first call without numba warns once (``RuntimeWarning``) that the numpy path is used.
+    """
+    if os.environ.get("LMUL_NO_NUMBA", "").strip() not in ("", "0"):
         return False
-    return os.environ.get("LMUL_NO_NUMBA", "").strip() in ("", "0")
+    return _load_kernels() is not None
 
 
 def _check_options(cfg: LMulConfig, rounding: str) -> None:
@@ -67,7 +78,7 @@ def _params(cfg: LMulConfig, rounding: str) -> np.ndarray:
     _kernels = _load_kernels()
     assert _kernels is not None
     return _kernels.make_params(cfg.exp_bits, cfg.man_bits, cfg.offset_value, cfg.saturate,
-                                rounding == "rne")
+                                rounding == "rne")  # cached: built once per configuration
 
 
 def _chunk(m_len: int, n_len: int) -> int:
@@ -102,7 +113,8 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
         float32 [M, N].
 
     Raises:
-        TypeError: an operand is not float32 (or cfg is not an LMulConfig).
+        TypeError: an operand is not float32 or is a torch tensor that requires grad (the message
+            names it; ``lmul.torch.lmul_linear`` has gradients), or cfg is not an LMulConfig.
         ValueError: wrong ranks, mismatched dimensions, unknown multiplier or rounding.
     """
     a, b, c = check_matmul_args(A, B, bias, multiplier, rounding)
@@ -169,7 +181,7 @@ def lmul_elementwise(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
     """Elementwise L-Mul of float32 numpy arrays (broadcastable): the fast path of ``lmul.lmul``.
 
     Inputs rounded to ``cfg.fmt`` (``rounding``), multiplied by the L-Mul unit, widened exactly
-    to float32 (NaN -> ``0x7FC00000``). Same bits as ``lmul.core.lmul_numpy``.
+    to float32 (NaN -> ``0x7FC00000``). Same bits as ``lmul._core.lmul_numpy``.
     """
     _check_options(cfg, rounding)
     if not fast_path_enabled():
@@ -183,7 +195,7 @@ def exact_mul_elementwise(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAU
                           rounding: Rounding = "rne") -> np.ndarray:
     """Elementwise exact product in ``cfg.fmt`` (RNE), widened to float32: fast ``exact_mul``.
 
-    Same bits as ``lmul.core.exact_mul_numpy``.
+    Same bits as ``lmul._core.exact_mul_numpy``.
     """
     _check_options(cfg, rounding)
     if not fast_path_enabled():
@@ -196,7 +208,7 @@ def exact_mul_elementwise(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAU
 def seed_lmul_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The seed notebook's multiplier on float32 numpy arrays: the fast path of ``seed_lmul``.
 
-    Same bits as ``lmul.core.seed_lmul_numpy`` (NaN payloads included: both run the same float32
+    Same bits as ``lmul._core.seed_lmul_numpy`` (NaN payloads included: both run the same float32
     operations).
     """
     if not fast_path_enabled():

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from .formats import Format
+from ._formats import Format
 
 Rounding = Literal["rne", "truncate"]
 
@@ -18,16 +18,30 @@ Rounding = Literal["rne", "truncate"]
 FP32_QNAN_BITS = 0x7FC00000
 
 
-def as_float_array(x: object, name: str = "x") -> np.ndarray:
+def as_float_array(x: object, name: str = "x",
+                   autograd: str = "lmul.torch.lmul_mul / lmul.torch.lmul_linear") -> np.ndarray:
     """Return ``x`` as a numpy float32 array; raise TypeError for any other dtype.
 
     Float64 is refused on purpose: rounding float64 to a narrow format directly differs from
-    rounding it to float32 first, and the hardware only ever sees float32 inputs.
+    rounding it to float32 first, and the hardware only ever sees float32 inputs. A torch tensor
+    that requires grad is refused too (TypeError naming ``name`` and pointing to ``autograd``,
+    the function with gradients): a detached result would silently cut the graph.
     """
+    if getattr(x, "requires_grad", False) is True:
+        raise TypeError(f"{name} is a torch tensor that requires grad, and this function returns "
+                        f"no gradient: use {autograd} for autograd (straight-through "
+                        f"gradients), or pass {name}.detach()")
     arr = np.asarray(x)
     if arr.dtype != np.float32:
         raise TypeError(f"{name} must be float32, got dtype {arr.dtype}")
     return arr
+
+
+def _check_int64_format(fmt: Format) -> None:
+    """The conversions compute on int64 patterns: a 64-bit format (binary64) does not fit."""
+    if fmt.width > 63:
+        raise ValueError(f"format {fmt.name} is {fmt.width} bits wide; the float conversions "
+                         "handle formats of up to 63 bits (use numpy's float64 for binary64)")
 
 
 def check_bits(bits: object, fmt: Format, name: str = "bits") -> np.ndarray:
@@ -35,8 +49,10 @@ def check_bits(bits: object, fmt: Format, name: str = "bits") -> np.ndarray:
 
     Raises:
         TypeError: not an integer array.
-        ValueError: a pattern is negative or does not fit in ``fmt.width`` bits.
+        ValueError: a pattern is negative or does not fit in ``fmt.width`` bits (or ``fmt`` is a
+            64-bit format).
     """
+    _check_int64_format(fmt)
     arr = np.asarray(bits)
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must be an integer array of bit patterns, got dtype {arr.dtype}")
@@ -62,6 +78,7 @@ def round_to_format_bits(x: object, fmt: Format, rounding: Rounding = "rne") -> 
     """
     if rounding not in ("rne", "truncate"):
         raise ValueError(f"rounding must be 'rne' or 'truncate', got {rounding!r}")
+    _check_int64_format(fmt)
     arr = np.asarray(x)
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"x must be float32 or float64, got dtype {arr.dtype}")
@@ -106,10 +123,16 @@ def format_bits_to_float64(bits: object, fmt: Format) -> np.ndarray:
 
 
 def format_bits_to_float32(bits: object, fmt: Format) -> np.ndarray:
-    """Widen bit patterns of ``fmt`` exactly to float32 (E <= 8, M <= 23 always fit).
+    """Widen bit patterns of ``fmt`` exactly to float32 (needs E <= 8, M <= 23).
 
     NaN patterns become the canonical float32 quiet NaN ``0x7FC00000``.
+
+    Raises:
+        ValueError: ``fmt`` is wider than float32 (its values would not fit exactly).
     """
+    if fmt.exp_bits > 8 or fmt.man_bits > 23:
+        raise ValueError(f"format {fmt.name} (E={fmt.exp_bits}, M={fmt.man_bits}) does not widen "
+                         "exactly to float32 (needs E <= 8, M <= 23)")
     val = format_bits_to_float64(bits, fmt).astype(np.float32)
     return canonicalize_nan(val)
 

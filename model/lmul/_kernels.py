@@ -1,31 +1,42 @@
-"""Numba kernels behind :mod:`lmul.matmul`: the bits of :mod:`lmul.core` and :mod:`lmul.reference`.
+"""Numba kernels behind :func:`lmul.matmul` and the elementwise fast paths: the bits of
+:mod:`lmul._core` and :mod:`lmul._reference`.
 
-Nothing here is public API; :mod:`lmul.matmul` validates arguments and calls these. Every kernel
+Nothing here is public API; :mod:`lmul._matmul` validates arguments and calls these. Every kernel
 is ``@njit(cache=True)`` without ``fastmath``: float32 additions and multiplications are single
 IEEE operations in program order, and each output's accumulator sees its ``k`` terms in order
 (vectorization runs across outputs ``n``, never across ``k``), so the accumulation order of the
 MAC array is kept exactly.
 
-Representation: bit patterns of a format ``(E, M)`` are int32 ``sign | exponent | mantissa``
-(for E + M = 31 the sign lands in int32's sign bit); float32 values become their IEEE bits where
-integer tricks need them (:func:`_f32_bits` / :func:`_bits_f32` are free bitcasts). Numba types
-integer arithmetic as int64; the hot loops cast every intermediate back to int32 (``_i32``) so
-LLVM vectorizes them 8 lanes wide. Every such value provably fits in 32 bits (ranges are noted
-where it is not obvious); the int32-only fast loops are used for E + M <= 29, wider formats take
-the int64 scalar path. Format parameters travel in one int64 array (``_P_*`` indices), so every
-kernel has exactly one type signature (one compilation, cached on disk).
+Representation: bit patterns of a format ``(E, M)`` are int32 ``sign | exponent | mantissa``;
+float32 values become their IEEE bits where integer tricks need them (free bitcasts, see
+:mod:`lmul._kintrinsics`); the scalar pieces live in :mod:`lmul._kscalar`. The int32-only fast
+loops are used for E + M <= 29, wider formats take the int64 scalar path. A configuration's
+constants are computed once, by :func:`make_params`, into one int64 array (``_P_*`` indices) that
+every kernel takes, so every kernel has exactly one type signature (one compilation, cached on
+disk) and no kernel re-derives a format constant.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import njit, prange
-from numba.core import types
-from numba.extending import intrinsic
+
+from . import _kintrinsics, _kscalar
+from ._kintrinsics import _F32_INF, _INT32_MIN, _bits_f32, _f32_bits, _i32, _sra
+from ._kscalar import (
+    _canonical_nans,
+    _exact64,
+    _lmul32,
+    _lmul64,
+    _rne_e8,
+    _round32,
+    _seed32,
+    _widen32,
+)
 
 
 def _prefer_passive_threading_layer() -> None:
@@ -54,17 +65,29 @@ _P_BIAS = 2  # 2**(E-1) - 1
 _P_OFFSET = 3  # L-Mul offset in mantissa LSBs
 _P_SAT = 4  # 1: overflow gives the largest finite value
 _P_RNE = 5  # 1: round inputs to nearest even, 0: truncate
-_P_LEN = 6
+_P_EMIN = 6  # 1 - bias: unbiased exponent of the smallest normal
+_P_EMAXF = 7  # 2**E - 1: the Inf/NaN exponent field
+_P_INF = 8  # format bits of +Inf
+_P_MAXFIN = 9  # format bits of the largest finite value
+_P_SIGN = 10  # the sign bit, 2**(E+M)
+_P_QNAN = 11  # format bits of the canonical quiet NaN
+_P_FIELD = 12  # mask of exponent|mantissa, 2**(E+M) - 1
+_P_CADD = 13  # (127 - bias) << M: rebias a format field to float32 (0 when E = 8)
+_P_SUB = 14  # float32 bits of 2**(emin - M), the format's subnormal quantum
+_P_FAST = 15  # 1: E + M <= 29, the int32 fast loops apply
+_P_K0 = 16  # OFFSET - (bias << M), the L-Mul field-sum constant (fast loops only, else 0)
+_P_LO = 17  # 2**M: an L-Mul field sum below it underflows
+_P_OVF = 18  # float32 bits of an overflowing L-Mul result (Inf, or the largest finite)
+_P_SH = 19  # 23 - M: format mantissa -> float32 mantissa shift
+_P_RND = 20  # half a format LSB minus one, in float32 mantissa units (RNE for E = 8)
+_P_KEEP = 21  # mask clearing the float32 mantissa bits below a format LSB
+_P_LEN = 22
 
-# Multiplier codes shared with lmul.matmul.
+# Multiplier codes shared with lmul._matmul.
 MUL_LMUL = 0
 MUL_EXACT = 1
 MUL_SEED = 2
 
-_i32 = np.int32
-_F32_QNAN = 0x7FC00000
-_F32_INF = 0x7F800000
-_INT32_MIN = -(1 << 31)
 # Widest E + M whose L-Mul field sums (plus offset and rebias) stay inside int32.
 _FAST_FIELD_BITS = 29
 # A B-operand field that makes every L-Mul field sum underflow (zero/subnormal operands).
@@ -73,322 +96,43 @@ _LMUL_FLUSH = -(1 << 31)
 _SEED_FLUSH = -(1 << 16)
 
 
+@functools.lru_cache(maxsize=64)
 def make_params(exp_bits: int, man_bits: int, offset: int, saturate: bool, rne: bool) -> np.ndarray:
-    """Pack a configuration into the int64 parameter array every kernel takes."""
+    """Every constant of a configuration, computed once, as the int64 array the kernels take.
+
+    Cached per configuration and read-only (the kernels never write it).
+    """
+    bias = (1 << (exp_bits - 1)) - 1
+    emaxf = (1 << exp_bits) - 1
+    inf_bits = emaxf << man_bits
+    cadd = (127 - bias) << man_bits
+    fast = exp_bits + man_bits <= _FAST_FIELD_BITS
+    sh = 23 - man_bits
     prm = np.zeros(_P_LEN, dtype=np.int64)
     prm[_P_E] = exp_bits
     prm[_P_M] = man_bits
-    prm[_P_BIAS] = (1 << (exp_bits - 1)) - 1
+    prm[_P_BIAS] = bias
     prm[_P_OFFSET] = offset
     prm[_P_SAT] = int(bool(saturate))
     prm[_P_RNE] = int(bool(rne))
+    prm[_P_EMIN] = 1 - bias
+    prm[_P_EMAXF] = emaxf
+    prm[_P_INF] = inf_bits
+    prm[_P_MAXFIN] = inf_bits - 1
+    prm[_P_SIGN] = 1 << (exp_bits + man_bits)
+    prm[_P_QNAN] = inf_bits | (1 << (man_bits - 1))
+    prm[_P_FIELD] = (1 << (exp_bits + man_bits)) - 1
+    prm[_P_CADD] = cadd
+    prm[_P_SUB] = int(np.float32(2.0 ** (1 - bias - man_bits)).view(np.uint32))
+    prm[_P_FAST] = int(fast)
+    prm[_P_K0] = offset - (bias << man_bits) if fast else 0
+    prm[_P_LO] = 1 << man_bits
+    prm[_P_OVF] = ((inf_bits - 1 + cadd) << sh) if saturate else _F32_INF
+    prm[_P_SH] = sh
+    prm[_P_RND] = (1 << (sh - 1)) - 1 if sh > 0 else 0
+    prm[_P_KEEP] = -(1 << sh)
+    prm.flags.writeable = False
     return prm
-
-
-@intrinsic
-def _f32_bits(typingctx, x):
-    """IEEE bits of a float32 as an int32 (a free bitcast)."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _bits_f32(typingctx, x):
-    """The float32 whose IEEE bits are the low 32 bits of an integer (a free bitcast)."""
-    if not isinstance(x, types.Integer):
-        return None
-
-    def codegen(context, builder, sig, args):
-        v = args[0]
-        if x.bitwidth > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        elif x.bitwidth < 32:
-            v = builder.zext(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-
-    return types.float32(x), codegen
-
-
-@intrinsic
-def _f64_bits(typingctx, x):
-    """IEEE bits of a float64 as int64 (a free bitcast)."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _sra(typingctx, x, s):
-    """``x >> s`` as a 32-bit arithmetic shift (int32 result; 0 <= s < 32).
-
-    Numba widens integer operands to 64 bits, and LLVM cannot narrow a variable right shift
-    back to 32 bits by itself (it would need ``s < 32``); in 64-bit lanes the loops run at half
-    the vector width.
-    """
-    if not isinstance(x, types.Integer) or not isinstance(s, types.Integer):
-        return None
-
-    def codegen(context, builder, sig, args):
-        def i32(v, ty):
-            if ty.bitwidth > 32:
-                return builder.trunc(v, ir.IntType(32))
-            if ty.bitwidth < 32:
-                return builder.sext(v, ir.IntType(32)) if ty.signed else \
-                    builder.zext(v, ir.IntType(32))
-            return v
-
-        return builder.ashr(i32(args[0], x), i32(args[1], s))
-
-    return types.int32(x, s), codegen
-
-
-# ----------------------------------------------------------------------------------------------
-# Scalar building blocks (LLVM inlines them into the loops below).
-# ----------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _round32(u, man, emin, rne, inf_bits, maxfin, sign_bit, qnan):
-    """Format bits (int32) of the float32 with IEEE bits ``u``: ``round_to_format_bits``.
-
-    Values at or above the format's smallest normal keep a fixed quantum relative to their
-    float32 encoding: rebias the exponent and drop ``23 - M`` bits (RNE adds half an LSB minus
-    one plus the kept LSB first, so ties go to even and a carry bumps the exponent by itself).
-    Smaller values lie on the format's subnormal grid, multiples of ``q = 2**(emin - M)``:
-    ``|x| + C`` with ``C = 2**23 q`` rounds |x| to that grid (float32 addition is RNE and C's
-    ulp is q), and the bits of the sum minus those of C count the quanta (2**M of them is the
-    smallest normal, which encodes the same way). Truncation steps back one quantum where the
-    rounded value exceeds |x|. Overflow gives Inf (RNE) or the largest finite value
-    (truncate); NaN the canonical NaN; signs are kept. Branch-free, so the loops vectorize.
-    """
-    sh = _i32(23 - man)
-    rmask = _i32(1) if sh > 0 else _i32(0)
-    half = _i32(_i32(1 << sh) >> 1)
-    rebias = _i32(_i32(126 + emin) << 23)  # (127 - bias) << 23, bias = 1 - emin
-    thr = _i32(_i32(emin + 127) << 23)
-    c_bits = _i32(_i32(emin - man + 150) << 23)
-    c = _bits_f32(c_bits)
-    a = _i32(u & 0x7FFFFFFF)
-    neg = _i32(_i32(u >> 31) & 1)
-    an = _i32(a - rebias)
-    ax = _bits_f32(a)
-    s = c + ax
-    if rne != 0:
-        mag = _sra(_i32(_i32(an + _i32(half - rmask)) + _i32(_sra(an, sh) & rmask)), sh)
-        mag_sub = _i32(_f32_bits(s) - c_bits)
-    else:
-        mag = _sra(an, sh)
-        mag_sub = _i32(_i32(_f32_bits(s) - c_bits) - _i32((s - c) > ax))
-    if a < thr:
-        mag = mag_sub
-    if mag >= inf_bits:
-        mag = inf_bits if rne != 0 else maxfin
-    out = _i32(mag | _i32(neg * sign_bit))
-    if a >= _F32_INF:
-        out = _i32(_i32(neg * sign_bit) | inf_bits) if a == _F32_INF else qnan
-    return out
-
-
-@njit(cache=True)
-def _widen32(x, ebits, man, inf_bits, field_mask, cadd, sub_scale):
-    """IEEE float32 bits (int32) of format bits ``x``, exact; NaN -> ``0x7FC00000``.
-
-    Normal values rebias the exponent (``cadd = (127 - bias) << M``, 0 when E = 8); with E = 8 the
-    format's subnormals are float32 subnormals on the same grid; with E < 8 they are float32
-    normals, computed as ``mantissa * 2**(emin - M)`` (``sub_scale``, exact).
-    """
-    neg = _i32(_sra(x, ebits + man) & 1)
-    mag = _i32(x & field_mask)
-    f = _i32(_i32(mag + cadd) << _i32(23 - man))
-    if ebits != 8 and mag < _i32(1 << man):
-        f = _f32_bits(np.float32(mag) * sub_scale)
-    if mag >= inf_bits:
-        f = _i32(_F32_INF) if mag == inf_bits else _i32(_F32_QNAN)
-    if mag <= inf_bits:
-        f = _i32(f | _i32(neg << 31))
-    return f
-
-
-@njit(cache=True)
-def _lmul32(a, b, ebits, man, emaxf, k0, cadd, lo, hi, ovf):
-    """The L-Mul unit on int32 format bits (E + M <= 29), returning float32 bits (int32).
-
-    ``t = field(a) + field(b) + k0`` with ``k0 = OFFSET - (bias << M)``; exponent ``t >> M <= 0``
-    (``t < lo``) underflows to zero, ``>= 2**E - 1`` (``t >= hi``) gives ``ovf`` (Inf or the
-    largest finite value, as float32 bits); L-Mul results are never subnormal, so a normal result
-    widens as ``(t + cadd) << (23 - M)``. Special operands follow the spec (``lmul_bits``).
-    """
-    field_mask = _i32(_i32(1 << (ebits + man)) - 1)
-    man_mask = _i32(_i32(1 << man) - 1)
-    ea = _i32(_sra(a, man) & emaxf)
-    eb = _i32(_sra(b, man) & emaxf)
-    t = _i32(_i32(_i32(a & field_mask) + _i32(b & field_mask)) + k0)
-    r = _i32(_i32(t + cadd) << _i32(23 - man))
-    if t < lo:
-        r = _i32(0)
-    if t >= hi:
-        r = ovf
-    a_zero = ea == 0
-    b_zero = eb == 0
-    a_spec = ea == emaxf
-    b_spec = eb == emaxf
-    if a_zero | b_zero:
-        r = _i32(0)
-    if a_spec | b_spec:
-        r = _i32(_F32_INF)
-    r = _i32(r | _i32(_sra(_i32(a ^ b), ebits + man) << 31))
-    a_nan = a_spec & (_i32(a & man_mask) != 0)
-    b_nan = b_spec & (_i32(b & man_mask) != 0)
-    if a_nan | b_nan | (a_spec & b_zero) | (b_spec & a_zero):
-        r = _i32(_F32_QNAN)
-    return r
-
-
-@njit(cache=True)
-def _lmul64(a, b, ebits, man, bias, offset, sat):
-    """The L-Mul unit on format bits in int64 (any format), returning format bits.
-
-    The general path: rows of B holding Inf/NaN, and formats with E + M > 29.
-    """
-    a = np.int64(a) & ((1 << (1 + ebits + man)) - 1)
-    b = np.int64(b) & ((1 << (1 + ebits + man)) - 1)
-    emaxf = (1 << ebits) - 1
-    man_mask = (1 << man) - 1
-    field_mask = (1 << (ebits + man)) - 1
-    sign_bit = 1 << (ebits + man)
-    inf_bits = emaxf << man
-    ea = (a >> man) & emaxf
-    eb = (b >> man) & emaxf
-    f = (a & field_mask) + (b & field_mask) - (bias << man) + offset
-    fe = f >> man
-    if fe <= 0:
-        mag = 0
-    elif fe >= emaxf:
-        mag = inf_bits - 1 if sat != 0 else inf_bits
-    else:
-        mag = f
-    if ea == 0 or eb == 0:
-        mag = 0
-    if ea == emaxf or eb == emaxf:
-        mag = inf_bits
-    out = ((a ^ b) & sign_bit) | mag
-    a_nan = ea == emaxf and (a & man_mask) != 0
-    b_nan = eb == emaxf and (b & man_mask) != 0
-    if a_nan or b_nan or (ea == emaxf and eb == 0) or (eb == emaxf and ea == 0):
-        out = inf_bits | (1 << (man - 1))
-    return out
-
-
-@njit(cache=True)
-def _round_f64_rne(u, man, emin, inf_bits, sign_bit, qnan):
-    """Format bits (int64; RNE, overflow to Inf) of the float64 with IEEE bits ``u``."""
-    a = u & 0x7FFFFFFFFFFFFFFF
-    neg = (u >> 63) & 1
-    e64 = a >> 52
-    frac = a & 0xFFFFFFFFFFFFF
-    sig = frac | 0x10000000000000 if e64 != 0 else frac
-    e = max(e64, 1) - 1023
-    e_eff = max(e, emin)
-    # A 53-bit significand shifted by >= 55 rounds to 0 either way.
-    shift = min(52 - man + (e_eff - e), 60)
-    r = sig >> shift
-    rem = sig & ((1 << shift) - 1)
-    half = (1 << shift) >> 1
-    if shift > 0 and (rem > half or (rem == half and (r & 1) == 1)):
-        r += 1
-    mag = ((e_eff - emin) << man) + r
-    if mag >= inf_bits:
-        mag = inf_bits
-    out = mag | (neg * sign_bit)
-    if e64 == 0x7FF:
-        out = (neg * sign_bit) | inf_bits if frac == 0 else qnan
-    return out
-
-
-@njit(cache=True)
-def _exact64(x, y, ebits, man, emin, inf_bits, field_mask, cadd, sub_scale):
-    """Exact product of two float32 format values rounded RNE to the format, as float32 bits.
-
-    Formed in float64 (exact: <= 48 significant bits, exponents far inside float64's range) and
-    rounded once, so nothing is rounded twice.
-    """
-    sign_bit = 1 << (ebits + man)
-    qnan = inf_bits | (1 << (man - 1))
-    p = np.float64(x) * np.float64(y)
-    bits = _round_f64_rne(_f64_bits(p), man, emin, inf_bits, sign_bit, qnan)
-    return _widen32(bits, ebits, man, inf_bits, field_mask, cadd, sub_scale)
-
-
-@njit(cache=True)
-def _rne_e8(u, rnd, sh, keep):
-    """Round float32 bits ``u`` to an E = 8 format with RNE, as float32 bits (NaN canonical).
-
-    Add half an LSB minus one plus the LSB itself, then clear the dropped bits: the carry walks
-    into the exponent (and to Inf) by itself; subnormals share float32's grid. The magnitude
-    plus ``rnd + 1`` stays below 2**31 for every non-NaN ``u``, so no carry reaches the sign.
-    """
-    r = _i32(_i32(_i32(u + rnd) + _i32(_sra(u, sh) & 1)) & keep)
-    if _i32(u & 0x7FFFFFFF) > _F32_INF:
-        r = _i32(_F32_QNAN)
-    return r
-
-
-@njit(cache=True)
-def _seed32(ua, ub):
-    """The seed notebook's multiplier on float32 IEEE bits ``ua``, ``ub`` (``seed_lmul``).
-
-    ``r / 32`` and ``r / 64`` are computed as ``r * 2**-5`` and ``r * 2**-6``: division by a power
-    of two and multiplication by its exact reciprocal round the same real number, so the bits
-    are identical (subnormal, Inf and NaN cases included), and multiplication is much cheaper.
-    """
-    ha = _i32(_i32(ua >> 16) & 0xFFFF)
-    hb = _i32(_i32(ub >> 16) & 0xFFFF)
-    fa = _i32(ha & 0x7FFF)
-    fb = _i32(hb & 0x7FFF)
-    total = _i32(_i32(fa + fb) + 0x4080)
-    fld = _i32(total & 0x7FFF)
-    if total < 0x8000:
-        fld = _i32(0)
-    if total >= 0x10000:
-        fld = _i32(0x7FFF)
-    sign = _i32(_i32(ha ^ hb) & 0x8000)
-    if fld == 0:
-        sign = _i32(0)
-    r = _bits_f32(_i32(_i32(sign | fld) << 16))
-    p = (r + r * np.float32(0.03125)) + r * np.float32(0.015625)
-    if ((fa >> 7) == 0) | ((fb >> 7) == 0):
-        p = np.float32(0.0)
-    return p
-
-
-# ----------------------------------------------------------------------------------------------
-# Operand preparation (once per call, O(M*K + K*N)).
-# ----------------------------------------------------------------------------------------------
-
-
-@njit(parallel=True, cache=True)
-def round_to_bits(x, prm, out):
-    """Format bit patterns (int32) of a flat float32 array, ``round_to_format_bits`` semantics."""
-    ebits, man, bias, rne = prm[_P_E], prm[_P_M], prm[_P_BIAS], prm[_P_RNE]
-    man32 = _i32(man)
-    emin = _i32(1 - bias)
-    rne32 = _i32(rne)
-    inf_bits = _i32(((1 << ebits) - 1) << man)
-    maxfin = _i32(inf_bits - 1)
-    sign_bit = _i32(1 << (ebits + man))
-    qnan = _i32(inf_bits | (1 << (man - 1)))
-    for i in prange(x.size):
-        out[i] = _round32(_f32_bits(x[i]), man32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -409,18 +153,13 @@ def prep_lmul_b(bf, k_len, n_len, prm, bb, fb, bpre, special, fbmin, fbmax):
     extremes are meaningful for E + M <= 29 (the only case they are used). The loops are int32,
     branch-free and touch few arrays each, so they vectorize.
     """
-    ebits, man, bias, offset, rne = prm[_P_E], prm[_P_M], prm[_P_BIAS], prm[_P_OFFSET], prm[_P_RNE]
-    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(rne)
-    emin = _i32(1 - bias)
-    emaxf = _i32((1 << ebits) - 1)
-    inf_bits = _i32(((1 << ebits) - 1) << man)
-    maxfin = _i32(inf_bits - 1)
-    sign_bit = _i32(1 << (ebits + man))
-    qnan = _i32(inf_bits | (1 << (man - 1)))
-    field_mask = _i32((1 << (ebits + man)) - 1)
-    kb = _i32(offset - (bias << man))
-    cadd = _i32((127 - bias) << man)
-    sh = _i32(23 - man)
+    e32, m32, rne32 = _i32(prm[_P_E]), _i32(prm[_P_M]), _i32(prm[_P_RNE])
+    emin, emaxf = _i32(prm[_P_EMIN]), _i32(prm[_P_EMAXF])
+    inf_bits, maxfin = _i32(prm[_P_INF]), _i32(prm[_P_MAXFIN])
+    sign_bit, qnan = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    field_mask, cadd, sh = _i32(prm[_P_FIELD]), _i32(prm[_P_CADD]), _i32(prm[_P_SH])
+    # Unlike _P_K0 this is needed (and fits int32) for every format: fb is written for all.
+    kb = _i32(prm[_P_OFFSET] - (prm[_P_BIAS] << prm[_P_M]))
     for k in prange(k_len):
         row = k * n_len
         bfr = bf[row:row + n_len]
@@ -457,16 +196,12 @@ def prep_exact_b(bf, k_len, n_len, prm, vb, minabs):
     the magnitudes' bits (integer order = value order for non-negative floats), which
     vectorizes where a float minimum would not.
     """
-    ebits, man, bias, rne = prm[_P_E], prm[_P_M], prm[_P_BIAS], prm[_P_RNE]
-    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(rne)
-    emin = _i32(1 - bias)
-    inf_bits = _i32(((1 << ebits) - 1) << man)
-    maxfin = _i32(inf_bits - 1)
-    sign_bit = _i32(1 << (ebits + man))
-    qnan = _i32(inf_bits | (1 << (man - 1)))
-    field_mask = _i32((1 << (ebits + man)) - 1)
-    cadd = _i32((127 - bias) << man)
-    sub_scale = np.float32(2.0 ** (1 - bias - man))
+    e32, m32, rne32 = _i32(prm[_P_E]), _i32(prm[_P_M]), _i32(prm[_P_RNE])
+    emin = _i32(prm[_P_EMIN])
+    inf_bits, maxfin = _i32(prm[_P_INF]), _i32(prm[_P_MAXFIN])
+    sign_bit, qnan = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    field_mask, cadd = _i32(prm[_P_FIELD]), _i32(prm[_P_CADD])
+    sub_scale = _bits_f32(prm[_P_SUB])
     for k in prange(k_len):
         row = k * n_len
         bfr = bf[row:row + n_len]
@@ -520,14 +255,6 @@ def prep_seed_b(bf, k_len, n_len, hb, bpre, fbmin, fbmax):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
-def _canonical_nans(acc):
-    qnan = _bits_f32(_i32(_F32_QNAN))
-    for j in range(acc.size):
-        if acc[j] != acc[j]:
-            acc[j] = qnan
-
-
 @njit(parallel=True, cache=True)
 def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len,
                 chunk, prm, out):
@@ -547,22 +274,16 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
       vectorized) when E + M <= 29, else :func:`_lmul64`.
     """
     ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
-    offset, sat, rne = prm[_P_OFFSET], prm[_P_SAT], prm[_P_RNE]
-    emaxf = (1 << ebits) - 1
-    inf_bits = emaxf << man
-    field_mask = (1 << (ebits + man)) - 1
-    fast = ebits + man <= _FAST_FIELD_BITS
-    cadd = _i32((127 - bias_e) << man)
-    sh = _i32(23 - man)
-    lo = _i32(1 << man)
-    hi = _i32(inf_bits)
-    ovf = _i32(((inf_bits - 1 + cadd) << sh) if sat != 0 else _F32_INF)
-    sub_scale = np.float32(2.0 ** (1 - bias_e - man))
-    e32, m32, emaxf32, rne32 = _i32(ebits), _i32(man), _i32(emaxf), _i32(rne)
-    emin = _i32(1 - bias_e)
-    sign_bit = _i32(1 << (ebits + man))
-    qnan = _i32(inf_bits | (1 << (man - 1)))
-    k0 = _i32(offset - (bias_e << man)) if fast else _i32(0)
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    emaxf, inf_bits, field_mask = prm[_P_EMAXF], prm[_P_INF], prm[_P_FIELD]
+    fast = prm[_P_FAST] != 0
+    cadd, sh = _i32(prm[_P_CADD]), _i32(prm[_P_SH])
+    lo, hi, ovf = _i32(prm[_P_LO]), _i32(inf_bits), _i32(prm[_P_OVF])
+    inf32, maxfin, field32 = _i32(inf_bits), _i32(prm[_P_MAXFIN]), _i32(field_mask)
+    sub_scale = _bits_f32(prm[_P_SUB])
+    e32, m32, emaxf32, rne32 = _i32(ebits), _i32(man), _i32(emaxf), _i32(prm[_P_RNE])
+    emin, sign_bit, qnan = _i32(prm[_P_EMIN]), _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    k0 = _i32(prm[_P_K0])
     sbit = _i32(ebits + man)  # position of the sign bit in format bits
     n_chunks = (n_len + chunk - 1) // chunk
     for tile in prange(m_len * n_chunks):
@@ -572,8 +293,8 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
         acc = out[m * n_len + n0:m * n_len + n1]
         acc[:] = bias[n0:n1]
         for k in range(k_len):
-            a_i = _round32(_f32_bits(af[m * k_len + k]), m32, emin, rne32, _i32(inf_bits),
-                           _i32(inf_bits - 1), sign_bit, qnan)
+            a_i = _round32(_f32_bits(af[m * k_len + k]), m32, emin, rne32, inf32, maxfin,
+                           sign_bit, qnan)
             a = np.int64(a_i)
             ea = (a >> man) & emaxf
             sa = _i32(_INT32_MIN) if ((a >> (ebits + man)) & 1) != 0 else _i32(0)
@@ -611,8 +332,8 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
                 bbr = bb[row + n0:row + n1]
                 for j in range(acc.size):
                     r = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat)
-                    acc[j] += _bits_f32(_widen32(r, e32, m32, _i32(inf_bits),
-                                                 _i32(field_mask), cadd, sub_scale))
+                    acc[j] += _bits_f32(_widen32(r, e32, m32, inf32, field32, cadd,
+                                                 sub_scale))
         _canonical_nans(acc)
 
 
@@ -629,18 +350,14 @@ def matmul_exact(af, vb, minabs, bias, m_len, k_len, n_len, chunk, prm, out):
     products from float64. (With E < 8, every product below 2**-126 rounds to a signed zero
     either way.) For M > 11 every product goes through float64.
     """
-    ebits, man, bias_e, rne = prm[_P_E], prm[_P_M], prm[_P_BIAS], prm[_P_RNE]
-    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(rne)
-    emin = _i32(1 - bias_e)
-    inf_bits = _i32(((1 << ebits) - 1) << man)
-    field_mask = _i32((1 << (ebits + man)) - 1)
-    sign_bit = _i32(1 << (ebits + man))
-    qnan = _i32(inf_bits | (1 << (man - 1)))
-    cadd = _i32((127 - bias_e) << man)
-    sub_scale = np.float32(2.0 ** (1 - bias_e - man))
-    sh = _i32(23 - man)
-    rnd = _i32((1 << (23 - man - 1)) - 1) if man < 23 else _i32(0)
-    keep = _i32(-(1 << (23 - man)))
+    ebits, man = prm[_P_E], prm[_P_M]
+    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(prm[_P_RNE])
+    emin, emin64, inf64 = _i32(prm[_P_EMIN]), prm[_P_EMIN], prm[_P_INF]
+    inf_bits, field_mask = _i32(inf64), _i32(prm[_P_FIELD])
+    sign_bit, qnan, cadd = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN]), _i32(prm[_P_CADD])
+    sub_scale = _bits_f32(prm[_P_SUB])
+    maxfin = _i32(prm[_P_MAXFIN])
+    sh, rnd, keep = _i32(prm[_P_SH]), _i32(prm[_P_RND]), _i32(prm[_P_KEEP])
     tiny = 2.0 ** -126
     n_chunks = (n_len + chunk - 1) // chunk
     for tile in prange(m_len * n_chunks):
@@ -651,7 +368,7 @@ def matmul_exact(af, vb, minabs, bias, m_len, k_len, n_len, chunk, prm, out):
         acc[:] = bias[n0:n1]
         for k in range(k_len):
             a = _round32(_f32_bits(af[m * k_len + k]), m32, emin, rne32, inf_bits,
-                         _i32(inf_bits - 1), sign_bit, qnan)
+                         maxfin, sign_bit, qnan)
             x = _bits_f32(_widen32(a, e32, m32, inf_bits, field_mask, cadd, sub_scale))
             row = k * n_len
             vbr = vb[row + n0:row + n1]
@@ -663,21 +380,21 @@ def matmul_exact(af, vb, minabs, bias, m_len, k_len, n_len, chunk, prm, out):
                     for j in range(acc.size):
                         u = _f32_bits(x * vbr[j])
                         if _i32(u & _F32_INF) == 0 and vbr[j] != 0:
-                            acc[j] += _bits_f32(_exact64(x, vbr[j], ebits, man, 1 - bias_e,
-                                                         ((1 << ebits) - 1) << man, field_mask,
+                            acc[j] += _bits_f32(_exact64(x, vbr[j], ebits, man, emin64,
+                                                         inf64, field_mask,
                                                          cadd, sub_scale))
                         else:
                             acc[j] += _bits_f32(_rne_e8(u, rnd, sh, keep))
             elif man <= 11:
                 for j in range(acc.size):
                     r = _round32(_f32_bits(x * vbr[j]), m32, emin, _i32(1), inf_bits,
-                                 _i32(inf_bits - 1), sign_bit, qnan)
+                                 maxfin, sign_bit, qnan)
                     acc[j] += _bits_f32(_widen32(r, e32, m32, inf_bits, field_mask, cadd,
                                                  sub_scale))
             else:
                 for j in range(acc.size):
-                    acc[j] += _bits_f32(_exact64(x, vbr[j], ebits, man, 1 - bias_e,
-                                                 ((1 << ebits) - 1) << man, field_mask, cadd,
+                    acc[j] += _bits_f32(_exact64(x, vbr[j], ebits, man, emin64,
+                                                 inf64, field_mask, cadd,
                                                  sub_scale))
         _canonical_nans(acc)
 
@@ -754,24 +471,20 @@ def elementwise(x, y, mode, prm, out):
     arithmetic gives, as ``seed_lmul`` does).
     """
     ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
-    offset, sat, rne = prm[_P_OFFSET], prm[_P_SAT], prm[_P_RNE]
-    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(rne)
-    emin = _i32(1 - bias_e)
-    emaxf = _i32((1 << ebits) - 1)
-    inf_bits = _i32(((1 << ebits) - 1) << man)
-    maxfin = _i32(inf_bits - 1)
-    field_mask = _i32((1 << (ebits + man)) - 1)
-    sign_bit = _i32(1 << (ebits + man))
-    qnan = _i32(inf_bits | (1 << (man - 1)))
-    cadd = _i32((127 - bias_e) << man)
-    sub_scale = np.float32(2.0 ** (1 - bias_e - man))
-    k0 = _i32(offset - (bias_e << man)) if ebits + man <= _FAST_FIELD_BITS else _i32(0)
-    lo = _i32(1 << man)
-    ovf = _i32(((inf_bits - 1 + cadd) << (23 - man)) if sat != 0 else _F32_INF)
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(prm[_P_RNE])
+    emin64, inf64 = prm[_P_EMIN], prm[_P_INF]
+    emin, emaxf = _i32(emin64), _i32(prm[_P_EMAXF])
+    inf_bits, maxfin = _i32(inf64), _i32(prm[_P_MAXFIN])
+    field_mask, sign_bit, qnan = _i32(prm[_P_FIELD]), _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    cadd = _i32(prm[_P_CADD])
+    sub_scale = _bits_f32(prm[_P_SUB])
+    k0, lo, ovf = _i32(prm[_P_K0]), _i32(prm[_P_LO]), _i32(prm[_P_OVF])
+    fast = prm[_P_FAST] != 0
     if mode == MUL_SEED:
         for i in prange(x.size):
             out[i] = _seed32(_f32_bits(x[i]), _f32_bits(y[i]))
-    elif mode == MUL_LMUL and ebits + man <= _FAST_FIELD_BITS:
+    elif mode == MUL_LMUL and fast:
         for i in prange(x.size):
             a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
             b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
@@ -786,9 +499,7 @@ def elementwise(x, y, mode, prm, out):
         # Exact products: the float32 product of two format values is exact when it is a normal
         # float32 (see matmul_exact); products left in the float32 subnormal range with E = 8
         # are counted and redone from float64 in a second pass.
-        rnd = _i32((1 << (23 - man - 1)) - 1)
-        sh = _i32(23 - man)
-        keep = _i32(-(1 << (23 - man)))
+        rnd, sh, keep = _i32(prm[_P_RND]), _i32(prm[_P_SH]), _i32(prm[_P_KEEP])
         redo = 0
         for i in prange(x.size):
             a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
@@ -810,8 +521,8 @@ def elementwise(x, y, mode, prm, out):
                 va = _bits_f32(_widen32(a, e32, m32, inf_bits, field_mask, cadd, sub_scale))
                 vb = _bits_f32(_widen32(b, e32, m32, inf_bits, field_mask, cadd, sub_scale))
                 if (_i32(_f32_bits(va * vb) & _F32_INF) == 0) & (va != 0) & (vb != 0):
-                    out[i] = _bits_f32(_exact64(va, vb, ebits, man, 1 - bias_e,
-                                                ((1 << ebits) - 1) << man, field_mask, cadd,
+                    out[i] = _bits_f32(_exact64(va, vb, ebits, man, emin64,
+                                                inf64, field_mask, cadd,
                                                 sub_scale))
     else:
         for i in prange(x.size):
@@ -819,10 +530,33 @@ def elementwise(x, y, mode, prm, out):
             b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
             va = _bits_f32(_widen32(a, e32, m32, inf_bits, field_mask, cadd, sub_scale))
             vb = _bits_f32(_widen32(b, e32, m32, inf_bits, field_mask, cadd, sub_scale))
-            out[i] = _bits_f32(_exact64(va, vb, ebits, man, 1 - bias_e,
-                                        ((1 << ebits) - 1) << man, field_mask, cadd, sub_scale))
+            out[i] = _bits_f32(_exact64(va, vb, ebits, man, emin64,
+                                        inf64, field_mask, cadd, sub_scale))
 
 
 def num_threads() -> int:
     """Threads numba's parallel loops use."""
     return int(numba.get_num_threads())
+
+
+def _stamp_helper_sources(*kernels: object) -> None:
+    """Make each kernel's on-disk cache depend on the helper modules' sources too.
+
+    numba validates a cached kernel against the (mtime, size) of the kernel's own file only, so
+    an edit of :mod:`lmul._kscalar` or :mod:`lmul._kintrinsics` would otherwise go unnoticed and
+    the stale machine code keep running. The helpers' stamps are appended to the kernel's.
+    Relies on numba internals of the pinned version; ``test_kernel_cache_tracks_helpers`` fails
+    if they change.
+    """
+    deps = tuple((os.stat(m.__file__).st_mtime_ns, os.stat(m.__file__).st_size)
+                 for m in (_kintrinsics, _kscalar) if m.__file__ is not None)
+    for kernel in kernels:
+        cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+        if cache_file is None or not hasattr(cache_file, "_source_stamp"):
+            continue
+        cache_file._source_stamp = (cache_file._source_stamp, deps)
+
+
+KERNELS = (prep_lmul_b, prep_exact_b, prep_seed_b, matmul_lmul, matmul_exact, matmul_seed,
+           elementwise)
+_stamp_helper_sources(*KERNELS)

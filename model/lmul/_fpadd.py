@@ -16,32 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import broadcast_pair
+from ._convert import broadcast_pair
+from ._formats import FORMAT_EXP_BITS_RANGE, FORMAT_MAN_BITS_RANGE, format_for
 
-#: Legal exponent widths of ``fp_add`` (RTL parameter EXP_BITS; the RTL checks the same range).
-FP_ADD_EXP_BITS_RANGE = (2, 11)
-#: Legal mantissa widths of ``fp_add`` (RTL parameter MAN_BITS).
-FP_ADD_MAN_BITS_RANGE = (1, 52)
+#: Legal exponent widths of ``fp_add`` (RTL parameter EXP_BITS): every :class:`lmul.Format`.
+FP_ADD_EXP_BITS_RANGE = FORMAT_EXP_BITS_RANGE
+#: Legal mantissa widths of ``fp_add`` (RTL parameter MAN_BITS): every :class:`lmul.Format`.
+FP_ADD_MAN_BITS_RANGE = FORMAT_MAN_BITS_RANGE
 
 _U64 = np.uint64
-
-
-def _check_widths(exp_bits: int, man_bits: int) -> None:
-    for name, value, (lo, hi) in (
-        ("exp_bits", exp_bits, FP_ADD_EXP_BITS_RANGE),
-        ("man_bits", man_bits, FP_ADD_MAN_BITS_RANGE),
-    ):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{name} must be an int in {lo}..{hi}, got {value!r}")
-        if not lo <= int(value) <= hi:
-            raise ValueError(f"{name} must be in {lo}..{hi}, got {value}")
-
-
-def _bits_dtype(width: int) -> np.dtype:
-    for dt in (np.uint8, np.uint16, np.uint32):
-        if width <= np.dtype(dt).itemsize * 8:
-            return np.dtype(dt)
-    return np.dtype(np.uint64)
 
 
 def _as_bits(bits: object, width: int, name: str) -> np.ndarray:
@@ -84,8 +67,8 @@ def fp_add_bits(
         a_bits: bit patterns ``sign | exponent | mantissa`` of width ``1 + exp_bits + man_bits``,
             any integer array-like (Python ints for 64-bit formats are accepted).
         b_bits: same, broadcast against ``a_bits``.
-        exp_bits: exponent width E, 2..11 (default 8: binary32).
-        man_bits: stored mantissa width M, 1..52 (default 23: binary32).
+        exp_bits: exponent width E, an int 2..11 (default 8: binary32).
+        man_bits: stored mantissa width M, an int 1..52 (default 23: binary32).
 
     Returns:
         Bit patterns of ``a + b`` rounded to nearest even, in the smallest unsigned dtype that
@@ -93,17 +76,16 @@ def fp_add_bits(
 
     Raises:
         ValueError: widths out of range, or a pattern negative or wider than the format.
-        TypeError: inputs are not integers.
+        TypeError: widths or inputs are not integers.
     """
-    _check_widths(exp_bits, man_bits)
-    e_w, m_w = int(exp_bits), int(man_bits)
-    width = 1 + e_w + m_w
+    fmt = format_for(exp_bits, man_bits)
+    e_w, m_w, width = fmt.exp_bits, fmt.man_bits, fmt.width
     a, b = broadcast_pair(_as_bits(a_bits, width, "a_bits"), _as_bits(b_bits, width, "b_bits"),
                           ("a_bits", "b_bits"))
 
-    exp_ones = _U64((1 << e_w) - 1)
-    man_mask = _U64((1 << m_w) - 1)
-    mag_mask = _U64((1 << (e_w + m_w)) - 1)
+    exp_ones = _U64(fmt.max_exp_field)
+    man_mask = _U64(fmt.man_mask)
+    mag_mask = _U64(fmt.field_mask)
     sign_pos = _U64(e_w + m_w)
     m_sh = _U64(m_w)
     one, zero = _U64(1), _U64(0)
@@ -166,4 +148,4 @@ def fp_add_bits(
     y = np.where(a_inf | b_inf, (inf_sign << sign_pos) | inf_field, y)
     qnan = inf_field | (one << _U64(m_w - 1))
     y = np.where(a_nan | b_nan | (a_inf & b_inf & eff_sub), qnan, y)
-    return y.astype(_bits_dtype(width))
+    return y.astype(fmt.uint_dtype)

@@ -1,7 +1,7 @@
 """Reference model of the MAC array's matrix product (``hdl/mac_array.v``).
 
 Slow but obviously correct: vectorized over the outputs, a Python loop over K. The fast kernels
-(:mod:`lmul.matmul`) must return the same bits.
+(:func:`lmul.matmul`) must return the same bits.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Literal
 
 import numpy as np
 
-from .convert import Rounding, as_float_array, canonicalize_nan
-from .core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
-from .formats import LMulConfig
+from ._convert import Rounding, as_float_array, canonicalize_nan
+from ._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
+from ._formats import LMulConfig
 
 Multiplier = Literal["lmul", "exact", "seed"]
 MULTIPLIERS: tuple[str, ...] = ("lmul", "exact", "seed")
@@ -26,15 +26,16 @@ def check_matmul_args(A: object, B: object, bias: object | None,
     """Validate matmul operands; return (A [M,K], B [K,N], bias [N]) as contiguous float32.
 
     Raises:
-        TypeError: an operand is not float32.
+        TypeError: an operand is not float32, or is a torch tensor that requires grad (the
+            message names it; ``lmul.torch.lmul_linear`` is the product with gradients).
         ValueError: wrong ranks, mismatched inner or bias dimensions, unknown multiplier/rounding.
     """
     if multiplier not in MULTIPLIERS:
         raise ValueError(f"multiplier must be one of {MULTIPLIERS}, got {multiplier!r}")
     if rounding not in ("rne", "truncate"):
         raise ValueError(f"rounding must be 'rne' or 'truncate', got {rounding!r}")
-    a = np.ascontiguousarray(as_float_array(A, "A"))
-    b = np.ascontiguousarray(as_float_array(B, "B"))
+    a = np.ascontiguousarray(as_float_array(A, "A", "lmul.torch.lmul_linear"))
+    b = np.ascontiguousarray(as_float_array(B, "B", "lmul.torch.lmul_linear"))
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"A and B must be 2-D, got shapes {a.shape} and {b.shape}")
     if a.shape[1] != b.shape[0]:
@@ -43,7 +44,7 @@ def check_matmul_args(A: object, B: object, bias: object | None,
     if bias is None:
         c = np.zeros(n, dtype=np.float32)
     else:
-        c = np.ascontiguousarray(as_float_array(bias, "bias"))
+        c = np.ascontiguousarray(as_float_array(bias, "bias", "lmul.torch.lmul_linear"))
         if c.shape != (n,):
             raise ValueError(f"bias must have shape ({n},), got {c.shape}")
     return a, b, c
