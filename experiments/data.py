@@ -413,28 +413,54 @@ def _torchvision_class(name: str) -> Callable[..., Any]:
     raise ValueError(name)
 
 
+def _one_line(err: BaseException) -> str:
+    """``first line ... last line`` of an exception's message (its type name if empty)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+
+
+def _not_found(err: BaseException) -> bool:
+    """torchvision's 'files absent' error (download=False), as opposed to a failure to read them."""
+    return isinstance(err, RuntimeError) and str(err).startswith("Dataset not found")
+
+
 def provision_torchvision(name: str, root: Path) -> Path:
     """Let torchvision download (and MD5-check) ``name`` into ``root`` if it is not there.
 
+    Files already present are read first without downloading: if torchvision cannot parse them
+    they are reported as corrupt (a download would not replace them, since torchvision only
+    checks that they exist).
+
     Raises:
-        DataUnavailableError: the download failed (typically: no internet); one-line message naming
-        the dataset and how to provide it.
+        DataError: local files present but corrupt or unreadable (one line naming the dataset
+        and the directory). DataUnavailableError: the download failed (typically: no internet);
+        one-line message naming the dataset and how to provide it.
     """
     info = DATASETS[name]
     cls = _torchvision_class(name)
     sink = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            for train in (True, False):
+    for train in (True, False):
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                cls(str(root), train=train, download=False)
+            continue
+        except Exception as err:
+            if not _not_found(err):
+                raise DataError(
+                    f"{info.title}: the local files in {root} are corrupt or unreadable "
+                    f"({type(err).__name__}: {_one_line(err)[:160]}); delete them and "
+                    + info.how_to_provide.replace("<data>", str(root))
+                ) from None
+        try:
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
                 cls(str(root), train=train, download=True)
-    except Exception as err:
-        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
-        last = [ln.strip() for ln in str(err).splitlines() if ln.strip()][-1:] or [""]
-        reason = first if last[0] in ("", first) else f"{first} {last[0]}"
-        raise DataUnavailableError(
-            f"{info.title}: download failed ({reason[:160]}); "
-            + info.how_to_provide.replace("<data>", str(root))
-        ) from None
+        except Exception as err:
+            raise DataUnavailableError(
+                f"{info.title}: download failed ({_one_line(err)[:160]}); "
+                + info.how_to_provide.replace("<data>", str(root))
+            ) from None
     return root
 
 
@@ -517,9 +543,8 @@ def load(name: str, root: Path | str | None = None) -> ImageData:
     except DataError:
         raise
     except Exception as err:
-        raise DataError(f"{info.title}: cannot read the files in {root} "
-                        f"({type(err).__name__}: {str(err).strip().splitlines()[0][:160]})"
-                        ) from None
+        raise DataError(f"{info.title}: cannot read the files in {root}: missing, corrupt or "
+                        f"unreadable ({type(err).__name__}: {_one_line(err)[:160]})") from None
     (trx, try_), (tex, tey) = splits
     for x, y in splits:
         if x.shape[1:] != info.image_shape or y.min() < 0 or y.max() >= info.n_classes:

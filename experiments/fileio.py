@@ -1,11 +1,18 @@
-"""Atomic file writes: a reader never sees a half-written results, weights or data file."""
+"""Atomic file writes and writer locks.
+
+A reader never sees a half-written results, weights or data file (:func:`atomic_write`), and
+writers that merge into a shared file serialize on a sidecar lock (:func:`locked`), so two
+processes extending one results file cannot lose each other's entries.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,3 +48,83 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Atomically replace ``path`` with ``text`` encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def lock_path(path: Path) -> Path:
+    """The sidecar lock file of ``path``: ``<name>.lock`` in the same directory."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path``'s sidecar lock file for the ``with`` body.
+
+    The lock is on a separate file because :func:`atomic_write` replaces ``path`` itself (a lock
+    on the old inode would not exclude a writer that opened the new one). The lock file is left
+    in place: removing it would let a third process lock a fresh inode while a second still
+    holds the old one. Blocks until the lock is free; released on exit, also by the kernel if
+    the process dies.
+    """
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_writable_file(path: Path) -> None:
+    """Raise ``ValueError`` (one line) unless :func:`atomic_write` + :func:`locked` can write
+    ``path``.
+
+    Creates missing parent directories, then refuses: a path that exists but is not a regular
+    file (a directory, ``/dev/full``, a fifo: reading one can block forever), a file without
+    write permission bits (read-only on purpose: the atomic replace would bypass that), and a
+    directory where no file can be created (probed with a real temporary file, since
+    ``os.access`` says yes to root on any mode bits).
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):  # the parent check below says why
+        st = None
+    except OSError as err:
+        raise ValueError(f"cannot access it ({err.strerror})") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise ValueError("is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("is not a regular file (device, fifo or socket)")
+        if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+            raise ValueError("is read-only")
+    try:
+        check_writable_dir(path.parent)
+    except ValueError as err:
+        raise ValueError(f"cannot create its directory or write in it: {err}") from None
+    lock = lock_path(path)
+    try:
+        os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError as err:
+        raise ValueError(f"cannot open its lock file {lock} ({err.strerror})") from None
+
+
+def check_writable_dir(path: Path) -> None:
+    """Raise ``ValueError`` (one line) unless ``path`` is, or can be created as, a directory
+    where files can be created; creates it (and its parents) if missing.
+
+    Probed with a real temporary file, removed again: ``os.access`` says yes to root whatever
+    the mode bits, and no mode bits describe a read-only mount.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe.", suffix=".tmp", dir=path)
+    except OSError as err:
+        raise ValueError(f"{path}: {err.strerror}") from None
+    os.close(fd)
+    os.unlink(tmp)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,7 +42,9 @@ from torch.nn import functional
 from tqdm import tqdm
 
 from .fileio import atomic_write
-from .modes import Arithmetic
+
+if TYPE_CHECKING:  # annotations only; the runner imports the modes after checking its options
+    from .modes import Arithmetic
 
 HIDDEN = 128
 BATCH_SIZE = 128
@@ -184,8 +186,14 @@ def predict(wts: CellWeights, x_seq: np.ndarray, mode: Arithmetic, batch_size: i
             progress: bool = True, desc: str = "") -> np.ndarray:
     """Predicted classes (int64 [N], -1 for non-finite outputs) for float32 sequences [N, T, I].
 
-    Batches of ``batch_size`` sequences; a tqdm bar counts time steps over all batches.
+    Batches of ``batch_size`` >= 1 sequences; a tqdm bar counts time steps over all batches.
+
+    Raises:
+        ValueError: ``batch_size`` < 1 (the output would be left unwritten).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     n, steps = x_seq.shape[0], x_seq.shape[1]
     out = np.empty(n, dtype=np.int64)
     with tqdm(total=steps * ((n + batch_size - 1) // batch_size), desc=desc or mode.name,
@@ -199,6 +207,8 @@ def predict(wts: CellWeights, x_seq: np.ndarray, mode: Arithmetic, batch_size: i
 
 def torch_predict(model: LSTMClassifier, x_seq: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Predicted classes with torch's own float32 LSTM (a cross-check of the fp32 mode)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
     out = []
     with torch.no_grad():

@@ -3,11 +3,12 @@
 ``python -m experiments.report results/experiment.json`` prints the table and writes
 ``results/experiment.md`` and ``results/experiment.png`` (paths overridable).
 
-Table rows group the runs by (dataset, sequence mode, epochs, train/test subset, mode); over the
-seeds they give n, mean accuracy, sample std (ddof=1), the 95% t confidence interval of the mean,
-and the paired difference to ``fp32`` (mean of per-seed differences, same trained weights) with
-its 95% t interval. The plot shows accuracy per dataset and mode with 95% CI error bars and each
-seed as a dot, and beside it the paired difference to fp32.
+Table rows group the runs by (dataset, sequence mode, epochs, train/test subset, inference batch
+size, mode); over the seeds they give n, mean accuracy, sample std (ddof=1), the 95% t confidence
+interval of the mean, and the paired difference to ``fp32`` (mean of per-seed differences, same
+trained weights) with its 95% t interval. The plot shows accuracy per dataset and mode with 95%
+CI error bars and each seed as a dot, and beside it the paired difference to fp32. Runs recorded
+without a batch size count as batch 1000, the runner's default when they were made.
 """
 
 from __future__ import annotations
@@ -32,18 +33,116 @@ class ResultsError(ValueError):
     """A results file is missing or malformed; ``str()`` is one line."""
 
 
+#: Batch size of runs recorded before the batch size was stored (every run then used the
+#: runner's default, 1000); it is part of a run's identity because float32 BLAS sums may depend
+#: on the batch.
+LEGACY_BATCH_SIZE = 1000
+
+_INT = (int,)
+_NUM = (int, float)
+#: Fields every run must have, and their JSON types (bool is refused where int is expected).
+REQUIRED_FIELDS: dict[str, tuple[type, ...]] = {
+    "dataset": (str,), "seq": (str,), "seed": _INT, "epochs": _INT, "mode": (str,),
+    "n_test": _INT, "accuracy": _NUM,
+}
+#: Fields a run may lack (or hold null where ``None`` is listed), and their types.
+OPTIONAL_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "train_limit": (int, None), "test_limit": (int, None), "batch_size": (int,),
+    "correct": (int,), "nonfinite": (int,),
+}
+
+
+def _run_label(i: int, run: Any) -> str:
+    if not isinstance(run, dict):
+        return f"run #{i}"
+    ident = " ".join(str(run[k]) for k in ("dataset", "seq") if isinstance(run.get(k), str))
+    if "seed" in run:
+        seed = run["seed"]
+        ident += f" seed {seed if isinstance(seed, int) else repr(seed)}"
+    if isinstance(run.get("mode"), str):
+        ident += f" {run['mode']}"
+    return f"run #{i} ({ident.strip()})" if ident.strip() else f"run #{i}"
+
+
+def _type_ok(value: Any, types: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in types
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, tuple(t for t in types if t is not None))
+
+
+def _type_names(types: tuple[type | None, ...]) -> str:
+    if float in types:
+        return "a finite number"
+    names = {int: "an integer", str: "a string", None: "null"}
+    return " or ".join(names[t] for t in types)
+
+
+def check_runs(doc: dict[str, Any], path: Path | str) -> None:
+    """Raise :class:`ResultsError` naming ``path`` and the run if a run lacks a field or has a
+    wrong type or an impossible value (seed < 0, epochs < 1, n_test < 1, accuracy outside
+    0..100); also checks ``unavailable`` is a ``{dataset: message}`` object."""
+    for i, run in enumerate(doc["runs"]):
+        where = f"{path}: {_run_label(i, run)}"
+        if not isinstance(run, dict):
+            raise ResultsError(f"{where}: is {type(run).__name__}, not an object")
+        for name, types in REQUIRED_FIELDS.items():
+            if name not in run:
+                raise ResultsError(f"{where}: field {name!r} is missing")
+            if not _type_ok(run[name], types):
+                raise ResultsError(f"{where}: field {name!r} is {run[name]!r}, expected "
+                                   f"{_type_names(types)}")
+        for name, opt in OPTIONAL_FIELDS.items():
+            if name in run and not _type_ok(run[name], opt):
+                raise ResultsError(f"{where}: field {name!r} is {run[name]!r}, expected "
+                                   f"{_type_names(opt)}")
+        for name, low in (("seed", 0), ("epochs", 1), ("n_test", 1), ("batch_size", 1),
+                          ("train_limit", 1), ("test_limit", 1)):
+            if isinstance(run.get(name), int) and run[name] < low:
+                raise ResultsError(f"{where}: field {name!r} is {run[name]}, must be >= {low}")
+        if not 0.0 <= run["accuracy"] <= 100.0:
+            raise ResultsError(f"{where}: field 'accuracy' is {run['accuracy']}, outside 0..100")
+    unavailable = doc.get("unavailable", {})
+    if not isinstance(unavailable, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in unavailable.items()):
+        raise ResultsError(f"{path}: 'unavailable' is not an object of dataset: message strings")
+
+
 def load_results(path: Path) -> dict[str, Any]:
-    """Read a results JSON written by :mod:`experiments.accuracy` and check its schema."""
+    """Read a results JSON written by :mod:`experiments.accuracy`; check its schema and every
+    run (:func:`check_runs`). Never modifies the file.
+
+    Raises:
+        ResultsError: missing, unreadable, not a regular file, not JSON, wrong schema, or a
+            malformed run; one line naming the file (and the run).
+    """
+    path = Path(path)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        # Reading a device or fifo (``/dev/zero``, a pipe nobody writes) would never end.
+        if path.exists() and not path.is_file():
+            raise ResultsError(f"{path}: not a regular file")
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ResultsError(f"{path}: not readable JSON ({err})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(
             doc.get("runs"), list):
         raise ResultsError(f"{path}: not an accuracy results file (schema {SCHEMA})")
+    check_runs(doc, path)
     return doc
+
+
+def batch_size_of(run: dict[str, Any]) -> int:
+    """The inference batch size a run was measured with (:data:`LEGACY_BATCH_SIZE` if absent)."""
+    return int(run.get("batch_size", LEGACY_BATCH_SIZE))
+
+
+#: (dataset, seq, epochs, train_limit, n_test, batch_size): runs that differ only in seed.
+Group = tuple[str, str, int, int | None, int, int]
 
 
 @dataclass(frozen=True)
@@ -55,23 +154,33 @@ class Row:
     epochs: int
     train_limit: int | None
     n_test: int
+    batch_size: int
     mode: str
     acc: Summary
     seeds: tuple[int, ...]
     diff: Summary | None  # paired difference to fp32 in percentage points; None for fp32/no pair
 
     @property
-    def group(self) -> tuple[str, str, int, int | None, int]:
+    def group(self) -> Group:
         """The configuration this row belongs to (everything but the mode)."""
-        return (self.dataset, self.seq, self.epochs, self.train_limit, self.n_test)
+        return (self.dataset, self.seq, self.epochs, self.train_limit, self.n_test,
+                self.batch_size)
 
 
-def group_label(group: tuple[str, str, int, int | None, int]) -> str:
+def run_group(run: dict[str, Any]) -> Group:
+    """The configuration of one run (see :data:`Group`)."""
+    return (run["dataset"], run["seq"], int(run["epochs"]), run.get("train_limit"),
+            int(run["n_test"]), batch_size_of(run))
+
+
+def group_label(group: Group) -> str:
     """Short two-line label of a configuration, e.g. ``mnist\nrows 3ep``."""
-    dataset, seq, epochs, train_limit, _n_test = group
+    dataset, seq, epochs, train_limit, _n_test, batch_size = group
     label = f"{dataset}\n{seq} {epochs}ep"
     if train_limit is not None:
         label += f" train{train_limit}"
+    if batch_size != LEGACY_BATCH_SIZE:
+        label += f" batch{batch_size}"
     return label
 
 
@@ -87,24 +196,22 @@ def build_rows(doc: dict[str, Any]) -> list[Row]:
     """Aggregate the runs of a results document into table rows (configuration order of first
     appearance; within a configuration fp32 first, then modes in order of first appearance)."""
     runs = doc["runs"]
-    by_key: dict[tuple[Any, ...], dict[int, float]] = {}
+    by_key: dict[tuple[Group, str], dict[int, float]] = {}
     for r in runs:
-        key = (r["dataset"], r["seq"], int(r["epochs"]), r.get("train_limit"), int(r["n_test"]),
-               r["mode"])
-        by_key.setdefault(key, {})[int(r["seed"])] = float(r["accuracy"])
-    groups = _ordered(k[:5] for k in by_key)
+        by_key.setdefault((run_group(r), r["mode"]), {})[int(r["seed"])] = float(r["accuracy"])
+    groups = _ordered(k[0] for k in by_key)
     rows = []
     for g in groups:
-        modes = _ordered(k[5] for k in by_key if k[:5] == g)
+        modes = _ordered(k[1] for k in by_key if k[0] == g)
         modes.sort(key=lambda m: m != BASELINE)
-        base = by_key.get((*g, BASELINE))
+        base = by_key.get((g, BASELINE))
         for mode in modes:
-            accs = by_key[(*g, mode)]
+            accs = by_key[(g, mode)]
             diff = None
             if base is not None and mode != BASELINE:
                 d = paired_differences(accs, base)
                 diff = summarize(d) if d else None
-            rows.append(Row(g[0], g[1], g[2], g[3], g[4], mode,
+            rows.append(Row(g[0], g[1], g[2], g[3], g[4], g[5], mode,
                             summarize([accs[s] for s in sorted(accs)]), tuple(sorted(accs)), diff))
     return rows
 
@@ -129,6 +236,8 @@ def markdown_table(doc: dict[str, Any]) -> str:
     ]
     for r in rows:
         dataset = r.dataset + (f" (train {r.train_limit})" if r.train_limit is not None else "")
+        if r.batch_size != LEGACY_BATCH_SIZE:
+            dataset += f" (batch {r.batch_size})"
         delta = "—" if r.diff is None else format(r.diff.mean, "+.2f")
         lines.append(
             f"| {dataset} | {r.seq} | {r.epochs} | {r.n_test} | {r.mode} | {r.acc.n} "
@@ -155,11 +264,9 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     groups = _ordered(r.group for r in rows)  # type: ignore[arg-type]
     modes = _ordered(r.mode for r in rows)
     by = {(r.group, r.mode): r for r in rows}
-    runs_by = {}
+    runs_by: dict[tuple[Group, str], list[float]] = {}
     for run in doc["runs"]:
-        g = (run["dataset"], run["seq"], int(run["epochs"]), run.get("train_limit"),
-             int(run["n_test"]))
-        runs_by.setdefault((g, run["mode"]), []).append(float(run["accuracy"]))
+        runs_by.setdefault((run_group(run), run["mode"]), []).append(float(run["accuracy"]))
     cmap = plt.get_cmap("tab10")
     width = 0.8 / max(1, len(modes))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(groups) + 5), 4.6),
@@ -220,15 +327,40 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def derived_path(json_path: Path, suffix: str) -> Path:
+    """The table/plot/CSV file beside a results file: ``r.json`` -> ``r.md``; a results file
+    not named ``*.json`` keeps its name and gets ``suffix`` appended, so the two never collide."""
+    json_path = Path(json_path)
+    if json_path.suffix == ".json":
+        return json_path.with_suffix(suffix)
+    return json_path.with_name(json_path.name + suffix)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def write_report(json_path: Path, md_path: Path | None = None, png_path: Path | None = None,
                  make_plot: bool = True) -> str:
-    """Regenerate table (and plot) from ``json_path``; return the markdown table."""
+    """Regenerate table (and plot) from ``json_path``; return the markdown table.
+
+    Raises:
+        ResultsError: unreadable results, or a table/plot path that is the results file or
+            each other (writing it would destroy the results).
+    """
     json_path = Path(json_path)
+    md_path = Path(md_path) if md_path is not None else derived_path(json_path, ".md")
+    png_path = Path(png_path) if png_path is not None else derived_path(json_path, ".png")
+    for what, p in (("table", md_path), ("plot", png_path)):
+        if _same_file(p, json_path):
+            raise ResultsError(f"{p}: the {what} would overwrite the results file")
+    if make_plot and _same_file(md_path, png_path):
+        raise ResultsError(f"{md_path}: table and plot would be the same file")
     doc = load_results(json_path)
     table = markdown_table(doc)
-    atomic_write_text(md_path or json_path.with_suffix(".md"), table)
+    atomic_write_text(md_path, table)
     if make_plot and doc["runs"]:
-        plot(doc, png_path or json_path.with_suffix(".png"))
+        plot(doc, png_path)
     return table
 
 
@@ -247,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(table, end="")
     if not args.no_plot:
-        print(f"plot: {args.png or args.results.with_suffix('.png')}", file=sys.stderr)
+        print(f"plot: {args.png or derived_path(args.results, '.png')}", file=sys.stderr)
     return 0
 
 

@@ -62,7 +62,7 @@ def test_runner_resumes_without_redoing_finished_runs(tmp_path: Path,
         return model, info
 
     monkeypatch.setattr(accuracy, "evaluate", counting_eval)
-    monkeypatch.setattr(accuracy.lstm, "train", counting_train)
+    monkeypatch.setattr(lstm, "train", counting_train)
     kw = {"test_limit": 20, "progress": False, "log": lambda m: None,
           "weights_dir": tmp_path / "w"}
 
@@ -121,8 +121,10 @@ def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_seed_ranges() -> None:
-    assert accuracy._int_list("0-4") == [0, 1, 2, 3, 4]
-    assert accuracy._int_list("3,7,9-10") == [3, 7, 9, 10]
+    assert accuracy.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert accuracy.parse_seeds("3,7,9-10") == [3, 7, 9, 10]
+    assert accuracy.parse_seeds(" 2, 1,2,0-1 ") == [2, 1, 0]
+    assert accuracy.parse_seeds(f"{2**32 - 1}") == [2**32 - 1]
 
 
 def test_preset_dataset_selection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -134,11 +136,13 @@ def test_preset_dataset_selection(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         return accuracy.ResultsStore(tmp_path / "none.json")
 
     monkeypatch.setattr(accuracy, "run", fake_run)
+    out = ["--out", str(tmp_path / "r.json")]
     accuracy.main(["--preset", "reproduce", "--datasets", "fashion", "--no-report",
-                   "--threads", "1"])
+                   "--threads", "1", *out])
     accuracy.main(["--preset", "reproduce", "--datasets", "mnist", "--seeds", "0-1",
-                   "--no-report", "--threads", "1"])
-    accuracy.main(["--datasets", "kmnist", "--epochs", "2", "--no-report", "--threads", "1"])
+                   "--no-report", "--threads", "1", *out])
+    accuracy.main(["--datasets", "kmnist", "--epochs", "2", "--no-report", "--threads", "1",
+                   *out])
     got = [[(j.datasets, j.seeds, j.epochs) for j in jobs] for jobs in seen]
     assert got == [[(["fashion"], [0, 1, 2, 3, 4], 3)],
                    [(["mnist"], [0, 1], 3), (["mnist"], [0, 1], 5)],
