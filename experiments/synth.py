@@ -1,23 +1,24 @@
 """Hardware cost of L-Mul against an exact IEEE multiplier: yosys synthesis, table and bar chart.
 
-``python -m experiments.synth`` (``make synth``) synthesizes, for BF16, FP16, E4M3 and E5M2:
+``python -m experiments.synth`` (``make synth``) synthesizes, for the L-Mul operand formats of
+``lmul.PRESETS`` (every preset narrower than binary32: BF16, FP16, E4M3 (IEEE-style), E5M2):
 
 * level ``mul``: the multiplier alone, ``hdl/lmul_core.v`` (paper offset, no saturation) against
   ``hdl/fp_mul.v`` with full IEEE subnormals (``exact``) and with the L-Mul unit's flush policy
   (``exact_flush``);
-* level ``pe``: one MAC processing element's combinational datapath, multiply + exact widening to
-  binary32 (``hdl/fmt_to_fp32.v``) + binary32 add (``hdl/fp_add.v``), via the synthesis-only
-  wrappers ``experiments/synth/pe_datapath_lmul.v`` / ``pe_datapath_exact.v``.
+* level ``pe``: the shipped MAC processing element's combinational datapath ``hdl/mac_datapath.v``
+  (the module ``hdl/mac_pe.v`` instantiates): multiply + exact widening to binary32 + binary32 add,
+  with ``MULTIPLIER=0`` (L-Mul) or ``MULTIPLIER=1`` (``fp_mul``, ``SUBNORMALS`` 1 or 0).
 
-Each design goes through one yosys run::
+Each design goes through one yosys run on all of ``hdl/`` (yosys keeps only what the top uses)::
 
-    read_verilog <sources>; chparam ...; synth -flatten -top T;
+    read_verilog -I hdl hdl/*.v; chparam ...; synth -flatten -top T;
     abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt_clean; stat; stat -tech cmos; ltp -noff
 
 and reports the number of two-input gates / muxes / inverters (``cells``), yosys' CMOS
 transistor estimate (``transistors``) and the longest topological path in cells (``depth``, a
-unit-delay logic depth). ``-flatten`` lets abc optimise across the wrappers' module boundaries
-and gives one count per design.
+unit-delay logic depth). ``-flatten`` lets abc optimise across module boundaries and gives one
+count per design.
 
 Outputs (atomic writes; default directory ``results/``): ``synth.csv`` (one row per design),
 ``synth.md`` (tables with ratios L-Mul / exact) and ``synth.png`` (bar chart of the ratios).
@@ -43,20 +44,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import lmul
+
 from .fileio import atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 HDL = REPO / "hdl"
-WRAPPERS = REPO / "experiments" / "synth"
 
-#: Preset name -> (EXP_BITS, MAN_BITS). Same widths as ``lmul.PRESETS``; repeated here so that
-#: ``make synth`` needs neither numpy nor the model package.
-FORMATS: dict[str, tuple[int, int]] = {
-    "bf16": (8, 7),
-    "fp16": (5, 10),
-    "e4m3": (4, 3),
-    "e5m2": (5, 2),
-}
+#: Default formats: the presets of ``lmul.PRESETS`` narrower than binary32 (the L-Mul operand
+#: formats; binary32 is the accumulator). Any preset can be asked for with ``--formats``.
+FORMATS: tuple[str, ...] = tuple(name for name, f in lmul.PRESETS.items() if f.width < 32)
 LEVELS = ("mul", "pe")
 #: Multiplier variants: the L-Mul core and the exact multiplier with its two subnormal policies.
 UNITS = ("lmul", "exact", "exact_flush")
@@ -83,7 +80,7 @@ class Design:
     unit: str
     top: str
     parameters: dict[str, int] = field(hash=False)
-    sources: tuple[Path, ...] = ()
+    sources: tuple[Path, ...] = field(default_factory=lambda: hdl_sources())
 
     @property
     def name(self) -> str:
@@ -115,29 +112,37 @@ class SynthResult:
     yosys: str
 
 
-def designs(formats: Sequence[str] = tuple(FORMATS), levels: Sequence[str] = LEVELS
-            ) -> list[Design]:
-    """All synthesis jobs for ``formats`` x ``levels`` x :data:`UNITS`."""
+def hdl_sources() -> tuple[Path, ...]:
+    """Every design file of hdl/ (Verilog modules and the ``lmul_defs.vh`` include)."""
+    return tuple(sorted(HDL.glob("*.v")) + sorted(HDL.glob("*.vh")))
+
+
+def designs(formats: Sequence[str] = FORMATS, levels: Sequence[str] = LEVELS) -> list[Design]:
+    """All synthesis jobs for ``formats`` (names of ``lmul.PRESETS``) x ``levels`` x
+    :data:`UNITS`."""
     out = []
     for name in formats:
-        if name not in FORMATS:
-            raise ValueError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
-        e, m = FORMATS[name]
+        if name not in lmul.PRESETS:
+            raise ValueError(f"unknown format {name!r}; choose from {', '.join(lmul.PRESETS)}")
+        fmt = lmul.PRESETS[name]
+        e, m = fmt.exp_bits, fmt.man_bits
         for level in levels:
             if level not in LEVELS:
                 raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
-            pe = level == "pe"
-            tail = (HDL / "fmt_to_fp32.v", HDL / "fp_add.v") if pe else ()
-            lmul_params = {"EXP_BITS": e, "MAN_BITS": m, "SATURATE": 0}
-            out.append(Design(
-                level, name, "lmul", "pe_datapath_lmul" if pe else "lmul_core", lmul_params,
-                ((WRAPPERS / "pe_datapath_lmul.v",) if pe else ()) + (HDL / "lmul_core.v",) + tail))
+            if level == "pe":
+                out.append(Design(level, name, "lmul", "mac_datapath",
+                                  {"EXP_BITS": e, "MAN_BITS": m, "SATURATE": 0, "MULTIPLIER": 0}))
+            else:
+                out.append(Design(level, name, "lmul", "lmul_core",
+                                  {"EXP_BITS": e, "MAN_BITS": m, "SATURATE": 0}))
             for unit, sub in (("exact", 1), ("exact_flush", 0)):
                 params = {"EXP_BITS": e, "MAN_BITS": m, "SUBNORMALS": sub}
-                out.append(Design(
-                    level, name, unit, "pe_datapath_exact" if pe else "fp_mul", params,
-                    ((WRAPPERS / "pe_datapath_exact.v",) if pe else ()) + (HDL / "fp_mul.v",)
-                    + tail))
+                if level == "pe":
+                    out.append(Design(level, name, unit, "mac_datapath",
+                                      {"EXP_BITS": e, "MAN_BITS": m, "MULTIPLIER": 1,
+                                       "SUBNORMALS": sub}))
+                else:
+                    out.append(Design(level, name, unit, "fp_mul", params))
     return out
 
 
@@ -159,9 +164,9 @@ def yosys_version(exe: str) -> str:
 def yosys_script(design: Design, stat_file: Path, cmos_file: Path, ltp_file: Path) -> str:
     """The yosys command script for ``design``, writing its three reports to the given files."""
     params = " ".join(f"-set {k} {v}" for k, v in design.parameters.items())
-    sources = " ".join(str(p) for p in design.sources)
+    sources = " ".join(str(p) for p in design.sources if p.suffix == ".v")
     return "\n".join([
-        f"read_verilog {sources}",
+        f"read_verilog -I{HDL} {sources}",
         f"chparam {params} {design.top}",
         f"synth -flatten -top {design.top}",
         f"abc -g {GATES}",
@@ -201,11 +206,15 @@ def parse_reports(stat_text: str, cmos_text: str, ltp_text: str) -> tuple[int, i
 
 
 def cache_key(design: Design, version: str) -> str:
-    """Hash of everything the numbers depend on: tool version, script, parameters, sources."""
+    """Hash of everything the numbers depend on: tool version, script, parameters, sources.
+
+    The script is hashed with the repository path removed, so that clones in different
+    directories share keys."""
     h = hashlib.sha256()
     h.update(version.encode())
-    h.update(yosys_script(design, Path("S"), Path("C"), Path("L")).encode())
+    h.update(yosys_script(design, Path("S"), Path("C"), Path("L")).replace(str(REPO), "").encode())
     for src in design.sources:
+        h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:20]
 
@@ -312,7 +321,7 @@ def markdown(rows: list[dict[str, object]]) -> str:
         if not any(k[0] == level for k in idx):
             continue
         title = ("Multiplier alone (`lmul_core` vs `fp_mul`)" if level == "mul" else
-                 "MAC PE datapath: multiply + widen to binary32 + binary32 add")
+                 "MAC PE datapath (`mac_datapath`): multiply + widen to binary32 + binary32 add")
         lines += ["", f"**{title}**", "",
                   "| format | unit | cells | transistors | depth | cells vs exact |",
                   "|---|---|---:|---:|---:|---:|"]
@@ -380,7 +389,7 @@ def write_outputs(rows: list[dict[str, object]], out_dir: Path, stem: str = "syn
     return paths
 
 
-def run(formats: Sequence[str] = tuple(FORMATS), levels: Sequence[str] = LEVELS,
+def run(formats: Sequence[str] = FORMATS, levels: Sequence[str] = LEVELS,
         out_dir: Path = REPO / "results", use_cache: bool = True, yosys: str | None = None,
         plot: bool = True, progress: bool = True) -> list[dict[str, object]]:
     """Synthesize every design, write the outputs and return the CSV rows."""
@@ -404,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the process exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--formats", default=",".join(FORMATS),
-                    help=f"comma-separated presets (default: all of {','.join(FORMATS)})")
+                    help=f"comma-separated names of lmul.PRESETS (default: {','.join(FORMATS)})")
     ap.add_argument("--levels", default=",".join(LEVELS),
                     help="comma-separated: mul (multiplier alone), pe (PE datapath)")
     ap.add_argument("--out", type=Path, default=REPO / "results",

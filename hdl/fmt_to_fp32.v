@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // fmt_to_fp32: exact widening of a small binary floating-point pattern to IEEE binary32.
 //
 // Input format: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}, bias 2^(EXP_BITS-1)-1, IEEE-style
@@ -39,11 +41,17 @@ module fmt_to_fp32 #(
   endgenerate
 
   localparam integer BIAS = (1 << (EXP_BITS - 1)) - 1;
-  localparam [EXP_BITS-1:0] EXP_ONES = {EXP_BITS{1'b1}};
 
   wire                sign = x[EXP_BITS+MAN_BITS];
   wire [EXP_BITS-1:0] expf = x[EXP_BITS+MAN_BITS-1:MAN_BITS];
   wire [MAN_BITS-1:0] man  = x[MAN_BITS-1:0];
+
+  wire is_zero, is_sub, is_inf, is_nan;
+  wire unused_norm, unused_snan, unused_qnan;
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class (
+      .x(x), .is_zero(is_zero), .is_subnormal(is_sub), .is_normal(unused_norm), .is_inf(is_inf),
+      .is_nan(is_nan), .is_signalling(unused_snan), .is_quiet(unused_qnan)
+  );
 
   // Left-align the mantissa in 23 bits (no replication of width 0 when MAN_BITS = 23).
   wire [22:0] man_al;
@@ -97,15 +105,12 @@ module fmt_to_fp32 #(
   endgenerate
 
   always @* begin
-    if (expf == EXP_ONES) begin
-      y = (man == {MAN_BITS{1'b0}}) ? {sign, 8'hFF, 23'd0} : 32'h7FC0_0000;
-    end else if (expf != {EXP_BITS{1'b0}}) begin
-      y = {sign, exp_norm, man_al};
-    end else if (man == {MAN_BITS{1'b0}}) begin
-      y = {sign, 31'd0};
-    end else begin
-      y = {sign, sub_word};
-    end
+    if (is_nan) y = 32'h7FC0_0000;
+    else if (is_inf) y = {sign, 8'hFF, 23'd0};
+    else if (is_zero) y = {sign, 31'd0};
+    else if (is_sub) y = {sign, sub_word};
+    else y = {sign, exp_norm, man_al};
   end
 
 endmodule
+`default_nettype wire

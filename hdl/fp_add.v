@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // fp_add: combinational IEEE-754 binary addition, y = a + b.
 //
 // Format: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}, bias 2^(EXP_BITS-1)-1, default binary32.
@@ -63,34 +65,40 @@ module fp_add #(
   localparam [W-1:0] QNAN = {1'b0, EXP_ONES, {MAN_BITS{1'b0}}}
                           | ({{(W - 1) {1'b0}}, 1'b1} << (MAN_BITS - 1));
 
+  wire a_nan, b_nan, a_inf, b_inf;
+  wire unused_a_zero, unused_a_sub, unused_a_norm, unused_a_snan, unused_a_qnan;
+  wire unused_b_zero, unused_b_sub, unused_b_norm, unused_b_snan, unused_b_qnan;
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_a (
+      .x(a), .is_zero(unused_a_zero), .is_subnormal(unused_a_sub), .is_normal(unused_a_norm),
+      .is_inf(a_inf), .is_nan(a_nan), .is_signalling(unused_a_snan), .is_quiet(unused_a_qnan)
+  );
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_b (
+      .x(b), .is_zero(unused_b_zero), .is_subnormal(unused_b_sub), .is_normal(unused_b_norm),
+      .is_inf(b_inf), .is_nan(b_nan), .is_signalling(unused_b_snan), .is_quiet(unused_b_qnan)
+  );
+
   // The datapath is one combinational block: it synthesises to the same logic as a net of
   // continuous assignments, and an event-driven simulator evaluates it once per input change
   // instead of once per intermediate wire (3x faster in Icarus, which the regressions and the
   // MAC array simulations feel).
-  reg                sa, sb, a_nan, b_nan, a_inf, b_inf, a_ge_b, eff_sub;
-  reg                s_l, h_l, h_s, hid, rnd, stk, inc, s_r;
+  reg                sa, sb, a_ge_b, eff_sub;
+  reg                s_l, h_l, h_s, hid, rnd, stk, s_r;
   reg [EXP_BITS-1:0] ea, eb, e_l, e_s, x_l, x_s, e_n, e_f;
   reg [MAN_BITS-1:0] ma, mb, m_l, m_s, m_n;
   reg [XW-1:0]       d_x, d_c, x_lx, sh;
   reg [SW-1:0]       sig_l, sig_s, s_al;
   reg [2*SW-1:0]     s_wide;
   reg [RW-1:0]       r, r_s, r_n;
-  reg [W-2:0]        mag;
-  reg [W-1:0]        y_r;
   integer            k;
 
   always @* begin
-    // ---------------------------------------------------------------- unpack and classify
+    // ---------------------------------------------------------------- unpack
     sa = a[W-1];
     sb = b[W-1];
     ea = a[W-2:MAN_BITS];
     eb = b[W-2:MAN_BITS];
     ma = a[MAN_BITS-1:0];
     mb = b[MAN_BITS-1:0];
-    a_nan = (ea == EXP_ONES) && (ma != {MAN_BITS{1'b0}});
-    b_nan = (eb == EXP_ONES) && (mb != {MAN_BITS{1'b0}});
-    a_inf = (ea == EXP_ONES) && (ma == {MAN_BITS{1'b0}});
-    b_inf = (eb == EXP_ONES) && (mb == {MAN_BITS{1'b0}});
 
     // ---------------------------------------------------------------- order by magnitude
     // Comparing {exponent, mantissa} as unsigned integers orders IEEE magnitudes.
@@ -145,23 +153,37 @@ module fp_add #(
     m_n = r_n[RW-2:4];
     rnd = r_n[3];
     stk = |r_n[2:0];
-    inc = rnd & (stk | m_n[0]);
 
-    // ---------------------------------------------------------------- round and pack
+    // Rounding (fp_round) increments the packed {exponent, mantissa} word: a carry out of the
+    // mantissa moves into the exponent (subnormal -> normal, max -> Inf); an exponent of all ones
+    // before rounding (a carry out of an effective addition at the top binade) is overflow.
     e_f = hid ? e_n : {EXP_BITS{1'b0}};
-    // A carry out of the mantissa increments the exponent: subnormal -> normal, max -> Inf.
-    mag = {e_f, m_n} + {{(W - 2) {1'b0}}, inc};
     // Zero results come only from exact sums (subnormal sums are exact), so the only -0 is
     // -0 + -0.
     s_r = (r == {RW{1'b0}}) ? (sa & sb) : s_l;
-
-    // ---------------------------------------------------------------- select
-    if (a_nan || b_nan || (a_inf && b_inf && eff_sub)) y_r = QNAN;
-    else if (a_inf || b_inf) y_r = {(a_inf ? sa : sb), EXP_ONES, {MAN_BITS{1'b0}}};
-    else if (e_f == EXP_ONES) y_r = {s_r, EXP_ONES, {MAN_BITS{1'b0}}};  // overflow
-    else y_r = {s_r, mag};
   end
 
-  assign y = y_r;
+  // ---------------------------------------------------------------- round and pack
+  wire [W-1:0] rounded;
+  wire         unused_inexact;
+  fp_round #(
+      .EXP_BITS(EXP_BITS),
+      .MAN_BITS(MAN_BITS)
+  ) u_round (
+      .sign    (s_r),
+      .exp     (e_f),
+      .man     (m_n),
+      .guard   (rnd),
+      .sticky  (stk),
+      .overflow(1'b0),  // an all-ones e_f is the adder's only overflow; fp_round takes it as such
+      .y       (rounded),
+      .inexact (unused_inexact)
+  );
+
+  // ---------------------------------------------------------------- select
+  assign y = (a_nan | b_nan | (a_inf & b_inf & eff_sub)) ? QNAN :
+             (a_inf | b_inf) ? {(a_inf ? sa : sb), EXP_ONES, {MAN_BITS{1'b0}}} :
+                               rounded;
 
 endmodule
+`default_nettype wire

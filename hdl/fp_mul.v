@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // fp_mul: combinational exact IEEE-754-style multiplication, y = round(a * b).
 //
 // This is the baseline the L-Mul core is measured against (precision and synthesized area), so
@@ -92,19 +94,21 @@ module fp_mul #(
   wire [MAN_BITS-1:0] mb = b[MAN_BITS-1:0];
   wire                s = sa ^ sb;
 
-  wire a_special = (ea == EXP_ONES);
-  wire b_special = (eb == EXP_ONES);
-  wire a_ezero = (ea == {EXP_BITS{1'b0}});
-  wire b_ezero = (eb == {EXP_BITS{1'b0}});
-  wire a_mzero = (ma == {MAN_BITS{1'b0}});
-  wire b_mzero = (mb == {MAN_BITS{1'b0}});
-  wire a_nan = a_special & ~a_mzero;
-  wire b_nan = b_special & ~b_mzero;
-  wire a_inf = a_special & a_mzero;
-  wire b_inf = b_special & b_mzero;
+  wire a_czero, a_sub, a_nan, a_inf, b_czero, b_sub, b_nan, b_inf;
+  wire unused_a_norm, unused_a_snan, unused_a_qnan, unused_b_norm, unused_b_snan, unused_b_qnan;
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_a (
+      .x(a), .is_zero(a_czero), .is_subnormal(a_sub), .is_normal(unused_a_norm), .is_inf(a_inf),
+      .is_nan(a_nan), .is_signalling(unused_a_snan), .is_quiet(unused_a_qnan)
+  );
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_b (
+      .x(b), .is_zero(b_czero), .is_subnormal(b_sub), .is_normal(unused_b_norm), .is_inf(b_inf),
+      .is_nan(b_nan), .is_signalling(unused_b_snan), .is_quiet(unused_b_qnan)
+  );
+  wire a_ezero = a_czero | a_sub;  // exponent field 0
+  wire b_ezero = b_czero | b_sub;
   // With flushing, every exponent-0 encoding is a zero.
-  wire a_zero = a_ezero & (a_mzero | (SUBNORMALS == 0));
-  wire b_zero = b_ezero & (b_mzero | (SUBNORMALS == 0));
+  wire a_zero = (SUBNORMALS == 0) ? a_ezero : a_czero;
+  wire b_zero = (SUBNORMALS == 0) ? b_ezero : b_czero;
 
   // ---------------------------------------------------------------- datapath
   // Outputs of either datapath variant:
@@ -170,21 +174,32 @@ module fp_mul #(
   endgenerate
 
   // ---------------------------------------------------------------- round (RNE)
-  wire [MAN_BITS-1:0] m_field = pn[PW-2:MAN_BITS+1];
-  wire guard = pn[MAN_BITS];
-  wire sticky = (pn[MAN_BITS-1:0] != {MAN_BITS{1'b0}}) | sticky_shift;
-  wire round_up = guard & (sticky | m_field[0]);
   // A carry out of the mantissa moves into the exponent; into all ones it is exactly Inf.
-  wire [EXP_BITS+MAN_BITS-1:0] mag = {e_field, m_field} + {{(EXP_BITS + MAN_BITS - 1) {1'b0}}, round_up};
+  wire [W-1:0] rounded;
+  wire         unused_inexact;
+  fp_round #(
+      .EXP_BITS(EXP_BITS),
+      .MAN_BITS(MAN_BITS)
+  ) u_round (
+      .sign    (s),
+      .exp     (e_field),
+      .man     (pn[PW-2:MAN_BITS+1]),
+      .guard   (pn[MAN_BITS]),
+      .sticky  ((pn[MAN_BITS-1:0] != {MAN_BITS{1'b0}}) | sticky_shift),
+      .overflow(ovf),
+      .y       (rounded),
+      .inexact (unused_inexact)
+  );
 
   // ---------------------------------------------------------------- specials
   wire res_nan = a_nan | b_nan | (a_inf & b_zero) | (b_inf & a_zero);
-  wire res_inf = a_inf | b_inf | ovf;
+  wire res_inf = a_inf | b_inf;
   wire res_zero = a_zero | b_zero | flush;
 
   assign y = res_nan  ? QNAN :
              res_inf  ? {s, EXP_ONES, {MAN_BITS{1'b0}}} :
              res_zero ? {s, {(EXP_BITS + MAN_BITS) {1'b0}}} :
-                        {s, mag};
+                        rounded;
 
 endmodule
+`default_nettype wire

@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // lmul_core: combinational L-Mul (Luo & Sun, arXiv 2410.00907, eq. 2) for one IEEE-style format.
 //
 // Operands and result are sign | exponent (EXP_BITS) | mantissa (MAN_BITS), bias 2^(EXP_BITS-1)-1.
@@ -11,18 +13,17 @@
 //      f >> MAN_BITS <= 0              -> zero, sign s (underflow flushes)
 //      f >> MAN_BITS >= all ones       -> Inf, sign s (largest finite, sign s, when SATURATE = 1)
 //      otherwise                       -> {s, f[EXP_BITS+MAN_BITS-1:0]}
-// Nothing is rounded. OFFSET defaults to the paper's 2^-l(M) term in mantissa LSBs:
-// 2^(MAN_BITS - l(MAN_BITS)), l = MAN_BITS for MAN_BITS <= 3, 3 for 4, 4 above (8 for BF16);
-// OFFSET = 0 is Mitchell's approximation.
+// Nothing is rounded. OFFSET defaults to the paper's 2^-l(M) term in mantissa LSBs
+// (`LMUL_DEFAULT_OFFSET in lmul_defs.vh); OFFSET = 0 is Mitchell's approximation.
 //
 // The biased field sum is kept unsigned (no bias subtraction before the range checks): underflow
 // and overflow are comparisons of the raw sum against constants, which is cheaper than a signed
 // subtract followed by exponent decoding.
+`include "lmul_defs.vh"
 module lmul_core #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 7,
-    parameter integer OFFSET   = (MAN_BITS <= 3) ? 1 :
-                                 ((MAN_BITS == 4) ? 2 : (1 << (MAN_BITS - 4))),
+    parameter integer OFFSET   = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE = 0
 ) (
     input  wire [EXP_BITS+MAN_BITS:0] a,
@@ -77,15 +78,20 @@ module lmul_core #(
   localparam [FW-1:0] QNAN_FIELD = INF_FIELD | ({{(FW-1){1'b0}}, 1'b1} << (MAN_BITS - 1));
   localparam [FW-1:0] OVF_FIELD  = (SATURATE == 1) ? MAXF_FIELD : INF_FIELD;
 
-  wire [EXP_BITS-1:0] ea = a[FW-1:MAN_BITS];
-  wire [EXP_BITS-1:0] eb = b[FW-1:MAN_BITS];
-  wire a_max  = &ea;
-  wire b_max  = &eb;
-  wire a_zero = ~|ea;
-  wire b_zero = ~|eb;
-  wire a_nan  = a_max & (|a[MAN_BITS-1:0]);
-  wire b_nan  = b_max & (|b[MAN_BITS-1:0]);
-  wire sign   = a[FW] ^ b[FW];
+  // Classification; subnormals count as zeros (flushed).
+  wire a_zero, a_sub, a_inf, a_nan, b_zero, b_sub, b_inf, b_nan;
+  wire unused_a_norm, unused_a_snan, unused_a_qnan, unused_b_norm, unused_b_snan, unused_b_qnan;
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_a (
+      .x(a), .is_zero(a_zero), .is_subnormal(a_sub), .is_normal(unused_a_norm), .is_inf(a_inf),
+      .is_nan(a_nan), .is_signalling(unused_a_snan), .is_quiet(unused_a_qnan)
+  );
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_b (
+      .x(b), .is_zero(b_zero), .is_subnormal(b_sub), .is_normal(unused_b_norm), .is_inf(b_inf),
+      .is_nan(b_nan), .is_signalling(unused_b_snan), .is_quiet(unused_b_qnan)
+  );
+  wire a_flush = a_zero | a_sub;
+  wire b_flush = b_zero | b_sub;
+  wire sign    = a[FW] ^ b[FW];
 
   wire [SW-1:0] sum  = {2'b00, a[FW-1:0]} + {2'b00, b[FW-1:0]} + OFFSET_V;
   wire [FW-1:0] norm = sum[FW-1:0] - BIAS_SHIFT[FW-1:0];  // exact modulo 2^FW
@@ -94,11 +100,11 @@ module lmul_core #(
 
   reg [FW:0] y_r;
   always @* begin
-    if (a_nan | b_nan | (a_max & b_zero) | (b_max & a_zero))
+    if (a_nan | b_nan | (a_inf & b_flush) | (b_inf & a_flush))
       y_r = {1'b0, QNAN_FIELD};
-    else if (a_max | b_max)
+    else if (a_inf | b_inf)
       y_r = {sign, INF_FIELD};
-    else if (a_zero | b_zero | underflow)
+    else if (a_flush | b_flush | underflow)
       y_r = {sign, {FW{1'b0}}};
     else if (overflow)
       y_r = {sign, OVF_FIELD};
@@ -107,3 +113,4 @@ module lmul_core #(
   end
   assign y = y_r;
 endmodule
+`default_nettype wire

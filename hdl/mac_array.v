@@ -1,11 +1,15 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // mac_array: ROWS x COLS output-stationary systolic array of L-Mul MAC processing elements.
 //
 // One tile computes Y = bias + A . B with A [ROWS x K], B [K x COLS] in the L-Mul operand format
 // {sign, exponent[EXP_BITS], mantissa[MAN_BITS]} and bias [COLS], Y [ROWS x COLS] in binary32:
-//   acc = bias[c]; for k = 0 .. K-1: acc = fl32(acc + widen(lmul(A[r][k], B[k][c]))) -> Y[r][c]
-// bit for bit as lmul.matmul. K >= 1 is a run-time length (the number of input beats of the tile).
-// Full description and timing diagram: docs/mac_array.md.
+//   acc = bias[c]; for k = 0 .. K-1: acc = fl32(acc + widen(mul(A[r][k], B[k][c]))) -> Y[r][c]
+// bit for bit as lmul.matmul(A, B, bias, cfg, multiplier=...), where mul is L-Mul (MULTIPLIER = 0,
+// "lmul") or the exact IEEE product (MULTIPLIER = 1, "exact"); see mac_datapath. K >= 1 is a
+// run-time length (the number of input beats of the tile).
+// Full description and timing diagram: docs/mac_array.md; stream rules and SKID: docs/hdl.md.
 //
 // Input stream (valid/ready), one k-step per beat:
 //   in_a[r*W +: W]      = A[r][k]       (column k of A)
@@ -14,8 +18,9 @@
 //   in_last             = 1 on the tile's last beat (k = K-1); the next beat starts a new tile.
 // Output stream (valid/ready), one row of Y per beat, rows 0 .. ROWS-1 in order, tiles in order:
 //   out_data[c*32 +: 32] = Y[r][c],  out_row = r,  out_last = (r == ROWS-1).
-// in_ready depends on registers and on in_last only (a last beat may be held back, see "gap"
-// below); out_valid, out_data, out_row and out_last depend on registers only. Synchronous
+// SKID = 0: in_ready depends on registers and on in_last only (a last beat may be held back, see
+// "gap" below); SKID = 1 puts an input-side skid buffer (stream_skid) in front, so in_ready is a
+// register. out_valid, out_data, out_row and out_last depend on registers only. Synchronous
 // active-high rst clears every valid bit and the tile-start state at any time: the next accepted
 // beat is the first k-step of a fresh tile, and no partial or undrained result survives.
 //
@@ -31,14 +36,16 @@
 // cycle. Input bubbles (in_valid = 0) do not stall: they flow through as invalid tokens.
 // Latency: first beat accepted in cycle 0 -> last output row presented in cycle K + ROWS + COLS - 1
 // (K + ROWS + COLS cycles per isolated tile); back-to-back tiles need max(K, ROWS) cycles each.
+`include "lmul_defs.vh"
 module mac_array #(
-    parameter integer ROWS     = 4,
-    parameter integer COLS     = 4,
-    parameter integer EXP_BITS = 8,
-    parameter integer MAN_BITS = 7,
-    parameter integer OFFSET   = (MAN_BITS <= 3) ? 1 :
-                                 ((MAN_BITS == 4) ? 2 : (1 << (MAN_BITS - 4))),
-    parameter integer SATURATE = 0
+    parameter integer ROWS       = 4,
+    parameter integer COLS       = 4,
+    parameter integer EXP_BITS   = 8,
+    parameter integer MAN_BITS   = 7,
+    parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
+    parameter integer SATURATE   = 0,
+    parameter integer MULTIPLIER = 0,
+    parameter integer SKID       = 0
 ) (
     input  wire                                      clk,
     input  wire                                      rst,
@@ -72,6 +79,20 @@ module mac_array #(
       PARAMETER_ERROR__mac_array__COLS_must_be_1_to_64 u_param_error ();
 `endif
     end
+    if (MULTIPLIER != 0 && MULTIPLIER != 1) begin : g_bad_multiplier
+`ifdef VERILATOR
+      $error("mac_array: MULTIPLIER=%0d must be 0 (L-Mul) or 1 (exact)", MULTIPLIER);
+`else
+      PARAMETER_ERROR__mac_array__MULTIPLIER_must_be_0_or_1 u_param_error ();
+`endif
+    end
+    if (SKID != 0 && SKID != 1) begin : g_bad_skid
+`ifdef VERILATOR
+      $error("mac_array: SKID=%0d must be 0 or 1", SKID);
+`else
+      PARAMETER_ERROR__mac_array__SKID_must_be_0_or_1 u_param_error ();
+`endif
+    end
   endgenerate
 
   localparam integer W   = 1 + EXP_BITS + MAN_BITS;
@@ -84,15 +105,39 @@ module mac_array #(
   localparam [GW-1:0] ROWS_G = ROWS[GW-1:0];
   localparam [GW-1:0] ONE_G  = 1;
 
+  // ---------------------------------------------------------------- optional input skid buffer
+  // s_* is the input stream after it: with SKID = 1, in_ready is a register instead of a function
+  // of the array state and of in_last.
+  wire                 s_valid;
+  wire                 s_ready;
+  wire [ROWS*W-1:0]    s_a;
+  wire [COLS*W-1:0]    s_b;
+  wire [COLS*32-1:0]   s_bias;
+  wire                 s_last;
+
+  stream_skid #(
+      .WIDTH(ROWS * W + COLS * W + COLS * 32 + 1),
+      .SKID (SKID)
+  ) u_skid (
+      .clk      (clk),
+      .rst      (rst),
+      .in_valid (in_valid),
+      .in_ready (in_ready),
+      .in_data  ({in_a, in_b, in_bias, in_last}),
+      .out_valid(s_valid),
+      .out_ready(s_ready),
+      .out_data ({s_a, s_b, s_bias, s_last})
+  );
+
   // Array-wide clock enable; everything that moves holds while a finished row cannot be stored.
   wire en;
-  wire fire = in_valid & in_ready;
+  wire fire = s_valid & s_ready;
 
   // ---------------------------------------------------------------- tile framing
   reg in_first_q;  // the next accepted beat is k = 0 of a tile
   always @(posedge clk) begin
     if (rst) in_first_q <= 1'b1;
-    else if (fire) in_first_q <= in_last;
+    else if (fire) in_first_q <= s_last;
   end
 
   // ---------------------------------------------------------------- token skew (shared by rows)
@@ -109,7 +154,7 @@ module mac_array #(
       always @(posedge clk) begin
         if (en) begin
           tok_f <= in_first_q;
-          tok_l <= in_last;
+          tok_l <= s_last;
         end
       end
     end else begin : g_tokn
@@ -120,7 +165,7 @@ module mac_array #(
       always @(posedge clk) begin
         if (en) begin
           tok_f <= {tok_f[ROWS-2:0], in_first_q};
-          tok_l <= {tok_l[ROWS-2:0], in_last};
+          tok_l <= {tok_l[ROWS-2:0], s_last};
         end
       end
     end
@@ -147,9 +192,9 @@ module mac_array #(
     for (r = 0; r < ROWS; r = r + 1) begin : g_askew
       reg [(r+1)*W-1:0] sk;  // newest in the low lane
       if (r == 0) begin : g_d1
-        always @(posedge clk) if (en) sk <= in_a[W-1:0];
+        always @(posedge clk) if (en) sk <= s_a[W-1:0];
       end else begin : g_dn
-        always @(posedge clk) if (en) sk <= {sk[r*W-1:0], in_a[r*W +: W]};
+        always @(posedge clk) if (en) sk <= {sk[r*W-1:0], s_a[r*W +: W]};
       end
       assign a_h[(r*(COLS+1))*W +: W] = sk[r*W +: W];
       assign v_h[r*(COLS+1)] = tok_v[r];
@@ -164,15 +209,15 @@ module mac_array #(
       if (c == 0) begin : g_d1
         always @(posedge clk) begin
           if (en) begin
-            sk_b    <= in_b[W-1:0];
-            sk_bias <= in_bias[31:0];
+            sk_b    <= s_b[W-1:0];
+            sk_bias <= s_bias[31:0];
           end
         end
       end else begin : g_dn
         always @(posedge clk) begin
           if (en) begin
-            sk_b    <= {sk_b[c*W-1:0], in_b[c*W +: W]};
-            sk_bias <= {sk_bias[c*32-1:0], in_bias[c*32 +: 32]};
+            sk_b    <= {sk_b[c*W-1:0], s_b[c*W +: W]};
+            sk_bias <= {sk_bias[c*32-1:0], s_bias[c*32 +: 32]};
           end
         end
       end
@@ -187,27 +232,28 @@ module mac_array #(
         localparam integer CO = r * TRI + 16 * c * (c + 1);  // chain(r,c) offset: 32*c(c+1)/2
 
         mac_pe #(
-            .EXP_BITS(EXP_BITS),
-            .MAN_BITS(MAN_BITS),
-            .OFFSET  (OFFSET),
-            .SATURATE(SATURATE)
+            .EXP_BITS  (EXP_BITS),
+            .MAN_BITS  (MAN_BITS),
+            .OFFSET    (OFFSET),
+            .SATURATE  (SATURATE),
+            .MULTIPLIER(MULTIPLIER)
         ) u_pe (
             .clk      (clk),
             .rst      (rst),
             .en       (en),
-            .a_in     (a_h[HI*W +: W]),
-            .b_in     (b_v[VI*W +: W]),
-            .bias_in  (bias_v[VI*32 +: 32]),
-            .valid_in (v_h[HI]),
-            .first_in (f_h[HI]),
-            .last_in  (l_h[HI]),
-            .a_out    (a_h[(HI+1)*W +: W]),
-            .b_out    (b_v[(VI+COLS)*W +: W]),
-            .bias_out (bias_v[(VI+COLS)*32 +: 32]),
-            .valid_out(v_h[HI+1]),
-            .first_out(f_h[HI+1]),
-            .last_out (l_h[HI+1]),
-            .sum      (sum_w[VI*32 +: 32])
+            .in_a     (a_h[HI*W +: W]),
+            .in_b     (b_v[VI*W +: W]),
+            .in_bias  (bias_v[VI*32 +: 32]),
+            .in_valid (v_h[HI]),
+            .in_first (f_h[HI]),
+            .in_last  (l_h[HI]),
+            .out_a    (a_h[(HI+1)*W +: W]),
+            .out_b    (b_v[(VI+COLS)*W +: W]),
+            .out_bias (bias_v[(VI+COLS)*32 +: 32]),
+            .out_valid(v_h[HI+1]),
+            .out_first(f_h[HI+1]),
+            .out_last (l_h[HI+1]),
+            .out_sum  (sum_w[VI*32 +: 32])
         );
 
         // Result chain: captured on the last step, read by the next column one cycle later,
@@ -245,12 +291,12 @@ module mac_array #(
   // are no stalls at all. gap = array cycles since the last accepted last beat, saturating.
   reg  [GW-1:0] gap;
   wire          last_ok = (gap == ROWS_G);
-  assign in_ready = ~stall & (~in_last | last_ok);
+  assign s_ready = ~stall & (~s_last | last_ok);
 
   always @(posedge clk) begin
     if (rst) gap <= ROWS_G;
     else if (en) begin
-      if (fire & in_last) gap <= ONE_G;
+      if (fire & s_last) gap <= ONE_G;
       else if (!last_ok) gap <= gap + ONE_G;
     end
   end
@@ -293,3 +339,4 @@ module mac_array #(
   endgenerate
 
 endmodule
+`default_nettype wire

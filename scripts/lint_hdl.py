@@ -1,12 +1,20 @@
-"""Verilator lint (``--lint-only -Wall``) of every module in hdl/ for every preset format.
+"""Static checks of the RTL: Verilator lint and the house style of every Verilog file.
 
-Usage: ``python scripts/lint_hdl.py [module ...]``. Exit status 1 if any run warns or fails.
-The parameter sets come from the model's format table (``lmul.PRESETS``), the one definition of
-the formats.
+Usage: ``python scripts/lint_hdl.py [module ...]``. Exit status 1 if any check fails.
+
+* Verilator ``--lint-only -Wall`` of every module in hdl/ for its defaults, every format of the
+  model's table ``lmul.PRESETS`` that the module accepts (its EXP_BITS / MAN_BITS range, read from
+  the module's own parameter checks), and extra sets: MULTIPLIER, SKID, SUBNORMALS, OFFSET,
+  SATURATE and array-shape variants. The test-only wrappers in sim/hdl/ are linted too, with
+  their defaults.
+* Style of every ``.v`` file in hdl/ and sim/hdl/: starts with `` `resetall``, `` `timescale
+  1ns/1ps``, `` `default_nettype none`` and ends with `` `default_nettype wire``; one module per
+  file, named like the file; the paper's default OFFSET written only in ``hdl/lmul_defs.vh``.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,42 +23,120 @@ import lmul
 
 REPO = Path(__file__).resolve().parents[1]
 HDL = REPO / "hdl"
-LMUL_FORMATS = ("bf16", "fp16", "e4m3_ieee", "e5m2")
+SIM_HDL = REPO / "sim" / "hdl"
+DEFS = HDL / "lmul_defs.vh"
+
+#: EXP_BITS / MAN_BITS range of a module without its own check (it inherits lmul_core's, which
+#: is the model's L-Mul range).
+LMUL_RANGE = (tuple(lmul.LMUL_EXP_BITS_RANGE), tuple(lmul.LMUL_MAN_BITS_RANGE))
 
 #: Extra parameter sets per module, on top of the defaults and the presets.
 EXTRA_SETS: dict[str, list[dict[str, int]]] = {
-    "lmul_core": [{"OFFSET": 0, "SATURATE": 1}, {"EXP_BITS": 8, "MAN_BITS": 23}],
-    "lmul_unit": [{"OFFSET": 0, "SATURATE": 1}],
-    "fp_add": [{"EXP_BITS": 8, "MAN_BITS": 23}, {"EXP_BITS": 11, "MAN_BITS": 52}],
-    "fp_mul": [{"EXP_BITS": 8, "MAN_BITS": 23}]
-    + [{"EXP_BITS": lmul.PRESETS[n].exp_bits, "MAN_BITS": lmul.PRESETS[n].man_bits, "SUBNORMALS": 0}
-       for n in LMUL_FORMATS],
-    "mac_array": [{"ROWS": 2, "COLS": 3}, {"ROWS": 1, "COLS": 1}],
+    "lmul_core": [{"OFFSET": 0, "SATURATE": 1}],
+    "lmul_unit": [{"OFFSET": 0, "SATURATE": 1}, {"SKID": 1},
+                  {"EXP_BITS": 4, "MAN_BITS": 3, "SKID": 1}],
+    "fp_add": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1}],
+    "fp_classify": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1}],
+    "fp_round": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1}],
+    "mac_datapath": [{"MULTIPLIER": 1}, {"MULTIPLIER": 1, "SUBNORMALS": 0},
+                     {"EXP_BITS": 4, "MAN_BITS": 3, "MULTIPLIER": 1},
+                     {"OFFSET": 0, "SATURATE": 1}],
+    "mac_pe": [{"MULTIPLIER": 1}, {"EXP_BITS": 5, "MAN_BITS": 2, "MULTIPLIER": 1}],
+    "mac_array": [{"ROWS": 2, "COLS": 3}, {"ROWS": 1, "COLS": 1}, {"MULTIPLIER": 1},
+                  {"SKID": 1}, {"ROWS": 1, "COLS": 2, "SKID": 1, "MULTIPLIER": 1},
+                  {"ROWS": 3, "COLS": 2, "EXP_BITS": 4, "MAN_BITS": 3, "MULTIPLIER": 1,
+                   "SKID": 1}],
+    "stream_skid": [{"SKID": 1}, {"WIDTH": 1, "SKID": 1}, {"WIDTH": 1}],
 }
+#: fp_mul's flush variant for every preset it accepts.
+SUBNORMAL_VARIANT = {"fp_mul": {"SUBNORMALS": 0}}
+
+
+def design_sources() -> list[str]:
+    """The design files of hdl/ (every module; the tools elaborate what the top uses)."""
+    return sorted(str(p) for p in HDL.glob("*.v"))
+
+
+def format_range(module: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """((EXP_BITS lo, hi), (MAN_BITS lo, hi)) that ``module`` accepts, from its
+    ``PARAMETER_ERROR__<module>__X_BITS_must_be_<lo>_to_<hi>`` checks; None for a module without
+    an EXP_BITS parameter. A module that passes the widths on without checking them itself
+    inherits :data:`LMUL_RANGE`."""
+    text = (HDL / f"{module}.v").read_text()
+    if not re.search(r"parameter\s+integer\s+EXP_BITS\b", text):
+        return None
+    ranges = []
+    for name, default in (("EXP_BITS", LMUL_RANGE[0]), ("MAN_BITS", LMUL_RANGE[1])):
+        m = re.search(rf"PARAMETER_ERROR__{module}__{name}_must_be_(\d+)_to_(\d+)", text)
+        ranges.append((int(m.group(1)), int(m.group(2))) if m else default)
+    return ranges[0], ranges[1]
 
 
 def parameter_sets(module: str) -> list[dict[str, int]]:
-    """Defaults, every preset format (EXP_BITS, MAN_BITS), then the module's extra sets."""
+    """Defaults, every preset format the module accepts (EXP_BITS, MAN_BITS), with fp_mul's
+    flush variant, then the module's extra sets."""
     sets: list[dict[str, int]] = [{}]
-    for name in LMUL_FORMATS:
-        fmt = lmul.PRESETS[name]
-        sets.append({"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits})
+    rng = format_range(module)
+    if rng is not None:
+        (elo, ehi), (mlo, mhi) = rng
+        for fmt in lmul.PRESETS.values():
+            if elo <= fmt.exp_bits <= ehi and mlo <= fmt.man_bits <= mhi:
+                p = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits}
+                sets.append(p)
+                if module in SUBNORMAL_VARIANT:
+                    sets.append({**p, **SUBNORMAL_VARIANT[module]})
     return sets + EXTRA_SETS.get(module, [])
 
 
-def lint(module: str, params: dict[str, int]) -> tuple[bool, str]:
-    """Run Verilator lint on ``module`` (all of hdl/ as library); return (clean, output)."""
-    sources = sorted(str(p) for p in HDL.glob("*.v"))
-    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", module, *sources]
+def lint(module: str, params: dict[str, int], extra_sources: list[str] | None = None
+         ) -> tuple[bool, str]:
+    """Run Verilator lint on ``module`` (hdl/ as library, plus ``extra_sources``); return
+    (clean, output)."""
+    cmd = ["verilator", "--lint-only", "-Wall", f"-I{HDL}", "--top-module", module,
+           *design_sources(), *(extra_sources or [])]
     cmd += [f"-G{k}={v}" for k, v in params.items()]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     out = (proc.stdout + proc.stderr).strip()
     return proc.returncode == 0 and "%Warning" not in out, out
 
 
+_MODULE_RE = re.compile(r"^\s*module\s+(\w+)", re.MULTILINE)
+_HEADER = ("`resetall", "`timescale 1ns/1ps", "`default_nettype none")
+#: How the paper's offset rule is spelled (the MAN_BITS - 4 exponent of its last case).
+_OFFSET_RULE_RE = re.compile(r"1\s*<<\s*\(\s*\(?\s*\w+\s*\)?\s*-\s*4\s*\)")
+
+
+def style_problems(path: Path) -> list[str]:
+    """House-style violations of one Verilog file (empty list when it is clean)."""
+    text = path.read_text()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    problems = []
+    if tuple(lines[:3]) != _HEADER:
+        problems.append("must start with `resetall, `timescale 1ns/1ps, `default_nettype none")
+    if not lines or lines[-1] != "`default_nettype wire":
+        problems.append("must end with `default_nettype wire")
+    modules = _MODULE_RE.findall(text)
+    if modules != [path.stem]:
+        problems.append(f"must define exactly one module named {path.stem}, found {modules}")
+    if _OFFSET_RULE_RE.search(text):
+        problems.append(f"defines the paper's default OFFSET; use `LMUL_DEFAULT_OFFSET from "
+                        f"{DEFS.name}")
+    return problems
+
+
+def verilog_files() -> list[Path]:
+    """Every Verilog file the style rules apply to: hdl/*.v and sim/hdl/*.v."""
+    return sorted(HDL.glob("*.v")) + sorted(SIM_HDL.glob("*.v"))
+
+
 def main(argv: list[str]) -> int:
     modules = argv or sorted(p.stem for p in HDL.glob("*.v"))
     failures = 0
+    if not argv:
+        for path in verilog_files():
+            for problem in style_problems(path):
+                failures += 1
+                print(f"FAIL {path.relative_to(REPO)}: {problem}")
     for module in modules:
         for params in parameter_sets(module):
             ok, out = lint(module, params)
@@ -59,7 +145,14 @@ def main(argv: list[str]) -> int:
             if not ok:
                 failures += 1
                 print(out)
-    print(f"lint: {failures} failing run(s)")
+    if not argv:
+        for wrapper in sorted(SIM_HDL.glob("*.v")):
+            ok, out = lint(wrapper.stem, {}, [str(wrapper)])
+            print(f"{'ok  ' if ok else 'FAIL'} sim/hdl/{wrapper.name} (defaults)")
+            if not ok:
+                failures += 1
+                print(out)
+    print(f"lint: {failures} failing check(s)")
     return 1 if failures else 0
 
 

@@ -19,18 +19,18 @@ needs_yosys = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def e4m3_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, object]]]:
     out = tmp_path_factory.mktemp("synth")
-    rows = synth.run(["e4m3"], ["mul"], out, use_cache=False, plot=True, progress=False)
+    rows = synth.run(["e4m3_ieee"], ["mul"], out, use_cache=False, plot=True, progress=False)
     return out, rows
 
 
 @needs_yosys
-def test_e4m3_multipliers_synthesize_and_lmul_is_cheaper(
+def test_e4m3_ieee_multipliers_synthesize_and_lmul_is_cheaper(
         e4m3_run: tuple[Path, list[dict[str, object]]]) -> None:
     out, _ = e4m3_run
     parsed = {r["unit"]: r for r in synth.read_csv(out / "synth.csv")}
     assert set(parsed) == {"lmul", "exact", "exact_flush"}
     for r in parsed.values():
-        assert r["format"] == "e4m3" and r["level"] == "mul"
+        assert r["format"] == "e4m3_ieee" and r["level"] == "mul"
         cells, trans, depth = int(r["cells"]), int(r["transistors"]), int(r["depth"])
         assert cells > 20 and depth > 3
         # Every mapped cell costs 2..12 transistors in yosys' CMOS model.

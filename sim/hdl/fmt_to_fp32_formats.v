@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // Test-only wrapper: LANES fmt_to_fp32 instances for each of several formats in one module, so
 // one simulation checks them all (lane i of format eXmY: x_eXmY[i*W +: W] -> y_eXmY[i*32 +: 32]).
 // Formats: E=8 M=7, E=5 M=10, E=4 M=3, E=5 M=2, E=2 M=1, E=8 M=23, E=7 M=23.
@@ -54,3 +56,4 @@ module fmt_to_fp32_formats #(
     end
   endgenerate
 endmodule
+`default_nettype wire

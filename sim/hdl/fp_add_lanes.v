@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // fp_add_lanes: test-only wrapper, LANES independent fp_add instances on packed buses so that a
 // cocotb testbench can apply many vectors per simulation step. Lane i uses bits [i*W +: W].
 module fp_add_lanes #(
@@ -38,3 +40,4 @@ module fp_add_lanes #(
   endgenerate
 
 endmodule
+`default_nettype wire

@@ -1,4 +1,6 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // fp_mul_lanes: test-only wrapper, LANES independent fp_mul instances on wide packed ports so the
 // cocotb testbench checks LANES vectors per simulation step. Lane k uses bits [k*W +: W].
 module fp_mul_lanes #(
@@ -30,3 +32,4 @@ module fp_mul_lanes #(
   endgenerate
 
 endmodule
+`default_nettype wire

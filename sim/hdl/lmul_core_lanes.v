@@ -1,11 +1,13 @@
+`resetall
 `timescale 1ns/1ps
+`default_nettype none
 // Test-only wrapper: LANES independent lmul_core instances on packed buses, so that a cocotb
 // testbench checks LANES vectors per simulation step (lane i occupies bits [i*W +: W]).
+`include "lmul_defs.vh"
 module lmul_core_lanes #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 7,
-    parameter integer OFFSET   = (MAN_BITS <= 3) ? 1 :
-                                 ((MAN_BITS == 4) ? 2 : (1 << (MAN_BITS - 4))),
+    parameter integer OFFSET   = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE = 0,
     parameter integer LANES    = 16
 ) (
@@ -30,3 +32,4 @@ module lmul_core_lanes #(
     end
   endgenerate
 endmodule
+`default_nettype wire

@@ -1,0 +1,65 @@
+`resetall
+`timescale 1ns/1ps
+`default_nettype none
+// fp_round: the one round-to-nearest-even step of the project's floating-point datapaths
+// (fp_add, fp_mul and the binary32 -> format converter). Combinational.
+//
+// Format: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}, IEEE-style; EXP_BITS 2..11,
+// MAN_BITS 1..52. The caller delivers the result truncated to the format plus the two bits RNE
+// needs:
+//   sign      sign of the result;
+//   exp       biased exponent field before rounding (0 for a subnormal result: the caller has
+//             already shifted the significand right to the subnormal scale);
+//   man       the MAN_BITS fraction bits kept (hidden bit not included);
+//   guard     the first bit below man's LSB;
+//   sticky    OR of every bit below guard;
+//   overflow  the exponent is already beyond the largest finite one: the result is Inf (an exp
+//             of all ones counts as overflow too).
+// The rounded magnitude is {exp, man} + round_up with round_up = guard & (sticky | man[0]): one
+// increment of the packed word, so a mantissa carry moves into the exponent (a subnormal rounds
+// up to the smallest normal, the largest finite value rounds up to exactly the Inf encoding).
+// No saturation: overflow, before or after rounding, gives Inf with the given sign. NaN and the
+// other special operands are the caller's business (it selects them after this module).
+// inexact = guard | sticky (the result differs from the exact value).
+module fp_round #(
+    parameter integer EXP_BITS = 8,
+    parameter integer MAN_BITS = 23
+) (
+    input  wire                       sign,
+    input  wire [EXP_BITS-1:0]        exp,
+    input  wire [MAN_BITS-1:0]        man,
+    input  wire                       guard,
+    input  wire                       sticky,
+    input  wire                       overflow,
+    output wire [EXP_BITS+MAN_BITS:0] y,
+    output wire                       inexact
+);
+
+  generate
+    if (EXP_BITS < 2 || EXP_BITS > 11) begin : g_bad_exp_bits
+`ifdef VERILATOR
+      $error("fp_round: EXP_BITS=%0d out of range 2..11", EXP_BITS);
+`else
+      PARAMETER_ERROR__fp_round__EXP_BITS_must_be_2_to_11 u_param_error ();
+`endif
+    end
+    if (MAN_BITS < 1 || MAN_BITS > 52) begin : g_bad_man_bits
+`ifdef VERILATOR
+      $error("fp_round: MAN_BITS=%0d out of range 1..52", MAN_BITS);
+`else
+      PARAMETER_ERROR__fp_round__MAN_BITS_must_be_1_to_52 u_param_error ();
+`endif
+    end
+  endgenerate
+
+  localparam integer FW = EXP_BITS + MAN_BITS;
+  localparam [FW-1:0] INF_FIELD = {{EXP_BITS{1'b1}}, {MAN_BITS{1'b0}}};
+
+  wire          round_up = guard & (sticky | man[0]);
+  wire [FW-1:0] mag = {exp, man} + {{(FW - 1) {1'b0}}, round_up};
+
+  assign y = {sign, (overflow | (&exp)) ? INF_FIELD : mag};
+  assign inexact = guard | sticky;
+
+endmodule
+`default_nettype wire
