@@ -2,12 +2,17 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
+# The RTL regressions and lint need no PyTorch: they depend on the base set-up only.
+BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth bench clean
+.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth bench bench-ray prove cosim convert-demo tune tune-quick clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
+
+$(BASE_STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh base
 
 setup: $(STAMP)
 
@@ -18,13 +23,14 @@ test: $(STAMP)
 test-model: $(STAMP)
 	$(PYTEST) model/tests experiments/tests
 
-## cocotb regressions only (COCOTB_RANDOM_SEED, LMUL_VECTORS, LMUL_FULL=1 tune them).
-sim: $(STAMP)
+## cocotb regressions only (COCOTB_RANDOM_SEED, LMUL_VECTORS, LMUL_TILES, LMUL_FULL=1 tune
+## them; WAVES=1 dumps sim/sim_build/<run>/<toplevel>.fst). No PyTorch needed.
+sim: $(BASE_STAMP)
 	$(PYTEST) sim
 
-lint: $(STAMP)
+lint: $(BASE_STAMP)
 	$(PY) scripts/lint_hdl.py
-	$(VENV)/bin/ruff check model experiments sim scripts
+	$(VENV)/bin/ruff check model experiments sim scripts conftest.py
 
 ## The main job: LSTM on MNIST (rows), fp32 vs bf16 vs L-Mul vs the seed notebook's multiplier.
 experiment: $(STAMP)
@@ -50,6 +56,34 @@ synth: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m experiments.bench_kernels
+
+## Any PyTorch model on the L-Mul array (lmul.torch.convert): a CNN and a transformer on MNIST and
+## FashionMNIST, fp32 vs bf16 vs L-Mul (attention / linear / all) vs L-Mul fine-tuned (ARGS=--help).
+convert-demo: $(STAMP)
+	$(PY) -m experiments.convert_demo $(ARGS)
+
+## A small accuracy grid serially vs on a local Ray: wall-time ratio and Ray's start-up cost.
+bench-ray: $(STAMP)
+	$(PY) -m experiments.bench_ray
+
+## Every operand pair of the 16-bit formats, RTL (Verilator) vs model; resumable (PROVE_ARGS=--help).
+prove: $(STAMP)
+	$(PY) -m experiments.prove $(PROVE_ARGS)
+
+## The LSTM on the simulated RTL (Verilator): N test images (default 100), logits vs the model,
+## L-Mul array and exact array side by side; resumable (COSIM_ARGS=--help for options).
+N ?= 100
+cosim: $(STAMP)
+	$(PY) -m experiments.cosim --n $(N) $(COSIM_ARGS)
+
+## The offset on the network, L-Mul-aware training, FP8 (resumable; long: see README).
+## TUNE=quick runs the reduced preset (2 seeds, 1 epoch, 2000 test images).
+TUNE ?= full
+tune: $(STAMP)
+	$(PY) -m experiments.tune --preset $(TUNE)
+
+tune-quick: $(STAMP)
+	$(PY) -m experiments.tune --preset quick
 
 clean:
 	rm -rf sim/sim_build .pytest_cache .ruff_cache

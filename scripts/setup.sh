@@ -5,7 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+# base: Debian packages, the venv, the package and test tools - enough for `make sim` and
+# `make lint` (no PyTorch); full (default): also PyTorch and the experiments' extras.
+MODE=${1:-full}
+case "$MODE" in
+  base | full) ;;
+  *) echo "usage: scripts/setup.sh [base|full]" >&2; exit 2 ;;
+esac
 APT_PACKAGES=(iverilog verilator yosys dataset-fashion-mnist)
+# Verilator's C++ models (experiments/rtlsim.py) need a compiler and make; Debian's verilator
+# package does not depend on them.
+APT_PACKAGES+=(g++ make)
+# `make cost`: the OSU 0.18 um standard-cell library and the OpenSTA timing/power analyzer.
+APT_PACKAGES+=(qflow-tech-osu018 opensta)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -24,11 +36,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
 fi
+if [ "$MODE" = base ]; then
+  echo "setup: installing the lmul package and test dependencies (no PyTorch)"
+  "$VENV/bin/pip" install -q -e ".[test]"
+  touch "$VENV/.setup-base"
+  echo "setup: done (base)"
+  exit 0
+fi
 if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   echo "setup: installing torch==2.14.1 torchvision==0.29.1 (large, once)"
   "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
 fi
-echo "setup: installing the lmul package and test dependencies"
-"$VENV/bin/pip" install -q -e ".[test]"
-touch "$VENV/.setup-done"
+echo "setup: installing the lmul package, test dependencies and Ray"
+"$VENV/bin/pip" install -q -e ".[test,ray]"
+touch "$VENV/.setup-base" "$VENV/.setup-done"
 echo "setup: done"

@@ -1,12 +1,9 @@
-"""Shared glue for the cocotb regressions: paths, environment knobs, simulator runs, lane packing.
+"""Shared glue for the cocotb regressions: paths, simulator runs, configuration from RTL
+parameters, special values, random pairs, lane packing and bit comparison.
 
-Environment variables (all optional, printed by every regression so a failure can be replayed):
-
-* ``COCOTB_RANDOM_SEED`` - seed of all random vectors (default 1).
-* ``LMUL_VECTORS``       - number of random operand vectors per configuration; overrides each
-  testbench's documented default.
-* ``LMUL_TILES``         - number of random matrix tiles per MAC-array configuration.
-* ``LMUL_FULL=1``        - run the large variants (full LSTM product, etc.).
+The environment knobs (``COCOTB_RANDOM_SEED``, ``LMUL_VECTORS``, ``LMUL_TILES``, ``LMUL_FULL``,
+``WAVES``) are parsed in :mod:`knobs`; their accessors are re-exported here. Every regression
+prints the values it used, so a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -17,102 +14,122 @@ from pathlib import Path
 
 import numpy as np
 
+import lmul
+
+from knobs import full_run, random_seed, tile_count, vector_count, waves
+
+__all__ = [
+    "BUILD_DIR", "HDL_DIR", "REPO", "SIM_DIR", "SIM_HDL_DIR", "assert_bits_equal",
+    "config_from_parameters", "drive_lanes", "full_run", "pack_lanes", "random_pairs",
+    "random_seed", "run_cocotb", "special_values", "tb_parameters", "tile_count",
+    "unpack_lanes", "vector_count", "waves",
+]
+
 REPO = Path(__file__).resolve().parents[1]
 HDL_DIR = REPO / "hdl"
 SIM_DIR = REPO / "sim"
 SIM_HDL_DIR = SIM_DIR / "hdl"
 BUILD_DIR = SIM_DIR / "sim_build"
 
-DEFAULT_SEED = 1
+
+def design_sources() -> list[str]:
+    """Every design file in hdl/ (the simulator elaborates only what the top level uses)."""
+    return sorted(str(p) for p in HDL_DIR.glob("*.v"))
 
 
-def _env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {number}")
-    return number
-
-
-def random_seed() -> int:
-    """The regression seed: ``COCOTB_RANDOM_SEED`` or 1."""
-    return _env_int("COCOTB_RANDOM_SEED", DEFAULT_SEED)
-
-
-def vector_count(default: int) -> int:
-    """Random vectors per configuration: ``LMUL_VECTORS`` if set, else ``default``."""
-    return _env_int("LMUL_VECTORS", default)
-
-
-def tile_count(default: int) -> int:
-    """Random matrix tiles per MAC-array configuration: ``LMUL_TILES`` if set, else ``default``."""
-    return _env_int("LMUL_TILES", default)
-
-
-def full_run() -> bool:
-    """True when ``LMUL_FULL=1`` asks for the large variants."""
-    return os.environ.get("LMUL_FULL", "0") not in ("", "0")
-
-
-def hdl(*names: str) -> list[str]:
-    """Paths of RTL files: ``hdl/<name>`` or, for test-only wrappers, ``sim/hdl/<name>``."""
-    paths = []
-    for name in names:
-        path = HDL_DIR / name
-        if not path.exists():
-            path = SIM_HDL_DIR / name
-        if not path.exists():
-            raise FileNotFoundError(f"no RTL file {name} in hdl/ or sim/hdl/")
-        paths.append(str(path))
-    return paths
-
-
-def run_cocotb(test_module: str, toplevel: str, sources: list[str],
+def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
                parameters: dict[str, int] | None = None,
                extra_env: dict[str, str] | None = None,
                build_tag: str | None = None, testcase: str | None = None) -> None:
-    """Compile ``sources`` with Icarus and run the cocotb tests of ``test_module`` on ``toplevel``.
+    """Compile hdl/ (plus the test-only ``wrappers`` from sim/hdl/) with Icarus and run the
+    cocotb tests of ``test_module`` (all, or those matching ``testcase``) on ``toplevel``.
 
-    Each parameter set gets its own build directory, so parametrized runs never share a stale
-    simulation binary. Seed and vector count are forwarded to the simulator's Python.
+    Each parameter set, test case and ``WAVES`` setting gets its own build directory, so
+    parametrized runs never share a stale binary; with ``WAVES=1`` the directory holds
+    ``<toplevel>.fst``. Seed and counts are forwarded to the simulator's Python.
     """
     from cocotb_test.simulator import run
 
     parameters = dict(parameters or {})
     tag = build_tag or "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
+    if testcase:
+        tag += "-" + testcase.strip("$^")
+    dump = waves()
+    build = BUILD_DIR / f"{toplevel}-{tag}{'-waves' if dump else ''}"
     env = {
         "COCOTB_RANDOM_SEED": str(random_seed()),
         "LMUL_TB_PARAMETERS": json.dumps(parameters),
     }
     for key in ("LMUL_VECTORS", "LMUL_TILES", "LMUL_FULL"):
-        if key in os.environ:
-            env[key] = os.environ[key]
+        if os.environ.get(key, "").strip():
+            env[key] = os.environ[key].strip()
     env.update(extra_env or {})
+    sources = design_sources() + [str(SIM_HDL_DIR / w) for w in wrappers]
     print(f"[{toplevel}] parameters={parameters} COCOTB_RANDOM_SEED={env['COCOTB_RANDOM_SEED']}"
           f" LMUL_VECTORS={env.get('LMUL_VECTORS', '(default)')}"
-          f" LMUL_TILES={env.get('LMUL_TILES', '(default)')}")
+          f" LMUL_TILES={env.get('LMUL_TILES', '(default)')}"
+          + (f" waves: {build / (toplevel + '.fst')}" if dump else ""))
     run(
         simulator="icarus",
         toplevel=toplevel,
         module=test_module,
         verilog_sources=sources,
+        includes=[str(HDL_DIR)],
         parameters=parameters,
-        sim_build=str(BUILD_DIR / f"{toplevel}-{tag}"),
+        sim_build=str(build),
         extra_env=env,
         python_search=[str(SIM_DIR)],
         testcase=testcase,
         timescale="1ns/1ps",
+        waves=dump,
     )
 
 
 def tb_parameters() -> dict[str, int]:
     """Inside the simulator: the RTL parameters the pytest side compiled with."""
     return json.loads(os.environ.get("LMUL_TB_PARAMETERS", "{}"))
+
+
+def config_from_parameters(params: dict[str, int]) -> lmul.LMulConfig:
+    """The model configuration of RTL parameters (OFFSET absent: both use their default)."""
+    return lmul.LMulConfig(exp_bits=params["EXP_BITS"], man_bits=params["MAN_BITS"],
+                           offset=params.get("OFFSET"),
+                           saturate=bool(params.get("SATURATE", 0)))
+
+
+def special_values(fmt: lmul.Format) -> np.ndarray:
+    """Bit patterns of every special class of ``fmt``, both signs (int64): zero; smallest,
+    middle and largest subnormal; smallest normals; 0.5, 1.0, 1 + ulp, 2 - ulp; the two largest
+    finite values; Inf; the canonical NaN, a signalling-style NaN (payload 1) and the NaN with
+    a full payload."""
+    m = fmt.man_bits
+    mags = {
+        0,
+        1, fmt.man_mask, 1 << (m - 1),
+        1 << m, (1 << m) | fmt.man_mask,
+        (fmt.bias - 1) << m, fmt.bias << m, (fmt.bias << m) | 1, (fmt.bias << m) | fmt.man_mask,
+        fmt.max_finite_bits, fmt.max_finite_bits - 1,
+        fmt.inf_bits,
+        fmt.qnan_bits, fmt.inf_bits | 1, fmt.inf_bits | fmt.man_mask,
+    }
+    arr = np.array(sorted(mags), dtype=np.int64)
+    return np.concatenate([arr, arr | fmt.sign_bit])
+
+
+def random_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` operand pairs (int64): half uniform bit patterns (every class), half normal
+    values with exponents near the bias (products in range, where the mantissa arithmetic
+    matters most)."""
+    half = count // 2
+    a = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
+    b = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
+    spread = max(1, min(fmt.bias - 1, 20))
+    for arr in (a, b):
+        e = fmt.bias + rng.integers(-spread, spread + 1, half)
+        arr[:half] = ((rng.integers(0, 2, half) << (fmt.exp_bits + fmt.man_bits))
+                      | (e << fmt.man_bits) | rng.integers(0, 1 << fmt.man_bits, half))
+    return a, b
 
 
 def pack_lanes(values: np.ndarray, width: int) -> int:

@@ -4,17 +4,17 @@ All runs go through the test-only wrapper ``sim/hdl/fp_add_lanes.v`` (LANES adde
 
 * binary32 (E=8, M=23), ``test_fp_add_fp32``: RTL bits against numpy float32 addition (bit for
   bit for every non-NaN result; NaN results must be the canonical quiet NaN 0x7FC00000) and
-  against the model ``lmul.fpadd.fp_add_bits`` (bit for bit, NaN included). Vector classes:
+  against the model ``lmul.fp_add_bits`` (bit for bit, NaN included). Vector classes:
   random bit patterns; equal or adjacent exponents with (massive, and exact) cancellation; exact
   rounding ties (even and odd); results around the subnormal/normal boundary; overflow edges;
   special classes against random values; plus every pair of 26 special values. Default 200,000
   vectors (``LMUL_VECTORS`` overrides), seed ``COCOTB_RANDOM_SEED`` (default 1), both printed;
   the outcomes actually reached (ties of each parity, overflows, ...) are counted and required.
-* E=4, M=3, ``test_fp_add_e4m3_exhaustive``: all 65,536 operand pairs against an exact reference
-  written here with ``fractions.Fraction`` (round to nearest even), independent of the model.
+* E=4, M=3, ``test_fp_add_e4m3_exhaustive``: all 65,536 operand pairs against the exact-rounding
+  oracle ``sim/oracle.py`` (rational sum, round to nearest even), independent of the model.
 * fp16 (5, 10), bf16 (8, 7), fp64 (11, 52), ``test_fp_add_formats``: default 10,000 vectors each
   (``LMUL_VECTORS`` overrides) against the model and numpy float16/float64, ml_dtypes bfloat16.
-* ``LMUL_FULL=1`` adds E=5, M=2 exhaustive (65,536 pairs).
+* ``LMUL_FULL=1`` adds E=5, M=2 exhaustive (65,536 pairs; skipped otherwise).
 
 Run: ``pytest sim/test_fp_add.py`` (``-o log_cli=true --log-cli-level=INFO`` shows the seed,
 counts, coverage and vectors/s).
@@ -23,17 +23,16 @@ counts, coverage and vectors/s).
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 
 import cocotb
 import ml_dtypes
 import numpy as np
 import pytest
 
+import oracle
 from common import (
     drive_lanes,
     full_run,
-    hdl,
     random_seed,
     run_cocotb,
     tb_parameters,
@@ -47,60 +46,6 @@ LANES_FP32 = 64
 LANES_SMALL = 256
 
 FP32_QNAN = 0x7FC00000
-
-# --------------------------------------------------------------------------------------------
-# Exact reference for any (E, M): decode to Fraction, add exactly, round to nearest even.
-# Written independently of model/lmul/fpadd.py (no shared code, different algorithm).
-
-
-def _decode(bits: int, e_w: int, m_w: int) -> tuple[str, int, Fraction]:
-    """('nan'|'inf'|'num', sign, value) of one bit pattern."""
-    sign = bits >> (e_w + m_w)
-    field = (bits >> m_w) & ((1 << e_w) - 1)
-    man = bits & ((1 << m_w) - 1)
-    bias = (1 << (e_w - 1)) - 1
-    if field == (1 << e_w) - 1:
-        return ("nan" if man else "inf", sign, Fraction(0))
-    if field == 0:
-        mag = Fraction(man) * Fraction(2) ** (1 - bias - m_w)
-    else:
-        mag = Fraction((1 << m_w) + man) * Fraction(2) ** (field - bias - m_w)
-    return "num", sign, -mag if sign else mag
-
-
-def _encode_rne(value: Fraction, e_w: int, m_w: int) -> int:
-    """Round a nonzero exact value to nearest even in (E, M); Inf on overflow."""
-    bias = (1 << (e_w - 1)) - 1
-    sign = 1 if value < 0 else 0
-    mag = abs(value)
-    exp = mag.numerator.bit_length() - mag.denominator.bit_length()
-    if Fraction(2) ** exp > mag:
-        exp -= 1
-    exp = max(exp, 1 - bias)  # below the normal range the quantum stays 2**(1-bias-M)
-    sig = round(mag / Fraction(2) ** (exp - m_w))  # Fraction rounds half to even
-    if sig == 1 << (m_w + 1):
-        sig, exp = 1 << m_w, exp + 1
-    if exp + bias >= (1 << e_w) - 1:
-        return (sign << (e_w + m_w)) | (((1 << e_w) - 1) << m_w)
-    if sig < 1 << m_w:
-        return (sign << (e_w + m_w)) | sig
-    return (sign << (e_w + m_w)) | ((exp + bias) << m_w) | (sig - (1 << m_w))
-
-
-def reference_add(a: int, b: int, e_w: int, m_w: int) -> int:
-    """IEEE sum of two (E, M) bit patterns with the project's NaN and zero-sign rules."""
-    qnan = (((1 << e_w) - 1) << m_w) | (1 << (m_w - 1))
-    ka, sa, va = _decode(a, e_w, m_w)
-    kb, sb, vb = _decode(b, e_w, m_w)
-    if "nan" in (ka, kb) or (ka == kb == "inf" and sa != sb):
-        return qnan
-    if "inf" in (ka, kb):
-        return ((sa if ka == "inf" else sb) << (e_w + m_w)) | (((1 << e_w) - 1) << m_w)
-    total = va + vb
-    if total == 0:
-        return (sa & sb) << (e_w + m_w)  # -0 only for -0 + -0
-    return _encode_rne(total, e_w, m_w)
-
 
 # --------------------------------------------------------------------------------------------
 # binary32 vector classes
@@ -320,7 +265,7 @@ def _report_mismatches(label: str, a: np.ndarray, b: np.ndarray, got: np.ndarray
 @cocotb.test()
 async def fp32_regression(dut) -> None:
     """binary32: RTL vs numpy float32 addition and vs the model."""
-    from lmul.fpadd import fp_add_bits
+    from lmul import fp_add_bits
 
     params = tb_parameters()
     assert (params["EXP_BITS"], params["MAN_BITS"]) == (8, 23), params
@@ -358,7 +303,7 @@ async def fp32_regression(dut) -> None:
 
 @cocotb.test()
 async def exhaustive_regression(dut) -> None:
-    """Small format: every operand pair against the exact Fraction reference."""
+    """Small format: every operand pair against the exact-rounding oracle."""
     params = tb_parameters()
     e_w, m_w, lanes = params["EXP_BITS"], params["MAN_BITS"], params["LANES"]
     width = 1 + e_w + m_w
@@ -369,8 +314,9 @@ async def exhaustive_regression(dut) -> None:
 
     got = await _timed_drive(dut, a, b, width, lanes)
 
-    table = np.array([[reference_add(x, y, e_w, m_w) for y in range(1 << width)]
-                      for x in range(1 << width)], dtype=np.uint64)
+    vals_exact = [oracle.decode(x, e_w, m_w) for x in range(1 << width)]
+    table = np.array([[oracle.encode(oracle.add(x, y), e_w, m_w) for y in vals_exact]
+                      for x in vals_exact], dtype=np.uint64)
     want = table.ravel()
     _report_mismatches(f"RTL vs exact reference E={e_w} M={m_w}", a, b, got, want, got != want,
                        (width + 3) // 4)
@@ -381,7 +327,7 @@ async def exhaustive_regression(dut) -> None:
 @cocotb.test()
 async def format_regression(dut) -> None:
     """Any (E, M): RTL vs the model, and vs numpy/ml_dtypes where the format has a CPU type."""
-    from lmul.fpadd import fp_add_bits
+    from lmul import fp_add_bits
 
     params = tb_parameters()
     e_w, m_w, lanes = params["EXP_BITS"], params["MAN_BITS"], params["LANES"]
@@ -421,14 +367,14 @@ async def format_regression(dut) -> None:
 
 def test_fp_add_fp32() -> None:
     """binary32 regression: default 200,000 vectors plus all special pairs."""
-    run_cocotb("test_fp_add", "fp_add_lanes", hdl("fp_add.v", "fp_add_lanes.v"),
+    run_cocotb("test_fp_add", "fp_add_lanes", ("fp_add_lanes.v",),
                {"EXP_BITS": 8, "MAN_BITS": 23, "LANES": LANES_FP32},
                testcase="fp32_regression")
 
 
 def test_fp_add_e4m3_exhaustive() -> None:
-    """E=4, M=3: all 65,536 pairs against the exact Fraction reference."""
-    run_cocotb("test_fp_add", "fp_add_lanes", hdl("fp_add.v", "fp_add_lanes.v"),
+    """E=4, M=3: all 65,536 pairs against the exact-rounding oracle."""
+    run_cocotb("test_fp_add", "fp_add_lanes", ("fp_add_lanes.v",),
                {"EXP_BITS": 4, "MAN_BITS": 3, "LANES": LANES_SMALL},
                testcase="exhaustive_regression")
 
@@ -436,15 +382,14 @@ def test_fp_add_e4m3_exhaustive() -> None:
 @pytest.mark.parametrize("e_w,m_w", [(5, 10), (8, 7), (11, 52)], ids=["fp16", "bf16", "fp64"])
 def test_fp_add_formats(e_w: int, m_w: int) -> None:
     """Other widths: default 10,000 vectors each against the model and the CPU's adder."""
-    run_cocotb("test_fp_add", "fp_add_lanes", hdl("fp_add.v", "fp_add_lanes.v"),
+    run_cocotb("test_fp_add", "fp_add_lanes", ("fp_add_lanes.v",),
                {"EXP_BITS": e_w, "MAN_BITS": m_w, "LANES": LANES_FP32},
                testcase="format_regression")
 
 
-if full_run():
-
-    def test_fp_add_e5m2_exhaustive() -> None:
-        """LMUL_FULL=1 extra: E=5, M=2 exhaustive, a second small format."""
-        run_cocotb("test_fp_add", "fp_add_lanes", hdl("fp_add.v", "fp_add_lanes.v"),
-                   {"EXP_BITS": 5, "MAN_BITS": 2, "LANES": LANES_SMALL},
-                   testcase="exhaustive_regression")
+@pytest.mark.skipif(not full_run(), reason="large variant: set LMUL_FULL=1")
+def test_fp_add_e5m2_exhaustive() -> None:
+    """LMUL_FULL=1 extra: E=5, M=2 exhaustive, a second small format."""
+    run_cocotb("test_fp_add", "fp_add_lanes", ("fp_add_lanes.v",),
+               {"EXP_BITS": 5, "MAN_BITS": 2, "LANES": LANES_SMALL},
+               testcase="exhaustive_regression")

@@ -4,9 +4,10 @@ Reference: each operand is decoded by ml_dtypes / numpy (``float8_e4m3``, ``floa
 ``bfloat16``, ``float16``) to float64, multiplied in float64 (exact: two significands of at most
 11 bits give at most 22 bits, and the exponent range stays far inside float64's), and the product
 is rounded once to the format by the ml_dtypes / numpy cast. A second reference rounds the exact
-product with Python ``fractions.Fraction`` arithmetic; it checks the first on every exhaustive,
-special and boundary vector (ml_dtypes casts float64 to bfloat16 through float32, a double
-rounding that is harmless for products of two bfloat16 values but must not be trusted blindly).
+product with the exact-rounding oracle ``sim/oracle.py`` (rational arithmetic); it checks the
+first on every exhaustive, special and boundary vector (ml_dtypes casts float64 to bfloat16
+through float32, a double rounding that is harmless for products of two bfloat16 values but must
+not be trusted blindly).
 
 Configurations: presets BF16, FP16, E4M3, E5M2 x SUBNORMALS (1: full IEEE, 0: flush).
 
@@ -20,8 +21,6 @@ The DUT is ``sim/hdl/fp_mul_lanes.v``: LANES multipliers on packed buses.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import cocotb
 import ml_dtypes
 import numpy as np
@@ -29,12 +28,14 @@ import pytest
 
 import lmul
 
+import oracle
 from common import (
     assert_bits_equal,
     drive_lanes,
-    hdl,
+    random_pairs,
     random_seed,
     run_cocotb,
+    special_values,
     tb_parameters,
     vector_count,
 )
@@ -79,82 +80,12 @@ def reference_bits(a: np.ndarray, b: np.ndarray, fmt: lmul.Format, subnormals: b
     return np.where(np.isnan(p), np.uint64(fmt.qnan_bits), out)
 
 
-def _fraction_of(bits: int, fmt: lmul.Format) -> Fraction | None:
-    """Exact value of a finite pattern, None for Inf/NaN."""
-    m = fmt.man_bits
-    e = (bits >> m) & fmt.max_exp_field
-    man = bits & fmt.man_mask
-    if e == fmt.max_exp_field:
-        return None
-    sig = man if e == 0 else man | (1 << m)
-    val = Fraction(sig) * Fraction(2) ** (max(e, 1) - fmt.bias - m)
-    return -val if bits & fmt.sign_bit else val
-
-
-def _round_fraction(x: Fraction, negative: bool, fmt: lmul.Format) -> int:
-    """Round an exact magnitude |x| to ``fmt`` with RNE (overflow -> Inf), with the given sign."""
-    m, bias = fmt.man_bits, fmt.bias
-    sign = fmt.sign_bit if negative else 0
-    a = abs(x)
-    if a == 0:
-        return sign
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if Fraction(2) ** e > a:
-        e -= 1
-    e = max(e, 1 - bias)  # the subnormal binade shares the smallest normal's quantum
-    q = a / Fraction(2) ** (e - m)  # significand in units of the result's LSB
-    n = q.numerator // q.denominator
-    rest = q - n
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and n & 1):
-        n += 1
-    if n >> (m + 1):  # carry out of the significand: n is even here, so this is exact
-        n >>= 1
-        e += 1
-    mag = n if n < (1 << m) else ((e + bias) << m) | (n & fmt.man_mask)
-    return sign | min(mag, fmt.inf_bits)
-
-
-def fraction_reference_bits(a: np.ndarray, b: np.ndarray, fmt: lmul.Format, subnormals: bool
+def oracle_reference_bits(a: np.ndarray, b: np.ndarray, fmt: lmul.Format, subnormals: bool
                             ) -> np.ndarray:
-    """Expected bits computed with exact rationals (slow; used to vet :func:`reference_bits`)."""
-    out = np.empty(len(a), dtype=np.uint64)
-    min_normal = Fraction(2) ** (1 - fmt.bias)
-    for i, (ai, bi) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
-        neg = bool((ai ^ bi) & fmt.sign_bit)
-        if not subnormals:
-            ai = ai & fmt.sign_bit if _exp_field(ai, fmt) == 0 else ai
-            bi = bi & fmt.sign_bit if _exp_field(bi, fmt) == 0 else bi
-        fa, fb = _fraction_of(ai, fmt), _fraction_of(bi, fmt)
-        a_nan = fa is None and ai & fmt.man_mask
-        b_nan = fb is None and bi & fmt.man_mask
-        if a_nan or b_nan or (fa is None and fb == 0) or (fb is None and fa == 0):
-            out[i] = fmt.qnan_bits
-        elif fa is None or fb is None:
-            out[i] = (fmt.sign_bit if neg else 0) | fmt.inf_bits
-        else:
-            p = fa * fb
-            if not subnormals and abs(p) < min_normal:
-                p = Fraction(0)
-            out[i] = _round_fraction(p, neg, fmt)
-    return out
-
-
-def special_values(fmt: lmul.Format) -> np.ndarray:
-    """Members of every special class, both signs."""
-    m = fmt.man_bits
-    mags = {
-        0,                                         # zero
-        1, fmt.man_mask, 1 << (m - 1),             # subnormals: min, max, mid
-        1 << m, (1 << m) | fmt.man_mask,           # smallest normals
-        fmt.bias << m, (fmt.bias << m) | 1,        # 1.0, 1 + ulp
-        (fmt.bias << m) | fmt.man_mask,            # just below 2.0
-        (fmt.bias - 1) << m,                       # 0.5
-        fmt.max_finite_bits, fmt.max_finite_bits - 1,
-        fmt.inf_bits,                              # Inf
-        fmt.qnan_bits, fmt.inf_bits | 1, fmt.inf_bits | fmt.man_mask,  # NaNs
-    }
-    arr = np.array(sorted(mags), dtype=np.int64)
-    return np.concatenate([arr, arr | fmt.sign_bit])
+    """Expected bits from the exact-rounding oracle (slow; used to vet :func:`reference_bits`)."""
+    e, m = fmt.exp_bits, fmt.man_bits
+    return np.array([oracle.mul_bits(x, y, e, m, subnormals=subnormals)
+                     for x, y in zip(a.tolist(), b.tolist(), strict=True)], dtype=np.uint64)
 
 
 def boundary_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
@@ -200,20 +131,6 @@ def boundary_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-def random_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Half uniform bit patterns, half normal values with exponents near the bias."""
-    half = count // 2
-    a = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
-    b = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
-    spread = max(1, min(fmt.bias - 1, 20))
-    for arr in (a, b):
-        e = fmt.bias + rng.integers(-spread, spread + 1, half)
-        arr[:half] = ((rng.integers(0, 2, half) << (fmt.exp_bits + fmt.man_bits))
-                      | (e << fmt.man_bits) | rng.integers(0, 1 << fmt.man_bits, half))
-    return a, b
-
-
 class TB:
     """Drives packed operand lanes into fp_mul_lanes and reads the packed results."""
 
@@ -232,11 +149,11 @@ class TB:
         fmt, lanes, width = self.fmt, self.lanes, self.fmt.width
         expected = reference_bits(a, b, fmt, self.subnormals)
         if vet:
-            exact = fraction_reference_bits(a, b, fmt, self.subnormals)
+            exact = oracle_reference_bits(a, b, fmt, self.subnormals)
             bad = np.nonzero(exact != expected)[0]
             assert not bad.size, (
-                f"{what}: ml_dtypes reference disagrees with Fraction RNE on {bad.size} vectors,"
-                f" first a=0x{int(a[bad[0]]):x} b=0x{int(b[bad[0]]):x}")
+                f"{what}: ml_dtypes reference disagrees with the exact oracle on {bad.size} "
+                f"vectors, first a=0x{int(a[bad[0]]):x} b=0x{int(b[bad[0]]):x}")
         got = await drive_lanes(self.dut, a, b, width, lanes)
         assert_bits_equal(what, a, b, got, expected,
                           f"{fmt.name}, SUBNORMALS={int(self.subnormals)}")
@@ -286,25 +203,5 @@ def test_fp_mul(preset: str, subnormals: int) -> None:
     fmt = lmul.PRESETS[preset]
     params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "SUBNORMALS": subnormals,
               "LANES": LANES}
-    run_cocotb("test_fp_mul", "fp_mul_lanes", hdl("fp_mul_lanes.v", "fp_mul.v"),
+    run_cocotb("test_fp_mul", "fp_mul_lanes", ("fp_mul_lanes.v",),
                parameters=params, build_tag=f"{preset}-sub{subnormals}")
-
-
-@pytest.mark.parametrize("preset", PRESET_NAMES)
-def test_fraction_reference_vets_known_products(preset: str) -> None:
-    """The exact-rational rounding used to vet the ml_dtypes reference gets textbook cases right
-    (values computed by hand from the format definition, not by either reference)."""
-    fmt = lmul.PRESETS[preset]
-    m = fmt.man_bits
-    one = fmt.bias << m
-    half_ulp_above_one = Fraction(1) + Fraction(1, 2 ** (m + 1))
-    assert _round_fraction(half_ulp_above_one, False, fmt) == one  # tie -> even (down)
-    assert _round_fraction(half_ulp_above_one + Fraction(1, 2 ** (m + 1)) * 2, False, fmt) == (
-        one | 2)  # 1 + 3/2 ulp: tie between 1+ulp (odd) and 1+2ulp (even) -> up
-    min_sub = Fraction(2) ** (1 - fmt.bias - m)
-    assert _round_fraction(min_sub / 2, True, fmt) == fmt.sign_bit  # tie -> even zero, signed
-    assert _round_fraction(min_sub * Fraction(3, 4), False, fmt) == 1
-    max_finite = Fraction(2 ** (m + 1) - 1) * Fraction(2) ** (fmt.emax - m)
-    half_ulp_max = Fraction(2) ** (fmt.emax - m - 1)
-    assert _round_fraction(max_finite + half_ulp_max, False, fmt) == fmt.inf_bits
-    assert _round_fraction(max_finite + half_ulp_max / 2, False, fmt) == fmt.max_finite_bits

@@ -21,10 +21,12 @@ import lmul
 
 from common import (
     assert_bits_equal,
+    config_from_parameters,
     drive_lanes,
-    hdl,
+    random_pairs,
     random_seed,
     run_cocotb,
+    special_values,
     tb_parameters,
     vector_count,
 )
@@ -32,37 +34,6 @@ from common import (
 LANES = 16
 DEFAULT_RANDOM_VECTORS = 100_000
 PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
-
-
-def config_from_parameters(params: dict[str, int]) -> lmul.LMulConfig:
-    """The model configuration matching RTL parameters (OFFSET absent = both use their default)."""
-    return lmul.LMulConfig(
-        exp_bits=params["EXP_BITS"],
-        man_bits=params["MAN_BITS"],
-        offset=params.get("OFFSET"),
-        saturate=bool(params.get("SATURATE", 0)),
-    )
-
-
-def special_values(fmt: lmul.Format) -> np.ndarray:
-    """One or more members of every special class, both signs."""
-    m = fmt.man_bits
-    top = 1 << (m - 1)
-    mags = [
-        0,                                   # zero
-        1, fmt.man_mask, top,                # subnormals: min, max, mid
-        1 << m, (1 << m) | fmt.man_mask,     # smallest normals
-        fmt.bias << m,                       # 1.0
-        (fmt.bias << m) | fmt.man_mask,      # just below 2.0
-        fmt.max_finite_bits,                 # largest finite
-        fmt.max_finite_bits - 1,
-        fmt.inf_bits,                        # Inf
-        fmt.qnan_bits,                       # canonical quiet NaN
-        fmt.inf_bits | 1,                    # signalling NaN (payload 1)
-        fmt.inf_bits | fmt.man_mask,         # NaN with full payload
-    ]
-    mags = np.array(sorted(set(mags)), dtype=np.int64)
-    return np.concatenate([mags, mags | fmt.sign_bit])
 
 
 def boundary_pairs(cfg: lmul.LMulConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -87,22 +58,6 @@ def boundary_pairs(cfg: lmul.LMulConfig) -> tuple[np.ndarray, np.ndarray]:
                         a_list.append((sa << (fmt.exp_bits + m)) | (ea << m) | ma)
                         b_list.append((sb << (fmt.exp_bits + m)) | (eb << m) | mb)
     return np.array(a_list, dtype=np.int64), np.array(b_list, dtype=np.int64)
-
-
-def random_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Half uniform bit patterns, half normal values with exponents near the bias (products that
-    stay in range, where the mantissa arithmetic matters most)."""
-    half = count // 2
-    a = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
-    b = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
-    spread = max(1, min(fmt.bias - 1, 20))
-    for arr in (a, b):
-        e = fmt.bias + rng.integers(-spread, spread + 1, half)
-        mant = rng.integers(0, 1 << fmt.man_bits, half)
-        sign = rng.integers(0, 2, half)
-        arr[:half] = (sign << (fmt.exp_bits + fmt.man_bits)) | (e << fmt.man_bits) | mant
-    return a, b
 
 
 class TB:
@@ -162,7 +117,7 @@ CONFIGS = [
 def test_lmul_core(preset: str, offset: int | None, saturate: int) -> None:
     fmt = lmul.PRESETS[preset]
     cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=bool(saturate))
-    run_cocotb("test_lmul_core", "lmul_core_lanes", hdl("lmul_core_lanes.v", "lmul_core.v"),
+    run_cocotb("test_lmul_core", "lmul_core_lanes", ("lmul_core_lanes.v",),
                parameters={**cfg.verilog_parameters(), "LANES": LANES})
 
 
@@ -174,6 +129,6 @@ def test_lmul_core_rtl_default_offset(preset: str) -> None:
     """
     fmt = lmul.PRESETS[preset]
     params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "LANES": LANES}
-    run_cocotb("test_lmul_core", "lmul_core_lanes", hdl("lmul_core_lanes.v", "lmul_core.v"),
+    run_cocotb("test_lmul_core", "lmul_core_lanes", ("lmul_core_lanes.v",),
                parameters=params, build_tag=f"{preset}-rtl-default-offset",
                extra_env={"LMUL_VECTORS": str(vector_count(20_000))})

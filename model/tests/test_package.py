@@ -35,6 +35,10 @@ LAYERS = [
     ["_matmul"],
     ["_api"],
     ["__init__"],
+    ["_torch_ops"],
+    ["_torch_cells"],
+    ["_torch_layers"],
+    ["_torch_swap"],
     ["torch"],
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
