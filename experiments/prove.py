@@ -1,0 +1,930 @@
+"""Exhaustive proof: every operand pair of the 16-bit formats, RTL (Verilator) against the model.
+
+``make prove`` (``python -m experiments.prove``) evaluates each configuration below on all of its
+operand pairs through Verilator models built by :mod:`experiments.rtlsim`, and compares the RTL's
+result bits with the reference on the same pairs, NaNs included (the canonical NaN is a bit
+pattern like any other):
+
+* ``lmul_core``: BF16, FP16, E4M3 (``e4m3_ieee``), E5M2 x OFFSET {paper, 0} x SATURATE {0, 1},
+  against the model ``lmul.lmul_bits``;
+* ``fp_mul``: the same formats x SUBNORMALS {1, 0}, against :func:`mul_reference`;
+* ``fp_add``: the same formats, against :func:`add_reference`; binary32 can't be exhaustive, so
+  it gets ``--fp32-vectors`` random and boundary pairs (specials, ties, cancellation, subnormal
+  and overflow edges).
+
+``mul_reference`` and ``add_reference`` don't use the project's model: they form the exact
+product or sum of the decoded operands in integers and round it once (round to nearest, ties to
+even, the module's subnormal policy); ``experiments/tests/test_prove.py`` checks them against the
+rational oracle ``sim/oracle.py``.
+
+Pair index space: a 2-operand configuration of width W has 2^(2W) pairs; pair ``i`` is
+``a = i >> W``, ``b = i & (2^W - 1)``. Work is done in blocks of 2^16 consecutive pairs spread
+over ``--threads`` threads (each with its own Verilator model); after every chunk of blocks the
+progress is written atomically to the resume file (``build/prove/state.json``), together with the
+SHA-256 of every source it depends on. An interrupted run continues where it stopped; a resume
+file written for other sources, or a corrupted one, stops the run with an error (``--fresh``
+starts over).
+
+Slices (what ``make test`` runs): ``LMUL_PROVE_PAIRS`` (or ``--pairs``; ``2^24`` and ``1<<24``
+spellings are accepted) checks that many pairs per configuration: whole blocks picked at random
+with ``LMUL_PROVE_SEED`` (default 1), or consecutive blocks from ``LMUL_PROVE_START`` (a pair
+index) when that is set. ``LMUL_PROVE_CONFIGS`` (or ``--configs``) selects configurations by
+shell pattern, e.g. ``'lmul_core/bf16/*'``.
+
+Results: ``results/proof.json`` and ``results/proof.md`` (per configuration pairs, mismatches,
+wall time, pairs/s, and the SHA-256 of each Verilog and model source proven). A mismatch prints
+the first vectors and writes a vector file plus the command that replays it in the cocotb
+testbench (``sim/test_replay.py``). The exit status is 1 when any configuration mismatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+import lmul
+from experiments import rtlsim
+from experiments.fileio import atomic_write_text
+
+REPO = rtlsim.REPO
+BLOCK_BITS = 16
+BLOCK = 1 << BLOCK_BITS
+#: Blocks per chunk: the resume file is written after each chunk (2^25 pairs, about a second).
+CHUNK_BLOCKS = 512
+STATE_VERSION = 1
+DEFAULT_STATE = REPO / "build" / "prove" / "state.json"
+DEFAULT_OUT = REPO / "results"
+DEFAULT_FP32_VECTORS = 100_000_000
+MAX_REPORTED = 8
+PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
+
+Reference = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class ProofError(RuntimeError):
+    """A user-facing error (bad option, unusable resume file): printed as one line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact references for fp_mul and fp_add (integer arithmetic, rounded once; no project model).
+
+
+@njit(cache=True, nogil=True)
+def _bit_length(x: int) -> int:
+    n = 0
+    while x >= 256:
+        x >>= 8
+        n += 8
+    while x > 0:
+        x >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _round_pack(neg: int, mag: int, exp: int, ebits: int, man: int, subnormals: int) -> int:
+    """Bits of ``(-1)^neg * mag * 2^exp`` (``mag > 0`` exact) rounded to nearest even.
+
+    Overflow gives Inf; results below the smallest normal are subnormals (``subnormals=1``) or,
+    with ``subnormals=0``, a zero when the exact magnitude is below the smallest normal.
+    """
+    bias = (1 << (ebits - 1)) - 1
+    emin_lsb = 1 - bias - man  # weight of the subnormals' LSB, also the smallest normal's LSB
+    sign = neg << (ebits + man)
+    top = exp + _bit_length(mag) - 1  # weight of the leading one
+    if subnormals == 0 and top < 1 - bias:
+        return sign
+    lsb = max(top - man, emin_lsb)
+    sh = lsb - exp
+    if sh <= 0:
+        q = mag << (-sh)
+    elif sh > 62:
+        q = 0  # mag < 2^62 <= half the quantum: rounds down to zero
+    else:
+        q = mag >> sh
+        rem = mag & ((1 << sh) - 1)
+        half = 1 << (sh - 1)
+        if rem > half or (rem == half and (q & 1) == 1):
+            q += 1
+    if q >= (1 << (man + 1)):
+        q >>= 1
+        lsb += 1
+    if q < (1 << man):
+        return sign | q  # subnormal or zero: exponent field 0
+    field = lsb - emin_lsb + 1
+    if field >= (1 << ebits) - 1:
+        return sign | (((1 << ebits) - 1) << man)
+    return sign | (field << man) | (q - (1 << man))
+
+
+@njit(cache=True, nogil=True)
+def _mul_kernel(a: np.ndarray, b: np.ndarray, out: np.ndarray, ebits: int, man: int,
+                subnormals: int) -> None:
+    emaxf = (1 << ebits) - 1
+    mmask = (1 << man) - 1
+    bias = (1 << (ebits - 1)) - 1
+    qnan = (emaxf << man) | (1 << (man - 1))
+    for i in range(a.size):
+        x = np.int64(a[i])
+        y = np.int64(b[i])
+        neg = ((x ^ y) >> (ebits + man)) & 1
+        ex, ey = (x >> man) & emaxf, (y >> man) & emaxf
+        mx, my = x & mmask, y & mmask
+        sx = mx if ex == 0 else mx | (1 << man)
+        sy = my if ey == 0 else my | (1 << man)
+        if subnormals == 0:
+            if ex == 0:
+                sx = 0
+            if ey == 0:
+                sy = 0
+        x_inf, y_inf = ex == emaxf, ey == emaxf
+        if (x_inf and mx != 0) or (y_inf and my != 0):
+            r = qnan
+        elif x_inf or y_inf:
+            r = qnan if ((not x_inf and sx == 0) or (not y_inf and sy == 0)) else (
+                (neg << (ebits + man)) | (emaxf << man))
+        elif sx == 0 or sy == 0:
+            r = neg << (ebits + man)
+        else:
+            e = (max(ex, 1) - bias - man) + (max(ey, 1) - bias - man)
+            r = _round_pack(neg, sx * sy, e, ebits, man, subnormals)
+        out[i] = r
+
+
+@njit(cache=True, nogil=True)
+def _add_kernel(a: np.ndarray, b: np.ndarray, out: np.ndarray, ebits: int, man: int) -> None:
+    emaxf = (1 << ebits) - 1
+    mmask = (1 << man) - 1
+    bias = (1 << (ebits - 1)) - 1
+    qnan = (emaxf << man) | (1 << (man - 1))
+    far = man + 3  # beyond this exponent gap the smaller operand only matters as a sticky bit
+    for i in range(a.size):
+        x = np.int64(a[i])
+        y = np.int64(b[i])
+        nx, ny = (x >> (ebits + man)) & 1, (y >> (ebits + man)) & 1
+        ex, ey = (x >> man) & emaxf, (y >> man) & emaxf
+        mx, my = x & mmask, y & mmask
+        if (ex == emaxf and mx != 0) or (ey == emaxf and my != 0):
+            out[i] = qnan
+            continue
+        if ex == emaxf or ey == emaxf:
+            if ex == emaxf and ey == emaxf and nx != ny:
+                out[i] = qnan
+            elif ex == emaxf:
+                out[i] = (nx << (ebits + man)) | (emaxf << man)
+            else:
+                out[i] = (ny << (ebits + man)) | (emaxf << man)
+            continue
+        sx = mx if ex == 0 else mx | (1 << man)
+        sy = my if ey == 0 else my | (1 << man)
+        px = max(ex, 1) - bias - man  # value = s * 2^p
+        py = max(ey, 1) - bias - man
+        if px < py:
+            sx, sy, px, py, nx, ny = sy, sx, py, px, ny, nx
+        d = px - py
+        if d > far:
+            # |y| < a quarter of x's quantum in the binade below x: any nonzero value that
+            # small, with y's sign, rounds the same, so y shrinks to one unit 2^(px - far).
+            big = sx << far
+            small = 1 if sy != 0 else 0
+            e0 = px - far
+        else:
+            big = sx << d
+            small = sy
+            e0 = py
+        total = (-big if nx else big) + (-small if ny else small)
+        if total == 0:
+            out[i] = (nx & ny) << (ebits + man)  # -0 + -0 = -0, every other exact zero is +0
+        elif total < 0:
+            out[i] = _round_pack(1, -total, e0, ebits, man, 1)
+        else:
+            out[i] = _round_pack(0, total, e0, ebits, man, 1)
+
+
+def _as_int64(x: object, width: int, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of bit patterns, got {arr.dtype}")
+    wide = np.ascontiguousarray(arr.reshape(-1), dtype=np.int64)
+    if wide.size and (wide.min() < 0 or int(wide.max()) >> width):
+        raise ValueError(f"{name} has values outside 0..2**{width}-1")
+    return wide
+
+
+def _check_widths(exp_bits: int, man_bits: int) -> None:
+    if not (2 <= exp_bits <= 11 and 1 <= man_bits <= 52 and man_bits * 2 + 6 <= 62):
+        raise ValueError(f"reference supports E 2..11 and M 1..28, got E={exp_bits} M={man_bits}")
+
+
+def mul_reference(a: object, b: object, exp_bits: int, man_bits: int,
+                  subnormals: bool = True) -> np.ndarray:
+    """Correctly rounded IEEE products of bit patterns, as uint64 bit patterns.
+
+    The significands are multiplied exactly in int64 and the product is rounded once to nearest,
+    ties to even; overflow gives Inf, NaN the canonical quiet NaN (sign 0, exponent all ones,
+    mantissa MSB), Inf x 0 NaN. ``subnormals=False``: operands with exponent field 0 are zeros of
+    their sign and a product whose exact magnitude is below 2^(1-bias) is a zero of its sign.
+    """
+    _check_widths(exp_bits, man_bits)
+    width = 1 + exp_bits + man_bits
+    av, bv = _as_int64(a, width, "a"), _as_int64(b, width, "b")
+    if av.size != bv.size:
+        raise ValueError(f"a and b differ in length ({av.size} vs {bv.size})")
+    out = np.empty(av.size, dtype=np.int64)
+    _mul_kernel(av, bv, out, exp_bits, man_bits, int(bool(subnormals)))
+    return out.astype(np.uint64)
+
+
+def add_reference(a: object, b: object, exp_bits: int, man_bits: int) -> np.ndarray:
+    """Correctly rounded IEEE sums of bit patterns (subnormals kept), as uint64 bit patterns.
+
+    The sum is formed exactly in int64 (an operand more than M + 3 binades below the other is
+    replaced by a sticky unit, which provably rounds the same) and rounded once to nearest, ties
+    to even; overflow gives Inf; an exact zero is +0 unless both operands are -0; NaN or
+    Inf - Inf gives the canonical quiet NaN.
+    """
+    _check_widths(exp_bits, man_bits)
+    width = 1 + exp_bits + man_bits
+    av, bv = _as_int64(a, width, "a"), _as_int64(b, width, "b")
+    if av.size != bv.size:
+        raise ValueError(f"a and b differ in length ({av.size} vs {bv.size})")
+    out = np.empty(av.size, dtype=np.int64)
+    _add_kernel(av, bv, out, exp_bits, man_bits)
+    return out.astype(np.uint64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configurations
+
+
+@dataclass(frozen=True)
+class Config:
+    """One proven configuration: a top module, its parameters and the reference it must match.
+
+    ``space`` is ``"exhaustive"`` (all 2^(2W) pairs) or ``"random"`` (binary32: seeded random and
+    boundary pairs, count from ``--fp32-vectors``).
+    """
+
+    name: str
+    top: str
+    params: tuple[tuple[str, int], ...]
+    fmt: lmul.Format
+    reference: str
+    space: str = "exhaustive"
+
+    @property
+    def width(self) -> int:
+        return self.fmt.width
+
+    @property
+    def total_pairs(self) -> int:
+        return 1 << (2 * self.width) if self.space == "exhaustive" else 0
+
+    def expected(self) -> Reference:
+        """The reference as ``f(a, b) -> bit patterns`` on arrays of the RTL's dtype."""
+        p = dict(self.params)
+        e, m = self.fmt.exp_bits, self.fmt.man_bits
+        if self.top == "lmul_core":
+            cfg = lmul.LMulConfig(e, m, offset=p["OFFSET"], saturate=bool(p["SATURATE"]))
+            return lambda a, b: lmul.lmul_bits(a, b, cfg)
+        if self.top == "fp_mul":
+            sub = bool(p["SUBNORMALS"])
+            return lambda a, b: mul_reference(a, b, e, m, sub)
+        if self.top == "fp_add":
+            return lambda a, b: add_reference(a, b, e, m)
+        raise ValueError(f"no reference for {self.top}")
+
+
+def all_configs() -> list[Config]:
+    """Every configuration of the proof, in run order."""
+    configs = []
+    for name in PRESET_NAMES:
+        fmt = lmul.PRESETS[name]
+        for offset in (None, 0):
+            for sat in (False, True):
+                cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=sat)
+                tag = "paper" if offset is None else str(offset)
+                configs.append(Config(
+                    f"lmul_core/{name}/offset={tag}/saturate={int(sat)}", "lmul_core",
+                    tuple(sorted(cfg.verilog_parameters().items())), fmt, "lmul.lmul_bits"))
+    for name in PRESET_NAMES:
+        fmt = lmul.PRESETS[name]
+        for sub in (1, 0):
+            params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "SUBNORMALS": sub}
+            configs.append(Config(f"fp_mul/{name}/subnormals={sub}", "fp_mul",
+                                  tuple(sorted(params.items())), fmt, "exact product, RNE"))
+    for name in (*PRESET_NAMES, "fp32"):
+        fmt = lmul.PRESETS[name]
+        params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits}
+        configs.append(Config(f"fp_add/{name}", "fp_add", tuple(sorted(params.items())), fmt,
+                              "exact sum, RNE",
+                              "random" if name == "fp32" else "exhaustive"))
+    return configs
+
+
+def select_configs(patterns: Sequence[str]) -> list[Config]:
+    """Configurations whose name matches any shell pattern (all for an empty list)."""
+    configs = all_configs()
+    if not patterns:
+        return configs
+    chosen = [c for c in configs if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
+    if not chosen:
+        raise ProofError(f"no configuration matches {list(patterns)} (--list shows them)")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans: which blocks of the pair space a run covers
+
+
+def parse_count(text: str, what: str) -> int:
+    """``2^24``, ``1<<24``, ``16777216``, ``1e9`` or ``1_000`` as a non-negative int."""
+    s = text.strip().replace("_", "")
+    m = re.fullmatch(r"(\d+)\s*(?:\^|\*\*)\s*(\d+)", s)
+    if m:
+        return int(m.group(1)) ** int(m.group(2))
+    m = re.fullmatch(r"(\d+)\s*<<\s*(\d+)", s)
+    if m:
+        return int(m.group(1)) << int(m.group(2))
+    m = re.fullmatch(r"(\d+)e(\d+)", s, flags=re.IGNORECASE)
+    if m:
+        return int(m.group(1)) * 10 ** int(m.group(2))
+    if s.isdigit():
+        return int(s)
+    raise ProofError(f"{what} must be a count like 2^24, 1<<24 or 16777216, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The blocks one configuration's run covers.
+
+    ``pairs=None`` is the whole space. A slice takes ``ceil(pairs / block)`` whole blocks, random
+    ones chosen with ``seed``, or consecutive ones from the block holding pair ``start``.
+    """
+
+    pairs: int | None = None
+    seed: int = 1
+    start: int | None = None
+    fp32_vectors: int = DEFAULT_FP32_VECTORS
+
+    def key(self, config: Config) -> str:
+        """What identifies a run of ``config`` in the resume file."""
+        if config.space == "random":
+            n = self.fp32_vectors if self.pairs is None else min(self.pairs, self.fp32_vectors)
+            return f"random n={n} seed={self.seed}"
+        if self.pairs is None or self.pairs >= config.total_pairs:
+            return "all"
+        where = f"start={self.start}" if self.start is not None else f"seed={self.seed}"
+        return f"slice pairs={self.pairs} {where}"
+
+    def blocks(self, config: Config) -> tuple[int, np.ndarray]:
+        """(block size, block indices in run order)."""
+        if config.space == "random":
+            n = self.fp32_vectors if self.pairs is None else min(self.pairs, self.fp32_vectors)
+            return BLOCK, np.arange(math.ceil(n / BLOCK), dtype=np.int64)
+        total = config.total_pairs
+        block = min(BLOCK, total)
+        nblocks = total // block
+        if self.pairs is None or self.pairs >= total:
+            return block, np.arange(nblocks, dtype=np.int64)
+        want = min(nblocks, max(1, math.ceil(self.pairs / block)))
+        if self.start is not None:
+            first = (self.start % total) // block
+            return block, (first + np.arange(want, dtype=np.int64)) % nblocks
+        rng = np.random.default_rng(self.seed)
+        return block, np.sort(rng.choice(nblocks, size=want, replace=False)).astype(np.int64)
+
+    def random_count(self) -> int:
+        return self.fp32_vectors if self.pairs is None else min(self.pairs, self.fp32_vectors)
+
+
+def exhaustive_block(config: Config, block: int, index: int, lo: np.ndarray,
+                     dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Operands of pairs ``index*block .. +block``: ``a = i >> W``, ``b = i & (2^W-1)``."""
+    w = config.width
+    idx = np.int64(index * block) + lo
+    return (idx >> w).astype(dtype), (idx & ((1 << w) - 1)).astype(dtype)
+
+
+def _special_magnitudes(fmt: lmul.Format) -> np.ndarray:
+    m, bias = fmt.man_bits, fmt.bias
+    one = bias << m
+    mags = {0, 1, 2, 3, fmt.man_mask, fmt.man_mask - 1, 1 << (m - 1), 1 << m, (1 << m) | 1,
+            (1 << m) | fmt.man_mask, (2 << m), one, one | 1, one | fmt.man_mask, one - 1,
+            one + (1 << m), fmt.max_finite_bits, fmt.max_finite_bits - 1,
+            fmt.max_finite_bits - (1 << m), fmt.inf_bits, fmt.qnan_bits, fmt.inf_bits | 1,
+            fmt.inf_bits | fmt.man_mask}
+    return np.array(sorted(mags), dtype=np.int64)
+
+
+def random_block(fmt: lmul.Format, seed: int, index: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block ``index`` of the binary32 sweep: ``n`` pairs drawn by ``default_rng([seed, index])``.
+
+    Block 0 starts with every special/boundary magnitude against every other, both signs. Each
+    block mixes: uniform bit patterns; pairs whose exponents differ by 0..M+4 (alignment, guard,
+    round and sticky bits); near-cancellation ``b = -(a + small)``; mantissas with few set bits
+    next to exponents M+1 / M+2 apart (exact ties); operands near the subnormal boundary and
+    near the largest finite value (overflow after rounding).
+    """
+    rng = np.random.default_rng([seed, index])
+    w, m, e_bits = fmt.width, fmt.man_bits, fmt.exp_bits
+    emaxf = fmt.max_exp_field
+    sign_shift = e_bits + m
+    parts_a: list[np.ndarray] = []
+    parts_b: list[np.ndarray] = []
+    if index == 0:
+        mags = _special_magnitudes(fmt)
+        vals = np.concatenate([mags, mags | fmt.sign_bit])
+        parts_a.append(np.repeat(vals, vals.size))
+        parts_b.append(np.tile(vals, vals.size))
+    have = sum(p.size for p in parts_a)
+    rest = max(0, n - have)
+    k = rest // 6
+    sizes = [rest - 5 * k, k, k, k, k, k]
+
+    def pack(s: np.ndarray, e: np.ndarray, man: np.ndarray) -> np.ndarray:
+        return (s.astype(np.int64) << sign_shift) | (e.astype(np.int64) << m) | man.astype(np.int64)
+
+    def sgn(c: int) -> np.ndarray:
+        return rng.integers(0, 2, c)
+
+    def mant(c: int) -> np.ndarray:
+        return rng.integers(0, 1 << m, c, dtype=np.int64)
+
+    # uniform bit patterns
+    c = sizes[0]
+    parts_a.append(rng.integers(0, 1 << w, c, dtype=np.int64))
+    parts_b.append(rng.integers(0, 1 << w, c, dtype=np.int64))
+    # close exponents
+    c = sizes[1]
+    ea = rng.integers(1, emaxf, c)
+    eb = np.clip(ea + rng.integers(-(m + 4), m + 5, c), 0, emaxf - 1)
+    parts_a.append(pack(sgn(c), ea, mant(c)))
+    parts_b.append(pack(sgn(c), eb, mant(c)))
+    # near-cancellation: b = -(a + delta)
+    c = sizes[2]
+    a = pack(np.zeros(c, np.int64), rng.integers(0, emaxf, c), mant(c))
+    b = np.clip(a + rng.integers(-4, 5, c), 0, fmt.max_finite_bits)
+    s = sgn(c)
+    parts_a.append(a | (s.astype(np.int64) << sign_shift))
+    parts_b.append(b | ((1 - s).astype(np.int64) << sign_shift))
+    # ties: sparse mantissas, exponent gaps M+1 and M+2 (and 1, 2)
+    c = sizes[3]
+    ea = rng.integers(m + 3, emaxf, c)
+    gap = rng.choice(np.array([1, 2, m, m + 1, m + 2]), c)
+    sparse = (np.int64(1) << rng.integers(0, m, c)) * rng.integers(0, 2, c)
+    parts_a.append(pack(sgn(c), ea, sparse | rng.integers(0, 2, c)))
+    parts_b.append(pack(sgn(c), ea - gap, (np.int64(1) << rng.integers(0, m, c)) - 1))
+    # subnormal boundary
+    c = sizes[4]
+    parts_a.append(pack(sgn(c), rng.integers(0, 3, c), mant(c)))
+    parts_b.append(pack(sgn(c), rng.integers(0, 3, c), mant(c)))
+    # overflow edge
+    c = sizes[5]
+    s = sgn(c)
+    parts_a.append(pack(s, emaxf - 1 - rng.integers(0, 2, c), fmt.man_mask - rng.integers(0, 8, c)))
+    parts_b.append(pack(s, emaxf - 1 - rng.integers(0, m + 3, c), mant(c)))
+    a_all = np.concatenate(parts_a)[:n]
+    b_all = np.concatenate(parts_b)[:n]
+    return a_all, b_all
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources and the resume file
+
+
+def model_sources() -> list[Path]:
+    """Python and C++ sources whose behaviour the proof depends on (model and harness)."""
+    pkg = Path(lmul.__file__).resolve().parent
+    files = sorted(pkg.glob("*.py"))
+    files += [Path(__file__).resolve(), Path(rtlsim.__file__).resolve(), rtlsim.BINOP_DRIVER]
+    return files
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def source_hashes(hdl_dirs: Sequence[Path]) -> dict[str, dict[str, str]]:
+    """SHA-256 of every Verilog file (``verilog``) and model/harness source (``model``)."""
+    return {
+        "verilog": rtlsim.source_hashes(hdl_dirs),
+        "model": {_rel(p): rtlsim.sha256_file(p) for p in model_sources()},
+    }
+
+
+def load_state(path: Path, hashes: dict[str, dict[str, str]], fresh: bool) -> dict:
+    """The resume state at ``path`` (empty if absent or ``fresh``).
+
+    Raises ProofError for a file that is not a valid state or that was written for other sources.
+    """
+    empty = {"version": STATE_VERSION, "sources": hashes, "configs": {}}
+    if fresh or not path.exists():
+        return empty
+    fix = f"delete {_rel(path)} or pass --fresh to start over"
+    try:
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ValueError(f"version {state.get('version') if isinstance(state, dict) else None}"
+                             f" != {STATE_VERSION}")
+        configs = state["configs"]
+        if not isinstance(configs, dict):
+            raise ValueError("'configs' is not an object")
+        for name, entry in configs.items():
+            for field in ("plan", "blocks_done", "pairs", "mismatches", "wall_s", "first"):
+                if field not in entry:
+                    raise ValueError(f"entry {name!r} lacks {field!r}")
+            if not isinstance(entry["blocks_done"], int) or entry["blocks_done"] < 0:
+                raise ValueError(f"entry {name!r} has blocks_done {entry['blocks_done']!r}")
+        old = state["sources"]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProofError(f"resume file {_rel(path)} is corrupted ({exc}): {fix}") from None
+    if old != hashes:
+        changed = sorted(
+            f for kind in ("verilog", "model")
+            for f in set(old.get(kind, {})) | set(hashes[kind])
+            if old.get(kind, {}).get(f) != hashes[kind].get(f))
+        raise ProofError(f"resume file {_rel(path)} was written for other sources (changed: "
+                         f"{', '.join(changed) or 'layout'}): {fix}")
+    return state
+
+
+def save_state(path: Path, state: dict) -> None:
+    atomic_write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one configuration
+
+
+@dataclass
+class Outcome:
+    """Result of one configuration."""
+
+    name: str
+    plan: str
+    pairs: int
+    mismatches: int
+    wall_s: float
+    first: list[dict[str, str]]
+    complete: bool
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.pairs / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def _progress(total: int, desc: str, enabled: bool):  # tqdm, or a stub when disabled
+    if not enabled:
+        class _Null:
+            def update(self, n: int) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+        return _Null()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="pair", unit_scale=True, dynamic_ncols=True,
+                file=sys.stderr)
+
+
+def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
+               threads: int, hdl_dirs: Sequence[Path], progress: bool = True) -> Outcome:
+    """Prove one configuration (resuming from ``state``), saving progress after each chunk."""
+    key = plan.key(config)
+    entry = state["configs"].get(config.name)
+    if entry is None or entry["plan"] != key:
+        entry = {"plan": key, "blocks_done": 0, "pairs": 0, "mismatches": 0, "wall_s": 0.0,
+                 "first": [], "complete": False}
+        state["configs"][config.name] = entry
+    block, blocks = plan.blocks(config)
+    params = dict(config.params)
+    if entry.get("complete"):
+        return Outcome(config.name, key, entry["pairs"], entry["mismatches"], entry["wall_s"],
+                       entry["first"], True)
+    rtl = rtlsim.BinOp(config.top, params, threads=threads, hdl_dirs=hdl_dirs)
+    expected = config.expected()
+    dtype = rtl.dtype
+    lo = np.arange(block, dtype=np.int64)
+    rand_n = plan.random_count()
+
+    def work(index: int) -> tuple[int, int, list[dict[str, str]]]:
+        if config.space == "random":
+            n = min(block, rand_n - index * block)
+            a64, b64 = random_block(config.fmt, plan.seed, index, n)
+            a, b = a64.astype(dtype), b64.astype(dtype)
+        else:
+            a, b = exhaustive_block(config, block, index, lo, dtype)
+        y = np.empty(a.size, dtype=dtype)
+        rtl.run_unchecked(a, b, y)
+        exp = np.asarray(expected(a, b)).astype(dtype, copy=False)
+        bad = np.flatnonzero(y != exp)
+        first = [{"a": f"0x{int(a[i]):x}", "b": f"0x{int(b[i]):x}", "rtl": f"0x{int(y[i]):x}",
+                  "expected": f"0x{int(exp[i]):x}"} for i in bad[:MAX_REPORTED]]
+        return a.size, int(bad.size), first
+
+    warm = np.zeros(1, dtype=dtype)
+    expected(warm, warm)  # JIT compilation or cache loading stays out of the timed loop
+    total = block * blocks.size if config.space == "exhaustive" else rand_n
+    bar = _progress(total, config.name, progress)
+    bar.update(entry["pairs"])
+    pool = ThreadPoolExecutor(threads)
+    try:
+        done = entry["blocks_done"]
+        while done < blocks.size:
+            chunk = blocks[done:done + CHUNK_BLOCKS].tolist()
+            t0 = time.perf_counter()
+            pairs = nbad_total = 0
+            found: list[dict[str, str]] = []
+            for n, nbad, first in pool.map(work, chunk):
+                pairs += n
+                nbad_total += nbad
+                found.extend(first[:max(0, MAX_REPORTED - len(found))])
+                bar.update(n)
+            # The entry changes only with a whole chunk, so the saved state never counts a
+            # block that an interrupt cut short.
+            done += len(chunk)
+            entry["pairs"] += pairs
+            entry["mismatches"] += nbad_total
+            entry["first"].extend(found[:max(0, MAX_REPORTED - len(entry["first"]))])
+            entry["blocks_done"] = done
+            entry["wall_s"] += time.perf_counter() - t0
+            entry["complete"] = done >= blocks.size
+            if state_path is not None:
+                save_state(state_path, state)
+    finally:
+        # On an interrupt, drop the chunk's queued blocks instead of finishing them.
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        rtl.close()
+    return Outcome(config.name, key, entry["pairs"], entry["mismatches"], entry["wall_s"],
+                   entry["first"], entry["complete"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Mismatch replay, results
+
+
+def write_replay(config: Config, first: list[dict[str, str]], directory: Path,
+                 prefix: str = "replay") -> tuple[Path, str]:
+    """Write the mismatching vectors for ``sim/test_replay.py``; returns (file, command)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.name)
+    path = directory / f"{prefix}-{safe}.json"
+    data = {
+        "config": config.name,
+        "top": config.top,
+        "parameters": dict(config.params),
+        "width": config.width,
+        "a": [v["a"] for v in first],
+        "b": [v["b"] for v in first],
+        "expected": [v["expected"] for v in first],
+    }
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    cmd = (f"LMUL_REPLAY={shlex.quote(_rel(path))} .venv/bin/python -m pytest "
+           "sim/test_replay.py -q -s")
+    return path, cmd
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{x / 1e6:,.1f} M" if x >= 1e6 else f"{x:,.0f}"
+
+
+def write_results(out_dir: Path, outcomes: list[Outcome], configs: dict[str, Config],
+                  hashes: dict[str, dict[str, str]], meta: dict) -> None:
+    """Merge ``outcomes`` into ``out_dir/proof.json`` (keeping entries proven on the same
+    sources) and regenerate ``out_dir/proof.md``."""
+    path = out_dir / "proof.json"
+    entries: dict[str, dict] = {}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("sources") == hashes:
+                entries = {e["config"]: e for e in old.get("configs", [])}
+        except (ValueError, AttributeError, KeyError, TypeError):
+            entries = {}
+    for o in outcomes:
+        c = configs[o.name]
+        entries[o.name] = {
+            "config": o.name, "top": c.top, "parameters": dict(c.params), "reference": c.reference,
+            "space": o.plan, "pairs": o.pairs, "mismatches": o.mismatches,
+            "complete": o.complete, "wall_s": round(o.wall_s, 3),
+            "pairs_per_s": round(o.pairs_per_s), "first_mismatches": o.first,
+        }
+    order = {c.name: i for i, c in enumerate(all_configs())}
+    rows = sorted(entries.values(), key=lambda e: order.get(e["config"], 1 << 30))
+    doc = {"command": meta["command"], "machine": meta["machine"], "sources": hashes,
+           "configs": rows}
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+    lines = [
+        "# Exhaustive RTL proof",
+        "",
+        f"Command: `{meta['command']}` ({meta['machine']}). RTL evaluated by Verilator, compared "
+        "bit for bit (NaNs included) with the reference on every pair listed; wall time and "
+        "pairs/s cover evaluation and comparison (the cached model builds excluded).",
+        "",
+        "| configuration | reference | pairs | space | mismatches | wall s | pairs/s |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for e in rows:
+        state = "" if e["complete"] else " (incomplete)"
+        lines.append(f"| `{e['config']}` | {e['reference']} | {e['pairs']:,} | {e['space']}{state}"
+                     f" | {e['mismatches']} | {e['wall_s']:.1f} | {_fmt_rate(e['pairs_per_s'])} |")
+    lines += ["", "SHA-256 of the sources proven:", ""]
+    for kind in ("verilog", "model"):
+        for f, h in sorted(hashes[kind].items()):
+            lines.append(f"- `{f}` `{h}`")
+    atomic_write_text(out_dir / "proof.md", "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark: the same vectors through the cocotb/Icarus testbench
+
+
+def bench_cocotb(config: Config, n: int, directory: Path) -> float:
+    """Seconds for ``sim/test_replay.py`` (cocotb + Icarus) to check ``n`` pairs of ``config``,
+    simulator compile and start-up included."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 1 << config.width, n, dtype=np.int64).astype(np.uint64)
+    b = rng.integers(0, 1 << config.width, n, dtype=np.int64).astype(np.uint64)
+    exp = np.asarray(config.expected()(a.astype(config.fmt.uint_dtype),
+                                       b.astype(config.fmt.uint_dtype))).astype(np.uint64)
+    first = [{"a": hex(int(x)), "b": hex(int(y)), "expected": hex(int(z)), "rtl": ""}
+             for x, y, z in zip(a, b, exp, strict=True)]
+    path, _ = write_replay(config, first, directory, prefix="bench")
+    env = dict(os.environ, LMUL_REPLAY=str(path))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(REPO / "sim" / "test_replay.py")], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=False)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise ProofError("cocotb benchmark failed: " + (proc.stdout + proc.stderr).strip()[-2000:])
+    return dt
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks instead of returning them to the kernel.
+
+    Every block allocates numpy temporaries of 0.5 MB, above glibc's mmap threshold; by default
+    each is mapped, faulted in page by page and unmapped again, which cost as much system time
+    as the whole evaluation (87 M page faults for one 2^32-pair configuration). A fixed 64 MB
+    mmap threshold and a 256 MB trim threshold make the allocator reuse that memory.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:  # not glibc: nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 64 << 20)
+    mallopt(m_trim_threshold, 256 << 20)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _env_default(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.prove",
+        description="Exhaustive RTL-vs-model proof through Verilator (see module docstring).")
+    parser.add_argument("--configs", nargs="*", default=None,
+                        help="shell patterns of configuration names (env LMUL_PROVE_CONFIGS, "
+                             "space-separated); default all")
+    parser.add_argument("--list", action="store_true", help="list the configurations and exit")
+    parser.add_argument("--pairs", default=_env_default("LMUL_PROVE_PAIRS"),
+                        help="slice: pairs per configuration, e.g. 2^24 (env LMUL_PROVE_PAIRS)")
+    parser.add_argument("--seed", type=int, default=int(_env_default("LMUL_PROVE_SEED") or 1),
+                        help="seed of the slice's blocks and of the binary32 sweep "
+                             "(env LMUL_PROVE_SEED, default 1)")
+    parser.add_argument("--start", default=_env_default("LMUL_PROVE_START"),
+                        help="slice of consecutive pairs from this index (env LMUL_PROVE_START)")
+    parser.add_argument("--fp32-vectors", default=str(DEFAULT_FP32_VECTORS),
+                        help=f"binary32 fp_add random+boundary pairs (default "
+                             f"{DEFAULT_FP32_VECTORS:.0e}; 1e9 on demand)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="worker threads, each with its own Verilator model (default: cores)")
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="resume file")
+    parser.add_argument("--fresh", action="store_true", help="ignore and replace the resume file")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
+                        help="where proof.json / proof.md go (default results/)")
+    parser.add_argument("--no-results", action="store_true",
+                        help="don't write proof.json / proof.md (slices, tests)")
+    parser.add_argument("--hdl-dir", type=Path, action="append", default=None,
+                        help="Verilog search directory (default hdl/; repeatable)")
+    parser.add_argument("--bench", type=int, nargs="?", const=50_000, default=None,
+                        metavar="N", help="also time N pairs (default 50000) of the first "
+                        "configuration through the cocotb/Icarus testbench and print the ratio")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except (ProofError, rtlsim.ToolMissingError, rtlsim.RtlBuildError) as exc:
+        print(f"prove: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"prove: interrupted; finished chunks are saved in {_rel(args.state)}, run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
+    patterns = args.configs
+    if patterns is None:
+        env = _env_default("LMUL_PROVE_CONFIGS")
+        patterns = env.split() if env else []
+    configs = select_configs(patterns)
+    if args.list:
+        for c in configs:
+            print(c.name)
+        return 0
+    if args.threads < 1:
+        raise ProofError(f"--threads must be >= 1, got {args.threads}")
+    pairs = None if args.pairs is None else parse_count(args.pairs, "LMUL_PROVE_PAIRS/--pairs")
+    if pairs is not None and pairs < 1:
+        raise ProofError("LMUL_PROVE_PAIRS/--pairs must be >= 1")
+    start = None if args.start is None else parse_count(args.start, "LMUL_PROVE_START/--start")
+    plan = Plan(pairs=pairs, seed=args.seed, start=start,
+                fp32_vectors=parse_count(args.fp32_vectors, "--fp32-vectors"))
+    hdl_dirs = [p.resolve() for p in (args.hdl_dir or [rtlsim.HDL_DIR])]
+    rtlsim.verilator_version()
+    _keep_freed_memory()
+    hashes = source_hashes(hdl_dirs)
+    state_path = args.state.resolve()
+    state = load_state(state_path, hashes, args.fresh)
+    save_state(state_path, state)
+    print(f"prove: {len(configs)} configuration(s), "
+          f"{'all pairs' if pairs is None else f'slice of {pairs:,} pairs'}, seed {plan.seed}, "
+          f"{args.threads} thread(s), resume file {_rel(state_path)}", file=sys.stderr)
+    load_at_start = os.getloadavg()[0]
+    outcomes = []
+    failed = False
+    for config in configs:
+        out = run_config(config, plan, state, state_path, args.threads, hdl_dirs,
+                         progress=not args.no_progress)
+        outcomes.append(out)
+        print(f"{out.name}: {out.pairs:,} pairs, {out.mismatches} mismatches, {out.wall_s:.1f} s, "
+              f"{_fmt_rate(out.pairs_per_s)} pairs/s", flush=True)
+        if out.mismatches:
+            failed = True
+            _, cmd = write_replay(config, out.first, state_path.parent)
+            print(f"  MISMATCH in {out.name}; first vectors (a, b -> rtl, expected):")
+            for v in out.first:
+                print(f"    a={v['a']} b={v['b']} -> rtl={v['rtl']} expected={v['expected']}")
+            print(f"  replay in the cocotb testbench (WAVES=1 for a waveform):\n    {cmd}")
+    if not args.no_results:
+        meta = {"command": "make prove" if pairs is None and not patterns else
+                "python -m experiments.prove " + " ".join(sys.argv[1:]),
+                "machine": f"{_cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, "
+                           f"load average {load_at_start:.1f} at the start"}
+        write_results(args.out_dir, outcomes, {c.name: c for c in configs}, hashes, meta)
+        print(f"prove: wrote {_rel(args.out_dir / 'proof.json')} and proof.md")
+    if args.bench is not None:
+        config = next(c for c in configs if c.space == "exhaustive")
+        verilator = next(o for o in outcomes if o.name == config.name)
+        dt = bench_cocotb(config, args.bench, state_path.parent)
+        rate = args.bench / dt
+        print(f"bench {config.name}: Verilator {_fmt_rate(verilator.pairs_per_s)} pairs/s "
+              f"({verilator.pairs:,} pairs in {verilator.wall_s:.1f} s), cocotb/Icarus "
+              f"{_fmt_rate(rate)} pairs/s ({args.bench:,} pairs in {dt:.1f} s, compile included):"
+              f" {verilator.pairs_per_s / rate:,.0f}x")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""experiments.prove: the references, a slice of the proof, a broken RTL copy, resume and replay.
+
+``make test`` runs a slice of the proof through the same harness as ``make prove``:
+``LMUL_PROVE_PAIRS`` pairs (default here 2^22) of each configuration named by
+``LMUL_PROVE_CONFIGS`` (default: one per module and format family, below), blocks chosen with
+``LMUL_PROVE_SEED`` (default 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lmul
+from experiments import prove, rtlsim
+
+import oracle
+
+SLICE_CONFIGS = [
+    "lmul_core/bf16/offset=paper/saturate=0",
+    "lmul_core/fp16/offset=0/saturate=1",
+    "lmul_core/e4m3_ieee/offset=paper/saturate=1",
+    "lmul_core/e5m2/offset=0/saturate=0",
+    "fp_mul/bf16/subnormals=1",
+    "fp_mul/fp16/subnormals=0",
+    "fp_add/bf16",
+    "fp_add/fp16",
+    "fp_add/fp32",
+]
+BROKEN_CONFIG = "lmul_core/bf16/offset=paper/saturate=0"
+
+
+def _oracle_check(a: np.ndarray, b: np.ndarray, fmt: lmul.Format, mul: bool = True) -> None:
+    e, m = fmt.exp_bits, fmt.man_bits
+    got_add = prove.add_reference(a, b, e, m)
+    got_mul = {s: prove.mul_reference(a, b, e, m, s) for s in (True, False)} if mul else {}
+    for i, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+        assert int(got_add[i]) == oracle.add_bits(x, y, e, m), (fmt.name, hex(x), hex(y))
+        for sub, got in got_mul.items():
+            want = oracle.mul_bits(x, y, e, m, subnormals=sub)
+            assert int(got[i]) == want, (fmt.name, sub, hex(x), hex(y))
+
+
+def test_references_match_the_oracle_exhaustively() -> None:
+    fmt = lmul.PRESETS["e5m2"]
+    grid = np.arange(1 << fmt.width, dtype=np.int64)
+    _oracle_check(np.repeat(grid, grid.size), np.tile(grid, grid.size), fmt)
+
+
+@pytest.mark.parametrize("name", ["bf16", "fp16", "fp32"])
+def test_references_match_the_oracle_on_boundary_and_random_pairs(name: str) -> None:
+    fmt = lmul.PRESETS[name]
+    specials_a, specials_b = prove.random_block(fmt, seed=1, index=0, n=2_500)
+    mixed_a, mixed_b = prove.random_block(fmt, seed=2, index=3, n=2_500)
+    a = np.concatenate([specials_a, mixed_a])
+    b = np.concatenate([specials_b, mixed_b])
+    _oracle_check(a, b, fmt, mul=name != "fp32")
+
+
+def test_fp32_add_reference_matches_numpy_float32() -> None:
+    fmt = lmul.PRESETS["fp32"]
+    a, b = prove.random_block(fmt, seed=5, index=0, n=1 << 18)
+    x, y = a.astype(np.uint32).view(np.float32), b.astype(np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        total = x + y
+    s = np.where(np.isnan(total), np.uint64(fmt.qnan_bits), total.view(np.uint32).astype(np.uint64))
+    np.testing.assert_array_equal(prove.add_reference(a, b, 8, 23), s)
+
+
+def test_parse_count() -> None:
+    assert prove.parse_count("2^24", "x") == 1 << 24
+    assert prove.parse_count("1<<20", "x") == 1 << 20
+    assert prove.parse_count("1e9", "x") == 10**9
+    assert prove.parse_count("65_536", "x") == 65536
+    with pytest.raises(prove.ProofError, match="count like"):
+        prove.parse_count("lots", "LMUL_PROVE_PAIRS")
+
+
+def test_slice_of_the_proof(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The documented ``make test`` slice: every selected configuration, 0 mismatches."""
+    pairs = os.environ.get("LMUL_PROVE_PAIRS") or "2^22"
+    configs = (os.environ.get("LMUL_PROVE_CONFIGS") or "").split() or SLICE_CONFIGS
+    rc = prove.main(["--configs", *configs, "--pairs", pairs, "--fp32-vectors", "1e6",
+                     "--state", str(tmp_path / "state.json"), "--out-dir", str(tmp_path),
+                     "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    doc = json.loads((tmp_path / "proof.json").read_text())
+    assert len(doc["configs"]) == len(prove.select_configs(configs))
+    want = prove.parse_count(pairs, "pairs")
+    for entry in doc["configs"]:
+        assert entry["mismatches"] == 0 and entry["complete"]
+        total = 10**6 if entry["config"] == "fp_add/fp32" else min(
+            want, prove.select_configs([entry["config"]])[0].total_pairs)
+        assert entry["pairs"] >= total, entry
+    assert set(doc["sources"]["verilog"]) >= {"hdl/lmul_core.v", "hdl/fp_add.v", "hdl/fp_mul.v"}
+    assert "| mismatches |" in (tmp_path / "proof.md").read_text()
+
+
+def _broken_copy(tmp_path: Path) -> Path:
+    """hdl/ with one constant of lmul_core changed: the underflow limit moves up one binade."""
+    hdl = tmp_path / "hdl_broken"
+    shutil.copytree(rtlsim.HDL_DIR, hdl)
+    path = hdl / "lmul_core.v"
+    text = path.read_text()
+    broken, count = re.subn(r"(UNDER_LIMIT\s*=\s*\(BIAS_V\s*\+\s*)ONE_V(\))", r"\1ONE_V + ONE_V\2",
+                            text)
+    assert count == 1, "the mutation no longer applies to hdl/lmul_core.v: update _broken_copy"
+    path.write_text(broken)
+    return hdl
+
+
+def test_a_broken_lmul_core_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hdl = _broken_copy(tmp_path)
+    state = tmp_path / "state.json"
+    rc = prove.main(["--configs", BROKEN_CONFIG, "--pairs", "2^20", "--hdl-dir", str(hdl),
+                     "--state", str(state), "--no-results", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "MISMATCH" in out and "sim/test_replay.py" in out
+    replay = json.loads(next(tmp_path.glob("replay-*.json")).read_text())
+    a = np.array([int(v, 0) for v in replay["a"]])
+    b = np.array([int(v, 0) for v in replay["b"]])
+    cfg = lmul.LMulConfig(8, 7)
+    assert [int(v, 0) for v in replay["expected"]] == lmul.lmul_bits(a, b, cfg).tolist()
+    # The reported vectors really separate the broken copy from the real RTL.
+    with rtlsim.BinOp("lmul_core", replay["parameters"], threads=1, hdl_dirs=[hdl]) as bad, \
+            rtlsim.BinOp("lmul_core", replay["parameters"], threads=1) as good:
+        assert np.all(bad.run(a, b) != lmul.lmul_bits(a, b, cfg))
+        np.testing.assert_array_equal(good.run(a, b), lmul.lmul_bits(a, b, cfg))
+
+
+def test_resume_continues_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(prove, "CHUNK_BLOCKS", 4)
+    seen: list[int] = []
+    real_block = prove.exhaustive_block
+
+    def counting_block(config, block, index, lo, dtype):
+        seen.append(index)
+        return real_block(config, block, index, lo, dtype)
+
+    monkeypatch.setattr(prove, "exhaustive_block", counting_block)
+    saves = []
+    real_save = prove.save_state
+
+    def interrupting_save(path: Path, state: dict) -> None:
+        real_save(path, state)
+        saves.append(1)
+        if len(saves) == 3:  # the initial save, then two chunks of 4 blocks
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(prove, "save_state", interrupting_save)
+    state = tmp_path / "state.json"
+    args = ["--configs", "fp_add/bf16", "--pairs", "2^20", "--state", str(state),
+            "--no-results", "--no-progress", "--threads", "1"]
+    assert prove.main(args) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    first = list(seen)
+    assert len(first) == 8
+    entry = json.loads(state.read_text())["configs"]["fp_add/bf16"]
+    assert entry["blocks_done"] == 8 and not entry["complete"]
+    seen.clear()
+    assert prove.main(args) == 0
+    assert len(seen) == 8 and not set(seen) & set(first)  # only the other 8 blocks ran
+    entry = json.loads(state.read_text())["configs"]["fp_add/bf16"]
+    assert entry["complete"] and entry["pairs"] == 1 << 20 and entry["mismatches"] == 0
+    seen.clear()
+    assert prove.main(args) == 0 and seen == []  # complete: nothing re-run
+    assert "1,048,576 pairs, 0 mismatches" in capsys.readouterr().out
+
+
+def test_a_corrupted_or_foreign_resume_file_is_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state.json"
+    args = ["--configs", "fp_add/e5m2", "--state", str(state), "--no-results", "--no-progress"]
+    state.write_text('{"version": 1, "configs": {"fp_add/e5m2": {"pla')
+    assert prove.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupted" in err and "--fresh" in err and len(err.splitlines()) == 1
+    assert state.read_text().endswith('"pla')  # left alone, not silently replaced
+    hashes = prove.source_hashes([rtlsim.HDL_DIR])
+    hashes["verilog"]["hdl/lmul_core.v"] = "0" * 64
+    state.write_text(json.dumps({"version": 1, "sources": hashes, "configs": {}}))
+    assert prove.main(args) == 2
+    err = capsys.readouterr().err
+    assert "other sources" in err and "hdl/lmul_core.v" in err
+    assert prove.main([*args, "--fresh"]) == 0
+    assert "65,536 pairs, 0 mismatches" in capsys.readouterr().out
+
+
+def test_replay_testbench_flags_a_wrong_vector(tmp_path: Path) -> None:
+    """The cocotb replay of a vector file passes the right bits and fails a wrong one."""
+    cfg = lmul.LMulConfig(8, 7)
+    a = np.array([0x40A0, 0x3F80, 0x7FC0, 0x0001], dtype=np.int64)
+    b = np.array([0x40A0, 0xBF80, 0x3F80, 0x7F80], dtype=np.int64)
+    expected = lmul.lmul_bits(a, b, cfg).astype(np.int64)
+    expected[1] ^= 1  # one deliberately wrong expectation
+    path = tmp_path / "replay.json"
+    path.write_text(json.dumps({
+        "top": "lmul_core", "parameters": cfg.verilog_parameters(),
+        "a": [hex(v) for v in a.tolist()], "b": [hex(v) for v in b.tolist()],
+        "expected": [hex(v) for v in expected.tolist()]}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "sim/test_replay.py"],
+        cwd=rtlsim.REPO, env={**os.environ, "LMUL_REPLAY": str(path)}, capture_output=True,
+        text=True, check=False, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, log
+    assert "1 of 4 vectors differ" in log and "a=0x3f80 b=0xbf80" in log, log[-3000:]

@@ -1,0 +1,119 @@
+"""experiments.rtlsim: Verilator builds, their cache, the ctypes driver and its error messages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lmul
+from experiments import rtlsim
+
+BF16 = lmul.LMulConfig(8, 7)  # paper offset, no saturation
+E4M3 = lmul.LMulConfig(4, 3, offset=0, saturate=True)
+
+
+def _pairs(fmt: lmul.Format, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 1 << fmt.width, n, dtype=np.int64),
+            rng.integers(0, 1 << fmt.width, n, dtype=np.int64))
+
+
+def test_binop_matches_the_model_with_and_without_lanes() -> None:
+    """Uneven lengths and chunks: full lane groups, a padded tail, several threads."""
+    a, b = _pairs(BF16.fmt, 5003, seed=3)
+    expected = lmul.lmul_bits(a, b, BF16)
+    with rtlsim.BinOp("lmul_core", BF16.verilog_parameters(), threads=2) as wide:
+        assert wide.lanes == 16 and wide.dtype == np.uint16
+        got = wide.run(a, b, chunk=1000)
+    with rtlsim.BinOp("lmul_core", BF16.verilog_parameters(), threads=1, lanes=1) as single:
+        got_single = single.run(a, b)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got_single, expected)
+
+
+def test_eight_bit_exhaustive_through_lanes() -> None:
+    grid = np.arange(256, dtype=np.int64)
+    a, b = np.repeat(grid, 256), np.tile(grid, 256)
+    with rtlsim.BinOp("lmul_core", E4M3.verilog_parameters()) as op:
+        assert op.lanes == 32 and op.dtype == np.uint8
+        np.testing.assert_array_equal(op.run(a, b), lmul.lmul_bits(a, b, E4M3))
+
+
+def test_operands_out_of_range_are_rejected() -> None:
+    with rtlsim.BinOp("lmul_core", E4M3.verilog_parameters(), threads=1) as op:
+        with pytest.raises(ValueError, match="outside"):
+            op.run([256], [0])
+        with pytest.raises(ValueError, match="elements"):
+            op.run([1, 2], [0])
+        with pytest.raises(TypeError, match="integer"):
+            op.run([1.0], [0.0])
+
+
+def test_cache_hit_and_rebuild_when_the_verilog_changes(tmp_path: Path) -> None:
+    hdl = tmp_path / "hdl"
+    shutil.copytree(rtlsim.HDL_DIR, hdl)
+    params = E4M3.verilog_parameters()
+    first = rtlsim.BinOp("lmul_core", params, threads=1, hdl_dirs=[hdl])
+    stamp = first.lib_path.stat().st_mtime_ns
+    again = rtlsim.BinOp("lmul_core", params, threads=1, hdl_dirs=[hdl])
+    assert again.lib_path == first.lib_path
+    assert again.lib_path.stat().st_mtime_ns == stamp  # not rebuilt
+    with open(hdl / "lmul_core.v", "a") as fh:
+        fh.write("// an edit\n")
+    edited = rtlsim.BinOp("lmul_core", params, threads=1, hdl_dirs=[hdl])
+    assert edited.lib_path != first.lib_path
+    other = rtlsim.BinOp("lmul_core", {**params, "SATURATE": 0}, threads=1, hdl_dirs=[hdl])
+    assert other.lib_path not in (first.lib_path, edited.lib_path)
+    # Both libraries hold a class of the same name; each must still run its own parameters.
+    grid = np.arange(256, dtype=np.int64)
+    a, b = np.repeat(grid, 256), np.tile(grid, 256)
+    np.testing.assert_array_equal(first.run(a, b), lmul.lmul_bits(a, b, E4M3))
+    no_sat = lmul.LMulConfig(4, 3, offset=0, saturate=False)
+    np.testing.assert_array_equal(other.run(a, b), lmul.lmul_bits(a, b, no_sat))
+    for op in (first, again, edited, other):
+        op.close()
+
+
+def test_rejected_parameters_give_the_rtl_message() -> None:
+    # 17-bit operands: the module itself is the top (-G parameters).
+    with pytest.raises(rtlsim.RtlBuildError) as exc:
+        rtlsim.BinOp("lmul_core", {"EXP_BITS": 9, "MAN_BITS": 7, "OFFSET": 8, "SATURATE": 0})
+    assert "lmul_core" in str(exc.value) and "EXP_BITS=9" in str(exc.value)
+    assert "\n" not in str(exc.value)
+    # 16-bit operands: the parameter reaches the module through the generated lane wrapper.
+    with pytest.raises(rtlsim.RtlBuildError) as exc:
+        rtlsim.BinOp("lmul_core", {**BF16.verilog_parameters(), "SATURATE": 2})
+    assert "SATURATE=2" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_missing_verilator_names_the_debian_package(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(rtlsim.ToolMissingError, match=r"Debian package `verilator`"):
+        rtlsim.verilator_version()
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.prove", "--configs", "fp_add/e5m2", "--no-results",
+         "--no-progress", "--state", str(tmp_path / "state.json")],
+        cwd=rtlsim.REPO, env={**os.environ, "PATH": str(empty)}, capture_output=True, text=True,
+        check=False, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "`verilator`" in lines[0], proc.stderr
+
+
+def test_old_verilator_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin" / "verilator"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Verilator 4.038 2020-07-11 rev v4.036-114-g0cd4a57ad'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(rtlsim.ToolMissingError, match=r"too old.*`verilator`"):
+        rtlsim.verilator_version()
