@@ -20,7 +20,6 @@ from ._convert import (
     format_bits_to_float64,
     round_to_format_bits,
 )
-from ._core import lmul_bits
 from ._formats import (
     FORMAT_EXP_BITS_RANGE,
     FORMAT_MAN_BITS_RANGE,
@@ -34,7 +33,7 @@ from ._formats import (
     paper_offset,
 )
 from ._fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
-from ._matmul import elementwise_product, fast_path_enabled, matmul
+from ._matmul import elementwise_product, fast_path_enabled, lmul_bits, matmul
 from ._reference import MULTIPLIERS, matmul_reference
 
 __all__ = [

@@ -1,6 +1,7 @@
 """Bit-level models: the L-Mul unit (``hdl/lmul_core.v``), and the pure-numpy float paths of the
 L-Mul unit, the exact multiplier baseline and the seed notebook's multiplier (the references of
-the fast kernels; the public float API is :func:`lmul.lmul`, :func:`lmul.exact_mul`,
+the fast kernels; the public API is :func:`lmul.lmul_bits`, which runs a numba kernel when one
+is available, and the float functions :func:`lmul.lmul`, :func:`lmul.exact_mul`,
 :func:`lmul.seed_lmul`).
 
 The L-Mul unit multiplies two values of one format by adding their (exponent|mantissa) fields as
@@ -33,8 +34,10 @@ from ._formats import LMulConfig
 _DEFAULT = LMulConfig()
 
 
-def lmul_bits(a_bits: object, b_bits: object, cfg: LMulConfig = _DEFAULT) -> np.ndarray:
-    """L-Mul of two arrays of bit patterns of ``cfg.fmt`` (see the module docstring).
+def lmul_bits_numpy(a_bits: object, b_bits: object, cfg: LMulConfig = _DEFAULT) -> np.ndarray:
+    """L-Mul of two arrays of bit patterns of ``cfg.fmt`` (see the module docstring), in numpy.
+
+    The reference of the numba path of :func:`lmul.lmul_bits` (same contract, same bits).
 
     Args:
         a_bits, b_bits: unsigned integer arrays (broadcastable) of ``1 + E + M``-bit patterns,
@@ -75,8 +78,8 @@ def lmul_numpy(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
                rounding: Rounding = "rne") -> np.ndarray:
     """Pure-numpy :func:`lmul.lmul` on float32 arrays (the reference path of the fast kernels)."""
     fmt = cfg.fmt
-    bits = lmul_bits(round_to_format_bits(x, fmt, rounding), round_to_format_bits(y, fmt, rounding),
-                     cfg)
+    bits = lmul_bits_numpy(round_to_format_bits(x, fmt, rounding),
+                           round_to_format_bits(y, fmt, rounding), cfg)
     return format_bits_to_float32(bits, fmt)
 
 

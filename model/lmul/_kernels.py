@@ -13,7 +13,9 @@ float32 values become their IEEE bits where integer tricks need them (free bitca
 loops are used for E + M <= 29, wider formats take the int64 scalar path. A configuration's
 constants are computed once, by :func:`make_params`, into one int64 array (``_P_*`` indices) that
 every kernel takes, so every kernel has exactly one type signature (one compilation, cached on
-disk) and no kernel re-derives a format constant.
+disk) and no kernel re-derives a format constant. The exception are the bit-pattern kernels
+(``lmul_bits_*``): they read the caller's arrays in place, so they compile once per dtype pair
+(the format's unsigned dtype, or int64) and output dtype.
 """
 
 from __future__ import annotations
@@ -534,6 +536,52 @@ def elementwise(x, y, mode, prm, out):
                                         inf64, field_mask, cadd, sub_scale))
 
 
+# ----------------------------------------------------------------------------------------------
+# L-Mul on bit patterns (lmul.lmul_bits) on flat, equally long integer arrays.
+# ----------------------------------------------------------------------------------------------
+# Two kernels with the same loop: the serial one releases the GIL, so that callers running
+# many small blocks from their own threads (the exhaustive proof) overlap; the parallel one holds
+# it (see _prefer_passive_threading_layer: workqueue launches must not overlap).
+
+
+@njit(nogil=True, cache=True)
+def lmul_bits_serial(a, b, prm, out):
+    """``out[i]`` = L-Mul of format bits ``a[i]``, ``b[i]`` (:func:`lmul._kscalar._lmul64`).
+
+    Returns the number of elements of ``a`` and of ``b`` that do not fit in the format's width
+    (``out`` is meaningless unless both are 0).
+    """
+    ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    width = 1 + ebits + man
+    bad_a = 0
+    bad_b = 0
+    for i in range(a.size):
+        x = np.int64(a[i])
+        y = np.int64(b[i])
+        bad_a += np.int64((x >> width) != 0)
+        bad_b += np.int64((y >> width) != 0)
+        out[i] = _lmul64(x, y, ebits, man, bias_e, offset, sat)
+    return bad_a, bad_b
+
+
+@njit(parallel=True, cache=True)
+def lmul_bits_parallel(a, b, prm, out):
+    """:func:`lmul_bits_serial` across numba's threads (holds the GIL)."""
+    ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    width = 1 + ebits + man
+    bad_a = 0
+    bad_b = 0
+    for i in prange(a.size):
+        x = np.int64(a[i])
+        y = np.int64(b[i])
+        bad_a += np.int64((x >> width) != 0)
+        bad_b += np.int64((y >> width) != 0)
+        out[i] = _lmul64(x, y, ebits, man, bias_e, offset, sat)
+    return bad_a, bad_b
+
+
 def num_threads() -> int:
     """Threads numba's parallel loops use."""
     return int(numba.get_num_threads())
@@ -558,5 +606,5 @@ def _stamp_helper_sources(*kernels: object) -> None:
 
 
 KERNELS = (prep_lmul_b, prep_exact_b, prep_seed_b, matmul_lmul, matmul_exact, matmul_seed,
-           elementwise)
+           elementwise, lmul_bits_serial, lmul_bits_parallel)
 _stamp_helper_sources(*KERNELS)

@@ -6,7 +6,9 @@
 columns, extra memory O(M*N + M*K + K*N) (operands are pre-rounded once; there is never an
 [M, N, K] temporary). :func:`lmul_elementwise`, :func:`exact_mul_elementwise` and
 :func:`seed_lmul_elementwise` are the fast paths of :func:`lmul.lmul`, :func:`lmul.exact_mul` and
-:func:`lmul.seed_lmul` on numpy float32 arrays.
+:func:`lmul.seed_lmul` on numpy float32 arrays, and :func:`lmul_bits` (public as
+:func:`lmul.lmul_bits`) is the L-Mul unit on bit patterns, the fast path of
+``lmul._core.lmul_bits_numpy``.
 
 With the environment variable ``LMUL_NO_NUMBA=1``, or without numba installed (then with one
 ``RuntimeWarning``), every function here uses the pure-numpy reference, which returns the same
@@ -24,8 +26,8 @@ from types import ModuleType
 
 import numpy as np
 
-from ._convert import Rounding, as_float_array
-from ._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
+from ._convert import Rounding, as_float_array, broadcast_pair, check_bits
+from ._core import exact_mul_numpy, lmul_bits_numpy, lmul_numpy, seed_lmul_numpy
 from ._formats import LMulConfig
 from ._reference import Multiplier, check_matmul_args, matmul_reference
 
@@ -38,10 +40,10 @@ def _load_kernels() -> ModuleType | None:
     short-lived processes (every cocotb simulation) that only need the bit-level model.
     """
     if importlib.util.find_spec("numba") is None:
-        warnings.warn("numba is not installed: lmul.matmul and the elementwise products run the "
-                      "pure-numpy model (same bits, far slower); install numba, or set "
-                      "LMUL_NO_NUMBA=1 to choose the numpy path explicitly", RuntimeWarning,
-                      stacklevel=4)
+        warnings.warn("numba is not installed: lmul.matmul, lmul.lmul_bits and the elementwise "
+                      "products run the pure-numpy model (same bits, far slower); install numba, "
+                      "or set LMUL_NO_NUMBA=1 to choose the numpy path explicitly",
+                      RuntimeWarning, stacklevel=4)
         return None
     from . import _kernels
 
@@ -216,6 +218,80 @@ def seed_lmul_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     _kernels = _load_kernels()
     assert _kernels is not None
     return _elementwise(x, y, _DEFAULT, "rne", _kernels.MUL_SEED)
+
+
+#: Fewest elements for which :func:`lmul_bits` runs its parallel kernel (below it, thread
+#: start-up costs more than it saves, and the serial kernel releases the GIL for threaded callers).
+_PARALLEL_BITS = 1 << 18
+
+
+def _bits_operand(bits: object, native: np.dtype, name: str) -> np.ndarray:
+    """``bits`` as an ndarray of ``native`` dtype (as is) or int64 (any other integer dtype)."""
+    arr = np.asarray(bits)
+    if arr.dtype == native:
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array of bit patterns, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def lmul_bits(a_bits: object, b_bits: object, cfg: LMulConfig = _DEFAULT) -> np.ndarray:
+    """L-Mul of two arrays of bit patterns of ``cfg.fmt``: the unit ``hdl/lmul_core.v``.
+
+    For each pair: either operand NaN, or Inf times zero/subnormal -> the canonical quiet NaN;
+    either operand Inf -> Inf; either exponent field 0 -> zero; otherwise the integer sum
+    ``field(a) + field(b) - (bias << M) + OFFSET`` of the ``exponent|mantissa`` fields, zero
+    when its exponent is <= 0, Inf (or the largest finite value when ``cfg.saturate``) when it
+    is >= ``2**E - 1``; the sign is ``sa ^ sb``. Nothing is rounded (details: ``lmul._core``).
+
+    Runs a numba kernel (see :func:`fast_path_enabled`), otherwise the numpy model; both
+    return the same bits. The first call in a process imports numba and loads the kernel (about
+    a second; compiling it, once per dtype, a few seconds more).
+
+    Args:
+        a_bits, b_bits: integer arrays, lists or scalars (broadcastable) of ``1 + E + M``-bit
+            patterns, ``sign | exponent | mantissa``. Arrays of ``cfg.fmt.uint_dtype`` are
+            read in place when contiguous and of the broadcast shape.
+        cfg: format, offset and overflow policy.
+
+    Returns:
+        Bit patterns of the result, dtype ``cfg.fmt.uint_dtype``, the broadcast shape (0-d
+        inputs give a 0-d array).
+
+    Raises:
+        TypeError: an operand is not of an integer dtype, or cfg is not an LMulConfig.
+        ValueError: a pattern is negative or wider than the format, or the shapes do not
+            broadcast.
+    """
+    if not isinstance(cfg, LMulConfig):
+        raise TypeError(f"cfg must be an lmul.LMulConfig, got {type(cfg).__name__}")
+    if not fast_path_enabled():
+        return lmul_bits_numpy(a_bits, b_bits, cfg)
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    fmt = cfg.fmt
+    native = np.dtype(fmt.uint_dtype)
+    a = _bits_operand(a_bits, native, "a_bits")
+    b = _bits_operand(b_bits, native, "b_bits")
+    if a.dtype != b.dtype:  # one compiled kernel per dtype: widen both rather than mix
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    if a.shape != b.shape:
+        a, b = broadcast_pair(a, b, ("a_bits", "b_bits"))
+    shape = a.shape
+    a_flat = np.ascontiguousarray(a).reshape(-1)
+    b_flat = np.ascontiguousarray(b).reshape(-1)
+    out = np.empty(a_flat.size, dtype=native)
+    prm = _params(cfg, "rne")  # rounding is not used on bit patterns; shares matmul's entry
+    kernel = (_kernels.lmul_bits_parallel
+              if a_flat.size >= _PARALLEL_BITS and _kernels.num_threads() > 1
+              else _kernels.lmul_bits_serial)
+    bad_a, bad_b = kernel(a_flat, b_flat, prm, out)
+    if bad_a or bad_b:
+        # Let the numpy path's validation raise its error (same message, same operand order).
+        check_bits(a_bits, fmt, "a_bits")
+        check_bits(b_bits, fmt, "b_bits")
+        raise RuntimeError("lmul_bits: the kernel and check_bits disagree on the input range")
+    return out.reshape(shape)
 
 
 def elementwise_product(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
