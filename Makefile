@@ -67,7 +67,7 @@ bench-ray: $(STAMP)
 	$(PY) -m experiments.bench_ray
 
 ## Every operand pair of the 16-bit formats, RTL (Verilator) vs model; resumable (PROVE_ARGS=--help).
-prove: $(STAMP)
+prove: $(BASE_STAMP)
 	$(PY) -m experiments.prove $(PROVE_ARGS)
 
 ## The LSTM on the simulated RTL (Verilator): N test images (default 100), logits vs the model,
