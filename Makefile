@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth bench bench-ray prove cosim convert-demo tune tune-quick clean
+.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -53,6 +53,11 @@ analysis: $(STAMP)
 
 synth: $(STAMP)
 	$(PY) -m experiments.synth
+
+## Area, delay and energy per operation on the OSU 0.18 um cell library (yosys, OpenSTA,
+## gate-level Icarus activity): results/cost.{md,csv,json,png}; resumable (COST_ARGS=--help).
+cost: $(STAMP)
+	$(PY) -m experiments.cost $(COST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m experiments.bench_kernels

@@ -1,0 +1,427 @@
+"""Gate-level simulation helpers for :mod:`experiments.cost`: netlists, testbenches, toggles.
+
+Private module. A mapped netlist (yosys ``write_verilog`` of a flattened design, every internal
+net a 1-bit wire) is parsed into :class:`Netlist`; :func:`add_input_drivers` gives every input
+bit a ``BUFX2`` driver so the capacitance of the design's input pins shows up as switching power
+of a driver inside the netlist. :func:`simulate` runs a generated Icarus testbench that applies
+one stimulus vector per clock period (the same testbench runs the RTL, so gate-level and RTL
+outputs can be compared bit for bit) and optionally dumps a VCD of the design's top-level nets,
+from which :func:`count_toggles` counts the 0<->1 transitions of every net.
+
+Two simulation timings: ``zero`` (Icarus without specify delays: every net settles once per
+vector, so no glitches are counted, and the VCD holds one value per time step) and
+``specify`` (``iverilog -gspecify``: each cell's path delays from the library's Verilog models,
+fixed per cell, not load dependent; glitches shorter than a cell's delay are swallowed by
+Icarus' inertial delays, longer ones are counted as transitions).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._stdcell import CostError, run_tool
+
+DRIVER_CELL = "BUFX2"
+DRIVER_PREFIX = "drv_"
+
+
+@dataclass(frozen=True)
+class Port:
+    """A module port: direction (``input``/``output``), name, width (1 for a scalar)."""
+
+    direction: str
+    name: str
+    width: int
+    scalar: bool
+
+    def bits(self) -> list[str]:
+        """Net names of the port's bits, LSB first (``a[0]``, ... or ``clk``)."""
+        return [self.name] if self.scalar else [f"{self.name}[{i}]" for i in range(self.width)]
+
+
+@dataclass
+class Instance:
+    """A cell instance: cell type, instance name, pin -> net."""
+
+    cell: str
+    name: str
+    pins: dict[str, str]
+
+
+@dataclass
+class Netlist:
+    """A flat gate-level module."""
+
+    name: str
+    ports: list[Port]
+    wires: list[tuple[str, int]] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+    assigns: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[Port]:
+        """Input ports in declaration order."""
+        return [p for p in self.ports if p.direction == "input"]
+
+    @property
+    def outputs(self) -> list[Port]:
+        """Output ports in declaration order."""
+        return [p for p in self.ports if p.direction == "output"]
+
+    def cell_counts(self) -> dict[str, int]:
+        """Instances per cell type."""
+        out: dict[str, int] = {}
+        for inst in self.instances:
+            out[inst.cell] = out.get(inst.cell, 0) + 1
+        return out
+
+    def to_verilog(self) -> str:
+        """Verilog text of the module (same shape as yosys' output)."""
+        lines = [f"module {self.name}({', '.join(p.name for p in self.ports)});"]
+        for p in self.ports:
+            rng = "" if p.scalar else f"[{p.width - 1}:0] "
+            lines.append(f"  {p.direction} {rng}{p.name};")
+        for name, width in self.wires:
+            rng = "" if width == 1 else f"[{width - 1}:0] "
+            lines.append(f"  wire {rng}{name};")
+        for inst in self.instances:
+            conns = ",\n".join(f"    .{pin}({net})" for pin, net in inst.pins.items())
+            lines.append(f"  {inst.cell} {inst.name} (\n{conns}\n  );")
+        for lhs, rhs in self.assigns:
+            lines.append(f"  assign {lhs} = {rhs};")
+        lines.append("endmodule")
+        return "\n".join(lines) + "\n"
+
+
+_MODULE_RE = re.compile(r"^\s*module\s+(\S+)\s*\((.*?)\);", re.S | re.M)
+_DECL_RE = re.compile(r"^\s*(input|output|inout|wire)\s+(?:\[(\d+):(\d+)\]\s+)?(\S+?);\s*$")
+_INST_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+(\S+)\s*\(\s*$")
+_PIN_RE = re.compile(r"^\s*\.(\w+)\((.*)\),?\s*$")
+_ASSIGN_RE = re.compile(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;\s*$")
+
+
+def parse_netlist(text: str) -> Netlist:
+    """Parse a flat yosys netlist (``write_verilog -noattr -noexpr``) with one module."""
+    m = _MODULE_RE.search(text)
+    if m is None:
+        raise CostError("netlist: no module header")
+    order = [p.strip() for p in m.group(2).split(",") if p.strip()]
+    decl: dict[str, tuple[str, int, bool]] = {}
+    nl = Netlist(m.group(1), [])
+    body = text[m.end():].splitlines()
+    i = 0
+    while i < len(body):
+        line = body[i]
+        i += 1
+        s = line.strip()
+        if not s or s.startswith("//") or s.startswith("/*") or s == "endmodule":
+            continue
+        d = _DECL_RE.match(line)
+        if d:
+            kind, hi, lo, name = d.group(1), d.group(2), d.group(3), d.group(4)
+            width = int(hi) - int(lo) + 1 if hi is not None else 1
+            if hi is not None and int(lo) != 0:
+                raise CostError(f"netlist: range [{hi}:{lo}] of {name} does not end at 0")
+            if kind == "wire":
+                if name not in decl:
+                    nl.wires.append((name, width))
+            else:
+                decl[name] = (kind, width, hi is None)
+            continue
+        a = _ASSIGN_RE.match(line)
+        if a:
+            nl.assigns.append((a.group(1), a.group(2)))
+            continue
+        inst_m = _INST_RE.match(line)
+        if inst_m:
+            pins: dict[str, str] = {}
+            while i < len(body) and body[i].strip() != ");":
+                pm = _PIN_RE.match(body[i])
+                if pm is None:
+                    raise CostError(f"netlist: cannot parse pin line {body[i].strip()!r}")
+                pins[pm.group(1)] = pm.group(2).strip()
+                i += 1
+            i += 1
+            nl.instances.append(Instance(inst_m.group(1), inst_m.group(2), pins))
+            continue
+        raise CostError(f"netlist: cannot parse line {s!r}")
+    for name in order:
+        if name not in decl:
+            raise CostError(f"netlist: port {name} has no direction")
+        kind, width, scalar = decl[name]
+        nl.ports.append(Port(kind, name, width, scalar))
+    port_names = set(order)
+    nl.wires = [(n, w) for n, w in nl.wires if n not in port_names]
+    return nl
+
+
+def add_input_drivers(nl: Netlist, cell: str = DRIVER_CELL, skip: Sequence[str] = ()
+                      ) -> Netlist:
+    """A copy of ``nl`` in which every input bit (but the ports in ``skip``, e.g. an ideal
+    clock) drives one ``cell`` (pins A -> Y) whose output replaces the input bit everywhere
+    inside the module."""
+    rename: dict[str, str] = {}
+    drivers: list[Instance] = []
+    wires = list(nl.wires)
+    for p in nl.inputs:
+        if p.name in skip:
+            continue
+        for k, bit in enumerate(p.bits()):
+            tag = p.name if p.scalar else f"{p.name}_{k}"
+            net = f"{DRIVER_PREFIX}n_{tag}"
+            rename[bit] = net
+            wires.append((net, 1))
+            drivers.append(Instance(cell, f"{DRIVER_PREFIX}{tag}", {"A": bit, "Y": net}))
+    insts = drivers + [Instance(i.cell, i.name, {pin: rename.get(net, net)
+                                                 for pin, net in i.pins.items()})
+                       for i in nl.instances]
+    assigns = [(lhs, rename.get(rhs, rhs)) for lhs, rhs in nl.assigns]
+    for lhs, _ in nl.assigns:
+        if lhs in rename:
+            raise CostError(f"netlist: assignment to input bit {lhs}")
+    return Netlist(nl.name, list(nl.ports), wires, insts, assigns)
+
+
+# ------------------------------------------------------------------------------- testbench
+def _pack(values: Mapping[str, Sequence[int]], ports: Sequence[Port], n: int) -> list[str]:
+    """One binary string per step: the input ports concatenated, first port in the MSBs."""
+    cols = []
+    for p in ports:
+        if p.name not in values:
+            raise CostError(f"stimulus has no values for input {p.name}")
+        col = values[p.name]
+        if len(col) != n:
+            raise CostError(f"stimulus: {p.name} has {len(col)} steps, expected {n}")
+        mask = (1 << p.width) - 1
+        cols.append([format(int(v) & mask, f"0{p.width}b") for v in col])
+    return ["".join(parts) for parts in zip(*cols, strict=True)] if cols else ["0"] * n
+
+
+def testbench(module: str, inputs: Sequence[Port], outputs: Sequence[Port], clock: str | None,
+              n_steps: int, period_ns: float, dump_from: int | None, params: Mapping[str, int],
+              stim_file: str, out_file: str, vcd_file: str) -> str:
+    """Verilog testbench: one stimulus step per period; inputs change 0.1 ns after the step's
+    start (with a clock: after its rising edge, which ends the previous step), outputs are
+    written just before the next step (so a register captures step i's inputs at the rising
+    edge that starts step i + 1). The VCD (level 1: the design's own nets) starts once step
+    ``dump_from - 1`` has settled, so it counts the transitions of steps ``dump_from`` ..."""
+    data_in = [p for p in inputs if p.name != clock]
+    iw = max(1, sum(p.width for p in data_in))
+    ow = sum(p.width for p in outputs)
+    conns = []
+    pos = iw
+    for p in data_in:
+        conns.append(f".{p.name}(vin[{pos - 1}:{pos - p.width}])")
+        pos -= p.width
+    if clock:
+        conns.append(f".{clock}(clk)")
+    pos = ow
+    for p in outputs:
+        conns.append(f".{p.name}(vout[{pos - 1}:{pos - p.width}])")
+        pos -= p.width
+    pstr = (" #(" + ", ".join(f".{k}({v})" for k, v in params.items()) + ")") if params else ""
+    half = period_ns / 2
+    eps = 0.002
+    setup = 0.1  # inputs change 0.1 ns after the rising edge, like register outputs
+    dump = (f"      if (i + 1 == {dump_from}) begin $dumpfile(\"{vcd_file}\"); "
+            "$dumpvars(1, u); end\n") if dump_from is not None else ""
+    if dump_from == 0:
+        raise CostError("dump_from must be >= 1 (step 0 starts from an unknown state)")
+    clk_decl = "  reg clk = 1'b0;\n" if clock else ""
+    rise = "clk = 1'b1;" if clock else ""
+    fall = "clk = 1'b0;" if clock else ""
+    return f"""`timescale 1ns/1ps
+module tb;
+  reg  [{iw - 1}:0] vin;
+  wire [{ow - 1}:0] vout;
+{clk_decl}  reg  [{iw - 1}:0] mem [0:{n_steps - 1}];
+  integer i, fd;
+  {module}{pstr} u ({", ".join(conns)});
+  initial begin
+    $readmemb("{stim_file}", mem);
+    fd = $fopen("{out_file}", "w");
+    for (i = 0; i < {n_steps}; i = i + 1) begin
+      {rise}
+      #({setup}) vin = mem[i];
+      #({half - setup}) {fall}
+      #({half - eps});
+      $fwrite(fd, "%b\\n", vout);
+{dump}      #({eps});
+    end
+    $fclose(fd);
+    $finish;
+  end
+endmodule
+"""
+
+
+@dataclass
+class SimResult:
+    """Outputs per step (binary strings, ``x``/``z`` kept) and the VCD path, if dumped."""
+
+    outputs: list[str]
+    vcd: Path | None
+    seconds: float
+
+
+def simulate(sources: Sequence[Path], module: str, inputs: Sequence[Port],
+             outputs: Sequence[Port], clock: str | None, stimulus: Mapping[str, Sequence[int]],
+             n_steps: int, period_ns: float, workdir: Path, iverilog: str, vvp: str,
+             params: Mapping[str, int] | None = None, include: Path | None = None,
+             dump_from: int | None = None, timing: str = "zero") -> SimResult:
+    """Compile and run one testbench with Icarus in ``workdir``; see :func:`testbench`."""
+    import time
+
+    if timing not in ("zero", "specify"):
+        raise CostError(f"timing must be zero or specify, got {timing!r}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_in = [p for p in inputs if p.name != clock]
+    (workdir / "stim.txt").write_text("\n".join(_pack(stimulus, data_in, n_steps)) + "\n")
+    vcd = workdir / "dump.vcd"
+    tb = testbench(module, inputs, outputs, clock, n_steps, period_ns, dump_from, params or {},
+                   "stim.txt", "out.txt", "dump.vcd")
+    (workdir / "tb.v").write_text(tb)
+    cmd = [iverilog, "-g2005", "-o", "sim.vvp", "-s", "tb"]
+    if timing == "specify":
+        cmd.append("-gspecify")
+    if include is not None:
+        cmd += ["-I", str(Path(include).resolve())]
+    cmd += ["tb.v", *[str(Path(s).resolve()) for s in sources]]
+    run_tool(cmd, f"iverilog ({module})", cwd=workdir)
+    t0 = time.perf_counter()
+    run_tool([vvp, "-n", "sim.vvp"], f"vvp ({module})", cwd=workdir)
+    seconds = time.perf_counter() - t0
+    outs = (workdir / "out.txt").read_text().split()
+    if len(outs) != n_steps:
+        raise CostError(f"simulation of {module} wrote {len(outs)} output steps, expected "
+                        f"{n_steps}")
+    return SimResult(outs, vcd if dump_from is not None else None, seconds)
+
+
+def compare_outputs(reference: Sequence[str], gate: Sequence[str]) -> tuple[int, list[str]]:
+    """Compare per-step output bit strings: every bit the reference (RTL) defines (0/1) must be
+    the same in the gate-level result. Returns (bits compared, first mismatches)."""
+    if len(reference) != len(gate):
+        raise CostError(f"{len(reference)} reference steps vs {len(gate)} gate-level steps")
+    compared = 0
+    bad: list[str] = []
+    for step, (r, g) in enumerate(zip(reference, gate, strict=True)):
+        if len(r) != len(g):
+            raise CostError(f"step {step}: output widths {len(r)} vs {len(g)}")
+        if r == g and "x" not in r and "z" not in r:
+            compared += len(r)
+            continue
+        for k, (rb, gb) in enumerate(zip(r, g, strict=True)):
+            if rb in "01":
+                compared += 1
+                if gb != rb and len(bad) < 5:
+                    bad.append(f"step {step} bit {len(r) - 1 - k}: RTL {rb} gate {gb}")
+    return compared, bad
+
+
+# ----------------------------------------------------------------------------------- toggles
+_VAR_RE = re.compile(r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[(\d+)(?::(\d+))?\])?\s+\$end")
+
+
+def count_toggles(vcd: Path) -> dict[str, int]:
+    """0<->1 transitions of every net in a VCD (Icarus, one scope), keyed by net name (vector
+    bits as ``name[i]``). Changes from or to x/z are not transitions; the first value of each
+    net (the ``$dumpvars`` block) is its starting state."""
+    ids: dict[str, list[str]] = {}
+    widths: dict[str, int] = {}
+    with open(vcd) as f:
+        for line in f:
+            if "$var" in line:
+                m = _VAR_RE.search(line)
+                if m is None:
+                    raise CostError(f"VCD: cannot parse {line.strip()!r}")
+                width, code, name = int(m.group(1)), m.group(2), m.group(3)
+                if width == 1:
+                    names = [f"{name}[{m.group(4)}]" if m.group(4) is not None else name]
+                else:
+                    hi = int(m.group(4)) if m.group(4) is not None else width - 1
+                    lo = int(m.group(5)) if m.group(5) is not None else 0
+                    if hi - lo + 1 != width or lo != 0:
+                        raise CostError(f"VCD: unsupported range in {line.strip()!r}")
+                    names = [f"{name}[{i}]" for i in range(width - 1, -1, -1)]  # MSB first
+                ids.setdefault(code, []).extend(names)
+                widths[code] = width
+            elif "$enddefinitions" in line:
+                break
+        scalar_last: dict[str, str] = {}
+        scalar_count: dict[str, int] = {}
+        vec_last: dict[str, str] = {}
+        vec_count: dict[str, list[int]] = {}
+        for line in f:
+            c = line[0] if line else ""
+            if c in "01xzXZ":
+                code = line[1:].rstrip("\n")
+                prev = scalar_last.get(code)
+                if prev is not None and prev != c and prev in "01" and c in "01":
+                    scalar_count[code] = scalar_count.get(code, 0) + 1
+                scalar_last[code] = c
+            elif c in "bB":
+                val, code = line[1:].split()
+                width = widths.get(code, len(val))
+                val = val.rjust(width, "0" if val[0] in "01" else val[0])
+                prev = vec_last.get(code)
+                if prev is not None:
+                    cnt = vec_count.setdefault(code, [0] * width)
+                    for k in range(width):
+                        a, b = prev[k], val[k]
+                        if a != b and a in "01" and b in "01":
+                            cnt[k] += 1
+                vec_last[code] = val
+    out: dict[str, int] = {}
+    for code, names in ids.items():
+        if widths[code] == 1:
+            for nm in names:
+                out[nm] = scalar_count.get(code, 0)
+        else:
+            cnt = vec_count.get(code, [0] * widths[code])
+            for nm, k in zip(names, cnt, strict=True):
+                out[nm] = k
+    return out
+
+
+def net_toggles_for(nl: Netlist, toggles: Mapping[str, int]) -> dict[str, int]:
+    """Transitions of every net a cell pin touches (assign aliases resolved); nets the VCD does
+    not know raise CostError, constants count 0."""
+    alias = {lhs: rhs for lhs, rhs in nl.assigns}
+    out: dict[str, int] = {}
+    for inst in nl.instances:
+        for net in inst.pins.values():
+            if net in out:
+                continue
+            name = net
+            seen = 0
+            while name not in toggles and name in alias and seen < 10:
+                name, seen = alias[name], seen + 1
+            if name in toggles:
+                out[net] = toggles[name]
+            elif re.fullmatch(r"\d+'[bhd][0-9a-fA-FxXzZ]+", name):
+                out[net] = 0
+            else:
+                raise CostError(f"net {net} of {inst.name} is not in the VCD")
+    return out
+
+
+def copy_sources(srcs: Sequence[Path], dest: Path) -> list[Path]:
+    """Copy files into ``dest`` (so a run never reads files that change under it)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for s in srcs:
+        d = dest / Path(s).name
+        shutil.copyfile(s, d)
+        out.append(d)
+    return out
+
+
+def tempdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory (context manager)."""
+    return tempfile.TemporaryDirectory(prefix=prefix)
