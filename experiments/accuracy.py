@@ -23,6 +23,21 @@ an existing results file (every run's fields and types) and the thread variables
 one ends the run with a one-line error naming it and exit status 2 (1 for a malformed results
 file).
 
+Training recipes (``--recipes``, :mod:`experiments.recipes`): besides the float32 training
+(``fp32``, the default), ``ft`` fine-tunes the float32 weights for ``--finetune-epochs`` more
+epochs with the hardware's arithmetic in the forward pass (straight-through gradients) and
+``scratch`` trains that way from the start; their weights are cached beside the float32 ones and
+evaluated with the same modes, as rows named ``MODE [RECIPE]`` (``lmul:offset=7 [ft1]``).
+
+Executors: ``--executor ray`` runs every training and evaluation as a Ray task
+(:mod:`experiments.executor`): on a local Ray using this machine's cores, or with ``--address
+HOST:6379`` on a running cluster. Evaluations get their trained weights through Ray's object
+store; checkpoints go to the weights directory (on a cluster, one that every node shares), data
+come from each node's data directory. Only this process writes the results file; a job that
+still fails after ``--retries`` extra attempts is recorded with its error under ``failed`` in the
+JSON and listed at the end (exit status 1), while every other result is kept. The default,
+``--executor serial``, is the in-process loop.
+
 Threads: torch uses ``--threads`` (default ``$LMUL_THREADS`` or 2); the numba kernels follow
 ``NUMBA_NUM_THREADS``. Both must be integers >= 1.
 """
@@ -46,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import data as data_mod
+from . import executor as executor_mod
 from .fileio import atomic_write_text, check_writable_dir, check_writable_file, locked
 from .report import (
     LEGACY_BATCH_SIZE,
@@ -59,7 +75,7 @@ from .report import (
 )
 
 if TYPE_CHECKING:
-    from . import lstm
+    from . import lstm, recipes
     from .modes import Arithmetic
 
 RESULTS_DIR = data_mod.REPO_ROOT / "results"
@@ -235,13 +251,33 @@ def get_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
     return lstm.train(x, ds.train_y[:n], ds.n_classes, seed, epochs, weights_dir, tag, progress)
 
 
+def get_recipe_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
+                       train_limit: int | None, weights_dir: Path, progress: bool,
+                       recipe: recipes.Recipe, arith: Arithmetic
+                       ) -> tuple[lstm.LSTMClassifier, dict[str, Any]]:
+    """Weights of a training recipe (:mod:`experiments.recipes`) in arithmetic ``arith``,
+    trained or from the checkpoint cache; fine-tuning starts from :func:`get_weights`' float32
+    checkpoint after ``epochs`` epochs, which must exist."""
+    from . import lstm
+    from . import recipes as recipes_mod
+
+    n = ds.train_x.shape[0] if train_limit is None else min(train_limit, ds.train_x.shape[0])
+    tag = f"{ds.name}-{seq}-h{lstm.HIDDEN}" + ("" if train_limit is None else f"-train{n}")
+    x = lstm.to_sequence(ds.train_x[:n], seq)
+    return recipes_mod.train_recipe(x, ds.train_y[:n], ds.n_classes, seed, epochs, recipe, arith,
+                                    weights_dir, tag, progress)
+
+
 def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
         weights_dir: Path | None = None, data_root: Path | None = None,
         test_limit: int | None = None, train_limit: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool = True, log: Callable[[str], None] | None = None,
-        load_fn: Callable[[str, Path | None], data_mod.ImageData] | None = None) -> ResultsStore:
-    """Run every job x mode not yet in ``out``; return the results store.
+        load_fn: Callable[[str, Path | None], data_mod.ImageData] | None = None,
+        recipes: Sequence[str] = ("fp32",), finetune_epochs: int = 1,
+        executor: executor_mod.Executor | None = None, task_cpus: int = 1,
+        retries: int = 1) -> ResultsStore:
+    """Run every job x recipe x mode not yet in ``out``; return the results store.
 
     Args:
         jobs: blocks of (datasets x seeds x sequence modes, epochs).
@@ -253,6 +289,13 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
             first N >= 1.
         batch_size: inference batch (sequences per explicit-cell pass), >= 1.
         load_fn: dataset loader (tests inject a synthetic one); default :func:`data.load`.
+        recipes: training recipes (:func:`experiments.recipes.parse_recipe`; ``fp32`` is the
+            float32 training the plain mode rows use); rows of the others are ``MODE [RECIPE]``.
+        finetune_epochs: N of a fine-tuning recipe written without a count (``ft``).
+        executor: None runs everything here, in order; an executor
+            (:func:`experiments.executor.make_executor`, e.g. Ray) runs it through
+            :func:`run_grid`, each training and evaluation a job of ``task_cpus`` CPUs, retried
+            ``retries`` times before its error is recorded.
 
     Raises:
         ValueError: an argument out of range (checked before anything is read or written).
@@ -260,13 +303,26 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
     """
     from . import lstm
     from .modes import parse_mode
+    from .recipes import parse_recipe
 
+    if executor is not None:
+        return run_grid(executor, jobs, modes, out, weights_dir=weights_dir,
+                        data_root=data_root, test_limit=test_limit, train_limit=train_limit,
+                        batch_size=batch_size, progress=progress, log=log, load_fn=load_fn,
+                        recipes=recipes, finetune_epochs=finetune_epochs,
+                        task_cpus=task_cpus, retries=retries)
     _check_run_args(jobs, modes, test_limit, train_limit, batch_size)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     load_fn = load_fn or data_mod.load
     arith = [parse_mode(m) for m in modes]
     names = list(dict.fromkeys(a.name for a in arith))
     by_name = {a.name: a for a in arith}
+    recipe_list = list({r.name: r for r in (parse_recipe(t, finetune_epochs)
+                                            for t in recipes)}.values())
+    if not recipe_list:
+        raise ValueError("no recipe given")
+    plain = any(r.kind == "fp32" for r in recipe_list)
+    trained = [r for r in recipe_list if r.kind != "fp32"]
     store = ResultsStore(out)
     weights_dir = Path(weights_dir) if weights_dir is not None else Path(out).parent / "weights"
     loaded: dict[str, data_mod.ImageData | None] = {}
@@ -279,8 +335,13 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
                             "train_limit": train_limit, "test_limit": test_limit,
                             "batch_size": batch_size}
                     store.refresh()  # skip what a concurrent run on the same file finished
-                    todo = [m for m in names if not store.has(run_key({**base, "mode": m}))]
-                    if not todo:
+                    todo = [m for m in names
+                            if plain and not store.has(run_key({**base, "mode": m}))]
+                    # (recipe, training arithmetic, evaluated mode) of each missing recipe row
+                    rtodo = [(r, r.train_arith(by_name[m]), m) for r in trained for m in names
+                             if r.train_arith(by_name[m]) is not None
+                             and not store.has(run_key({**base, "mode": r.label(m)}))]
+                    if not todo and not rtodo:
                         continue
                     if dataset not in loaded:
                         try:
@@ -314,6 +375,314 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
                         store.add(rec)
                         log(f"{tag}: {rec['accuracy']:.2f}% ({res['correct']}/{nt}) "
                             f"in {res['eval_wall_s']:.1f} s")
+                    _recipe_rows(rtodo, store, base, ds, x_test, y_test, weights_dir,
+                                 batch_size, progress, log)
+    return store
+
+
+def _recipe_rows(rtodo: list[tuple[recipes.Recipe, Arithmetic, str]], store: ResultsStore,
+                 base: dict[str, Any], ds: data_mod.ImageData, x_test: np.ndarray,
+                 y_test: np.ndarray, weights_dir: Path, batch_size: int, progress: bool,
+                 log: Callable[[str], None]) -> None:
+    """Train (or load) each recipe's weights once per training arithmetic, evaluate its rows."""
+    from . import lstm
+    from .modes import parse_mode
+
+    by_train: dict[tuple[str, str], list[tuple[recipes.Recipe, Arithmetic, str]]] = {}
+    for item in rtodo:
+        by_train.setdefault((item[0].name, item[1].name), []).append(item)
+    nt = int(y_test.shape[0])
+    for items in by_train.values():
+        recipe, train_arith = items[0][0], items[0][1]
+        model, info = get_recipe_weights(ds, base["seq"], base["seed"], base["epochs"],
+                                         base["train_limit"], weights_dir, progress, recipe,
+                                         train_arith)
+        torch_acc = 100.0 * float(np.mean(lstm.torch_predict(model, x_test) == y_test))
+        wts = lstm.CellWeights.from_model(model)
+        for _, _, name in items:
+            label = recipe.label(name)
+            tag = f"{base['dataset']}/{base['seq']} seed {base['seed']} {base['epochs']}ep {label}"
+            mode = parse_mode(name)
+            res = evaluate(wts, x_test, y_test, mode, batch_size, progress, tag)
+            rec = {**base, "mode": label, "n_test": nt, "accuracy": 100.0 * res["correct"] / nt,
+                   **res, "eval_mode": name, "recipe": recipe.name,
+                   "finetune_epochs": recipe.epochs, "finetune_limit": recipe.limit,
+                   "arithmetic": mode.describe(),
+                   "train_arithmetic": train_arith.describe(), "torch_fp32_accuracy": torch_acc,
+                   "train_loss": info["train_loss"],
+                   "train_wall_s": round(info["train_wall_s"], 2),
+                   "recipe_wall_s": round(info["recipe_wall_s"], 2),
+                   "created": _now(), "host": _host()}
+            store.add(rec)
+            log(f"{tag}: {rec['accuracy']:.2f}% ({res['correct']}/{nt}) "
+                f"in {res['eval_wall_s']:.1f} s")
+
+
+# --------------------------------------------------------------------- the grid as tasks
+# With an executor the grid runs as jobs (experiments.executor): one training job per
+# (dataset, seq, seed, epochs), then one evaluation job per mode that receives the trained cell
+# weights as its argument (on Ray through the object store). Only this process writes the results
+# file; jobs only compute. Checkpoints are written by the training job into ``weights_dir``
+# (a shared directory on a cluster, so that every node finds them).
+
+_loaded: dict[tuple[str, str], data_mod.ImageData] = {}
+
+
+def _load_data(name: str, data_root: Path | None,
+               load_fn: Callable[[str, Path | None], data_mod.ImageData] | None
+               ) -> data_mod.ImageData:
+    if load_fn is not None:
+        return load_fn(name, data_root)
+    key = (name, str(data_root))
+    if key not in _loaded:
+        # One dataset per worker at a time: jobs of one dataset arrive together.
+        _loaded.clear()
+        _loaded[key] = data_mod.load(name, data_root)
+    return _loaded[key]
+
+
+def _test_slice(ds: data_mod.ImageData, seq: str, test_limit: int | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    from . import lstm
+
+    nt = ds.test_x.shape[0] if test_limit is None else min(test_limit, ds.test_x.shape[0])
+    return lstm.to_sequence(ds.test_x[:nt], seq), ds.test_y[:nt]
+
+
+def train_job(dataset: str, seq: str, seed: int, epochs: int, train_limit: int | None,
+              test_limit: int | None, weights_dir: Path, data_root: Path | None,
+              load_fn: Callable[[str, Path | None], data_mod.ImageData] | None
+              ) -> dict[str, Any]:
+    """Train (or load from the checkpoint cache) one configuration's float32 model.
+
+    Returns ``{"unavailable": message}`` when the dataset cannot be obtained, else the cell
+    weights, training info and the torch float32 accuracy on the test slice.
+    """
+    from . import lstm
+
+    try:
+        ds = _load_data(dataset, data_root, load_fn)
+    except data_mod.DataError as err:
+        return {"unavailable": str(err)}
+    model, info = get_weights(ds, seq, seed, epochs, train_limit, weights_dir, False)
+    x_test, y_test = _test_slice(ds, seq, test_limit)
+    torch_acc = 100.0 * float(np.mean(lstm.torch_predict(model, x_test) == y_test))
+    return {"weights": lstm.CellWeights.from_model(model), "torch_acc": torch_acc,
+            "train_loss": info["train_loss"], "train_wall_s": info["train_wall_s"]}
+
+
+def eval_job(trained: dict[str, Any], base: dict[str, Any], mode: str, data_root: Path | None,
+             load_fn: Callable[[str, Path | None], data_mod.ImageData] | None
+             ) -> dict[str, Any] | None:
+    """The result record of one mode on trained weights (None if the dataset was unavailable)."""
+    from .modes import parse_mode
+
+    if "unavailable" in trained:
+        return None
+    ds = _load_data(base["dataset"], data_root, load_fn)
+    x_test, y_test = _test_slice(ds, base["seq"], base["test_limit"])
+    arith = parse_mode(mode)
+    nt = int(y_test.shape[0])
+    res = evaluate(trained["weights"], x_test, y_test, arith, base["batch_size"], False, mode)
+    return {**base, "mode": arith.name, "n_test": nt, "accuracy": 100.0 * res["correct"] / nt,
+            **res, "arithmetic": arith.describe(), "torch_fp32_accuracy": trained["torch_acc"],
+            "train_loss": trained["train_loss"],
+            "train_wall_s": round(trained["train_wall_s"], 2), "created": _now(),
+            "host": _host()}
+
+
+def recipe_train_job(base: dict[str, Any], recipe: str, finetune_epochs: int, mode: str,
+                     weights_dir: Path, data_root: Path | None,
+                     load_fn: Callable[[str, Path | None], data_mod.ImageData] | None
+                     ) -> dict[str, Any]:
+    """Train (or load) a recipe's weights in the training arithmetic it gives ``mode``; like
+    :func:`train_job`, plus ``recipe_wall_s`` and the training arithmetic's description."""
+    from . import lstm
+    from .modes import parse_mode
+    from .recipes import parse_recipe
+
+    try:
+        ds = _load_data(base["dataset"], data_root, load_fn)
+    except data_mod.DataError as err:
+        return {"unavailable": str(err)}
+    rcp = parse_recipe(recipe, finetune_epochs)
+    arith = rcp.train_arith(parse_mode(mode))
+    model, info = get_recipe_weights(ds, base["seq"], base["seed"], base["epochs"],
+                                     base["train_limit"], weights_dir, False, rcp, arith)
+    x_test, y_test = _test_slice(ds, base["seq"], base["test_limit"])
+    torch_acc = 100.0 * float(np.mean(lstm.torch_predict(model, x_test) == y_test))
+    return {"weights": lstm.CellWeights.from_model(model), "torch_acc": torch_acc,
+            "train_loss": info["train_loss"], "train_wall_s": info["train_wall_s"],
+            "recipe_wall_s": info["recipe_wall_s"], "train_arithmetic": arith.describe()}
+
+
+def recipe_eval_job(trained: dict[str, Any], base: dict[str, Any], recipe: str,
+                    finetune_epochs: int, mode: str, data_root: Path | None,
+                    load_fn: Callable[[str, Path | None], data_mod.ImageData] | None
+                    ) -> dict[str, Any] | None:
+    """The result record of ``mode`` on a recipe's weights (the row ``MODE [RECIPE]``)."""
+    from .recipes import parse_recipe
+
+    rec = eval_job(trained, base, mode, data_root, load_fn)
+    if rec is None:
+        return None
+    rcp = parse_recipe(recipe, finetune_epochs)
+    rec.update({"mode": rcp.label(rec["mode"]), "eval_mode": rec["mode"], "recipe": rcp.name,
+                "finetune_epochs": rcp.epochs, "finetune_limit": rcp.limit,
+                "train_arithmetic": trained["train_arithmetic"],
+                "recipe_wall_s": round(trained["recipe_wall_s"], 2)})
+    return rec
+
+
+def _failure_key(rec: dict[str, Any]) -> list[Any]:
+    return list(run_key(rec))
+
+
+def _set_failure(store: ResultsStore, cell: dict[str, Any], failure: dict[str, Any] | None
+                 ) -> None:
+    """Record (or, with ``failure`` None, clear) a cell's error under ``failed`` in the file."""
+    key = _failure_key(cell)
+    if failure is None and all(_failure_key(f) != key for f in store.doc.get("failed", [])):
+        return
+    with locked(store.path):
+        doc = store._read()
+        failed = [f for f in doc.get("failed", []) if _failure_key(f) != key]
+        if failure is not None:
+            failed.append({**cell, **failure})
+        elif len(failed) == len(doc.get("failed", [])):
+            return
+        doc["failed"] = failed
+        store._write(doc)
+
+
+def run_grid(executor: executor_mod.Executor, jobs: Sequence[Job], modes: Sequence[str],
+             out: Path, *, weights_dir: Path | None = None, data_root: Path | None = None,
+             test_limit: int | None = None, train_limit: int | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+             log: Callable[[str], None] | None = None,
+             load_fn: Callable[[str, Path | None], data_mod.ImageData] | None = None,
+             recipes: Sequence[str] = ("fp32",), finetune_epochs: int = 1,
+             task_cpus: int = 1, retries: int = 1) -> ResultsStore:
+    """:func:`run` with every training and evaluation as a job of ``executor``.
+
+    Gives the same records as :func:`run` (timings aside; same torch thread count assumed, since
+    the training's float32 sums may depend on it). A job that still fails after ``retries``
+    extra attempts is recorded with its error under ``failed`` in the results file (cleared when
+    a later run measures the cell) and every other result is kept.
+
+    Args (beyond :func:`run`'s):
+        executor: where jobs run (:func:`experiments.executor.make_executor`).
+        task_cpus: CPUs (torch and numba threads) per job.
+        retries: extra attempts per failing job.
+        load_fn: must be picklable by reference (a module-level function) for Ray.
+    """
+    from tqdm import tqdm
+
+    from .modes import parse_mode
+    from .recipes import parse_recipe
+
+    _check_run_args(jobs, modes, test_limit, train_limit, batch_size)
+    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    # Jobs get the mode strings (parsed again where they run); results are keyed by name.
+    by_name: dict[str, str] = {}
+    for m in modes:
+        by_name.setdefault(parse_mode(m).name, m)
+    names = list(by_name)
+    parsed = {n: parse_mode(m) for n, m in by_name.items()}
+    recipe_list = list({r.name: r for r in (parse_recipe(t, finetune_epochs)
+                                            for t in recipes)}.values())
+    if not recipe_list:
+        raise ValueError("no recipe given")
+    plain = any(r.kind == "fp32" for r in recipe_list)
+    trained_recipes = [r for r in recipe_list if r.kind != "fp32"]
+    store = ResultsStore(out)
+    # Absolute paths: the jobs may run in another directory or on another node.
+    weights_dir = (Path(weights_dir) if weights_dir is not None
+                   else Path(out).parent / "weights").resolve()
+    data_root = data_mod.data_dir(data_root).resolve()
+    cells: dict[int, dict[str, Any]] = {}
+    trains: dict[int, dict[str, Any]] = {}
+    done = total = 0
+    for job in jobs:
+        for dataset in job.datasets:
+            dataset = data_mod.canonical_name(dataset)
+            for seq in job.seqs:
+                for seed in job.seeds:
+                    base = {"dataset": dataset, "seq": seq, "seed": seed, "epochs": job.epochs,
+                            "train_limit": train_limit, "test_limit": test_limit,
+                            "batch_size": batch_size}
+                    store.refresh()  # skip what a concurrent run on the same file finished
+                    todo = [m for m in names
+                            if plain and not store.has(run_key({**base, "mode": m}))]
+                    # recipe rows: (recipe, training arithmetic's name, evaluated mode name)
+                    rows = [(r, r.train_arith(parsed[m]), m) for r in trained_recipes
+                            for m in names]
+                    rows = [(r, a.name, m) for r, a, m in rows if a is not None]
+                    rtodo = [(r, a, m) for r, a, m in rows
+                             if not store.has(run_key({**base, "mode": r.label(m)}))]
+                    total += len(names) * plain + len(rows)
+                    done += len(names) * plain + len(rows) - len(todo) - len(rtodo)
+                    if not todo and not rtodo:
+                        continue
+                    label = f"{dataset}/{seq} seed {seed} {job.epochs}ep"
+                    trained = executor.submit(
+                        train_job, dataset, seq, seed, job.epochs, train_limit, test_limit,
+                        weights_dir, data_root, load_fn, name=f"train {label}",
+                        cpus=task_cpus, retries=retries)
+                    trains[trained.id] = base
+                    for name in todo:
+                        h = executor.submit(eval_job, trained, base, by_name[name], data_root,
+                                            load_fn, name=f"{label} {name}", cpus=task_cpus,
+                                            retries=retries)
+                        cells[h.id] = {**base, "mode": name}
+                    groups: dict[tuple[str, str], list[str]] = {}
+                    recipe_of = {r.name: r for r, _, _ in rtodo}
+                    for r, a, m in rtodo:
+                        groups.setdefault((r.name, a), []).append(m)
+                    for (rname, _), group in groups.items():
+                        # Fine-tuning starts from the float32 checkpoint: after that job.
+                        rtrained = executor.submit(
+                            recipe_train_job, base, rname, finetune_epochs, by_name[group[0]],
+                            weights_dir, data_root, load_fn, deps=[trained],
+                            name=f"train {label} [{rname}] in {group[0]}", cpus=task_cpus,
+                            retries=retries)
+                        trains[rtrained.id] = base
+                        for name in group:
+                            h = executor.submit(
+                                recipe_eval_job, rtrained, base, rname, finetune_epochs,
+                                by_name[name], data_root, load_fn,
+                                name=f"{label} {name} [{rname}]", cpus=task_cpus,
+                                retries=retries)
+                            cells[h.id] = {**base, "mode": recipe_of[rname].label(name)}
+    log(f"grid: {total - done} cells to run, {done} already in {out} "
+        f"({executor.kind} executor)")
+    failed = 0
+    for res in executor.as_completed(progress=progress, desc="grid"):
+        hid = res.handle.id
+        if hid in trains:
+            if res.ok and "unavailable" in res.value:
+                dataset = trains[hid]["dataset"]
+                if dataset not in store.doc["unavailable"]:
+                    log(f"skipping {dataset}: {res.value['unavailable']}")
+                    store.mark_unavailable(dataset, res.value["unavailable"])
+            elif not res.ok:
+                log(f"failed: {res.handle.name} after {res.attempts} attempts: {res.error}")
+            continue
+        cell = cells[hid]
+        if not res.ok:
+            failed += 1
+            _set_failure(store, cell, {"error": res.error, "attempts": res.attempts,
+                                       "created": _now()})
+            continue
+        rec = res.value
+        if rec is None:
+            continue
+        store.add(rec)
+        _set_failure(store, cell, None)
+        log(f"{res.handle.name}: {rec['accuracy']:.2f}% ({rec['correct']}/{rec['n_test']}) "
+            f"in {rec['eval_wall_s']:.1f} s")
+    if failed:
+        log(f"{failed} cells failed; their errors are under 'failed' in {out}; rerun to retry")
     return store
 
 
@@ -441,6 +810,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seq", help="rows, pixels or permuted; comma-separated (default rows)")
     parser.add_argument("--modes", help="comma-separated mode strings (default "
                                         "fp32,bf16,lmul,seed)")
+    parser.add_argument("--recipes", default=None,
+                        help="comma-separated training recipes (default fp32): fp32, "
+                             "ft[N][@L][:MODE] (fine-tune the float32 weights N more epochs, "
+                             "on the first L training images if given, with MODE's arithmetic; "
+                             "without MODE each evaluated mode its own), scratch[:MODE]; rows "
+                             "are named 'MODE [RECIPE]'")
+    parser.add_argument("--finetune-epochs", type=_int_in_range(1, 1000), default=1,
+                        help="N of a recipe written ft (default 1)")
     parser.add_argument("--test-limit", type=_int_in_range(1), default=None,
                         help="evaluate on the first N >= 1 test images only (quick runs; N "
                              "beyond the test set means all)")
@@ -460,6 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-report", action="store_true",
                         help="do not print the table / write the plot at the end")
+    executor_mod.add_arguments(parser)
     return parser
 
 
@@ -474,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    executor_mod.check_arguments(parser, args)
     try:
         # NUMBA_NUM_THREADS=0 would otherwise end in a traceback when the kernels first load.
         _env_int("NUMBA_NUM_THREADS", None)
@@ -513,6 +892,17 @@ def main(argv: list[str] | None = None) -> int:
             parse_mode(m)
     except ValueError as err:
         parser.error(f"argument --modes: {err}")
+    from .recipes import parse_recipe, split_recipes
+
+    recipes = split_recipes(args.recipes if args.recipes is not None
+                            else preset.get("recipes", "fp32"))
+    if not recipes:
+        parser.error("argument --recipes: no recipe given")
+    try:
+        for r in recipes:
+            parse_recipe(r, args.finetune_epochs)
+    except ValueError as err:
+        parser.error(f"argument --recipes: {err}")
     jobs = []
     for j in preset.get("jobs", [Job(datasets or ["mnist"], [0], 1)]):
         # With a preset, --datasets selects among its datasets; the other options replace.
@@ -538,10 +928,16 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
+    executor = None
     try:
+        if args.executor != "serial":
+            executor = executor_mod.make_executor(args.executor, address=args.address,
+                                                  num_cpus=args.num_cpus)
         store = run(jobs, modes, out, weights_dir=weights_dir, data_root=args.data_dir,
                     test_limit=args.test_limit, train_limit=args.train_limit,
-                    batch_size=args.batch_size, progress=not args.no_progress)
+                    batch_size=args.batch_size, progress=not args.no_progress,
+                    recipes=recipes, finetune_epochs=args.finetune_epochs,
+                    executor=executor, task_cpus=args.task_cpus, retries=args.retries)
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished results are in {out}; rerun the same command to resume",
               file=sys.stderr)
@@ -549,6 +945,12 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except executor_mod.ExecutorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if executor is not None:
+            executor.close()
     print(f"done in {time.perf_counter() - t0:.0f} s; results: {out}", file=sys.stderr)
     if not args.no_report:
         if store.doc["runs"]:
@@ -557,7 +959,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         else:
             print(markdown_table(store.doc), end="")
-    return 0 if store.doc["runs"] else 1
+    failed = store.doc.get("failed") or []
+    for f in failed:
+        print(f"failed: {f['dataset']}/{f['seq']} seed {f['seed']} {f['epochs']}ep {f['mode']} "
+              f"after {f['attempts']} attempt(s): {f['error']}", file=sys.stderr)
+    return 0 if store.doc["runs"] and not failed else 1
 
 
 if __name__ == "__main__":

@@ -195,6 +195,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {t * 1e3:.1f} | {args.elements / t / 1e6:,.0f} | {t_ref / t:,.1f} |")
     rate = args.elements / ew[2][1] / 1e6
     print(f"\nfast elementwise L-Mul: {rate:,.0f} M products/s (target >= 100)")
+
+    # -------------------------------------------------------- lmul.torch.convert's layers
+    from .convert_demo import bench_converted_layers
+
+    print("\n## Converted layers (lmul.torch.convert, L-Mul) vs torch float32, forward\n")
+    print("| layer | torch float32 (ms) | converted (ms) | x torch's time (target <= 10) |")
+    print("|---|---:|---:|---:|")
+    for name, t_torch, t_conv in bench_converted_layers(args.repeats, args.seed):
+        print(f"| {name} | {t_torch * 1e3:.2f} | {t_conv * 1e3:.2f} | {t_conv / t_torch:.1f} |")
+
+    # ------------------------------------------------- L-Mul-aware training (experiments.tune)
+    from .recipes import bench_training
+
+    steps = bench_training(repeats=max(1, args.repeats // 2), seed=args.seed)
+    per_epoch = 60_000 / 128  # batches in an MNIST epoch
+    print("\n## Training step, batch 128 (forward + backward + Adam), same data\n")
+    print("| model | ms / batch | MNIST epoch (s, estimated) | x explicit float32 cell |")
+    print("|---|---:|---:|---:|")
+    for name, t in steps:
+        print(f"| {name} | {t * 1e3:.1f} | {t * per_epoch:.0f} | {t / steps[1][1]:.2f} |")
+    print(f"\nL-Mul-aware training: {steps[2][1] / steps[1][1]:.2f}x the explicit float32 "
+          f"cell's time (target <= 3), {steps[2][1] / steps[0][1]:.2f}x torch's fused nn.LSTM")
     return 0
 
 

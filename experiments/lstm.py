@@ -4,7 +4,9 @@ Model: one LSTM layer (hidden 128) reads an image as a sequence, a linear layer 
 hidden state to class scores, log-softmax; trained with Adam (lr 1e-3), batch 128, NLL loss.
 
 Training uses ``torch.nn.LSTM`` (fast). Inference uses an explicit cell on the same weights so
-every product can go through a chosen arithmetic (:mod:`experiments.modes`). Per step::
+every product can go through a chosen arithmetic (:mod:`experiments.modes`). The step is
+:func:`lmul.torch.lstm_cell_step`, the one the converted ``nn.LSTM`` of ``lmul.torch.convert``
+runs too (here on numpy arrays with the mode's products), so both give the same bits. Per step::
 
     z     = [x_t, h]                                   float32 [B, I+H]
     gates = mode.matmul(z, W, b)         W = [W_ih | W_hh]^T [I+H, 4H], b = b_ih + b_hh
@@ -40,6 +42,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 from tqdm import tqdm
+
+import lmul.torch as lmul_torch
 
 from .fileio import atomic_write
 
@@ -129,28 +133,36 @@ class CellWeights:
 
 
 def sigmoid32(x: np.ndarray) -> np.ndarray:
-    """Logistic function of float32 values, computed in float64, rounded once to float32."""
-    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    """Logistic function of float32 values, computed in float64, rounded once to float32
+    (:func:`lmul.torch.sigmoid32`)."""
+    return lmul_torch.sigmoid32(np.asarray(x))  # type: ignore[return-value]
 
 
 def tanh32(x: np.ndarray) -> np.ndarray:
-    """tanh of float32 values, computed in float64, rounded once to float32."""
-    return np.tanh(x.astype(np.float64)).astype(np.float32)
+    """tanh of float32 values, computed in float64, rounded once to float32
+    (:func:`lmul.torch.tanh32`)."""
+    return lmul_torch.tanh32(np.asarray(x))  # type: ignore[return-value]
+
+
+class _ModeOps:
+    """:class:`lmul.torch.CellOps` on numpy arrays: the products of an inference mode."""
+
+    def __init__(self, mode: Arithmetic) -> None:
+        self.linear = mode.matmul  # (z, W [K, N], b): W in the cell's [I+H, 4H] layout
+        self.mul = mode.mul
+        self.sigmoid = sigmoid32
+        self.tanh = tanh32
+
+    @staticmethod
+    def cat(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return np.concatenate([x, h], axis=1)
 
 
 def cell_step(wts: CellWeights, x_t: np.ndarray, h: np.ndarray, c: np.ndarray,
               mode: Arithmetic) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step in ``mode``: float32 x_t [B, I], h [B, H], c [B, H] -> (h, c)."""
-    hs = wts.hidden
-    gates = mode.matmul(np.concatenate([x_t, h], axis=1), wts.w, wts.b)
-    i = sigmoid32(gates[:, :hs])
-    f = sigmoid32(gates[:, hs:2 * hs])
-    g = tanh32(gates[:, 2 * hs:3 * hs])
-    o = sigmoid32(gates[:, 3 * hs:])
     with np.errstate(invalid="ignore", over="ignore"):
-        c = mode.mul(f, c) + mode.mul(i, g)
-    h = mode.mul(o, tanh32(c))
-    return h, c
+        return lmul_torch.lstm_cell_step(x_t, h, c, wts.w, wts.b, _ModeOps(mode))
 
 
 def forward_logits(wts: CellWeights, x_seq: np.ndarray, mode: Arithmetic,
@@ -240,8 +252,11 @@ def _latest_checkpoint(ckpt_dir: Path | None, tag: str, seed: int, epochs: int
 
 def train(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: int, epochs: int,
           ckpt_dir: Path | None = None, tag: str = "run", progress: bool = True,
-          hidden: int = HIDDEN) -> tuple[LSTMClassifier, dict[str, Any]]:
-    """Train the classifier in float32; resume from / save per-epoch checkpoints.
+          hidden: int = HIDDEN, forward: Callable[[nn.Module], nn.Module] | None = None,
+          start: tuple[int, dict[str, Any]] | None = None
+          ) -> tuple[LSTMClassifier, dict[str, Any]]:
+    """Train the classifier (float32 unless ``forward`` says otherwise); resume from / save
+    per-epoch checkpoints.
 
     Reproducible: ``torch.manual_seed(seed)`` initializes the weights; a ``torch.Generator``
     seeded with ``seed`` draws each epoch's shuffle (batches of :data:`BATCH_SIZE`, last one
@@ -254,6 +269,11 @@ def train(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: int, e
         n_classes: output classes. seed: run seed. epochs: total epochs wanted.
         ckpt_dir: checkpoint directory, or None to keep nothing.
         tag: checkpoint name prefix (dataset, sequence mode, hidden size).
+        forward: builds the module whose forward pass training uses, sharing the model's
+            Parameters (:func:`experiments.recipes.aware_model`: the hardware's arithmetic with
+            straight-through gradients); None: the float32 model itself.
+        start: (epoch k, checkpoint dict) to continue from when ``tag`` has no checkpoint of
+            its own yet (fine-tuning another run's weights from its epoch k < ``epochs``).
 
     Returns:
         (model in eval mode, info dict: epochs, train_loss (last epoch mean), train_wall_s (sum
@@ -265,9 +285,13 @@ def train(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: int, e
     model = LSTMClassifier(x_train.shape[2], n_classes, hidden)
     opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     gen = torch.Generator().manual_seed(seed)
-    start, state = _latest_checkpoint(ckpt_dir, tag, seed, epochs)
+    first, state = _latest_checkpoint(ckpt_dir, tag, seed, epochs)
+    if state is None and start is not None:
+        if not 0 < start[0] < epochs:
+            raise ValueError(f"start epoch must be in 1..{epochs - 1}, got {start[0]}")
+        first, state = start
     info: dict[str, Any] = {"epochs": epochs, "train_loss": None, "train_wall_s": 0.0,
-                            "resumed_from": start}
+                            "resumed_from": first}
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -277,9 +301,10 @@ def train(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: int, e
     x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
     y = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     n = x.shape[0]
-    for epoch in range(start, epochs):
+    fwd = model if forward is None else forward(model)
+    for epoch in range(first, epochs):
         t0 = time.perf_counter()
-        model.train()
+        fwd.train()
         perm = torch.randperm(n, generator=gen)
         total, count = 0.0, 0
         batches = range(0, n, BATCH_SIZE)
@@ -288,7 +313,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: int, e
                       mininterval=_bar_interval()):
             idx = perm[s:s + BATCH_SIZE]
             opt.zero_grad()
-            loss = functional.nll_loss(model(x[idx]), y[idx])
+            loss = functional.nll_loss(fwd(x[idx]), y[idx])
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)

@@ -264,6 +264,7 @@ RNN_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections")  # torch's own run (oneDNN)
 @pytest.mark.parametrize("case", range(len(RNN_CASES)))
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
 def test_recurrent_converted_bits(gen: torch.Generator, case: int, multiplier: str) -> None:
