@@ -6,6 +6,8 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_torch_thread() -> None:
+    # Per test, not per session: tests that call a runner's main() set the thread count of this
+    # process (``--threads``), and results record it (``host.threads``).
     torch.set_num_threads(1)

@@ -325,6 +325,7 @@ GRID_KW: dict[str, Any] = {"test_limit": 20, "progress": False, "log": lambda m:
 def serial_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The grid's results from the serial runner, ``accuracy.run`` (computed once)."""
     tmp = tmp_path_factory.mktemp("serial")
+    torch.set_num_threads(1)  # as the per-test fixture does: results record host.threads
     ref = accuracy.run(GRID, GRID_MODES, tmp / "serial.json", weights_dir=tmp / "w", **GRID_KW)
     assert len(ref.doc["runs"]) == 8 and "kmnist" in ref.doc["unavailable"]
     return ref.doc
