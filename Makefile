@@ -90,5 +90,6 @@ tune: $(STAMP)
 tune-quick: $(STAMP)
 	$(PY) -m experiments.tune --preset quick
 
+## Build products and caches (Verilator libraries and the proof's resume state in build/).
 clean:
-	rm -rf sim/sim_build .pytest_cache .ruff_cache
+	rm -rf sim/sim_build build .pytest_cache .ruff_cache
