@@ -62,6 +62,7 @@ import numpy as np
 
 from . import data as data_mod
 from . import executor as executor_mod
+from ._cli import int_in_range
 from .fileio import atomic_write_text, check_writable_dir, check_writable_file, locked
 from .report import (
     LEGACY_BATCH_SIZE,
@@ -714,20 +715,6 @@ def _check_run_args(jobs: Sequence[Job], modes: Sequence[str], test_limit: int |
                 raise ValueError(f"seed must be an integer 0..{MAX_SEED}, got {seed!r}")
 
 
-def _int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
-    """argparse ``type=``: a decimal integer in ``low .. high``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low or (high is not None and value > high):
-            rng = f">= {low}" if high is None else f"in {low}..{high}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range (must be {rng})")
-        return value
-    return parse
-
-
 def parse_seeds(text: str) -> list[int]:
     """``--seeds``: comma-separated seeds and inclusive ranges (``0-4``), each 0..MAX_SEED;
     duplicates dropped, order kept.
@@ -806,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=parse_seeds,
                         help=f"comma-separated or ranges, e.g. 0-4; each 0..{MAX_SEED} "
                              "(default 0)")
-    parser.add_argument("--epochs", type=_int_in_range(1), help="training epochs >= 1 (default 1)")
+    parser.add_argument("--epochs", type=int_in_range(1), help="training epochs >= 1 (default 1)")
     parser.add_argument("--seq", help="rows, pixels or permuted; comma-separated (default rows)")
     parser.add_argument("--modes", help="comma-separated mode strings (default "
                                         "fp32,bf16,lmul,seed)")
@@ -816,12 +803,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "on the first L training images if given, with MODE's arithmetic; "
                              "without MODE each evaluated mode its own), scratch[:MODE]; rows "
                              "are named 'MODE [RECIPE]'")
-    parser.add_argument("--finetune-epochs", type=_int_in_range(1, 1000), default=1,
+    parser.add_argument("--finetune-epochs", type=int_in_range(1, 1000), default=1,
                         help="N of a recipe written ft (default 1)")
-    parser.add_argument("--test-limit", type=_int_in_range(1), default=None,
+    parser.add_argument("--test-limit", type=int_in_range(1), default=None,
                         help="evaluate on the first N >= 1 test images only (quick runs; N "
                              "beyond the test set means all)")
-    parser.add_argument("--train-limit", type=_int_in_range(1), default=None,
+    parser.add_argument("--train-limit", type=int_in_range(1), default=None,
                         help="train on the first N >= 1 training images only (quick runs)")
     parser.add_argument("--out", type=_json_path,
                         help="results JSON, must end in .json (default results/accuracy.json)")
@@ -829,10 +816,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint cache (default: <out dir>/weights)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="default: $LMUL_DATA_DIR or <repo>/data")
-    parser.add_argument("--batch-size", type=_int_in_range(1), default=DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch-size", type=int_in_range(1), default=DEFAULT_BATCH_SIZE,
                         help=f"inference batch size >= 1 (default {DEFAULT_BATCH_SIZE}; part of "
                              "a result's identity)")
-    parser.add_argument("--threads", type=_int_in_range(1, MAX_THREADS), default=None,
+    parser.add_argument("--threads", type=int_in_range(1, MAX_THREADS), default=None,
                         help=f"torch threads 1..{MAX_THREADS} (default $LMUL_THREADS or 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-report", action="store_true",

@@ -63,6 +63,7 @@ import lmul
 import lmul.torch as lt
 
 from . import data as data_mod
+from ._cli import int_in_range
 from .accuracy import RESULTS_DIR, ResultsStore, _now, parse_seeds, run_key
 from .fileio import atomic_write, atomic_write_text, check_writable_dir, check_writable_file
 from .modes import parse_mode
@@ -481,16 +482,6 @@ def _json_path(text: str) -> Path:
     return path
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="CNN and transformer classifiers on the L-Mul MAC array via "
@@ -503,25 +494,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="mnist,fashion", help="default mnist,fashion")
     parser.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2],
                         help="e.g. 0-4 (default 0-2)")
-    parser.add_argument("--epochs", type=_positive, default=1,
+    parser.add_argument("--epochs", type=int_in_range(1), default=1,
                         help="float32 training epochs (default 1)")
     parser.add_argument("--modes", default=None,
                         help="comma-separated modes for every model (default per model: "
                              + "; ".join(f"{k}: {v}" for k, v in DEFAULT_MODES.items()) + ")")
-    parser.add_argument("--train-limit", type=_positive, default=10_000,
+    parser.add_argument("--train-limit", type=int_in_range(1), default=10_000,
                         help="train and fine-tune on the first N training images (default "
                              "10000)")
-    parser.add_argument("--test-limit", type=_positive, default=2000,
+    parser.add_argument("--test-limit", type=int_in_range(1), default=2000,
                         help="evaluate on the first N test images (default 2000; the test sets "
                              "have 10000)")
-    parser.add_argument("--batch-size", type=_positive, default=EVAL_BATCH,
+    parser.add_argument("--batch-size", type=int_in_range(1), default=EVAL_BATCH,
                         help=f"evaluation batch (default {EVAL_BATCH})")
     parser.add_argument("--out", type=_json_path, default=DEFAULT_OUT,
                         help="results JSON (default results/convert.json)")
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="weight cache (default <out dir>/weights)")
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--threads", type=_positive, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int_in_range(1), default=2,
+                        help="torch threads (default 2)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--bench", action="store_true",
                         help="only time converted Linear/Conv2d layers against torch float32")

@@ -80,6 +80,7 @@ import numpy as np
 import lmul
 
 from . import lstm, rtlsim
+from ._cli import int_in_range
 from .fileio import atomic_write, atomic_write_text, check_writable_file
 
 REPO = rtlsim.REPO
@@ -753,16 +754,6 @@ def prove_fp_to_fmt(formats: Sequence[str], out: Path, inputs: int | None = None
 
 # ----------------------------------------------------------------------------- CLI
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _variants(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in names if t not in VARIANTS]
@@ -784,12 +775,12 @@ def _formats(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.cosim",
                                 description="LSTM inference with every product on the RTL.")
-    p.add_argument("--n", type=_positive, default=DEFAULT_N,
+    p.add_argument("--n", type=int_in_range(1), default=DEFAULT_N,
                    help=f"test images, the first N of the test set (default {DEFAULT_N})")
     p.add_argument("--variants", type=_variants, default=list(VARIANTS),
                    help="comma list of lmul (L-Mul array) and bf16 (exact array)")
-    p.add_argument("--rows", type=_positive, default=4, help="array rows (1..64)")
-    p.add_argument("--cols", type=_positive, default=4, help="array columns (1..64)")
+    p.add_argument("--rows", type=int_in_range(1), default=4, help="array rows (1..64)")
+    p.add_argument("--cols", type=int_in_range(1), default=4, help="array columns (1..64)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (.md beside it)")
     p.add_argument("--weights-dir", type=Path, default=RESULTS_DIR / "weights",
                    help="checkpoint cache shared with make experiment")
@@ -797,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the multiplier operand streams to FILE (.npz)")
     p.add_argument("--fp-to-fmt", type=_formats, default=None, metavar="FORMATS",
                    help="instead: prove fp_to_fmt on all 2^32 binary32 inputs for these presets")
-    p.add_argument("--fp-to-fmt-inputs", type=_positive, default=None,
+    p.add_argument("--fp-to-fmt-inputs", type=int_in_range(1), default=None,
                    help="with --fp-to-fmt: only this many inputs (random chunks)")
     p.add_argument("--seed", type=int, default=1, help="seed of --fp-to-fmt-inputs sampling")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
