@@ -3,6 +3,8 @@
     python -m experiments.tune                  # make tune: the full preset (long, see below)
     python -m experiments.tune --preset quick   # make tune-quick (or TUNE=quick make tune)
     python -m experiments.tune --preset quick --report-only   # tables and plots from the JSON
+    python -m experiments.tune --steps 1        # only the inference sweep
+    python -m experiments.tune --executor ray   # every training/evaluation a Ray task (all cores)
 
 A preset is a sequence of steps, each one call of the accuracy runner
 (:func:`experiments.accuracy.run`) on one results file, so everything is resumable: rerunning the
@@ -17,18 +19,23 @@ same command skips every finished row and reuses every cached weight file (``res
    paper's and the best offset, and the exact FP8 multiply; each with the float32 control
    ``fp32 [ftN]`` (the same N extra epochs in float32).
 3. **L-Mul-aware training from scratch** (recipe ``scratch``) at the paper and the best BF16
-   offset, and (full preset) FP8 L-Mul at its best offset and the exact FP8 multiply.
+   offset (and, in a preset with ``scratch_fp8``, FP8 L-Mul at its best offset and the exact
+   FP8 multiply).
 
-Presets: ``full`` (the issue's sweep: FashionMNIST and MNIST rows, seeds 0-4, 3 epochs, the whole
-test sets) and ``quick`` (seeds 0-1, 1 epoch, the first 2000 test images, fine-tuning at the paper
-and the single best offset; FP8 fine-tuning (best L-Mul offset, exact) and training from
-scratch (BF16 only) on FashionMNIST only). Each writes its own
-results (``results/tune.json`` / ``results/tune_quick.json``, CSV beside it), the report
-``.md`` with the tables, CIs and verdicts, and two plots: ``*_offsets.png`` (the network's
-accuracy difference and the unit's bias and mean relative error, from the precision analysis
-``results/precision_offsets.csv``, on one offset axis) and ``*_recipes.png`` (every arithmetic
-with float32 weights, fine-tuned, and trained from scratch). Wall times per step are kept in the
-JSON (``tune_walls``).
+The runner steps are four: the sweep, BF16 fine-tuning, FP8 fine-tuning, training from scratch
+(``--steps N`` runs the first N).
+
+Presets: ``full`` (FashionMNIST and MNIST rows, seeds 0-4, 3 epochs, the whole test sets;
+steps 1 and 2 on both datasets, FP8 fine-tuning and training from scratch (BF16 L-Mul at the
+paper's and the best offset) on FashionMNIST, the dataset with the gap) and ``quick`` (seeds
+0-1, 1 epoch, the first 2000 test images, fine-tuning at the paper and the single best offset;
+FP8 fine-tuning (best L-Mul offset, exact) and training from scratch (BF16 only) on
+FashionMNIST only). Each writes its own results (``results/tune.json`` /
+``results/tune_quick.json``, CSV beside it), the report ``.md`` with the tables, CIs and
+verdicts, and two plots: ``*_offsets.png`` (the network's accuracy difference and the unit's
+bias and mean relative error, from the precision analysis ``results/precision_offsets.csv``, on
+one offset axis) and ``*_recipes.png`` (every arithmetic with float32 weights, fine-tuned, and
+trained from scratch). Wall times per step are kept in the JSON (``tune_walls``).
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from . import data as data_mod
+from . import executor as executor_mod
+from ._cli import int_in_range
 from .fileio import atomic_write, atomic_write_text, locked
 from .report import ResultsError, load_results, markdown_table
 from .stats import Summary, paired_differences, summarize
@@ -126,7 +135,11 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "full": Preset("full", ("fashion", "mnist"), (0, 1, 2, 3, 4), 3, None,
-                   RESULTS_DIR / "tune.json"),
+                   RESULTS_DIR / "tune.json", fp8_ft_datasets=("fashion",),
+                   scratch_datasets=("fashion",), scratch_fp8=False,
+                   notes=("FP8 fine-tuning and training from scratch (BF16 L-Mul, paper and best "
+                          "offset) on FashionMNIST only, the dataset with the gap; the inference "
+                          "sweep and BF16 fine-tuning on both datasets",)),
     "quick": Preset("quick", ("fashion", "mnist"), (0, 1), 1, 2000,
                     RESULTS_DIR / "tune_quick.json", top_offsets=1,
                     fp8_ft_datasets=("fashion",), fp8_ft_paper=False,
@@ -240,11 +253,13 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
                data_root: Path | None = None, out: Path | None = None,
                log: Callable[[str], None] | None = None,
                load_fn: Callable[[str, Path | None], data_mod.ImageData] | None = None,
-               only_steps: int | None = None) -> Path:
+               only_steps: int | None = None, executor: Any = None, task_cpus: int = 1,
+               retries: int = 1) -> Path:
     """Run (or resume) every step of preset ``p``; return the results path.
 
-    ``only_steps`` stops after that many steps (tests). Steps 2 and 3 are planned from the
-    results of step 1 after it has run.
+    ``only_steps`` stops after that many steps. Steps 2 to 4 are planned from the results of
+    step 1 after it has run. ``executor``, ``task_cpus`` and ``retries`` go to
+    :func:`experiments.accuracy.run` (None: everything in this process).
     """
     from . import accuracy
 
@@ -262,7 +277,8 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
         accuracy.run([accuracy.Job(list(step.datasets), list(p.seeds), p.epochs)],
                      list(step.modes), out, weights_dir=weights_dir, data_root=data_root,
                      test_limit=p.test_limit, progress=progress, log=log, load_fn=load_fn,
-                     recipes=list(step.recipes), finetune_epochs=p.finetune_epochs)
+                     recipes=list(step.recipes), finetune_epochs=p.finetune_epochs,
+                     executor=executor, task_cpus=task_cpus, retries=retries)
         _record_wall(out, p.name, step.title, time.perf_counter() - t0)
     return out
 
@@ -619,7 +635,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="torch threads (default 2; 1 is often much faster on a busy "
                              "machine, where torch's OpenMP workers spin-wait)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--steps", type=int_in_range(1, 4), default=None,
+                        help="run only the first N steps (1-4; default all), e.g. 1 for the "
+                             "inference sweep alone")
+    executor_mod.add_arguments(parser)
     args = parser.parse_args(argv)
+    executor_mod.check_arguments(parser, args)
     if args.threads < 1:
         parser.error(f"argument --threads: must be >= 1, got {args.threads}")
     p = PRESETS[args.preset]
@@ -633,14 +654,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tune preset {p.name}: seeds {', '.join(map(str, p.seeds))}, {p.epochs} epoch(s), "
               f"test limit {p.test_limit or 'none'}; results {out}", file=sys.stderr)
         t0 = time.perf_counter()
+        executor = None
         try:
-            run_preset(p, progress=not args.no_progress, weights_dir=args.weights_dir, out=out)
+            if args.executor != "serial":
+                executor = executor_mod.make_executor(args.executor, address=args.address,
+                                                      num_cpus=args.num_cpus)
+            run_preset(p, progress=not args.no_progress, weights_dir=args.weights_dir, out=out,
+                       only_steps=args.steps, executor=executor, task_cpus=args.task_cpus,
+                       retries=args.retries)
         except KeyboardInterrupt:
             print(f"\ninterrupted; rerun the same command to resume ({out})", file=sys.stderr)
             return 130
         except (ResultsError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+        except executor_mod.ExecutorError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        finally:
+            if executor is not None:
+                executor.close()
         print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     try:
         print(report(p, out), end="")

@@ -3,6 +3,7 @@ and a tiny resumable end-to-end run on synthetic data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -57,13 +58,18 @@ def test_plan_fine_tunes_the_best_offsets_of_the_sweep() -> None:
     assert steps[2].modes == ("lmul:e=4,m=3,offset=0", "lmul:e=5,m=2")
     assert steps[2].datasets == ("fashion",)
     assert tune.best_offsets(tune._runs(_doc(rows), TINY), "fashion", 3) == [6, 7, 9]
-    # The full preset also fine-tunes FP8 at the paper offset, the exact FP8 multiply, and
-    # trains from scratch.
+    # The full preset also fine-tunes FP8 at the paper offset and the exact FP8 multiply, and
+    # trains from scratch (BF16; FP8 training and from-scratch runs on FashionMNIST only).
     full = tune.plan(tune.PRESETS["full"], _doc([]))
     assert [s.recipes for s in full] == [("fp32",), ("ft1", "ft1:fp32"), ("ft1", "ft1:fp32"),
                                          ("scratch",)]
     assert "exact:e=4,m=3" in full[2].modes and "exact:e=5,m=2" in full[2].modes
-    assert full[3].modes == ("lmul", "lmul:e=4,m=3", "exact:e=4,m=3")  # no sweep yet: paper
+    assert full[1].datasets == ("fashion", "mnist")
+    assert full[2].datasets == full[3].datasets == ("fashion",)
+    assert full[3].modes == ("lmul",)  # no sweep yet: the paper offset only
+    # A scratch_fp8 preset adds FP8 L-Mul (paper offset without a sweep) and the exact multiply.
+    fp8 = dataclasses.replace(tune.PRESETS["full"], scratch_fp8=True)
+    assert tune.plan(fp8, _doc([]))[3].modes == ("lmul", "lmul:e=4,m=3", "exact:e=4,m=3")
     quick = tune.plan(tune.PRESETS["quick"], _doc(rows, tune.PRESETS["quick"]))
     assert quick[2].modes == ("lmul:e=4,m=3,offset=0", "exact:e=4,m=3", "lmul:e=5,m=2",
                               "exact:e=5,m=2")
@@ -143,3 +149,17 @@ def test_tiny_sweep_runs_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert evaluated == []  # everything was there
     assert len(json.loads(p.out.read_text())["runs"]) == len(modes)
     assert "## All rows" in tune.report(p, p.out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "argument --steps: 0 is out of range"),
+    (["--steps", "5"], "argument --steps: 5 is out of range"),
+    (["--address", "auto"], "--address needs --executor ray"),
+    (["--executor", "ray", "--task-cpus", "0"], "--task-cpus must be >= 1"),
+])
+def test_cli_rejects_bad_execution_options(argv: list[str], message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        tune.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
