@@ -44,6 +44,7 @@ from torch.nn import functional
 from tqdm import tqdm
 
 import lmul.torch as lmul_torch
+from lmul import _matmul as lmul_mm  # prepared gate weights (internal API)
 
 from .fileio import atomic_write
 
@@ -145,10 +146,26 @@ def tanh32(x: np.ndarray) -> np.ndarray:
 
 
 class _ModeOps:
-    """:class:`lmul.torch.CellOps` on numpy arrays: the products of an inference mode."""
+    """:class:`lmul.torch.CellOps` on numpy arrays: the products of an inference mode.
 
-    def __init__(self, mode: Arithmetic) -> None:
+    With ``w`` (the gate weights [I+H, 4H]) and a mode on the fast kernels, ``w`` is prepared
+    once (:func:`lmul._matmul.prepare_b`) and ``linear(z, w, b)`` multiplies by that snapshot,
+    the bits of ``mode.matmul(z, w, b)``: build these ops per sequence batch, never across a
+    change of ``w``. Other modes (fp32, the reference, a duck-typed recorder) use ``mode.matmul``.
+    """
+
+    def __init__(self, mode: Arithmetic, w: np.ndarray | None = None) -> None:
         self.linear = mode.matmul  # (z, W [K, N], b): W in the cell's [I+H, 4H] layout
+        kind = getattr(mode, "kind", None)
+        if w is not None and kind in ("lmul", "exact", "seed") \
+                and not getattr(mode, "use_reference", False) and lmul_mm.fast_path_enabled():
+            prepared = lmul_mm.prepare_b(w, mode.cfg, mode.rounding, kind)
+
+            def linear(z: np.ndarray, w_: np.ndarray, b: np.ndarray) -> np.ndarray:
+                if w_ is not w:  # only the weights prepared above may take the prepared path
+                    return mode.matmul(z, w_, b)
+                return lmul_mm.matmul_prepared(z, prepared, b)
+            self.linear = linear
         self.mul = mode.mul
         self.sigmoid = sigmoid32
         self.tanh = tanh32
@@ -175,8 +192,11 @@ def forward_logits(wts: CellWeights, x_seq: np.ndarray, mode: Arithmetic,
     b = x_seq.shape[0]
     h = np.zeros((b, wts.hidden), dtype=np.float32)
     c = np.zeros((b, wts.hidden), dtype=np.float32)
+    ops = _ModeOps(mode, wts.w)  # the steps of :func:`cell_step`, W prepared once per call
     for t in range(x_seq.shape[1]):
-        h, c = cell_step(wts, np.ascontiguousarray(x_seq[:, t, :]), h, c, mode)
+        with np.errstate(invalid="ignore", over="ignore"):
+            h, c = lmul_torch.lstm_cell_step(np.ascontiguousarray(x_seq[:, t, :]), h, c, wts.w,
+                                             wts.b, ops)
         if on_step is not None:
             on_step()
     return mode.head_matmul(h, wts.fc_w, wts.fc_b)

@@ -283,7 +283,9 @@ def bench_training(repeats: int = 3, batches: int = 3, seed: int = 0
     """Seconds per training batch (128 MNIST-shaped row sequences: forward, backward, Adam step),
     best of ``repeats`` runs of ``batches`` batches each, after a warm-up batch:
     torch's fused ``nn.LSTM``, the explicit cell in float32 (:class:`FloatCellModel`) and the
-    L-Mul-aware model (:func:`aware_model`, BF16 L-Mul at the paper offset), on the same data."""
+    L-Mul-aware model (:func:`aware_model`, BF16 L-Mul at the paper offset), on the same data.
+    The three models' runs alternate (repeat r of each, then r + 1), so a change of the
+    machine's load during the benchmark falls on all three alike rather than on one."""
     import time
 
     from torch.nn import functional
@@ -293,7 +295,7 @@ def bench_training(repeats: int = 3, batches: int = 3, seed: int = 0
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(BATCH_SIZE, 28, 28, generator=gen)
     y = torch.randint(0, 10, (BATCH_SIZE,), generator=gen)
-    out = []
+    names, steps = [], []
     for name, build in (("torch nn.LSTM (fused), float32", lambda m: m),
                         ("explicit cell, float32", FloatCellModel),
                         ("explicit cell, L-Mul-aware (BF16, paper offset)",
@@ -309,11 +311,13 @@ def bench_training(repeats: int = 3, batches: int = 3, seed: int = 0
             opt.step()
 
         step()
-        best = float("inf")
-        for _ in range(repeats):
+        names.append(name)
+        steps.append(step)
+    best = [float("inf")] * len(steps)
+    for _ in range(repeats):
+        for j, step in enumerate(steps):
             t0 = time.perf_counter()
             for _ in range(batches):
                 step()
-            best = min(best, (time.perf_counter() - t0) / batches)
-        out.append((name, best))
-    return out
+            best[j] = min(best[j], (time.perf_counter() - t0) / batches)
+    return list(zip(names, best, strict=True))

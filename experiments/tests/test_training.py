@@ -113,10 +113,12 @@ def test_aware_gradients_equal_autograd_of_the_exact_product_cell(mode_text: str
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("broken", ["mul", "fused"])
 def test_gradient_check_catches_a_broken_straight_through_product(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        broken: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The comparison above can fail: with the gradient of one operand of every elementwise
-    product dropped, the gradients no longer match."""
+    product dropped (the separate products, or the fused step's), the gradients no longer
+    match."""
     import lmul.torch
 
     mode = parse_mode("lmul")
@@ -124,8 +126,15 @@ def test_gradient_check_catches_a_broken_straight_through_product(
     x = torch.rand(5, 7, 6)
     weight = torch.randn(5, 4, generator=torch.Generator().manual_seed(2))
     want = _grads(model, _reference_logits(model, x, mode), weight)
-    real = lmul.torch.TensorOps.mul
-    monkeypatch.setattr(lmul.torch.TensorOps, "mul", lambda self, a, b: real(self, a, b.detach()))
+    if broken == "mul":  # the products one by one, one operand's gradient cut
+        monkeypatch.delattr(lmul.torch.TensorOps, "lstm_pointwise")
+        real = lmul.torch.TensorOps.mul
+        monkeypatch.setattr(lmul.torch.TensorOps, "mul",
+                            lambda self, a, b: real(self, a, b.detach()))
+    else:  # the fused step (the path training takes), the cell state's gradient cut
+        fused = lmul.torch.TensorOps.lstm_pointwise
+        monkeypatch.setattr(lmul.torch.TensorOps, "lstm_pointwise",
+                            lambda self, g, c: fused(self, g, c.detach()))
     got = _grads(model, _aware_logits(model, x, mode), weight)
     assert not all(torch.allclose(g, w, rtol=1e-4, atol=1e-6)
                    for g, w in zip(got, want, strict=True))

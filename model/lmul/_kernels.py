@@ -536,6 +536,105 @@ def elementwise(x, y, mode, prm, out):
                                         inf64, field_mask, cadd, sub_scale))
 
 
+@njit(nogil=True, cache=True)
+def elementwise_serial(x, y, mode, prm, out):
+    """:func:`elementwise` on the calling thread: the same bits, for small arrays.
+
+    A parallel launch costs 15-20 us even with one numba thread, and far more (measured ~140 us
+    inside a training step) when the pool's worker has to be woken up, against ~23 us of work for
+    a [128, 128] L-Mul product; this loop runs where it is called (and releases the GIL). The
+    exact product's subnormal case is redone per element here instead of in a second pass: the
+    same test and the same ``_exact64``, so the same bits.
+    """
+    ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(prm[_P_RNE])
+    emin64, inf64 = prm[_P_EMIN], prm[_P_INF]
+    emin, emaxf = _i32(emin64), _i32(prm[_P_EMAXF])
+    inf_bits, maxfin = _i32(inf64), _i32(prm[_P_MAXFIN])
+    field_mask, sign_bit, qnan = _i32(prm[_P_FIELD]), _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    cadd = _i32(prm[_P_CADD])
+    sub_scale = _bits_f32(prm[_P_SUB])
+    k0, lo, ovf = _i32(prm[_P_K0]), _i32(prm[_P_LO]), _i32(prm[_P_OVF])
+    fast = prm[_P_FAST] != 0
+    if mode == MUL_SEED:
+        for i in range(x.size):
+            out[i] = _seed32(_f32_bits(x[i]), _f32_bits(y[i]))
+    elif mode == MUL_LMUL and fast:
+        for i in range(x.size):
+            a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            out[i] = _bits_f32(_lmul32(a, b, e32, m32, emaxf, k0, cadd, lo, inf_bits, ovf))
+    elif mode == MUL_LMUL:
+        for i in range(x.size):
+            a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            r = _lmul64(a, b, ebits, man, bias_e, offset, sat)
+            out[i] = _bits_f32(_widen32(r, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+    elif man <= 11:
+        rnd, sh, keep = _i32(prm[_P_RND]), _i32(prm[_P_SH]), _i32(prm[_P_KEEP])
+        for i in range(x.size):
+            a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            va = _bits_f32(_widen32(a, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+            vb = _bits_f32(_widen32(b, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+            u = _f32_bits(va * vb)
+            if ebits == 8:
+                if (_i32(u & _F32_INF) == 0) & (va != 0) & (vb != 0):
+                    out[i] = _bits_f32(_exact64(va, vb, ebits, man, emin64, inf64, field_mask,
+                                                cadd, sub_scale))
+                else:
+                    out[i] = _bits_f32(_rne_e8(u, rnd, sh, keep))
+            else:
+                out[i] = _bits_f32(_widen32(_round32(u, m32, emin, _i32(1), inf_bits, maxfin,
+                                                     sign_bit, qnan),
+                                            e32, m32, inf_bits, field_mask, cadd, sub_scale))
+    else:
+        for i in range(x.size):
+            a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+            va = _bits_f32(_widen32(a, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+            vb = _bits_f32(_widen32(b, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+            out[i] = _bits_f32(_exact64(va, vb, ebits, man, emin64,
+                                        inf64, field_mask, cadd, sub_scale))
+
+
+@njit(nogil=True, cache=True)
+def lstm_pointwise_grad(dh, dc, has_dh, has_dc, c, i, f, g, o, tc, hs, grad_gates, grad_c):
+    """Straight-through gradients of an LSTM step's pointwise part (``lmul.torch``'s fused node).
+
+    All arrays float32, flat, C order: ``dh, dc, c, i, f, g, o, tc, grad_c`` [B*H] (``dh``/``dc``
+    unread when ``has_dh``/``has_dc`` is 0), ``grad_gates`` [B*4H] (row r: blocks i, f, g, o);
+    ``hs`` = H >= 1.
+    Each value is the float32 operation sequence of the separate autograd nodes, one IEEE
+    operation at a time and in their order (no fastmath, so nothing is fused into an FMA):
+    ``d_o = dh*tc``, ``dc' = dc + (dh*o)*(1 - tc*tc)``, ``d_i = dc'*g`` ... sigmoid
+    ``(d*(1 - y))*y``, tanh ``d*(1 - y*y)``, and ``+ 0.0`` on the gate gradient, which is what
+    autograd's sum of the four blocks' zero-padded gradients does (-0.0 becomes +0.0).
+    """
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for r in range(c.size // hs):
+        for j in range(hs):
+            k = r * hs + j
+            base = r * 4 * hs + j
+            d_o = zero
+            if has_dh:
+                d_o = dh[k] * tc[k]
+                d_c_tanh = (dh[k] * o[k]) * (one - tc[k] * tc[k])
+                dcv = dc[k] + d_c_tanh if has_dc else d_c_tanh
+            else:
+                dcv = dc[k]
+            d_i = dcv * g[k]
+            d_f = dcv * c[k]
+            d_g = dcv * i[k]
+            grad_gates[base] = (d_i * (one - i[k])) * i[k] + zero
+            grad_gates[base + hs] = (d_f * (one - f[k])) * f[k] + zero
+            grad_gates[base + 2 * hs] = d_g * (one - g[k] * g[k]) + zero
+            grad_gates[base + 3 * hs] = (d_o * (one - o[k])) * o[k] + zero if has_dh else zero
+            grad_c[k] = dcv * f[k]
+
+
 # ----------------------------------------------------------------------------------------------
 # L-Mul on bit patterns (lmul.lmul_bits) on flat, equally long integer arrays.
 # ----------------------------------------------------------------------------------------------
@@ -606,5 +705,343 @@ def _stamp_helper_sources(*kernels: object) -> None:
 
 
 KERNELS = (prep_lmul_b, prep_exact_b, prep_seed_b, matmul_lmul, matmul_exact, matmul_seed,
-           elementwise, lmul_bits_serial, lmul_bits_parallel)
+           elementwise, elementwise_serial, lstm_pointwise_grad, lmul_bits_serial,
+           lmul_bits_parallel)
 _stamp_helper_sources(*KERNELS)
+
+
+# ----------------------------------------------------------------------------------------------
+# Narrow products: out[obase[m] + n*ostride] = bias[n] + sum_k p(W[n, k], X[m, k]), k in order.
+# For few outputs per row (N = out_channels of an im2col convolution: 6, 16) the kernels above
+# spend their time on per-(m, k) work before a loop over only N columns. These vectorize across
+# rows m instead: X (the wide operand) is read through index arrays, X[m, k] =
+# ``x[mbase[m] + koff[k]]`` (a row-major [M, K] matrix, or the patches of a convolution straight
+# from the padded image, with no im2col copy), rounded once per element in chunks of rows, and
+# each weight W[n, k] plays the scalar role A[m, k] plays above. Every multiplier is commutative
+# bit for bit (L-Mul: field sum, sign XOR and special cases symmetric in the operands; exact:
+# the IEEE product of the two format values, rounded; seed: symmetric field sum and flushes;
+# NaNs are canonical in the end), and each output still sums its K terms in order starting
+# from its bias, so the bits are those of the kernels above. Results are scattered to
+# ``out[obase[m] + n*ostride]`` ([M, N] row-major, or a convolution's [batch, N, positions]).
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, chunk, prm, out):
+    """L-Mul narrow product (see the section comment): X through ``mbase``/``koff``, W flat
+    float32 [N*K], bias float32 [N]; rows are tiled in chunks of ``chunk``.
+
+    Per chunk, X's row chunks are rounded and split as :func:`prep_lmul_b` splits a row of B
+    (extremes and Inf/NaN flag over the chunk only), four k at a time; then for each n, where
+    all four weight elements take the single-add path, one loop adds the four products in k
+    order (one load and store of each accumulator instead of four), otherwise each k runs the
+    path of :func:`matmul_lmul` for its weight element.
+
+    Zeros keep the single-add path: the extremes are taken over the nonzero elements only, a
+    zero's ``bpre`` is its sign bit alone, so ``a32 + bpre`` is a finite nonzero float32 of
+    sign ``sa ^ sb`` (the magnitude bits ``fa << (23 - M)`` of a normal format value lie in
+    [2**23, 0x7F800000)), and multiplied by ``one = +0.0`` it becomes the product's signed
+    zero; nonzero elements are multiplied by 1.0, exactly.
+    """
+    ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    emaxf, inf_bits, field_mask = prm[_P_EMAXF], prm[_P_INF], prm[_P_FIELD]
+    fast = prm[_P_FAST] != 0
+    cadd, sh = _i32(prm[_P_CADD]), _i32(prm[_P_SH])
+    lo, hi, ovf = _i32(prm[_P_LO]), _i32(inf_bits), _i32(prm[_P_OVF])
+    inf32, maxfin, field32 = _i32(inf_bits), _i32(prm[_P_MAXFIN]), _i32(field_mask)
+    sub_scale = _bits_f32(prm[_P_SUB])
+    e32, m32, emaxf32, rne32 = _i32(ebits), _i32(man), _i32(emaxf), _i32(prm[_P_RNE])
+    emin, sign_bit, qnan = _i32(prm[_P_EMIN]), _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    k0 = _i32(prm[_P_K0])
+    kb = _i32(prm[_P_OFFSET] - (prm[_P_BIAS] << prm[_P_M]))
+    sbit = _i32(ebits + man)
+    # Per weight element: format bits, single-add term, and field (-2**40 where the element
+    # is not a normal value of a fast format: never the single-add path).
+    wr = np.empty(n_len * k_len, dtype=np.int32)
+    wa32 = np.empty(n_len * k_len, dtype=np.int32)
+    wfa = np.empty(n_len * k_len, dtype=np.int64)
+    for i in range(n_len * k_len):
+        wr[i] = _round32(_f32_bits(w[i]), m32, emin, rne32, inf32, maxfin, sign_bit, qnan)
+        a = np.int64(wr[i])
+        ea = (a >> man) & emaxf
+        sa = _i32(_INT32_MIN) if ((a >> (ebits + man)) & 1) != 0 else _i32(0)
+        wa32[i] = _i32(sa + _i32((a & field_mask) << sh))
+        wfa[i] = (a & field_mask) if fast and ea != 0 and ea != emaxf else -(1 << 40)
+    n_chunks = (m_len + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        m0 = c * chunk
+        cs = min(chunk, m_len - m0)
+        cs2, cs3 = 2 * cs, 3 * cs
+        mb = mbase[m0:m0 + cs]
+        acc = np.empty(n_len * cs, dtype=np.float32)
+        bbq = np.empty(4 * cs, dtype=np.int32)
+        fbq = np.empty(4 * cs, dtype=np.int32)
+        bpq = np.empty(4 * cs, dtype=np.int32)
+        oneq = np.empty(4 * cs, dtype=np.float32)
+        fminq = np.empty(4, dtype=np.int64)
+        fmaxq = np.empty(4, dtype=np.int64)
+        specq = np.empty(4, dtype=np.bool_)
+        zerosq = np.empty(4, dtype=np.bool_)
+        for n in range(n_len):
+            acc[n * cs:(n + 1) * cs] = bias[n]
+        for kq0 in range(0, k_len, 4):
+            nq = min(4, k_len - kq0)
+            for q in range(nq):
+                ko = koff[kq0 + q]
+                bbr = bbq[q * cs:(q + 1) * cs]
+                # The gather does not vectorize; rounding separately from it does.
+                for j in range(cs):
+                    bbr[j] = _f32_bits(x[np.uint64(mb[j] + ko)])
+                for j in range(cs):
+                    bbr[j] = _round32(bbr[j], m32, emin, rne32, inf32, maxfin, sign_bit, qnan)
+                fbr = fbq[q * cs:(q + 1) * cs]
+                bpr = bpq[q * cs:(q + 1) * cs]
+                one = oneq[q * cs:(q + 1) * cs]
+                # Exponent extremes flag Inf/NaN and zeros (min/max reductions vectorize where
+                # flag ORs did not).
+                emx = _i32(0)
+                emn = _i32(emaxf32)
+                fmin = _i32(0x7FFFFFFF)
+                fmax = _i32(_INT32_MIN)
+                for j in range(cs):
+                    b = bbr[j]
+                    e = _i32(_sra(b, m32) & emaxf32)
+                    f = _i32(_i32(b & field32) + kb)
+                    sgn = _i32(_i32(_sra(b, e32 + m32) & 1) << 31)
+                    bpr[j] = _i32(sgn + _i32(_i32(f + cadd) << sh)) if e != 0 else sgn
+                    one[j] = np.float32(1.0) if e != 0 else np.float32(0.0)
+                    fz = _i32(_LMUL_FLUSH) if e == 0 else f
+                    fbr[j] = fz
+                    fmax = max(fmax, fz)
+                    fmin = min(fmin, f if e != 0 else _i32(0x7FFFFFFF))
+                    emx = max(emx, e)
+                    emn = min(emn, e)
+                fminq[q] = fmin
+                fmaxq[q] = fmax
+                specq[q] = emx == emaxf32
+                zerosq[q] = emn == 0
+            anyzero = False
+            for q in range(nq):
+                anyzero |= zerosq[q]
+            for n in range(n_len):
+                accn = acc[n * cs:(n + 1) * cs]
+                i0 = n * k_len + kq0
+                fused = nq == 4
+                for q in range(nq):
+                    fq = wfa[i0 + q]
+                    fused &= (not specq[q]) and fq + fminq[q] >= lo and fq + fmaxq[q] < hi
+                if fused:
+                    # Offsets into one array each (not four slices): few pointers to check for
+                    # overlap, so the loop vectorizes.
+                    x0, x1, x2, x3 = wa32[i0], wa32[i0 + 1], wa32[i0 + 2], wa32[i0 + 3]
+                    if not anyzero:
+                        for j in range(cs):
+                            t = accn[j]
+                            t += _bits_f32(_i32(x0 + bpq[j]))
+                            t += _bits_f32(_i32(x1 + bpq[j + cs]))
+                            t += _bits_f32(_i32(x2 + bpq[j + cs2]))
+                            t += _bits_f32(_i32(x3 + bpq[j + cs3]))
+                            accn[j] = t
+                    else:
+                        for j in range(cs):
+                            t = accn[j]
+                            t += _bits_f32(_i32(x0 + bpq[j])) * oneq[j]
+                            t += _bits_f32(_i32(x1 + bpq[j + cs])) * oneq[j + cs]
+                            t += _bits_f32(_i32(x2 + bpq[j + cs2])) * oneq[j + cs2]
+                            t += _bits_f32(_i32(x3 + bpq[j + cs3])) * oneq[j + cs3]
+                            accn[j] = t
+                    continue
+                for q in range(nq):
+                    bbr = bbq[q * cs:(q + 1) * cs]
+                    fbr = fbq[q * cs:(q + 1) * cs]
+                    bpr = bpq[q * cs:(q + 1) * cs]
+                    one = oneq[q * cs:(q + 1) * cs]
+                    special = specq[q]
+                    a_i = wr[i0 + q]
+                    a = np.int64(a_i)
+                    ea = (a >> man) & emaxf
+                    sa = _i32(_INT32_MIN) if ((a >> (ebits + man)) & 1) != 0 else _i32(0)
+                    fq = wfa[i0 + q]
+                    if not special and fq + fminq[q] >= lo and fq + fmaxq[q] < hi:
+                        a32 = wa32[i0 + q]
+                        if not zerosq[q]:
+                            for j in range(cs):
+                                accn[j] += _bits_f32(_i32(a32 + bpr[j]))
+                        else:
+                            for j in range(cs):
+                                accn[j] += _bits_f32(_i32(a32 + bpr[j])) * one[j]
+                    elif fast and not special and ea != 0 and ea != emaxf:
+                        fa = _i32(a & field_mask)
+                        for j in range(cs):
+                            t = _i32(fa + fbr[j])
+                            r = _i32(_i32(t + cadd) << sh)
+                            if t < lo:
+                                r = _i32(0)
+                            if t >= hi:
+                                r = ovf
+                            sgn = _i32(_sra(bbr[j], sbit) << 31)
+                            accn[j] += _bits_f32(_i32(r | _i32(sa ^ sgn)))
+                    elif not special and ea == 0:
+                        for j in range(cs):
+                            accn[j] += _bits_f32(_i32(sa ^ _i32(_sra(bbr[j], sbit) << 31)))
+                    elif fast:
+                        for j in range(cs):
+                            accn[j] += _bits_f32(_lmul32(a_i, bbr[j], e32, m32, emaxf32, k0, cadd,
+                                                         lo, hi, ovf))
+                    else:
+                        for j in range(cs):
+                            r = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat)
+                            accn[j] += _bits_f32(_widen32(r, e32, m32, inf32, field32, cadd,
+                                                          sub_scale))
+        _scatter(acc, obase, ostride, m0, cs, n_len, out)
+
+
+@njit(parallel=True, cache=True)
+def narrow_exact(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, chunk, prm, out):
+    """Exact-multiplier narrow product (see :func:`narrow_lmul` and :func:`matmul_exact`): per
+    chunk and k, X's row chunk is rounded and widened, ``minabs`` taken over the chunk."""
+    ebits, man = prm[_P_E], prm[_P_M]
+    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(prm[_P_RNE])
+    emin, emin64, inf64 = _i32(prm[_P_EMIN]), prm[_P_EMIN], prm[_P_INF]
+    inf_bits, field_mask = _i32(inf64), _i32(prm[_P_FIELD])
+    sign_bit, qnan, cadd = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN]), _i32(prm[_P_CADD])
+    sub_scale = _bits_f32(prm[_P_SUB])
+    maxfin = _i32(prm[_P_MAXFIN])
+    sh, rnd, keep = _i32(prm[_P_SH]), _i32(prm[_P_RND]), _i32(prm[_P_KEEP])
+    tiny = 2.0 ** -126
+    wv = np.empty(n_len * k_len, dtype=np.float32)
+    for i in range(n_len * k_len):
+        r = _round32(_f32_bits(w[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
+        wv[i] = _bits_f32(_widen32(r, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+    n_chunks = (m_len + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        m0 = c * chunk
+        cs = min(chunk, m_len - m0)
+        mb = mbase[m0:m0 + cs]
+        acc = np.empty(n_len * cs, dtype=np.float32)
+        vbr = np.empty(cs, dtype=np.float32)
+        for n in range(n_len):
+            acc[n * cs:(n + 1) * cs] = bias[n]
+        for k in range(k_len):
+            ko = koff[k]
+            cur = _i32(_F32_INF)
+            for j in range(cs):
+                b = _round32(_f32_bits(x[np.uint64(mb[j] + ko)]), m32, emin, rne32, inf_bits,
+                             maxfin, sign_bit, qnan)
+                v = _widen32(b, e32, m32, inf_bits, field_mask, cadd, sub_scale)
+                vbr[j] = _bits_f32(v)
+                mag = _i32(v & 0x7FFFFFFF)
+                if mag == 0 or mag > _F32_INF:
+                    mag = _i32(_F32_INF)
+                cur = min(cur, mag)
+            minabs = _bits_f32(cur)
+            for n in range(n_len):
+                accn = acc[n * cs:(n + 1) * cs]
+                xw = wv[n * k_len + k]
+                if man <= 11 and ebits == 8:
+                    if xw == 0 or abs(np.float64(xw)) * np.float64(minabs) >= tiny:
+                        for j in range(cs):
+                            accn[j] += _bits_f32(_rne_e8(_f32_bits(xw * vbr[j]), rnd, sh, keep))
+                    else:
+                        for j in range(cs):
+                            u = _f32_bits(xw * vbr[j])
+                            if _i32(u & _F32_INF) == 0 and vbr[j] != 0:
+                                accn[j] += _bits_f32(_exact64(xw, vbr[j], ebits, man, emin64,
+                                                              inf64, field_mask, cadd, sub_scale))
+                            else:
+                                accn[j] += _bits_f32(_rne_e8(u, rnd, sh, keep))
+                elif man <= 11:
+                    for j in range(cs):
+                        r = _round32(_f32_bits(xw * vbr[j]), m32, emin, _i32(1), inf_bits,
+                                     maxfin, sign_bit, qnan)
+                        accn[j] += _bits_f32(_widen32(r, e32, m32, inf_bits, field_mask, cadd,
+                                                      sub_scale))
+                else:
+                    for j in range(cs):
+                        accn[j] += _bits_f32(_exact64(xw, vbr[j], ebits, man, emin64, inf64,
+                                                      field_mask, cadd, sub_scale))
+        _scatter(acc, obase, ostride, m0, cs, n_len, out)
+
+
+@njit(parallel=True, cache=True)
+def narrow_seed(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, chunk, out):
+    """Seed-multiplier narrow product (see :func:`narrow_lmul` and :func:`matmul_seed`): per
+    chunk and k, X's row chunk is split as :func:`prep_seed_b` splits a row of B."""
+    c5 = np.float32(0.03125)
+    c6 = np.float32(0.015625)
+    zero = np.float32(0.0)
+    n_chunks = (m_len + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        m0 = c * chunk
+        cs = min(chunk, m_len - m0)
+        mb = mbase[m0:m0 + cs]
+        acc = np.empty(n_len * cs, dtype=np.float32)
+        hbr = np.empty(cs, dtype=np.int32)
+        bpr = np.empty(cs, dtype=np.int32)
+        for n in range(n_len):
+            acc[n * cs:(n + 1) * cs] = bias[n]
+        for k in range(k_len):
+            ko = koff[k]
+            fmin = _i32(0x7FFFFFFF)
+            fmax = _i32(_INT32_MIN)
+            for j in range(cs):
+                h = _i32(_i32(_f32_bits(x[np.uint64(mb[j] + ko)]) >> 16) & 0xFFFF)
+                f = _i32(h & 0x7FFF)
+                if (f >> 7) == 0:
+                    f = _i32(_SEED_FLUSH)
+                hbr[j] = h
+                bpr[j] = _i32(_i32(_i32(h & 0x8000) << 16)
+                              + _i32(_i32(f + (0x4080 - 0x8000)) << 16))
+                fmin = min(fmin, f)
+                fmax = max(fmax, f)
+            for n in range(n_len):
+                accn = acc[n * cs:(n + 1) * cs]
+                hw = np.int64(_f32_bits(w[n * k_len + k]) >> 16) & 0xFFFF
+                fa = hw & 0x7FFF
+                sa = hw & 0x8000
+                if (fa >> 7) == 0:
+                    for j in range(cs):
+                        accn[j] += zero
+                    continue
+                if fa + fmin + 0x4080 > 0x8000 and fa + fmax + 0x4080 < 0x10000:
+                    a32 = _i32(((sa << 16) + (fa << 16)) & 0xFFFFFFFF)
+                    for j in range(cs):
+                        r = _bits_f32(_i32(a32 + bpr[j]))
+                        accn[j] += (r + r * c5) + r * c6
+                    continue
+                fa4 = _i32(fa + 0x4080)
+                sa32 = _i32(sa)
+                for j in range(cs):
+                    fbj = _i32(hbr[j] & 0x7FFF)
+                    total = _i32(fa4 + fbj)
+                    if (fbj >> 7) == 0:
+                        total = _i32(0)
+                    fld = _i32(total & 0x7FFF)
+                    if total < 0x8000:
+                        fld = _i32(0)
+                    if total >= 0x10000:
+                        fld = _i32(0x7FFF)
+                    sign = _i32(sa32 ^ _i32(hbr[j] & 0x8000))
+                    if fld == 0:
+                        sign = _i32(0)
+                    r = _bits_f32(_i32(_i32(sign | fld) << 16))
+                    accn[j] += (r + r * c5) + r * c6
+        _scatter(acc, obase, ostride, m0, cs, n_len, out)
+
+
+@njit
+def _scatter(acc, obase, ostride, m0, cs, n_len, out):
+    """Canonical NaNs, then ``out[obase[m0 + j] + n*ostride] = acc[n*cs + j]``."""
+    _canonical_nans(acc)
+    ob = obase[m0:m0 + cs]
+    for n in range(n_len):
+        accn = acc[n * cs:(n + 1) * cs]
+        on = n * ostride
+        for j in range(cs):
+            out[np.uint64(ob[j] + on)] = accn[j]
+
+
+NARROW_KERNELS = (narrow_lmul, narrow_exact, narrow_seed)
+_stamp_helper_sources(*NARROW_KERNELS)
+KERNELS = KERNELS + NARROW_KERNELS

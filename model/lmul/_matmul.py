@@ -4,8 +4,12 @@
 ``k``-ordered binary32 accumulation, canonical NaN) and runs the numba kernels of
 :mod:`lmul._kernels`: multi-threaded over (row, column-chunk) tiles, vectorized across output
 columns, extra memory O(M*N + M*K + K*N) (operands are pre-rounded once; there is never an
-[M, N, K] temporary). :func:`lmul_elementwise`, :func:`exact_mul_elementwise` and
-:func:`seed_lmul_elementwise` are the fast paths of :func:`lmul.lmul`, :func:`lmul.exact_mul` and
+[M, N, K] temporary). For few output columns (N <= 32, M >= 256) it runs
+:func:`narrow_product` instead, vectorized across rows (same bits: the multipliers are
+commutative); :func:`conv2d_product` is the same kernel reading a convolution's patches straight
+from the image (the converted ``Conv1d``/``Conv2d`` without autograd).
+:func:`lmul_elementwise`, :func:`exact_mul_elementwise` and :func:`seed_lmul_elementwise` are
+the fast paths of :func:`lmul.lmul`, :func:`lmul.exact_mul` and
 :func:`lmul.seed_lmul` on numpy float32 arrays, and :func:`lmul_bits` (public as
 :func:`lmul.lmul_bits`) is the L-Mul unit on bit patterns, the fast path of
 ``lmul._core.lmul_bits_numpy``.
@@ -95,6 +99,135 @@ def _chunk(m_len: int, n_len: int) -> int:
     return max(1, math.ceil(n_len / n_chunks))
 
 
+#: Widest N (output columns) for which :func:`matmul` takes the narrow kernels ...
+_NARROW_MAX_N = 32
+#: ... when A has at least this many rows (each narrow tile covers up to 1024 rows).
+_NARROW_MIN_M = 256
+
+
+def _use_narrow(m_len: int, n_len: int) -> bool:
+    """Whether :func:`matmul` runs the narrow kernels (same bits either way; speed only)."""
+    return 0 < n_len <= _NARROW_MAX_N and m_len >= _NARROW_MIN_M
+
+
+def _narrow_chunk(m_len: int, n_len: int) -> int:
+    """Rows per narrow tile: N accumulator rows of it in 32 KiB, enough tiles for every thread."""
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    chunk = min(1024, max(64, 8192 // max(n_len, 1)))
+    want_tiles = 4 * _kernels.num_threads()
+    while chunk > 64 and math.ceil(m_len / chunk) < want_tiles:
+        chunk //= 2
+    return chunk
+
+
+def narrow_product(x: np.ndarray, mbase: np.ndarray, koff: np.ndarray, w: np.ndarray,
+                   bias: np.ndarray, obase: np.ndarray, ostride: int, out: np.ndarray,
+                   cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne",
+                   multiplier: Multiplier = "lmul") -> None:
+    """``out[obase[m] + n*ostride] = bias[n] + sum_k p(X[m, k], W[n, k])``, X read in place.
+
+    The MAC array's sum (bias first, ``k`` in order, binary32 additions, canonical NaN), with
+    ``X[m, k] = x[mbase[m] + koff[k]]``: the fast path of :func:`matmul` when N is small, and of
+    an im2col convolution read straight from the padded image. Runs the numba kernels (callers
+    check :func:`fast_path_enabled` first); the bits are those of :func:`matmul` with
+    ``A = X`` and ``B = W.T``.
+
+    Args:
+        x: flat float32, contiguous; mbase: int64 [M]; koff: int64 [K] (element offsets into
+            ``x``). w: float32 [N, K] C-contiguous; bias: float32 [N]. obase: int64 [M], ostride:
+            element offsets into ``out`` (flat float32, contiguous), written once per (m, n).
+        cfg, rounding, multiplier: as for :func:`matmul`.
+
+    Raises:
+        ValueError: an offset falls outside ``x`` or ``out`` (checked, because the kernels do not
+            check bounds).
+    """
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    prm = _params(cfg, rounding)
+    m_len, k_len, n_len = mbase.size, koff.size, w.shape[0]
+    if m_len == 0 or n_len == 0:
+        return
+    if not (x.dtype == w.dtype == bias.dtype == out.dtype == np.float32
+            and mbase.dtype == koff.dtype == obase.dtype == np.int64
+            and w.shape == (n_len, k_len) and bias.shape == (n_len,) and obase.shape == (m_len,)
+            and x.ndim == out.ndim == 1 and x.flags.c_contiguous and w.flags.c_contiguous
+            and out.flags.c_contiguous):
+        raise ValueError("narrow_product: operand dtypes, shapes or layouts do not match")
+    if k_len and (min(mbase.min() + koff.min(), 0) < 0
+                  or mbase.max() + koff.max() >= x.size):
+        raise ValueError("narrow_product: an X offset falls outside x")
+    if obase.min() < 0 or obase.max() + (n_len - 1) * ostride >= out.size or ostride < 0:
+        raise ValueError("narrow_product: an output offset falls outside out")
+    chunk = _narrow_chunk(m_len, n_len)
+    wf = w.reshape(-1)
+    if multiplier == "lmul":
+        _kernels.narrow_lmul(x, mbase, koff, wf, bias, obase, ostride, m_len, k_len, n_len,
+                             chunk, prm, out)
+    elif multiplier == "exact":
+        _kernels.narrow_exact(x, mbase, koff, wf, bias, obase, ostride, m_len, k_len, n_len,
+                              chunk, prm, out)
+    elif multiplier == "seed":
+        _kernels.narrow_seed(x, mbase, koff, wf, bias, obase, ostride, m_len, k_len, n_len,
+                             chunk, out)
+    else:
+        raise ValueError(f"multiplier must be one of 'lmul', 'exact', 'seed', got {multiplier!r}")
+
+
+def conv2d_product(x: np.ndarray, w2d: np.ndarray, bias: np.ndarray | None,
+                   kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                   groups: int, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne",
+                   multiplier: Multiplier = "lmul") -> np.ndarray:
+    """A 2-D convolution (cross-correlation) of an already padded image, by the MAC array.
+
+    The bits of im2col + :func:`matmul` per group (``A`` = patches [batch*positions,
+    C/groups*kh*kw] with the contraction index ordered (channel, kernel row, kernel column),
+    ``B = w2d[group].T``, ``bias[group]``), computed by :func:`narrow_product` straight from the
+    image: no patch matrix is built. Fast path only (callers check :func:`fast_path_enabled`).
+
+    Args:
+        x: float32 [batch, C, H, W], padded. w2d: float32 [out_channels, C/groups*kh*kw];
+            bias: float32 [out_channels] or None (+0.0). kernel, stride, dilation: (rows,
+            columns), >= 1; groups divides C and out_channels.
+
+    Returns:
+        float32 [batch, out_channels, OH, OW], ``OH = (H - dilation[0]*(kh-1) - 1)//stride[0] + 1``
+        (likewise OW), both >= 1.
+    """
+    n_img, chans, height, width = x.shape
+    out_ch = w2d.shape[0]
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    out_h = (height - dh * (kh - 1) - 1) // sh + 1
+    out_w = (width - dw * (kw - 1) - 1) // sw + 1
+    cg, og = chans // groups, out_ch // groups
+    if (out_h < 1 or out_w < 1 or chans != cg * groups or out_ch != og * groups
+            or w2d.shape != (out_ch, cg * kh * kw)):
+        raise ValueError(f"conv2d_product: input {x.shape}, weights {w2d.shape}, kernel {kernel}"
+                         f" and groups {groups} do not fit")
+    n_pos = out_h * out_w
+    plane = height * width
+    xf = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    w2 = np.ascontiguousarray(w2d, dtype=np.float32)
+    c = (np.zeros(out_ch, dtype=np.float32) if bias is None
+         else np.ascontiguousarray(bias, dtype=np.float32))
+    pos = ((np.arange(out_h, dtype=np.int64) * (sh * width))[:, None]
+           + np.arange(out_w, dtype=np.int64) * sw).reshape(-1)
+    mbase = ((np.arange(n_img, dtype=np.int64) * (chans * plane))[:, None] + pos).reshape(-1)
+    koff = ((np.arange(cg, dtype=np.int64) * plane)[:, None, None]
+            + (np.arange(kh, dtype=np.int64) * (dh * width))[:, None]
+            + np.arange(kw, dtype=np.int64) * dw).reshape(-1)
+    obase = ((np.arange(n_img, dtype=np.int64) * (out_ch * n_pos))[:, None]
+             + np.arange(n_pos, dtype=np.int64)).reshape(-1)
+    out = np.empty(n_img * out_ch * n_pos, dtype=np.float32)
+    for g in range(groups):
+        # Group g reads channels [g*cg, (g+1)*cg) and writes output channels [g*og, (g+1)*og).
+        narrow_product(xf, mbase, koff + g * cg * plane, w2[g * og:(g + 1) * og],
+                       c[g * og:(g + 1) * og], obase, n_pos, out[g * og * n_pos:], cfg,
+                       rounding, multiplier)
+    return out.reshape(n_img, out_ch, out_h, out_w)
+
+
 def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _DEFAULT,
            rounding: Rounding = "rne", multiplier: Multiplier = "lmul") -> np.ndarray:
     """``Y = bias + A . B`` exactly as the MAC array computes it (fast path).
@@ -128,6 +261,14 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
     prm = _params(cfg, rounding)
     m_len, k_len = a.shape
     n_len = b.shape[1]
+    if _use_narrow(m_len, n_len):
+        # Few columns: vectorize across rows instead (same bits, see narrow_product).
+        out2 = np.empty((m_len, n_len), dtype=np.float32)
+        rows = np.arange(m_len, dtype=np.int64)
+        narrow_product(a.reshape(-1), rows * k_len, np.arange(k_len, dtype=np.int64),
+                       np.ascontiguousarray(b.T), c, rows * n_len, 1, out2.reshape(-1), cfg,
+                       rounding, multiplier)
+        return out2
     chunk = _chunk(m_len, n_len)
     a_flat, b_flat = a.reshape(-1), b.reshape(-1)
     # Arrays are allocated by numpy, not inside the kernels: numpy maps large arrays with huge
@@ -154,6 +295,123 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
     return out.reshape(m_len, n_len)
 
 
+class PreparedB:
+    """The right operand B [K, N] of :func:`matmul`, rounded and split once for many products.
+
+    A recurrent layer multiplies a new A by the same gate weights at every time step; preparing
+    B (rounding to the format and the per-row split :func:`lmul._kernels.prep_lmul_b` and its
+    siblings compute) is O(K*N) per product, which :func:`matmul_prepared` skips. Built by
+    :func:`prepare_b`; holds a snapshot of B's values at that moment (arrays of its own), so it
+    can never go stale by itself, but it does not follow later changes of B either: prepare
+    again after every weight update (a per-forward object, never a cache keyed on B's address).
+
+    Attributes:
+        cfg, rounding, multiplier: as given to :func:`prepare_b`.
+        k_len, n_len: B's shape.
+        arrays: the kernel's operands (``multiplier`` ``"lmul"``: int32 ``bb, fb, bpre`` [K*N]
+            and ``special, fbmin, fbmax`` [K]; ``"exact"``: float32 ``vb`` [K*N], ``minabs``
+            [K]; ``"seed"``: int32 ``hb, bpre`` [K*N], ``fbmin, fbmax`` [K]); empty without
+            the fast path.
+        b: a float32 copy of B for the numpy reference (without the fast path), else None.
+    """
+
+    __slots__ = ("arrays", "b", "cfg", "k_len", "multiplier", "n_len", "rounding")
+
+    def __init__(self, cfg: LMulConfig, rounding: str, multiplier: str, k_len: int, n_len: int,
+                 arrays: tuple[np.ndarray, ...], b: np.ndarray | None) -> None:
+        self.cfg, self.rounding, self.multiplier = cfg, rounding, multiplier
+        self.k_len, self.n_len = k_len, n_len
+        self.arrays, self.b = arrays, b
+
+
+def prepare_b(B: object, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne",
+              multiplier: Multiplier = "lmul") -> PreparedB:
+    """B [K, N] float32 prepared for :func:`matmul_prepared` (see :class:`PreparedB`).
+
+    ``matmul_prepared(A, prepare_b(B, cfg, rounding, multiplier), bias)`` returns the bits of
+    ``matmul(A, B, bias, cfg, rounding, multiplier)`` for every A and bias.
+
+    Raises:
+        TypeError / ValueError: as :func:`matmul` for B, cfg, rounding and multiplier.
+    """
+    b_arr = as_float_array(B, "B", "lmul.torch.lmul_linear")
+    if b_arr.ndim != 2:
+        raise ValueError(f"B must be 2-D, got shape {b_arr.shape}")
+    _, b, _ = check_matmul_args(np.empty((0, b_arr.shape[0]), dtype=np.float32), b_arr, None,
+                                multiplier, rounding)
+    _check_options(cfg, rounding)
+    k_len, n_len = b.shape
+    if not fast_path_enabled():
+        return PreparedB(cfg, rounding, multiplier, k_len, n_len, (), b.copy())
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    b_flat = b.reshape(-1)
+    kn = b_flat.size
+    rows = [np.empty(k_len, dtype=np.int32) for _ in range(3)]
+    arrays: tuple[np.ndarray, ...]
+    if multiplier == "lmul":
+        arrays = (*(np.empty(kn, dtype=np.int32) for _ in range(3)), *rows)
+        _kernels.prep_lmul_b(b_flat, k_len, n_len, _params(cfg, rounding), *arrays)
+    elif multiplier == "exact":
+        arrays = (np.empty(kn, dtype=np.float32), np.empty(k_len, dtype=np.float32))
+        _kernels.prep_exact_b(b_flat, k_len, n_len, _params(cfg, rounding), *arrays)
+    else:
+        arrays = (np.empty(kn, dtype=np.int32), np.empty(kn, dtype=np.int32), *rows[:2])
+        _kernels.prep_seed_b(b_flat, k_len, n_len, *arrays)
+    return PreparedB(cfg, rounding, multiplier, k_len, n_len, arrays, None)
+
+
+def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None) -> np.ndarray:
+    """``Y = bias + A . B`` for a B prepared by :func:`prepare_b`: the bits of :func:`matmul`.
+
+    Runs the same product kernels as :func:`matmul` on the prepared operands (its wide-N path),
+    so one product costs no O(K*N) preparation.
+
+    Args:
+        A: float32 [M, K] (non-contiguous is copied); prepared: B [K, N] and its options;
+            bias: float32 [N] or None (= +0.0).
+
+    Returns:
+        float32 [M, N].
+
+    Raises:
+        TypeError: A or bias is not float32 or is a tensor that requires grad; ``prepared`` is
+            not a :class:`PreparedB`.
+        ValueError: A is not [M, K] or bias not [N].
+    """
+    if not isinstance(prepared, PreparedB):
+        raise TypeError(f"prepared must come from prepare_b, got {type(prepared).__name__}")
+    k_len, n_len = prepared.k_len, prepared.n_len
+    a = np.ascontiguousarray(as_float_array(A, "A", "lmul.torch.lmul_linear"))
+    if a.ndim != 2 or a.shape[1] != k_len:
+        raise ValueError(f"A must be [M, {k_len}] for the prepared B [{k_len}, {n_len}], got "
+                         f"shape {a.shape}")
+    if bias is None:
+        c = np.zeros(n_len, dtype=np.float32)
+    else:
+        c = np.ascontiguousarray(as_float_array(bias, "bias", "lmul.torch.lmul_linear"))
+        if c.shape != (n_len,):
+            raise ValueError(f"bias must have shape ({n_len},), got {c.shape}")
+    cfg, rounding, multiplier = prepared.cfg, prepared.rounding, prepared.multiplier
+    if prepared.b is not None:
+        return matmul_reference(a, prepared.b, c, cfg, rounding, multiplier)
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    m_len = a.shape[0]
+    chunk = _chunk(m_len, n_len)
+    a_flat = a.reshape(-1)
+    out = np.empty(m_len * n_len, dtype=np.float32)  # numpy-allocated: see matmul
+    if multiplier == "lmul":
+        _kernels.matmul_lmul(a_flat, *prepared.arrays, c, m_len, k_len, n_len, chunk,
+                             _params(cfg, rounding), out)
+    elif multiplier == "exact":
+        _kernels.matmul_exact(a_flat, *prepared.arrays, c, m_len, k_len, n_len, chunk,
+                              _params(cfg, rounding), out)
+    else:
+        _kernels.matmul_seed(a_flat, *prepared.arrays, c, m_len, k_len, n_len, chunk, out)
+    return out.reshape(m_len, n_len)
+
+
 def _flat_pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     xa = as_float_array(x, "x")
     ya = as_float_array(y, "y")
@@ -168,13 +426,22 @@ def _flat_pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray, tuple[int,
     return np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(ya).reshape(-1), shape
 
 
+#: Fewest elements for which the elementwise products run their parallel kernel. Below it the
+#: launch (15-20 us, ~140 us when the pool's worker sleeps, as between a training step's torch
+#: calls) costs more than splitting saves: the serial loop does 16 K L-Mul products in ~23 us.
+_PARALLEL_ELEMENTWISE = 1 << 17
+
+
 def _elementwise(x: object, y: object, cfg: LMulConfig, rounding: str, mode: int) -> np.ndarray:
     _kernels = _load_kernels()
     assert _kernels is not None
     prm = _params(cfg, rounding)
     xf, yf, shape = _flat_pair(x, y)
     out = np.empty(xf.size, dtype=np.float32)
-    _kernels.elementwise(xf, yf, mode, prm, out)
+    kernel = (_kernels.elementwise
+              if xf.size >= _PARALLEL_ELEMENTWISE and _kernels.num_threads() > 1
+              else _kernels.elementwise_serial)
+    kernel(xf, yf, mode, prm, out)
     return out.reshape(shape)
 
 

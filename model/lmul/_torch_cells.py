@@ -20,7 +20,16 @@ from typing import Any, Protocol
 import torch
 
 from ._formats import LMulConfig
-from ._torch_ops import lmul_linear, lmul_mul, sigmoid32, tanh32
+from ._torch_ops import (
+    PreparedWeight,
+    linear_prepared,
+    lmul_linear,
+    lmul_mul,
+    lstm_pointwise,
+    prepare_weight,
+    sigmoid32,
+    tanh32,
+)
 
 
 class CellOps(Protocol):
@@ -29,7 +38,10 @@ class CellOps(Protocol):
     ``linear(z, w, bias)`` is ``bias + z . W`` for ``z [B, K]``; ``w`` is passed through from
     the caller untouched (its layout is the ops object's business), ``bias`` may be None (+0.0).
     ``mul`` is the elementwise product, ``sigmoid``/``tanh`` the activations, ``cat(x, h)`` the
-    concatenation ``[x, h]`` along the last axis.
+    concatenation ``[x, h]`` along the last axis. An ops object may also have
+    ``lstm_pointwise(gates, c) -> (h', c')`` (or None: not for these shapes):
+    :func:`lstm_cell_step` then hands it everything after the gate product (it must give the
+    bits of the separate operations).
     """
 
     def linear(self, z: Any, w: Any, bias: Any) -> Any: ...
@@ -41,17 +53,39 @@ class CellOps(Protocol):
 
 class TensorOps:
     """:class:`CellOps` on torch tensors: :func:`lmul_linear` (``w`` in torch's ``[out, in]``
-    layout), :func:`lmul_mul`, :func:`sigmoid32`, :func:`tanh32`; straight-through gradients."""
+    layout, or that weight from :meth:`prepare`), :func:`lmul_mul`, :func:`sigmoid32`,
+    :func:`tanh32`; straight-through gradients."""
 
     def __init__(self, cfg: LMulConfig, multiplier: str, rounding: str) -> None:
         self.cfg, self.multiplier, self.rounding = cfg, multiplier, rounding
 
-    def linear(self, z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None
-               ) -> torch.Tensor:
+    def prepare(self, w: torch.Tensor) -> PreparedWeight:
+        """``w`` [out, in] prepared once for many :meth:`linear` calls (a recurrent layer's
+        steps); build it per forward pass, after any weight update (a snapshot of ``w``)."""
+        return prepare_weight(w, self.cfg, self.multiplier, self.rounding)
+
+    def linear(self, z: torch.Tensor, w: torch.Tensor | PreparedWeight,
+               bias: torch.Tensor | None) -> torch.Tensor:
+        if isinstance(w, PreparedWeight):
+            if (w.cfg, w.multiplier, w.rounding) != (self.cfg, self.multiplier, self.rounding):
+                raise ValueError("the weight was prepared with other options than this "
+                                 "TensorOps' (cfg, multiplier, rounding)")
+            return linear_prepared(z, w, bias)
         return lmul_linear(z, w, bias, self.cfg, self.multiplier, self.rounding)
 
     def mul(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return lmul_mul(x, y, self.cfg, self.multiplier, self.rounding)
+
+    def lstm_pointwise(self, gates: torch.Tensor, c: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:func:`lstm_cell_step`'s activations and products as one autograd node (the bits
+        and gradients of the separate operations, less Python overhead per step); None for
+        shapes other than ``gates [B, 4H]``, ``c [B, H]`` (e.g. a broadcast ``c``), which the
+        separate operations handle."""
+        if gates.dim() != 2 or c.dim() != 2 or gates.shape[0] != c.shape[0] \
+                or gates.shape[1] != 4 * c.shape[1]:
+            return None
+        return lstm_pointwise(gates, c, self.cfg, self.multiplier, self.rounding)
 
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
         return sigmoid32(x)  # type: ignore[return-value]
@@ -80,12 +114,17 @@ def lstm_cell_step(x_t: Any, h: Any, c: Any, w: Any, b: Any, ops: CellOps,
     """
     hs = c.shape[-1]
     gates = ops.linear(ops.cat(x_t, h), w, b)
-    i = ops.sigmoid(gates[:, :hs])
-    f = ops.sigmoid(gates[:, hs:2 * hs])
-    g = ops.tanh(gates[:, 2 * hs:3 * hs])
-    o = ops.sigmoid(gates[:, 3 * hs:])
-    c = ops.mul(f, c) + ops.mul(i, g)
-    h = ops.mul(o, ops.tanh(c))
+    fused = getattr(ops, "lstm_pointwise", None)
+    out = None if fused is None else fused(gates, c)
+    if out is not None:  # the lines below as one step, same bits (TensorOps: one autograd node)
+        h, c = out
+    else:
+        i = ops.sigmoid(gates[:, :hs])
+        f = ops.sigmoid(gates[:, hs:2 * hs])
+        g = ops.tanh(gates[:, 2 * hs:3 * hs])
+        o = ops.sigmoid(gates[:, 3 * hs:])
+        c = ops.mul(f, c) + ops.mul(i, g)
+        h = ops.mul(o, ops.tanh(c))
     if w_proj is not None:
         h = ops.linear(h, w_proj, None)
     return h, c

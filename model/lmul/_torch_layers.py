@@ -19,12 +19,14 @@ import copy
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 from torch.nn.utils.rnn import PackedSequence
 
 from ._formats import LMulConfig
+from ._matmul import conv2d_product, fast_path_enabled
 from ._torch_cells import TensorOps, gru_cell_step, lstm_cell_step, rnn_cell_step
 from ._torch_ops import _check_options, _check_tensor, lmul_bmm, lmul_linear, lmul_mul
 
@@ -127,6 +129,52 @@ class LMulLinear(_Converted, nn.Linear):
         return f"{nn.Linear.extra_repr(self)}, {self._options_repr()}"
 
 
+def _direct_conv(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> bool:
+    """Whether the forward pass can read the patches straight from the image
+    (:func:`lmul._matmul.conv2d_product`, same bits as im2col + ``lmul_linear``).
+
+    Only without autograd (``lmul_linear`` carries the straight-through gradients), on the numba
+    kernels, and for float32 CPU weights (the im2col path raises the errors otherwise).
+    """
+    params = [conv.weight] if conv.bias is None else [conv.weight, conv.bias]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params)):
+        return False
+    return (fast_path_enabled()
+            and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in params))
+
+
+def _direct_conv_forward(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor, nd: int) -> torch.Tensor:
+    """:func:`_conv_forward` on a batched input without autograd, on numpy arrays throughout.
+
+    Zero padding is numpy's: a torch op here would wake torch's thread pool, whose spinning
+    workers then compete with the numba kernel's threads (measured: the pad alone took 12-15 ms
+    instead of 0.2 ms on a loaded 2-core machine). Other padding modes use torch's pad (its
+    checks and errors).
+    """
+    pads = conv._reversed_padding_repeated_twice  # (left, right[, top, bottom])
+    if any(pads) and conv.padding_mode != "zeros":
+        x = functional.pad(x, pads, mode=conv.padding_mode)
+        pads = [0] * len(pads)
+    xn = x.detach().numpy()
+    kernel, stride, dilation = conv.kernel_size, conv.stride, conv.dilation
+    if nd == 1:  # a 1-D convolution is a 2-D one over a height-1 image
+        xn = xn[:, :, None, :]
+        kernel, stride, dilation = (1, *kernel), (1, *stride), (1, *dilation)
+        pads = [*pads, 0, 0]
+    if any(pads):
+        xn = np.pad(xn, [(0, 0), (0, 0), (pads[2], pads[3]), (pads[0], pads[1])])
+    height, width = xn.shape[2:]
+    if (height - dilation[0] * (kernel[0] - 1) - 1 < 0
+            or width - dilation[1] * (kernel[1] - 1) - 1 < 0):
+        raise ValueError(f"{type(conv).__name__}: input {(*xn.shape[:2], height, width)} (padded)"
+                         f" is smaller than the kernel {tuple(kernel)}")
+    w2d = conv.weight.detach().reshape(conv.out_channels, -1).numpy()
+    b = None if conv.bias is None else conv.bias.detach().numpy()
+    y = torch.from_numpy(conv2d_product(xn, w2d, b, kernel, stride, dilation, conv.groups,
+                                        conv.cfg, conv.rounding, conv.multiplier))
+    return y.squeeze(2) if nd == 1 else y
+
+
 def _conv_forward(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor, nd: int) -> torch.Tensor:
     """Convolution as im2col + one MAC-array product per group.
 
@@ -134,6 +182,8 @@ def _conv_forward(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor, nd: int) -> torc
     ``_conv_forward`` does, then ``F.unfold`` lays out the patches; the contraction index runs
     over (input channel, kernel row, kernel column) in that order, the order of
     ``weight.reshape(out_channels, -1)``, and each output is ``bias + sum`` in that order.
+    Without autograd the patches are read straight from the padded image instead
+    (:func:`_direct_conv_forward`, the same bits, no patch matrix).
     """
     _check_tensor(x, "input")
     if x.dim() not in (nd + 1, nd + 2):
@@ -142,6 +192,9 @@ def _conv_forward(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor, nd: int) -> torc
     batched = x.dim() == nd + 2
     if not batched:
         x = x.unsqueeze(0)
+    if _direct_conv(conv, x):
+        y = _direct_conv_forward(conv, x, nd)
+        return y if batched else y.squeeze(0)
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
     if any(conv._reversed_padding_repeated_twice):
         x = functional.pad(x, conv._reversed_padding_repeated_twice, mode=mode)
@@ -277,9 +330,11 @@ class LMulLSTM(_RecurrentMixin, nn.LSTM):
     """
 
     def _step_fn(self, wts: dict[str, Any], ops: TensorOps) -> Any:
-        w = torch.cat([wts["weight_ih"], wts["weight_hh"]], dim=1)
+        # Prepared here, once per forward pass and layer: every step multiplies by the same
+        # weights, and the weights cannot change before the next forward.
+        w = ops.prepare(torch.cat([wts["weight_ih"], wts["weight_hh"]], dim=1))
         b = _bias_sum(wts["bias_ih"], wts["bias_hh"])
-        w_proj = wts["weight_hr"]
+        w_proj = None if wts["weight_hr"] is None else ops.prepare(wts["weight_hr"])
 
         def step(x_t: torch.Tensor, state: tuple) -> tuple:
             return lstm_cell_step(x_t, state[0], state[1], w, b, ops, w_proj)
@@ -304,11 +359,11 @@ class LMulGRU(_RecurrentMixin, nn.GRU):
         hs = self.hidden_size
         w_ih, w_hh, b_ih, b_hh = (wts[k] for k in ("weight_ih", "weight_hh", "bias_ih",
                                                    "bias_hh"))
-        w_rz = torch.cat([w_ih[:2 * hs], w_hh[:2 * hs]], dim=1)
+        w_rz = ops.prepare(torch.cat([w_ih[:2 * hs], w_hh[:2 * hs]], dim=1))  # as LMulLSTM
         b_rz = None if b_ih is None else _bias_sum(b_ih[:2 * hs], b_hh[:2 * hs])
         b_in = None if b_ih is None else b_ih[2 * hs:]
         b_hn = None if b_hh is None else b_hh[2 * hs:]
-        w_in, w_hn = w_ih[2 * hs:], w_hh[2 * hs:]
+        w_in, w_hn = ops.prepare(w_ih[2 * hs:]), ops.prepare(w_hh[2 * hs:])
 
         def step(x_t: torch.Tensor, state: tuple) -> tuple:
             return (gru_cell_step(x_t, state[0], w_rz, b_rz, w_in, b_in, w_hn, b_hn, ops),)
@@ -327,7 +382,7 @@ class LMulRNN(_RecurrentMixin, nn.RNN):
     MAC array: ``h' = act([x_t, h] . [W_ih | W_hh]^T + (b_ih + b_hh))``."""
 
     def _step_fn(self, wts: dict[str, Any], ops: TensorOps) -> Any:
-        w = torch.cat([wts["weight_ih"], wts["weight_hh"]], dim=1)
+        w = ops.prepare(torch.cat([wts["weight_ih"], wts["weight_hh"]], dim=1))  # as LMulLSTM
         b = _bias_sum(wts["bias_ih"], wts["bias_hh"])
         act = ops.tanh if self.nonlinearity == "tanh" else torch.relu
 

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from ._formats import LMulConfig
-from ._matmul import elementwise_product, matmul
+from ._matmul import (
+    PreparedB,
+    _load_kernels,
+    elementwise_product,
+    fast_path_enabled,
+    matmul,
+    matmul_prepared,
+    prepare_b,
+)
 from ._reference import MULTIPLIERS
 
 _ROUNDINGS = ("rne", "truncate")
@@ -42,14 +51,23 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 class _LinearFn(torch.autograd.Function):
-    """``x2d [B, in] . W^T + b`` through the kernel; straight-through exact gradients."""
+    """``x2d [B, in] . W^T + b`` through the kernel; straight-through exact gradients.
+
+    ``prepared`` (or None) is ``weight^T`` already prepared by :func:`prepare_weight` with the
+    same options: the forward then skips the per-call preparation; backward always uses the
+    ``weight`` tensor itself.
+    """
 
     @staticmethod
-    def forward(ctx, x2d, weight, bias, cfg, multiplier, rounding):  # type: ignore[override]
+    def forward(ctx, x2d, weight, bias, cfg, multiplier, rounding,  # type: ignore[override]
+                prepared=None):
         ctx.save_for_backward(x2d, weight)
         ctx.has_bias = bias is not None
-        out = matmul(_np(x2d), np.ascontiguousarray(_np(weight).T),
-                     None if bias is None else _np(bias), cfg, rounding, multiplier=multiplier)
+        c = None if bias is None else _np(bias)
+        if prepared is not None:
+            return torch.from_numpy(matmul_prepared(_np(x2d), prepared, c))
+        out = matmul(_np(x2d), np.ascontiguousarray(_np(weight).T), c, cfg, rounding,
+                     multiplier=multiplier)
         return torch.from_numpy(out)
 
     @staticmethod
@@ -62,7 +80,7 @@ class _LinearFn(torch.autograd.Function):
             grad_w = grad_out.t() @ x2d
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum(0)
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
 def lmul_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -106,6 +124,66 @@ def lmul_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     y2d = _LinearFn.apply(x.reshape(-1, weight.shape[1]), weight, bias, cfg, multiplier,
                           rounding)
     return y2d.reshape(*lead, weight.shape[0])
+
+
+class PreparedWeight:
+    """A linear weight ``[out_features, in_features]`` with its MAC-array operand prepared once.
+
+    For a recurrent layer's per-step products (the same weight every step): build one per
+    forward pass with :func:`prepare_weight`, pass it to :func:`linear_prepared` at each step.
+    ``prepared`` is a snapshot of ``weight``'s values when it was built
+    (:class:`lmul._matmul.PreparedB`); after an optimizer step, prepare again. ``weight`` (the
+    tensor itself) is what backward uses.
+    """
+
+    __slots__ = ("cfg", "multiplier", "prepared", "rounding", "weight")
+
+    def __init__(self, weight: torch.Tensor, prepared: PreparedB, cfg: LMulConfig,
+                 multiplier: str, rounding: str) -> None:
+        self.weight, self.prepared = weight, prepared
+        self.cfg, self.multiplier, self.rounding = cfg, multiplier, rounding
+
+
+def prepare_weight(weight: torch.Tensor, cfg: LMulConfig, multiplier: str,
+                   rounding: str) -> PreparedWeight:
+    """``weight`` [out, in] (float32 CPU) prepared for :func:`linear_prepared` with these options.
+
+    Raises:
+        TypeError / ValueError: as :func:`lmul_linear` for the weight and the options.
+    """
+    _check_options(cfg, multiplier, rounding)
+    _check_tensor(weight, "weight")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be [out_features, in_features], got shape "
+                         f"{tuple(weight.shape)}")
+    prepared = prepare_b(np.ascontiguousarray(_np(weight).T), cfg, rounding, multiplier)
+    return PreparedWeight(weight, prepared, cfg, multiplier, rounding)
+
+
+def linear_prepared(x: torch.Tensor, weight: PreparedWeight, bias: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    """:func:`lmul_linear` with a weight from :func:`prepare_weight`: the same bits and gradients
+    as ``lmul_linear(x, weight.weight, bias, weight.cfg, weight.multiplier, weight.rounding)``
+    as long as ``weight.weight`` still holds the values it was prepared from.
+
+    Raises:
+        TypeError / ValueError: as :func:`lmul_linear` (x, bias).
+    """
+    if not isinstance(weight, PreparedWeight):
+        raise TypeError(f"weight must come from prepare_weight, got {type(weight).__name__}")
+    _check_tensor(x, "x")
+    w = weight.weight
+    if x.dim() < 1 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"x's last dimension must be in_features={w.shape[1]}, got shape "
+                         f"{tuple(x.shape)}")
+    if bias is not None:
+        _check_tensor(bias, "bias")
+        if tuple(bias.shape) != (w.shape[0],):
+            raise ValueError(f"bias must have shape ({w.shape[0]},), got {tuple(bias.shape)}")
+    lead = x.shape[:-1]
+    y2d = _LinearFn.apply(x.reshape(-1, w.shape[1]), w, bias, weight.cfg, weight.multiplier,
+                          weight.rounding, weight.prepared)
+    return y2d.reshape(*lead, w.shape[0])
 
 
 def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -154,10 +232,12 @@ def lmul_mul(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
     _check_options(cfg, multiplier, rounding)
     _check_tensor(a, "a")
     _check_tensor(b, "b")
-    try:
-        torch.broadcast_shapes(a.shape, b.shape)
-    except RuntimeError:
-        raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+    if a.shape != b.shape:  # torch.broadcast_shapes costs ~20 us: only when it can fail
+        try:
+            torch.broadcast_shapes(a.shape, b.shape)
+        except RuntimeError:
+            raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast"
+                             ) from None
     return _MulFn.apply(a, b, cfg, multiplier, rounding)
 
 
@@ -263,3 +343,98 @@ def tanh32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     if isinstance(x, torch.Tensor):
         return _TanhFn.apply(_check_tensor(x, "x"))
     return _tanh_np(np.asarray(x))
+
+
+class _LSTMPointwiseFn(torch.autograd.Function):
+    """An LSTM step after its gate product, as one autograd node (see :func:`lstm_pointwise`).
+
+    Forward: the operations of :func:`lmul.torch.lstm_cell_step` one by one, each with the
+    function the separate nodes use (:func:`_sigmoid_np`, :func:`_tanh_np`,
+    :func:`elementwise_product`, torch's float32 ``+``), so the same bits. Backward: the
+    separate nodes' straight-through formulas, same operations in the same order: ``dh * tc``,
+    ``dh * o``, ``g * (1 - y * y)``, ``g * (1 - y) * y``, ``dc * c`` ... The gate gradient is
+    the four column blocks plus +0.0: autograd sums the four slices' zero-padded gradients, which
+    turns a -0.0 into +0.0 and leaves every other value as is; ``+ 0.0`` does exactly that.
+    With the numba kernels, backward is one pass of ``_kernels.lstm_pointwise_grad`` (the same
+    IEEE operations); otherwise the torch operations written out below.
+    """
+
+    @staticmethod
+    def forward(ctx, gates, c, cfg, multiplier, rounding):  # type: ignore[override]
+        ctx.set_materialize_grads(False)  # an unused h' or c' gives None: no term, as autograd
+        hs = c.shape[-1]
+        gn = _np(gates)
+        i, f = _sigmoid_np(gn[:, :hs]), _sigmoid_np(gn[:, hs:2 * hs])
+        g, o = _tanh_np(gn[:, 2 * hs:3 * hs]), _sigmoid_np(gn[:, 3 * hs:])
+        cn = _np(c)
+        c_new = (torch.from_numpy(elementwise_product(f, cn, cfg, rounding, multiplier))
+                 + torch.from_numpy(elementwise_product(i, g, cfg, rounding, multiplier)))
+        tc = _tanh_np(c_new.numpy())
+        h_new = torch.from_numpy(elementwise_product(o, tc, cfg, rounding, multiplier))
+        acts = [torch.from_numpy(a) for a in (i, f, g, o, tc)]
+        ctx.save_for_backward(c, *acts)
+        return h_new, c_new
+
+    @staticmethod
+    @once_differentiable  # the kernel's gradients carry no graph: refuse double backward
+    def backward(ctx, dh, dc):  # type: ignore[override]
+        c, i, f, g, o, tc = ctx.saved_tensors
+        if fast_path_enabled():
+            grad_gates, grad_c = _lstm_pointwise_grad_kernel(dh, dc, c, i, f, g, o, tc)
+            return (grad_gates if ctx.needs_input_grad[0] else None,
+                    grad_c if ctx.needs_input_grad[1] else None, None, None, None)
+        # The same operations as torch ops (the numpy-only fallback, and the kernel's spec).
+        d_o = None
+        if dh is not None:
+            d_o = dh * tc
+            d_c_tanh = (dh * o) * (1.0 - tc * tc)
+            dc = d_c_tanh if dc is None else dc + d_c_tanh
+        assert dc is not None  # backward runs only when h' or c' has a gradient
+        d_f, d_i, d_g = dc * c, dc * g, dc * i
+        blocks = [d_i * (1.0 - i) * i, d_f * (1.0 - f) * f, d_g * (1.0 - g * g),
+                  torch.zeros_like(o) if d_o is None else d_o * (1.0 - o) * o]
+        grad_gates = torch.cat(blocks, dim=1) + 0.0 if ctx.needs_input_grad[0] else None
+        grad_c = dc * f if ctx.needs_input_grad[1] else None
+        return grad_gates, grad_c, None, None, None
+
+
+def _lstm_pointwise_grad_kernel(dh: torch.Tensor | None, dc: torch.Tensor | None,
+                                c: torch.Tensor, *acts: torch.Tensor
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:class:`_LSTMPointwiseFn`'s gradients in one pass of ``_kernels.lstm_pointwise_grad``
+    (some twenty torch operations on [B, H] otherwise): (grad of gates [B, 4H], grad of c)."""
+    kernels = _load_kernels()
+    assert kernels is not None
+    rows, hs = c.shape
+    grad_gates = np.empty(rows * 4 * hs, dtype=np.float32)
+    grad_c = np.empty(rows * hs, dtype=np.float32)
+    none = np.empty(0, dtype=np.float32)
+    flat = [none if t is None else _np(t).reshape(-1) for t in (dh, dc, c, *acts)]
+    if hs:
+        kernels.lstm_pointwise_grad(flat[0], flat[1], dh is not None, dc is not None, *flat[2:],
+                                    hs, grad_gates, grad_c)
+    return (torch.from_numpy(grad_gates.reshape(rows, 4 * hs)),
+            torch.from_numpy(grad_c.reshape(rows, hs)))
+
+
+def lstm_pointwise(gates: torch.Tensor, c: torch.Tensor, cfg: LMulConfig, multiplier: str,
+                   rounding: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h', c')`` of an LSTM step from its gate pre-activations, as one autograd node.
+
+    ``i, f, o = sigmoid32(...)``, ``g = tanh32(...)`` of the column blocks of ``gates [B, 4H]``
+    (torch's order i, f, g, o), ``c' = f*c + i*g``, ``h' = o * tanh32(c')``, products through the
+    multiplier (:func:`lmul_mul`). The same forward bits and gradients as those operations done
+    one by one with :func:`sigmoid32`, :func:`tanh32`, :func:`lmul_mul` and ``+`` (NaN gradients
+    possibly with another payload), for one node's Python overhead instead of eight.
+
+    Args:
+        gates: float32 CPU tensor ``[B, 4H]``; c: float32 CPU tensor ``[B, H]``.
+        cfg, multiplier, rounding: as :func:`lmul_mul` (already validated by the caller).
+    """
+    _check_tensor(gates, "gates")
+    _check_tensor(c, "c")
+    if gates.dim() != 2 or c.dim() != 2 or gates.shape[0] != c.shape[0] \
+            or gates.shape[1] != 4 * c.shape[1]:
+        raise ValueError(f"lstm_pointwise needs gates [B, 4H] and c [B, H], got "
+                         f"{tuple(gates.shape)} and {tuple(c.shape)}")
+    return _LSTMPointwiseFn.apply(gates, c, cfg, multiplier, rounding)
