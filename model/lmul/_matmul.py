@@ -256,42 +256,60 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
     _check_options(cfg, rounding)
     if not fast_path_enabled():
         return matmul_reference(a, b, c, cfg, rounding, multiplier)
-    _kernels = _load_kernels()
-    assert _kernels is not None
     prm = _params(cfg, rounding)
     m_len, k_len = a.shape
     n_len = b.shape[1]
     if _use_narrow(m_len, n_len):
         # Few columns: vectorize across rows instead (same bits, see narrow_product).
-        out2 = np.empty((m_len, n_len), dtype=np.float32)
+        out = np.empty((m_len, n_len), dtype=np.float32)
         rows = np.arange(m_len, dtype=np.int64)
         narrow_product(a.reshape(-1), rows * k_len, np.arange(k_len, dtype=np.int64),
-                       np.ascontiguousarray(b.T), c, rows * n_len, 1, out2.reshape(-1), cfg,
+                       np.ascontiguousarray(b.T), c, rows * n_len, 1, out.reshape(-1), cfg,
                        rounding, multiplier)
-        return out2
+        return out
+    return _wide_product(a, _prepare_arrays(b, prm, multiplier), c, n_len, prm, multiplier)
+
+
+def _prepare_arrays(b: np.ndarray, prm: np.ndarray, multiplier: str) -> tuple[np.ndarray, ...]:
+    """B [K, N] (float32, C-contiguous) rounded and split for the wide product kernels (the
+    operands :class:`PreparedB` documents), by one ``prep_*_b`` launch."""
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    k_len, n_len = b.shape
+    b_flat, kn = b.reshape(-1), b.size
+    arrays: tuple[np.ndarray, ...]
+    if multiplier == "lmul":
+        arrays = (*(np.empty(kn, dtype=np.int32) for _ in range(3)),
+                  *(np.empty(k_len, dtype=np.int32) for _ in range(3)))
+        _kernels.prep_lmul_b(b_flat, k_len, n_len, prm, *arrays)
+    elif multiplier == "exact":
+        arrays = (np.empty(kn, dtype=np.float32), np.empty(k_len, dtype=np.float32))
+        _kernels.prep_exact_b(b_flat, k_len, n_len, prm, *arrays)
+    else:
+        arrays = (*(np.empty(kn, dtype=np.int32) for _ in range(2)),
+                  *(np.empty(k_len, dtype=np.int32) for _ in range(2)))
+        _kernels.prep_seed_b(b_flat, k_len, n_len, *arrays)
+    return arrays
+
+
+def _wide_product(a: np.ndarray, arrays: tuple[np.ndarray, ...], c: np.ndarray, n_len: int,
+                  prm: np.ndarray, multiplier: str) -> np.ndarray:
+    """``c + a . B`` (a: float32 [M, K] C-contiguous) for B prepared by :func:`_prepare_arrays`:
+    the wide kernels, tiled over (row, column chunk)."""
+    _kernels = _load_kernels()
+    assert _kernels is not None
+    m_len, k_len = a.shape
     chunk = _chunk(m_len, n_len)
-    a_flat, b_flat = a.reshape(-1), b.reshape(-1)
+    a_flat = a.reshape(-1)
     # Arrays are allocated by numpy, not inside the kernels: numpy maps large arrays with huge
     # pages, numba's allocator does not, and first-touch page faults otherwise dominate.
     out = np.empty(m_len * n_len, dtype=np.float32)
-    kn = b_flat.size
     if multiplier == "lmul":
-        bb, fb, bpre = (np.empty(kn, dtype=np.int32) for _ in range(3))
-        special = np.empty(k_len, dtype=np.int32)
-        fbmin, fbmax = np.empty(k_len, dtype=np.int32), np.empty(k_len, dtype=np.int32)
-        _kernels.prep_lmul_b(b_flat, k_len, n_len, prm, bb, fb, bpre, special, fbmin, fbmax)
-        _kernels.matmul_lmul(a_flat, bb, fb, bpre, special, fbmin, fbmax, c, m_len, k_len, n_len,
-                             chunk, prm, out)
+        _kernels.matmul_lmul(a_flat, *arrays, c, m_len, k_len, n_len, chunk, prm, out)
     elif multiplier == "exact":
-        vb = np.empty(kn, dtype=np.float32)
-        minabs = np.empty(k_len, dtype=np.float32)
-        _kernels.prep_exact_b(b_flat, k_len, n_len, prm, vb, minabs)
-        _kernels.matmul_exact(a_flat, vb, minabs, c, m_len, k_len, n_len, chunk, prm, out)
+        _kernels.matmul_exact(a_flat, *arrays, c, m_len, k_len, n_len, chunk, prm, out)
     else:
-        hb, bpre = np.empty(kn, dtype=np.int32), np.empty(kn, dtype=np.int32)
-        fbmin, fbmax = np.empty(k_len, dtype=np.int32), np.empty(k_len, dtype=np.int32)
-        _kernels.prep_seed_b(b_flat, k_len, n_len, hb, bpre, fbmin, fbmax)
-        _kernels.matmul_seed(a_flat, hb, bpre, fbmin, fbmax, c, m_len, k_len, n_len, chunk, out)
+        _kernels.matmul_seed(a_flat, *arrays, c, m_len, k_len, n_len, chunk, out)
     return out.reshape(m_len, n_len)
 
 
@@ -343,21 +361,7 @@ def prepare_b(B: object, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne",
     k_len, n_len = b.shape
     if not fast_path_enabled():
         return PreparedB(cfg, rounding, multiplier, k_len, n_len, (), b.copy())
-    _kernels = _load_kernels()
-    assert _kernels is not None
-    b_flat = b.reshape(-1)
-    kn = b_flat.size
-    rows = [np.empty(k_len, dtype=np.int32) for _ in range(3)]
-    arrays: tuple[np.ndarray, ...]
-    if multiplier == "lmul":
-        arrays = (*(np.empty(kn, dtype=np.int32) for _ in range(3)), *rows)
-        _kernels.prep_lmul_b(b_flat, k_len, n_len, _params(cfg, rounding), *arrays)
-    elif multiplier == "exact":
-        arrays = (np.empty(kn, dtype=np.float32), np.empty(k_len, dtype=np.float32))
-        _kernels.prep_exact_b(b_flat, k_len, n_len, _params(cfg, rounding), *arrays)
-    else:
-        arrays = (np.empty(kn, dtype=np.int32), np.empty(kn, dtype=np.int32), *rows[:2])
-        _kernels.prep_seed_b(b_flat, k_len, n_len, *arrays)
+    arrays = _prepare_arrays(b, _params(cfg, rounding), multiplier)
     return PreparedB(cfg, rounding, multiplier, k_len, n_len, arrays, None)
 
 
@@ -395,21 +399,7 @@ def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None) 
     cfg, rounding, multiplier = prepared.cfg, prepared.rounding, prepared.multiplier
     if prepared.b is not None:
         return matmul_reference(a, prepared.b, c, cfg, rounding, multiplier)
-    _kernels = _load_kernels()
-    assert _kernels is not None
-    m_len = a.shape[0]
-    chunk = _chunk(m_len, n_len)
-    a_flat = a.reshape(-1)
-    out = np.empty(m_len * n_len, dtype=np.float32)  # numpy-allocated: see matmul
-    if multiplier == "lmul":
-        _kernels.matmul_lmul(a_flat, *prepared.arrays, c, m_len, k_len, n_len, chunk,
-                             _params(cfg, rounding), out)
-    elif multiplier == "exact":
-        _kernels.matmul_exact(a_flat, *prepared.arrays, c, m_len, k_len, n_len, chunk,
-                              _params(cfg, rounding), out)
-    else:
-        _kernels.matmul_seed(a_flat, *prepared.arrays, c, m_len, k_len, n_len, chunk, out)
-    return out.reshape(m_len, n_len)
+    return _wide_product(a, prepared.arrays, c, n_len, _params(cfg, rounding), multiplier)
 
 
 def _flat_pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
