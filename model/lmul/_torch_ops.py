@@ -107,11 +107,22 @@ def lmul_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     """
     cfg = LMulConfig() if cfg is None else cfg
     _check_options(cfg, multiplier, rounding)
-    _check_tensor(x, "x")
+    _check_weight(weight)
+    return _linear(x, weight, bias, cfg, multiplier, rounding, None)
+
+
+def _check_weight(weight: torch.Tensor) -> None:
     _check_tensor(weight, "weight")
     if weight.dim() != 2:
         raise ValueError(f"weight must be [out_features, in_features], got shape "
                          f"{tuple(weight.shape)}")
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cfg: LMulConfig,
+            multiplier: str, rounding: str, prepared: PreparedB | None) -> torch.Tensor:
+    """:func:`lmul_linear` after the options and the weight were checked: checks x and bias,
+    applies :class:`_LinearFn` over the leading dimensions."""
+    _check_tensor(x, "x")
     if x.dim() < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"x's last dimension must be in_features={weight.shape[1]}, got shape "
                          f"{tuple(x.shape)}")
@@ -122,7 +133,7 @@ def lmul_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
                              f"{tuple(bias.shape)}")
     lead = x.shape[:-1]
     y2d = _LinearFn.apply(x.reshape(-1, weight.shape[1]), weight, bias, cfg, multiplier,
-                          rounding)
+                          rounding, prepared)
     return y2d.reshape(*lead, weight.shape[0])
 
 
@@ -152,10 +163,7 @@ def prepare_weight(weight: torch.Tensor, cfg: LMulConfig, multiplier: str,
         TypeError / ValueError: as :func:`lmul_linear` for the weight and the options.
     """
     _check_options(cfg, multiplier, rounding)
-    _check_tensor(weight, "weight")
-    if weight.dim() != 2:
-        raise ValueError(f"weight must be [out_features, in_features], got shape "
-                         f"{tuple(weight.shape)}")
+    _check_weight(weight)
     prepared = prepare_b(np.ascontiguousarray(_np(weight).T), cfg, rounding, multiplier)
     return PreparedWeight(weight, prepared, cfg, multiplier, rounding)
 
@@ -171,19 +179,8 @@ def linear_prepared(x: torch.Tensor, weight: PreparedWeight, bias: torch.Tensor 
     """
     if not isinstance(weight, PreparedWeight):
         raise TypeError(f"weight must come from prepare_weight, got {type(weight).__name__}")
-    _check_tensor(x, "x")
-    w = weight.weight
-    if x.dim() < 1 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"x's last dimension must be in_features={w.shape[1]}, got shape "
-                         f"{tuple(x.shape)}")
-    if bias is not None:
-        _check_tensor(bias, "bias")
-        if tuple(bias.shape) != (w.shape[0],):
-            raise ValueError(f"bias must have shape ({w.shape[0]},), got {tuple(bias.shape)}")
-    lead = x.shape[:-1]
-    y2d = _LinearFn.apply(x.reshape(-1, w.shape[1]), w, bias, weight.cfg, weight.multiplier,
-                          weight.rounding, weight.prepared)
-    return y2d.reshape(*lead, w.shape[0])
+    return _linear(x, weight.weight, bias, weight.cfg, weight.multiplier, weight.rounding,
+                   weight.prepared)
 
 
 def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
