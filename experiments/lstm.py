@@ -43,8 +43,8 @@ from torch import nn
 from torch.nn import functional
 from tqdm import tqdm
 
+import lmul
 import lmul.torch as lmul_torch
-from lmul import _matmul as lmul_mm  # prepared gate weights (internal API)
 
 from .fileio import atomic_write
 
@@ -149,7 +149,7 @@ class _ModeOps:
     """:class:`lmul.torch.CellOps` on numpy arrays: the products of an inference mode.
 
     With ``w`` (the gate weights [I+H, 4H]) and a mode on the fast kernels, ``w`` is prepared
-    once (:func:`lmul._matmul.prepare_b`) and ``linear(z, w, b)`` multiplies by that snapshot,
+    once (:func:`lmul.prepare_b`) and ``linear(z, w, b)`` multiplies by that snapshot,
     the bits of ``mode.matmul(z, w, b)``: build these ops per sequence batch, never across a
     change of ``w``. Other modes (fp32, the reference, a duck-typed recorder) use ``mode.matmul``.
     """
@@ -158,13 +158,13 @@ class _ModeOps:
         self.linear = mode.matmul  # (z, W [K, N], b): W in the cell's [I+H, 4H] layout
         kind = getattr(mode, "kind", None)
         if w is not None and kind in ("lmul", "exact", "seed") \
-                and not getattr(mode, "use_reference", False) and lmul_mm.fast_path_enabled():
-            prepared = lmul_mm.prepare_b(w, mode.cfg, mode.rounding, kind)
+                and not getattr(mode, "use_reference", False) and lmul.fast_path_enabled():
+            prepared = lmul.prepare_b(w, mode.cfg, mode.rounding, kind)
 
             def linear(z: np.ndarray, w_: np.ndarray, b: np.ndarray) -> np.ndarray:
                 if w_ is not w:  # only the weights prepared above may take the prepared path
                     return mode.matmul(z, w_, b)
-                return lmul_mm.matmul_prepared(z, prepared, b)
+                return lmul.matmul_prepared(z, prepared, b)
             self.linear = linear
         self.mul = mode.mul
         self.sigmoid = sigmoid32

@@ -33,7 +33,15 @@ from ._formats import (
     paper_offset,
 )
 from ._fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
-from ._matmul import elementwise_product, fast_path_enabled, lmul_bits, matmul
+from ._matmul import (
+    PreparedB,
+    elementwise_product,
+    fast_path_enabled,
+    lmul_bits,
+    matmul,
+    matmul_prepared,
+    prepare_b,
+)
 from ._reference import MULTIPLIERS, matmul_reference
 
 __all__ = [
@@ -49,6 +57,7 @@ __all__ = [
     "PRESETS",
     "Format",
     "LMulConfig",
+    "PreparedB",
     "canonicalize_nan",
     "elementwise_product",
     "exact_mul",
@@ -61,8 +70,10 @@ __all__ = [
     "lmul",
     "lmul_bits",
     "matmul",
+    "matmul_prepared",
     "matmul_reference",
     "paper_offset",
+    "prepare_b",
     "round_to_format_bits",
     "seed_lmul",
 ]
