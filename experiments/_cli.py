@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 
 def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -18,3 +19,17 @@ def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{value} is out of range (must be {rng})")
         return value
     return parse
+
+
+def json_path(text: str) -> Path:
+    """argparse ``type=`` for a results ``--out``: a path ending in ``.json`` that is not a
+    directory or special file (the table, CSV and plots go beside it)."""
+    path = Path(text)
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (device, fifo or socket)"
+        raise argparse.ArgumentTypeError(f"{text!r} is {kind}")
+    if path.suffix != ".json":
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must end in .json (the table, CSV and plot are written beside it as "
+            ".md, .csv and .png)")
+    return path

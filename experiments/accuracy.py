@@ -62,7 +62,7 @@ import numpy as np
 
 from . import data as data_mod
 from . import executor as executor_mod
-from ._cli import int_in_range
+from ._cli import int_in_range, json_path
 from .fileio import atomic_write_text, check_writable_dir, check_writable_file, locked
 from .report import (
     LEGACY_BATCH_SIZE,
@@ -745,19 +745,6 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def _json_path(text: str) -> Path:
-    """argparse ``type=`` for ``--out``: a path ending in ``.json``."""
-    path = Path(text)
-    if path.exists() and not path.is_file():
-        kind = "a directory" if path.is_dir() else "not a regular file (device, fifo or socket)"
-        raise argparse.ArgumentTypeError(f"{text!r} is {kind}")
-    if path.suffix != ".json":
-        raise argparse.ArgumentTypeError(
-            f"{text!r} must end in .json (the table, CSV and plot are written beside it as "
-            ".md, .csv and .png)")
-    return path
-
-
 def _env_int(name: str, default: int | None) -> int | None:
     """An integer >= 1 from environment variable ``name`` (``default`` if unset or empty)."""
     text = os.environ.get(name, "").strip()
@@ -810,7 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "beyond the test set means all)")
     parser.add_argument("--train-limit", type=int_in_range(1), default=None,
                         help="train on the first N >= 1 training images only (quick runs)")
-    parser.add_argument("--out", type=_json_path,
+    parser.add_argument("--out", type=json_path,
                         help="results JSON, must end in .json (default results/accuracy.json)")
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="checkpoint cache (default: <out dir>/weights)")

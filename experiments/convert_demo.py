@@ -63,7 +63,7 @@ import lmul
 import lmul.torch as lt
 
 from . import data as data_mod
-from ._cli import int_in_range
+from ._cli import int_in_range, json_path
 from .accuracy import RESULTS_DIR, ResultsStore, _now, parse_seeds, run_key
 from .fileio import atomic_write, atomic_write_text, check_writable_dir, check_writable_file
 from .modes import parse_mode
@@ -475,13 +475,6 @@ def bench_converted_layers(repeats: int = 5, seed: int = 0) -> list[tuple[str, f
 
 # ------------------------------------------------------------------------------------------ CLI
 
-def _json_path(text: str) -> Path:
-    path = Path(text)
-    if path.suffix != ".json":
-        raise argparse.ArgumentTypeError(f"{text!r} must end in .json")
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="CNN and transformer classifiers on the L-Mul MAC array via "
@@ -507,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                              "have 10000)")
     parser.add_argument("--batch-size", type=int_in_range(1), default=EVAL_BATCH,
                         help=f"evaluation batch (default {EVAL_BATCH})")
-    parser.add_argument("--out", type=_json_path, default=DEFAULT_OUT,
+    parser.add_argument("--out", type=json_path, default=DEFAULT_OUT,
                         help="results JSON (default results/convert.json)")
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="weight cache (default <out dir>/weights)")

@@ -53,7 +53,7 @@ from typing import Any
 
 from . import data as data_mod
 from . import executor as executor_mod
-from ._cli import int_in_range
+from ._cli import int_in_range, json_path
 from .fileio import atomic_write, atomic_write_text, locked
 from .report import ResultsError, load_results, markdown_table
 from .stats import Summary, paired_differences, summarize
@@ -627,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="full (make tune; long) or quick (make tune-quick)")
     parser.add_argument("--report-only", action="store_true",
                         help="only regenerate the tables and plots from the results")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=json_path, default=None,
                         help="results JSON (default results/tune.json, results/tune_quick.json)")
     parser.add_argument("--weights-dir", type=Path, default=None,
                         help="checkpoint cache (default: <out dir>/weights)")
@@ -645,8 +645,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --threads: must be >= 1, got {args.threads}")
     p = PRESETS[args.preset]
     out = Path(args.out or p.out)
-    if out.suffix != ".json":
-        parser.error(f"argument --out: {out} must end in .json")
     if not args.report_only:
         import torch
 

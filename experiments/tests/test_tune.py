@@ -155,6 +155,7 @@ def test_tiny_sweep_runs_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (["--steps", "0"], "argument --steps: 0 is out of range"),
     (["--steps", "5"], "argument --steps: 5 is out of range"),
     (["--address", "auto"], "--address needs --executor ray"),
+    (["--out", "t.md"], "'t.md' must end in .json"),
     (["--executor", "ray", "--task-cpus", "0"], "--task-cpus must be >= 1"),
 ])
 def test_cli_rejects_bad_execution_options(argv: list[str], message: str,
