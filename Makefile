@@ -82,10 +82,11 @@ cosim: $(STAMP)
 	$(PY) -m experiments.cosim --n $(N) $(COSIM_ARGS)
 
 ## The offset on the network, L-Mul-aware training, FP8 (resumable; long: see README).
-## TUNE=quick runs the reduced preset (2 seeds, 1 epoch, 2000 test images).
+## TUNE=quick runs the reduced preset (2 seeds, 1 epoch, 2000 test images); TUNE_ARGS adds
+## options, e.g. TUNE_ARGS="--executor ray --threads 1" (every core, one job per core).
 TUNE ?= full
 tune: $(STAMP)
-	$(PY) -m experiments.tune --preset $(TUNE)
+	$(PY) -m experiments.tune --preset $(TUNE) $(TUNE_ARGS)
 
 tune-quick: $(STAMP)
 	$(PY) -m experiments.tune --preset quick
