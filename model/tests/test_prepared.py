@@ -23,6 +23,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from test_kernels import SPECIALS, mixed  # the kernels' operand generator and special values
 from torch import nn
 
 import lmul
@@ -43,12 +44,6 @@ CONFIGS = {
 }
 MULTIPLIERS = ("lmul", "exact", "seed")
 
-SPECIALS = np.array(
-    [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-40, 1.1754942e-38, 3.0e38, -3.4028235e38,
-     2.0**-130, 2.0**-133, 65504.0, 5.96e-8, 448.0, 240.0, 57344.0, -1.0, 1.0],
-    dtype=np.float32)
-
-
 def bits(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().numpy()
@@ -61,24 +56,6 @@ def assert_same_bits(got: np.ndarray | torch.Tensor, want: np.ndarray | torch.Te
     diff = np.flatnonzero(g != w)
     assert diff.size == 0, (f"{diff.size} of {g.size} differ; first at {diff[0]}: "
                             f"{g.ravel()[diff[0]]:#010x} vs {w.ravel()[diff[0]]:#010x}")
-
-
-def mixed(rng: np.random.Generator, shape: tuple[int, ...], cfg: LMulConfig,
-          special_frac: float = 0.0) -> np.ndarray:
-    """float32 values near 1 and over the format's whole exponent range (products under- and
-    overflow), zeros, subnormals, and a fraction of special values."""
-    fmt = cfg.fmt
-    near = rng.standard_normal(shape)
-    e = rng.integers(fmt.emin - fmt.man_bits - 2, fmt.emax + 2, shape)
-    wide = rng.uniform(1, 2, shape) * np.exp2(e) * rng.choice([-1, 1], shape)
-    x = np.where(rng.random(shape) < 0.5, near, wide)
-    x = np.where(rng.random(shape) < 0.03, 0.0, x)
-    with np.errstate(over="ignore"):
-        x = x.astype(np.float32)
-    if special_frac:
-        pick = rng.random(shape) < special_frac
-        x[pick] = rng.choice(SPECIALS, int(pick.sum()))
-    return x
 
 
 def _cases(cfg_name: str, multiplier: str) -> list[str]:
