@@ -52,7 +52,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -269,6 +269,19 @@ def get_recipe_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
                                     weights_dir, tag, progress)
 
 
+def _cell_bases(jobs: Sequence[Job], train_limit: int | None, test_limit: int | None,
+                batch_size: int) -> Iterator[dict[str, Any]]:
+    """The grid's (dataset, seq, seed, epochs) cells in run order, as the key fields of their
+    records (without ``mode``)."""
+    for job in jobs:
+        for dataset in job.datasets:
+            for seq in job.seqs:
+                for seed in job.seeds:
+                    yield {"dataset": data_mod.canonical_name(dataset), "seq": seq,
+                           "seed": seed, "epochs": job.epochs, "train_limit": train_limit,
+                           "test_limit": test_limit, "batch_size": batch_size}
+
+
 def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
         weights_dir: Path | None = None, data_root: Path | None = None,
         test_limit: int | None = None, train_limit: int | None = None,
@@ -327,57 +340,51 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
     store = ResultsStore(out)
     weights_dir = Path(weights_dir) if weights_dir is not None else Path(out).parent / "weights"
     loaded: dict[str, data_mod.ImageData | None] = {}
-    for job in jobs:
-        for dataset in job.datasets:
-            dataset = data_mod.canonical_name(dataset)
-            for seq in job.seqs:
-                for seed in job.seeds:
-                    base = {"dataset": dataset, "seq": seq, "seed": seed, "epochs": job.epochs,
-                            "train_limit": train_limit, "test_limit": test_limit,
-                            "batch_size": batch_size}
-                    store.refresh()  # skip what a concurrent run on the same file finished
-                    todo = [m for m in names
-                            if plain and not store.has(run_key({**base, "mode": m}))]
-                    # (recipe, training arithmetic, evaluated mode) of each missing recipe row
-                    rtodo = [(r, r.train_arith(by_name[m]), m) for r in trained for m in names
-                             if r.train_arith(by_name[m]) is not None
-                             and not store.has(run_key({**base, "mode": r.label(m)}))]
-                    if not todo and not rtodo:
-                        continue
-                    if dataset not in loaded:
-                        try:
-                            loaded[dataset] = load_fn(dataset, data_root)
-                        except data_mod.DataError as err:
-                            log(f"skipping {dataset}: {err}")
-                            store.mark_unavailable(dataset, str(err))
-                            loaded[dataset] = None
-                    ds = loaded[dataset]
-                    if ds is None:
-                        continue
-                    model, info = get_weights(ds, seq, seed, job.epochs, train_limit,
-                                              weights_dir, progress)
-                    nt = ds.test_x.shape[0] if test_limit is None else min(test_limit,
-                                                                         ds.test_x.shape[0])
-                    x_test = lstm.to_sequence(ds.test_x[:nt], seq)
-                    y_test = ds.test_y[:nt]
-                    torch_acc = 100.0 * float(np.mean(lstm.torch_predict(model, x_test) == y_test))
-                    wts = lstm.CellWeights.from_model(model)
-                    for name in todo:
-                        tag = f"{dataset}/{seq} seed {seed} {job.epochs}ep {name}"
-                        res = evaluate(wts, x_test, y_test, by_name[name], batch_size, progress,
-                                       tag)
-                        rec = {**base, "mode": name, "n_test": int(nt),
-                               "accuracy": 100.0 * res["correct"] / nt, **res,
-                               "arithmetic": by_name[name].describe(),
-                               "torch_fp32_accuracy": torch_acc,
-                               "train_loss": info["train_loss"],
-                               "train_wall_s": round(info["train_wall_s"], 2),
-                               "created": _now(), "host": _host()}
-                        store.add(rec)
-                        log(f"{tag}: {rec['accuracy']:.2f}% ({res['correct']}/{nt}) "
-                            f"in {res['eval_wall_s']:.1f} s")
-                    _recipe_rows(rtodo, store, base, ds, x_test, y_test, weights_dir,
-                                 batch_size, progress, log)
+    for base in _cell_bases(jobs, train_limit, test_limit, batch_size):
+        dataset, seq, seed = base["dataset"], base["seq"], base["seed"]
+        store.refresh()  # skip what a concurrent run on the same file finished
+        todo = [m for m in names
+                if plain and not store.has(run_key({**base, "mode": m}))]
+        # (recipe, training arithmetic, evaluated mode) of each missing recipe row
+        rtodo = [(r, r.train_arith(by_name[m]), m) for r in trained for m in names
+                 if r.train_arith(by_name[m]) is not None
+                 and not store.has(run_key({**base, "mode": r.label(m)}))]
+        if not todo and not rtodo:
+            continue
+        if dataset not in loaded:
+            try:
+                loaded[dataset] = load_fn(dataset, data_root)
+            except data_mod.DataError as err:
+                log(f"skipping {dataset}: {err}")
+                store.mark_unavailable(dataset, str(err))
+                loaded[dataset] = None
+        ds = loaded[dataset]
+        if ds is None:
+            continue
+        model, info = get_weights(ds, seq, seed, base["epochs"], train_limit,
+                                  weights_dir, progress)
+        nt = ds.test_x.shape[0] if test_limit is None else min(test_limit,
+                                                             ds.test_x.shape[0])
+        x_test = lstm.to_sequence(ds.test_x[:nt], seq)
+        y_test = ds.test_y[:nt]
+        torch_acc = 100.0 * float(np.mean(lstm.torch_predict(model, x_test) == y_test))
+        wts = lstm.CellWeights.from_model(model)
+        for name in todo:
+            tag = f"{dataset}/{seq} seed {seed} {base['epochs']}ep {name}"
+            res = evaluate(wts, x_test, y_test, by_name[name], batch_size, progress,
+                           tag)
+            rec = {**base, "mode": name, "n_test": int(nt),
+                   "accuracy": 100.0 * res["correct"] / nt, **res,
+                   "arithmetic": by_name[name].describe(),
+                   "torch_fp32_accuracy": torch_acc,
+                   "train_loss": info["train_loss"],
+                   "train_wall_s": round(info["train_wall_s"], 2),
+                   "created": _now(), "host": _host()}
+            store.add(rec)
+            log(f"{tag}: {rec['accuracy']:.2f}% ({res['correct']}/{nt}) "
+                f"in {res['eval_wall_s']:.1f} s")
+        _recipe_rows(rtodo, store, base, ds, x_test, y_test, weights_dir,
+                     batch_size, progress, log)
     return store
 
 
@@ -604,57 +611,51 @@ def run_grid(executor: executor_mod.Executor, jobs: Sequence[Job], modes: Sequen
     cells: dict[int, dict[str, Any]] = {}
     trains: dict[int, dict[str, Any]] = {}
     done = total = 0
-    for job in jobs:
-        for dataset in job.datasets:
-            dataset = data_mod.canonical_name(dataset)
-            for seq in job.seqs:
-                for seed in job.seeds:
-                    base = {"dataset": dataset, "seq": seq, "seed": seed, "epochs": job.epochs,
-                            "train_limit": train_limit, "test_limit": test_limit,
-                            "batch_size": batch_size}
-                    store.refresh()  # skip what a concurrent run on the same file finished
-                    todo = [m for m in names
-                            if plain and not store.has(run_key({**base, "mode": m}))]
-                    # recipe rows: (recipe, training arithmetic's name, evaluated mode name)
-                    rows = [(r, r.train_arith(parsed[m]), m) for r in trained_recipes
-                            for m in names]
-                    rows = [(r, a.name, m) for r, a, m in rows if a is not None]
-                    rtodo = [(r, a, m) for r, a, m in rows
-                             if not store.has(run_key({**base, "mode": r.label(m)}))]
-                    total += len(names) * plain + len(rows)
-                    done += len(names) * plain + len(rows) - len(todo) - len(rtodo)
-                    if not todo and not rtodo:
-                        continue
-                    label = f"{dataset}/{seq} seed {seed} {job.epochs}ep"
-                    trained = executor.submit(
-                        train_job, dataset, seq, seed, job.epochs, train_limit, test_limit,
-                        weights_dir, data_root, load_fn, name=f"train {label}",
-                        cpus=task_cpus, retries=retries)
-                    trains[trained.id] = base
-                    for name in todo:
-                        h = executor.submit(eval_job, trained, base, by_name[name], data_root,
-                                            load_fn, name=f"{label} {name}", cpus=task_cpus,
-                                            retries=retries)
-                        cells[h.id] = {**base, "mode": name}
-                    groups: dict[tuple[str, str], list[str]] = {}
-                    recipe_of = {r.name: r for r, _, _ in rtodo}
-                    for r, a, m in rtodo:
-                        groups.setdefault((r.name, a), []).append(m)
-                    for (rname, _), group in groups.items():
-                        # Fine-tuning starts from the float32 checkpoint: after that job.
-                        rtrained = executor.submit(
-                            recipe_train_job, base, rname, finetune_epochs, by_name[group[0]],
-                            weights_dir, data_root, load_fn, deps=[trained],
-                            name=f"train {label} [{rname}] in {group[0]}", cpus=task_cpus,
-                            retries=retries)
-                        trains[rtrained.id] = base
-                        for name in group:
-                            h = executor.submit(
-                                recipe_eval_job, rtrained, base, rname, finetune_epochs,
-                                by_name[name], data_root, load_fn,
-                                name=f"{label} {name} [{rname}]", cpus=task_cpus,
+    for base in _cell_bases(jobs, train_limit, test_limit, batch_size):
+        dataset, seq, seed = base["dataset"], base["seq"], base["seed"]
+        store.refresh()  # skip what a concurrent run on the same file finished
+        todo = [m for m in names
+                if plain and not store.has(run_key({**base, "mode": m}))]
+        # recipe rows: (recipe, training arithmetic's name, evaluated mode name)
+        rows = [(r, r.train_arith(parsed[m]), m) for r in trained_recipes
+                for m in names]
+        rows = [(r, a.name, m) for r, a, m in rows if a is not None]
+        rtodo = [(r, a, m) for r, a, m in rows
+                 if not store.has(run_key({**base, "mode": r.label(m)}))]
+        total += len(names) * plain + len(rows)
+        done += len(names) * plain + len(rows) - len(todo) - len(rtodo)
+        if not todo and not rtodo:
+            continue
+        label = f"{dataset}/{seq} seed {seed} {base['epochs']}ep"
+        trained = executor.submit(
+            train_job, dataset, seq, seed, base["epochs"], train_limit, test_limit,
+            weights_dir, data_root, load_fn, name=f"train {label}",
+            cpus=task_cpus, retries=retries)
+        trains[trained.id] = base
+        for name in todo:
+            h = executor.submit(eval_job, trained, base, by_name[name], data_root,
+                                load_fn, name=f"{label} {name}", cpus=task_cpus,
                                 retries=retries)
-                            cells[h.id] = {**base, "mode": recipe_of[rname].label(name)}
+            cells[h.id] = {**base, "mode": name}
+        groups: dict[tuple[str, str], list[str]] = {}
+        recipe_of = {r.name: r for r, _, _ in rtodo}
+        for r, a, m in rtodo:
+            groups.setdefault((r.name, a), []).append(m)
+        for (rname, _), group in groups.items():
+            # Fine-tuning starts from the float32 checkpoint: after that job.
+            rtrained = executor.submit(
+                recipe_train_job, base, rname, finetune_epochs, by_name[group[0]],
+                weights_dir, data_root, load_fn, deps=[trained],
+                name=f"train {label} [{rname}] in {group[0]}", cpus=task_cpus,
+                retries=retries)
+            trains[rtrained.id] = base
+            for name in group:
+                h = executor.submit(
+                    recipe_eval_job, rtrained, base, rname, finetune_epochs,
+                    by_name[name], data_root, load_fn,
+                    name=f"{label} {name} [{rname}]", cpus=task_cpus,
+                    retries=retries)
+                cells[h.id] = {**base, "mode": recipe_of[rname].label(name)}
     log(f"grid: {total - done} cells to run, {done} already in {out} "
         f"({executor.kind} executor)")
     failed = 0
