@@ -903,16 +903,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    executor = None
     try:
-        if args.executor != "serial":
-            executor = executor_mod.make_executor(args.executor, address=args.address,
-                                                  num_cpus=args.num_cpus)
-        store = run(jobs, modes, out, weights_dir=weights_dir, data_root=args.data_dir,
-                    test_limit=args.test_limit, train_limit=args.train_limit,
-                    batch_size=args.batch_size, progress=not args.no_progress,
-                    recipes=recipes, finetune_epochs=args.finetune_epochs,
-                    executor=executor, task_cpus=args.task_cpus, retries=args.retries)
+        with executor_mod.from_arguments(args) as executor:
+            store = run(jobs, modes, out, weights_dir=weights_dir, data_root=args.data_dir,
+                        test_limit=args.test_limit, train_limit=args.train_limit,
+                        batch_size=args.batch_size, progress=not args.no_progress,
+                        recipes=recipes, finetune_epochs=args.finetune_epochs,
+                        executor=executor, task_cpus=args.task_cpus, retries=args.retries)
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished results are in {out}; rerun the same command to resume",
               file=sys.stderr)
@@ -923,9 +920,6 @@ def main(argv: list[str] | None = None) -> int:
     except executor_mod.ExecutorError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    finally:
-        if executor is not None:
-            executor.close()
     print(f"done in {time.perf_counter() - t0:.0f} s; results: {out}", file=sys.stderr)
     if not args.no_report:
         if store.doc["runs"]:

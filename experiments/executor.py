@@ -41,6 +41,7 @@ under the same path: on a cluster use a shared filesystem for them, or provision
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import socket
@@ -447,6 +448,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--retries", type=int, default=1,
                    help="extra attempts for a failing job before its error is recorded "
                         "(default 1)")
+
+
+@contextlib.contextmanager
+def from_arguments(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """The executor the options of :func:`add_arguments` name, closed on exit; None for
+    ``--executor serial`` (the runners' in-process loop). Raises :class:`ExecutorError` as
+    :func:`make_executor` does."""
+    executor = (None if args.executor == "serial" else
+                make_executor(args.executor, address=args.address, num_cpus=args.num_cpus))
+    try:
+        yield executor
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -652,14 +652,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tune preset {p.name}: seeds {', '.join(map(str, p.seeds))}, {p.epochs} epoch(s), "
               f"test limit {p.test_limit or 'none'}; results {out}", file=sys.stderr)
         t0 = time.perf_counter()
-        executor = None
         try:
-            if args.executor != "serial":
-                executor = executor_mod.make_executor(args.executor, address=args.address,
-                                                      num_cpus=args.num_cpus)
-            run_preset(p, progress=not args.no_progress, weights_dir=args.weights_dir, out=out,
-                       only_steps=args.steps, executor=executor, task_cpus=args.task_cpus,
-                       retries=args.retries)
+            with executor_mod.from_arguments(args) as executor:
+                run_preset(p, progress=not args.no_progress, weights_dir=args.weights_dir,
+                           out=out, only_steps=args.steps, executor=executor,
+                           task_cpus=args.task_cpus, retries=args.retries)
         except KeyboardInterrupt:
             print(f"\ninterrupted; rerun the same command to resume ({out})", file=sys.stderr)
             return 130
@@ -669,9 +666,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except executor_mod.ExecutorError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        finally:
-            if executor is not None:
-                executor.close()
         print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     try:
         print(report(p, out), end="")
