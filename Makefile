@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick clean
+.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -18,7 +18,7 @@ setup: $(STAMP)
 
 ## All tests: model unit tests, experiment tests, RTL static checks and cocotb regressions.
 test: $(STAMP)
-	$(PYTEST) model/tests experiments/tests sim
+	$(PYTEST) model/tests sim syn/tests experiments/tests
 
 test-model: $(STAMP)
 	$(PYTEST) model/tests experiments/tests
@@ -29,8 +29,8 @@ sim: $(BASE_STAMP)
 	$(PYTEST) sim
 
 lint: $(BASE_STAMP)
-	$(PY) scripts/lint_hdl.py
-	$(VENV)/bin/ruff check model experiments sim scripts conftest.py
+	$(PY) -m sim.lint_hdl
+	$(VENV)/bin/ruff check model sim syn experiments conftest.py
 
 ## The main job: LSTM on MNIST (rows), fp32 vs bf16 vs L-Mul vs the seed notebook's multiplier.
 experiment: $(STAMP)
@@ -52,15 +52,20 @@ analysis: $(STAMP)
 	$(PY) -m experiments.precision
 
 synth: $(STAMP)
-	$(PY) -m experiments.synth
+	$(PY) -m syn.synth
 
 ## Area, delay and energy per operation on the OSU 0.18 um cell library (yosys, OpenSTA,
 ## gate-level Icarus activity): results/cost.{md,csv,json,png}; resumable (COST_ARGS=--help).
-cost: $(STAMP)
-	$(PY) -m experiments.cost $(COST_ARGS)
+cost: $(STAMP) operands
+	$(PY) -m syn.cost $(COST_ARGS)
+
+## The MNIST LSTM's gate-product operands for the cost flow's mnist workload
+## (results/operands/mnist_lstm.npz; trains the MNIST weights once if absent).
+operands: $(STAMP)
+	$(PY) -m experiments.operands
 
 bench: $(STAMP)
-	$(PY) -m experiments.bench_kernels
+	$(PY) -m experiments.bench.kernels
 
 ## Any PyTorch model on the L-Mul array (lmul.torch.convert): a CNN and a transformer on MNIST and
 ## FashionMNIST, fp32 vs bf16 vs L-Mul (attention / linear / all) vs L-Mul fine-tuned (ARGS=--help).
@@ -69,11 +74,11 @@ convert-demo: $(STAMP)
 
 ## A small accuracy grid serially vs on a local Ray: wall-time ratio and Ray's start-up cost.
 bench-ray: $(STAMP)
-	$(PY) -m experiments.bench_ray
+	$(PY) -m experiments.bench.ray_executor
 
 ## Every operand pair of the 16-bit formats, RTL (Verilator) vs model; resumable (PROVE_ARGS=--help).
 prove: $(BASE_STAMP)
-	$(PY) -m experiments.prove $(PROVE_ARGS)
+	$(PY) -m sim.prove $(PROVE_ARGS)
 
 ## The LSTM on the simulated RTL (Verilator): N test images (default 100), logits vs the model,
 ## L-Mul array and exact array side by side; resumable (COSIM_ARGS=--help for options).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-import knobs  # sim/knobs.py, on the path through pyproject's pytest `pythonpath`
+from sim.lib import knobs
 
 
 def pytest_configure(config: pytest.Config) -> None:

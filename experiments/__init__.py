@@ -3,6 +3,6 @@
 Modules: :mod:`experiments.data` (dataset provisioning), :mod:`experiments.modes` (inference
 arithmetic), :mod:`experiments.lstm` (model, training, explicit-cell inference),
 :mod:`experiments.accuracy` (the resumable runner), :mod:`experiments.stats` and
-:mod:`experiments.report` (summary table and plot), :mod:`experiments.fileio` (atomic writes).
+:mod:`experiments.report` (summary table and plot), :mod:`sim.lib.fileio` (atomic writes).
 (``bench_kernels``, ``precision`` and ``synth`` are separate tools sharing the package.)
 """

@@ -60,10 +60,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.lib.cli import int_in_range, json_path
+from sim.lib.fileio import atomic_write_text, check_writable_dir, check_writable_file, locked
+
 from . import data as data_mod
 from . import executor as executor_mod
-from ._cli import int_in_range, json_path
-from .fileio import atomic_write_text, check_writable_dir, check_writable_file, locked
 from .report import (
     LEGACY_BATCH_SIZE,
     SCHEMA,
@@ -142,7 +143,7 @@ class ResultsStore:
     """The results JSON (and its CSV twin), shared safely between concurrent writers.
 
     Every change is a merge under an exclusive lock on the sidecar ``<name>.lock``
-    (:func:`experiments.fileio.locked`): re-read the file, add what is new, replace the JSON and
+    (:func:`sim.lib.fileio.locked`): re-read the file, add what is new, replace the JSON and
     then the CSV atomically. A result whose key is already in the file is not added twice (the
     first one stays). :attr:`doc` is the merged document as of the last read or write.
 

@@ -61,11 +61,11 @@ from tqdm import tqdm
 
 import lmul
 import lmul.torch as lt
+from sim.lib.cli import int_in_range, json_path
+from sim.lib.fileio import atomic_write, atomic_write_text, check_writable_dir, check_writable_file
 
 from . import data as data_mod
-from ._cli import int_in_range, json_path
 from .accuracy import RESULTS_DIR, ResultsStore, _now, parse_seeds, run_key
-from .fileio import atomic_write, atomic_write_text, check_writable_dir, check_writable_file
 from .modes import parse_mode
 from .report import ResultsError, build_rows, derived_path, plot
 

@@ -5,7 +5,7 @@
 
 For each test image (MNIST rows, the ``make experiment`` weights: seed 0, 1 epoch, trained and
 cached under ``results/weights`` if missing) the explicit LSTM cell of :mod:`experiments.lstm`
-runs with its arithmetic on Verilator models of the RTL (:mod:`experiments.rtlsim`):
+runs with its arithmetic on Verilator models of the RTL (:mod:`sim.rtlsim`):
 
 =====================================  =========================================================
 what                                   where
@@ -78,10 +78,11 @@ from typing import Any
 import numpy as np
 
 import lmul
+from sim import rtlsim
+from sim.lib.cli import int_in_range
+from sim.lib.fileio import atomic_write, atomic_write_text, check_writable_file
 
-from . import lstm, rtlsim
-from ._cli import int_in_range
-from .fileio import atomic_write, atomic_write_text, check_writable_file
+from . import lstm
 
 REPO = rtlsim.REPO
 DRIVER_DIR = rtlsim.DRIVER_DIR

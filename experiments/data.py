@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_write_bytes
+from sim.lib.fileio import atomic_write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -45,8 +45,7 @@ from tqdm import tqdm
 
 import lmul
 import lmul.torch as lmul_torch
-
-from .fileio import atomic_write
+from sim.lib.fileio import atomic_write
 
 if TYPE_CHECKING:  # annotations only; the runner imports the modes after checking its options
     from .modes import Arithmetic

@@ -51,8 +51,7 @@ from pathlib import Path
 import numpy as np
 
 import lmul
-
-from .fileio import atomic_write_bytes, atomic_write_text
+from sim.lib.fileio import atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_N = 10_000_000

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write, atomic_write_text
+from sim.lib.fileio import atomic_write, atomic_write_text
+
 from .stats import Summary, paired_differences, summarize
 
 SCHEMA = "lmul-lstm-accuracy/1"

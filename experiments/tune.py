@@ -51,10 +51,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.lib.cli import int_in_range, json_path
+from sim.lib.fileio import atomic_write, atomic_write_text, locked
+
 from . import data as data_mod
 from . import executor as executor_mod
-from ._cli import int_in_range, json_path
-from .fileio import atomic_write, atomic_write_text, locked
 from .report import ResultsError, load_results, markdown_table
 from .stats import Summary, paired_differences, summarize
 

@@ -2,7 +2,7 @@
 `timescale 1ns/1ps
 `default_nettype none
 // mac_datapath: the combinational datapath of one MAC processing element (mac_pe), also the
-// design the cost analysis (experiments/synth.py) synthesizes:
+// design the cost analysis (syn/synth.py) synthesizes:
 //   y = fp_add(acc, fmt_to_fp32(mul(a, b)))     binary32, round to nearest even, canonical NaN
 // mul is chosen by MULTIPLIER:
 //   0 (default): lmul_core, the L-Mul approximation (OFFSET, SATURATE as there);

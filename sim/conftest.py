@@ -1,2 +1,2 @@
 """The RTL regressions' knobs are checked and printed by the repository's conftest.py
-(sim/knobs.py); this directory needs no hooks of its own."""
+(sim/lib/knobs.py); this directory needs no hooks of its own."""

@@ -28,7 +28,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
-from common import pack_lanes, tb_parameters, unpack_lanes
+from sim.lib.common import pack_lanes, tb_parameters, unpack_lanes
 
 
 def sigmoid32(x: np.ndarray) -> np.ndarray:

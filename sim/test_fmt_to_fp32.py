@@ -1,7 +1,7 @@
 """cocotb regression of hdl/fmt_to_fp32.v: the exact widening of a format to binary32.
 
 Every pattern's result must equal both the model (``lmul.format_bits_to_float32``) and the
-exact-rounding oracle (``sim/oracle.py``: the pattern's exact value encoded as binary32, which
+exact-rounding oracle (``sim/lib/oracle.py``: the pattern's exact value encoded as binary32, which
 is exact here; NaN patterns give the canonical 0x7FC00000). Formats (``sim/hdl/
 fmt_to_fp32_formats.v``): all patterns of E8M7, E5M10, E4M3, E5M2, E2M1; random patterns plus
 the special values of E8M23 and E7M23 (default 20,000 each, ``LMUL_VECTORS`` overrides; seed
@@ -15,9 +15,8 @@ import numpy as np
 from cocotb.triggers import Timer
 
 import lmul
-
-import oracle
-from common import (
+from sim.lib import oracle
+from sim.lib.common import (
     pack_lanes,
     random_seed,
     run_cocotb,

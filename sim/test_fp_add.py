@@ -11,7 +11,7 @@ All runs go through the test-only wrapper ``sim/hdl/fp_add_lanes.v`` (LANES adde
   vectors (``LMUL_VECTORS`` overrides), seed ``COCOTB_RANDOM_SEED`` (default 1), both printed;
   the outcomes actually reached (ties of each parity, overflows, ...) are counted and required.
 * E=4, M=3, ``test_fp_add_e4m3_exhaustive``: all 65,536 operand pairs against the exact-rounding
-  oracle ``sim/oracle.py`` (rational sum, round to nearest even), independent of the model.
+  oracle ``sim/lib/oracle.py`` (rational sum, round to nearest even), independent of the model.
 * fp16 (5, 10), bf16 (8, 7), fp64 (11, 52), ``test_fp_add_formats``: default 10,000 vectors each
   (``LMUL_VECTORS`` overrides) against the model and numpy float16/float64, ml_dtypes bfloat16.
 * ``LMUL_FULL=1`` adds E=5, M=2 exhaustive (65,536 pairs; skipped otherwise).
@@ -29,8 +29,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import oracle
-from common import (
+from sim.lib import oracle
+from sim.lib.common import (
     drive_lanes,
     full_run,
     random_seed,

@@ -4,7 +4,7 @@ Reference: each operand is decoded by ml_dtypes / numpy (``float8_e4m3``, ``floa
 ``bfloat16``, ``float16``) to float64, multiplied in float64 (exact: two significands of at most
 11 bits give at most 22 bits, and the exponent range stays far inside float64's), and the product
 is rounded once to the format by the ml_dtypes / numpy cast. A second reference rounds the exact
-product with the exact-rounding oracle ``sim/oracle.py`` (rational arithmetic); it checks the
+product with the exact-rounding oracle ``sim/lib/oracle.py`` (rational arithmetic); it checks the
 first on every exhaustive, special and boundary vector (ml_dtypes casts float64 to bfloat16
 through float32, a double rounding that is harmless for products of two bfloat16 values but must
 not be trusted blindly).
@@ -27,9 +27,8 @@ import numpy as np
 import pytest
 
 import lmul
-
-import oracle
-from common import (
+from sim.lib import oracle
+from sim.lib.common import (
     assert_bits_equal,
     drive_lanes,
     random_pairs,

@@ -5,7 +5,7 @@ L-Mul presets, binary32 itself, E=2/M=1, E=7/M=23, E=6/M=4) in one simulation. E
 is compared, as an integer bit pattern, with the model ``lmul.round_to_format_bits(x, fmt, "rne")``
 (the conversion the ``lmul`` and ``bf16`` inference modes apply to every operand); the special,
 boundary and tie vectors and a sample of the random ones are also compared with the
-``Fraction``-based oracle ``sim/oracle.py`` (which does not import the model).
+``Fraction``-based oracle ``sim/lib/oracle.py`` (which does not import the model).
 
 Vector classes per format (binary32 bit patterns):
 
@@ -41,9 +41,8 @@ import pytest
 from cocotb.triggers import Timer
 
 import lmul
-
-import oracle
-from common import (
+from sim.lib import oracle
+from sim.lib.common import (
     BUILD_DIR,
     HDL_DIR,
     SIM_DIR,

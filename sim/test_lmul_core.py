@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 import lmul
-
-from common import (
+from sim.lib.common import (
     assert_bits_equal,
     config_from_parameters,
     drive_lanes,

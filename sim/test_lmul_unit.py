@@ -1,6 +1,6 @@
 """cocotb regression of hdl/lmul_unit.v: the registered L-Mul stage with valid/ready.
 
-The shared stream components (sim/stream.py) drive it: a source offers random operand pairs
+The shared stream components (sim/lib/stream.py) drive it: a source offers random operand pairs
 with random idle cycles (valid and data held until the transfer, garbage on idle data lines), a
 sink applies random back-pressure, protocol monitors on both streams fail the test when valid
 falls or data changes while ready is low or a result appears without an input, and a scoreboard
@@ -26,9 +26,14 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 import lmul
-
-from common import config_from_parameters, random_seed, run_cocotb, tb_parameters, vector_count
-from stream import (
+from sim.lib.common import (
+    config_from_parameters,
+    random_seed,
+    run_cocotb,
+    tb_parameters,
+    vector_count,
+)
+from sim.lib.stream import (
     Beat,
     Scoreboard,
     StreamMonitor,

@@ -9,7 +9,7 @@
   cancelling product pairs, results in the binary32 subnormal range; the bias has the same
   classes in binary32. The histogram of result classes of the random tiles (NaN, +-Inf, +-0,
   subnormal, normal) is logged and every class must occur. The shared stream components
-  (sim/stream.py) drive the array: a source that holds valid and data until the transfer, with
+  (sim/lib/stream.py) drive the array: a source that holds valid and data until the transfer, with
   random idle cycles and garbage on idle lines (and on in_bias except in a tile's first beat),
   a sink with random back-pressure, protocol monitors on both streams (valid falling or data
   changing while stalled, a row with no tile behind it) and an in-order scoreboard (data,
@@ -42,7 +42,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,13 +53,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 import lmul
-
-from common import (
+from sim.lib.common import (
     HDL_DIR,
-    REPO,
     config_from_parameters,
     design_sources,
-    full_run,
     pack_lanes,
     random_seed,
     run_cocotb,
@@ -69,7 +65,7 @@ from common import (
     tile_count,
     unpack_lanes,
 )
-from stream import (
+from sim.lib.stream import (
     Beat,
     Scoreboard,
     StreamMonitor,
@@ -88,7 +84,6 @@ LSTM_INPUT = 28
 LSTM_HIDDEN = 128
 LSTM_GATES = 4 * LSTM_HIDDEN
 LSTM_WEIGHT_SEED = 20241001
-IMAGES = "t10k-images-idx3-ubyte"
 
 #: binary32 bias patterns covering every class (zeros, subnormals, boundaries, Inf, NaN payloads).
 FP32_SPECIALS = np.array([
@@ -312,21 +307,15 @@ def tile_lengths(rng: np.random.Generator, count: int, rows: int) -> list[int]:
 
 # ------------------------------------------------------------------------------ LSTM case
 
-def load_digit_images(count: int, dataset: str) -> tuple[np.ndarray, str]:
-    """``count`` real 28x28 test-set images (uint8) of ``dataset`` (mnist or fashion) and where
-    they came from, through ``experiments.data`` (its data directory, provisioning and checksums,
-    its IDX reader)."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from experiments import data as exp_data
-
-    root = exp_data.data_dir()
-    raw = exp_data.provision_mnist(root) if dataset == "mnist" else exp_data.provision_fashion(
-        root)
-    path = raw / IMAGES
-    images = exp_data.parse_idx(path.read_bytes(), str(path))
-    title = exp_data.DATASETS[dataset].title
-    return images[:count].copy(), f"{title} t10k ({path})"
+def load_digit_images(count: int) -> tuple[np.ndarray, str]:
+    """The first ``count`` real 28x28 test-set images (uint8) and where they came from: the
+    ``.npy`` named by ``LMUL_TB_IMAGES`` and the text of ``LMUL_TB_IMAGES_SOURCE``, written by
+    the pytest side (``experiments/tests/test_array_lstm.py`` reads the dataset through
+    ``experiments.data``; the testbench itself imports nothing of the experiments)."""
+    images = np.load(os.environ["LMUL_TB_IMAGES"], allow_pickle=False)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.shape[0] < count:
+        raise ValueError(f"LMUL_TB_IMAGES holds {images.shape}, need >= {count} x 28 x 28")
+    return images[:count].copy(), os.environ.get("LMUL_TB_IMAGES_SOURCE", "(unnamed)")
 
 
 def lstm_operands(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -587,7 +576,7 @@ async def run_mac_array_lstm(dut) -> None:
     fmt = cfg.fmt
     full = os.environ["LMUL_TB_LSTM_SIZE"] == "full"
     n_images, n_out = (8, LSTM_GATES) if full else (4, 32)
-    images, source = load_digit_images(n_images, os.environ["LMUL_TB_DATASET"])
+    images, source = load_digit_images(n_images)
     a, w, bias = lstm_operands(images)
     dut._log.info("LSTM case: %d images from %s, A [%d x %d], B [%d x %d], outputs [%d x %d] "
                   "(%s), %s", n_images, source, *a.shape, *w.shape, n_images, n_out,
@@ -650,46 +639,6 @@ def test_mac_array(preset: str, rows: int, cols: int, offset: int | None, satura
                parameters=array_parameters(preset, rows, cols, offset, saturate, multiplier,
                                            skid),
                testcase="run_mac_array$")
-
-
-def _lstm_dataset() -> str:
-    """Provision MNIST on the pytest side (pip runs from this interpreter, not from inside the
-    simulator); when that is impossible, Fashion-MNIST, and say so."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from experiments import data as exp_data
-
-    try:
-        exp_data.ensure("mnist")
-        return "mnist"
-    except exp_data.DataError as err:
-        print(f"MNIST unavailable, the LSTM case uses Fashion-MNIST rows: {err}")
-    exp_data.ensure("fashion")
-    return "fashion"
-
-
-def _run_lstm(multiplier: int, size: str) -> None:
-    run_cocotb("test_mac_array", "mac_array",
-               parameters=array_parameters("bf16", 4, 4, multiplier=multiplier),
-               extra_env={"LMUL_TB_DATASET": _lstm_dataset(), "LMUL_TB_LSTM_SIZE": size},
-               build_tag=f"bf16-4x4-mult{multiplier}-lstm-{size}", testcase="run_mac_array_lstm")
-
-
-def test_mac_array_lstm() -> None:
-    """A 4 x 32 slice of the gate product (4 images, 32 of the 512 gate outputs)."""
-    _run_lstm(0, "slice")
-
-
-@pytest.mark.skipif(not full_run(), reason="large variant: set LMUL_FULL=1")
-def test_mac_array_lstm_full() -> None:
-    """8 images x all 512 gate outputs."""
-    _run_lstm(0, "full")
-
-
-@pytest.mark.skipif(not full_run(), reason="large variant: set LMUL_FULL=1")
-def test_mac_array_lstm_full_exact_multiplier() -> None:
-    """The full product with MULTIPLIER=1, against lmul.matmul(..., multiplier="exact")."""
-    _run_lstm(1, "full")
 
 
 # ------------------------------------------------------------------------------ static checks

@@ -3,7 +3,7 @@
 ``LMUL_REPLAY=<file.json> pytest sim/test_replay.py -s`` applies the file's operand pairs to the
 module it names through the packed-lane wrapper in ``sim/hdl/`` and asserts that the RTL's bits
 equal the file's ``expected`` bits (``WAVES=1`` also dumps a waveform). Without ``LMUL_REPLAY``
-the test is skipped. ``python -m experiments.prove`` writes such files (and prints this command)
+the test is skipped. ``python -m sim.prove`` writes such files (and prints this command)
 when the RTL and the reference disagree; the file format is::
 
     {"top": "lmul_core", "parameters": {"EXP_BITS": 8, ...},
@@ -20,7 +20,7 @@ import cocotb
 import numpy as np
 import pytest
 
-from common import assert_bits_equal, drive_lanes, run_cocotb, tb_parameters
+from sim.lib.common import assert_bits_equal, drive_lanes, run_cocotb, tb_parameters
 
 LANES = 16
 #: The packed-lane test wrapper of each replayable module.
@@ -69,7 +69,7 @@ def test_replay() -> None:
     """The file named by ``LMUL_REPLAY`` through the cocotb testbench (skipped when unset)."""
     name = os.environ.get("LMUL_REPLAY", "").strip()
     if not name:
-        pytest.skip("LMUL_REPLAY is not set: nothing to replay (python -m experiments.prove "
+        pytest.skip("LMUL_REPLAY is not set: nothing to replay (python -m sim.prove "
                     "writes a vector file and prints the command on a mismatch)")
     path = Path(name).resolve()
     data = load_vectors(path)

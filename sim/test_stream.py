@@ -1,4 +1,4 @@
-"""The shared stream components (sim/stream.py) must catch a broken design.
+"""The shared stream components (sim/lib/stream.py) must catch a broken design.
 
 ``sim/hdl/stream_fault.v`` is a one-register valid/ready stage (out_data = in_data + 1) with a
 FAULT parameter that breaks one rule at a time. The same source, sink, protocol monitors and
@@ -18,8 +18,8 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from common import random_seed, run_cocotb, tb_parameters
-from stream import (
+from sim.lib.common import random_seed, run_cocotb, tb_parameters
+from sim.lib.stream import (
     Scoreboard,
     StreamMonitor,
     StreamSink,

@@ -28,8 +28,9 @@ import pytest
 import torch
 
 import lmul
-from experiments import cosim, lstm, rtlsim
+from experiments import cosim, lstm
 from experiments.modes import parse_mode
+from sim import rtlsim
 
 N_IMAGES = 4
 SEED = 20241001
@@ -156,7 +157,7 @@ def test_icarus_reference_flow_agrees(verilator_rtl: str, images, tmp_path) -> N
     outputs, about 7,700 MACs per step instead of 80,000) and a 1 x 16 array; the Verilator
     side runs the default 4 x 4.
     """
-    from common import BUILD_DIR, run_cocotb
+    from sim.lib.common import BUILD_DIR, run_cocotb
 
     steps, hidden = 3, 32
     torch.manual_seed(SEED + 1)

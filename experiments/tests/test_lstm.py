@@ -159,3 +159,21 @@ def test_training_is_reproducible_and_resumes_identically(tmp_path: Path) -> Non
                                progress=False, hidden=16)
     assert info3["resumed_from"] == 3
     assert all(np.array_equal(a[k], v) for k, v in _state(cached).items())
+
+
+@pytest.mark.parametrize("mode_name", ["lmul", "bf16", "seed", "lmul:e=4,m=3", "fp32"])
+def test_forward_logits_equals_per_step_cells(mode_name: str) -> None:
+    """forward_logits (gate weights prepared once) gives the bits of chaining cell_step (the
+    per-step form, unprepared) and the head."""
+    mode = parse_mode(mode_name)
+    torch.manual_seed(3)
+    wts = lstm.CellWeights.from_model(lstm.LSTMClassifier(6, 4, hidden_size=16))
+    x = np.random.default_rng([3, 3]).random((5, 7, 6), dtype=np.float32)
+    h = np.zeros((5, 16), np.float32)
+    c = np.zeros((5, 16), np.float32)
+    for t in range(x.shape[1]):
+        h, c = lstm.cell_step(wts, np.ascontiguousarray(x[:, t]), h, c, mode)
+    got = lstm.forward_logits(wts, x, mode)
+    want = mode.head_matmul(h, wts.fc_w, wts.fc_b)
+    assert np.array_equal(np.asarray(got, np.float32).view(np.uint32),
+                          np.asarray(want, np.float32).view(np.uint32))

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from experiments import accuracy, data, fileio, lstm, report
+from experiments import accuracy, data, lstm, report
 from experiments.modes import parse_mode
+from sim.lib import fileio
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOTS = REPO / "docs" / "results"

@@ -351,26 +351,6 @@ def test_weights_updated_between_forwards_are_used(monkeypatch: pytest.MonkeyPat
     assert not np.array_equal(bits(second), bits(first))
 
 
-# ------------------------------------------------------------------- the experiments' cell
-
-@pytest.mark.parametrize("mode_name", ["lmul", "bf16", "seed", "lmul:e=4,m=3", "fp32"])
-def test_forward_logits_equals_per_step_cells(mode_name: str) -> None:
-    """forward_logits (gate weights prepared once) gives the bits of chaining cell_step (the
-    per-step form, unprepared) and the head."""
-    from experiments import lstm
-    from experiments.modes import parse_mode
-
-    mode = parse_mode(mode_name)
-    torch.manual_seed(SEED)
-    wts = lstm.CellWeights.from_model(lstm.LSTMClassifier(6, 4, hidden_size=16))
-    x = np.random.default_rng([SEED, 3]).random((5, 7, 6), dtype=np.float32)
-    h = np.zeros((5, 16), np.float32)
-    c = np.zeros((5, 16), np.float32)
-    for t in range(x.shape[1]):
-        h, c = lstm.cell_step(wts, np.ascontiguousarray(x[:, t]), h, c, mode)
-    assert_same_bits(lstm.forward_logits(wts, x, mode), mode.head_matmul(h, wts.fc_w, wts.fc_b))
-
-
 @pytest.mark.parametrize("no_numba", [False, True], ids=["kernel", "numpy"])
 @pytest.mark.parametrize("multiplier", ["lmul", "exact", "seed"])
 def test_lstm_pointwise_equals_separate_operations(monkeypatch: pytest.MonkeyPatch,

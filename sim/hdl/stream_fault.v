@@ -3,7 +3,7 @@
 `default_nettype none
 // stream_fault: a one-register valid/ready stage (out_data = in_data + 1, in_ready as in
 // lmul_unit) with an optional, deliberate protocol fault. Test-only: it lets the shared stream
-// monitor and scoreboard (sim/stream.py) be seen to fail on a broken design.
+// monitor and scoreboard (sim/lib/stream.py) be seen to fail on a broken design.
 //   FAULT = 0: correct;
 //           1: out_valid falls after the output has waited one cycle (the result is dropped);
 //           2: out_data changes while the output waits;

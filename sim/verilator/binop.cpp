@@ -1,5 +1,5 @@
 // binop.cpp: C API around a Verilator model of a combinational two-operand module (a, b -> y),
-// loaded from Python with ctypes (experiments/rtlsim.py builds it once per parameter set).
+// loaded from Python with ctypes (sim/rtlsim.py builds it once per parameter set).
 //
 // The model comes from the compiler command line: -DRTLSIM_TOP=V<top> -include V<top>.h, and
 // the operand type and lane count from -DRTLSIM_ELEM=uint<N>_t -DRTLSIM_LANES=<L>. The top has

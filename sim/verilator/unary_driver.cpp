@@ -1,6 +1,6 @@
 // unary_driver.cpp: C API around a Verilator model of a combinational one-operand module
 // (x -> y, e.g. fp_to_fmt: binary32 -> format, fmt_to_fp32: format -> binary32), loaded from
-// Python with ctypes (experiments/rtlsim.py builds it once per parameter set, like binop.cpp).
+// Python with ctypes (sim/rtlsim.py builds it once per parameter set, like binop.cpp).
 //
 // The model class comes from the compiler command line: -DRTLSIM_TOP=V<top> and
 // -include V<top>.h. x and y may have different widths: Verilator declares each port as a

@@ -1,4 +1,4 @@
-"""experiments.prove: the references, a slice of the proof, a broken RTL copy, resume and replay.
+"""sim.prove: the references, a slice of the proof, a broken RTL copy, resume and replay.
 
 ``make test`` runs a slice of the proof through the same harness as ``make prove``:
 ``LMUL_PROVE_PAIRS`` pairs (default here 2^22) of each configuration named by
@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 
 import lmul
-from experiments import prove, rtlsim
-
-import oracle
+from sim import prove, rtlsim
+from sim.lib import oracle
 
 SLICE_CONFIGS = [
     "lmul_core/bf16/offset=paper/saturate=0",

@@ -1,6 +1,6 @@
 """Area, delay and energy of L-Mul vs an exact multiplier in a real standard-cell library.
 
-``python -m experiments.cost`` (``make cost``) maps the shipped RTL of ``hdl/`` to the OSU
+``python -m syn.cost`` (``make cost``) maps the shipped RTL of ``hdl/`` to the OSU
 0.18 um standard-cell library (Debian ``qflow-tech-osu018``, 1.8 V, typical corner) and measures,
 for each design:
 
@@ -24,7 +24,7 @@ Flow per design (every step with a clear error naming the Debian package if a to
    charged) is simulated on each workload with a VCD of all its nets; transitions are counted
    per net, in zero-delay simulation (no glitches) and with the cells' specify delays (glitches
    counted). Every activity run is also compared with the RTL on the same stimulus.
-5. Energy: OpenSTA's energy per transition of every pin (:mod:`experiments._stdcell`) times the
+5. Energy: OpenSTA's energy per transition of every pin (:mod:`syn._stdcell`) times the
    counted transitions, plus leakage over the run; energy per operation = that / operations
    (one multiply per vector; one MAC per valid PE beat; 16 MACs per accepted array beat);
    power at the stated clock = energy per cycle / period.
@@ -57,10 +57,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.lib.fileio import atomic_write_bytes, atomic_write_text
+
 from . import _gatesim as gs
 from . import _stdcell as sc
 from ._stdcell import CostError, StaConstraints
-from .fileio import atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 HDL = REPO / "hdl"
@@ -282,55 +283,29 @@ class MnistOperands:
     source: str
 
 
-def capture_mnist_operands(n_images: int = 4, cache_dir: Path | None = None,
-                           weights_dir: Path | None = None, data_root: Path | None = None,
-                           progress: bool = True) -> MnistOperands:
-    """Run the trained MNIST LSTM (``make experiment``'s weights: MNIST rows, seed 0, 1 epoch;
-    trained here with the same code and cache if absent) in ``lmul`` mode on the first
-    ``n_images`` test images and record the operands of every gate product."""
-    cache = None
-    if cache_dir is not None:
-        cache = cache_dir / f"mnist-operands-{n_images}.npz"
-        if cache.exists():
-            d = np.load(cache, allow_pickle=False)
-            return MnistOperands(d["z"], d["w"], d["b"], str(d["source"]))
-    from . import accuracy, lstm
-    from . import data as data_mod
-    from .modes import parse_mode
+#: Where ``python -m experiments.operands`` writes the MNIST LSTM's operands for this flow.
+DEFAULT_OPERANDS = REPO / "results" / "operands" / "mnist_lstm.npz"
 
-    ds = data_mod.load("mnist", data_root)
-    wdir = weights_dir or (REPO / "results" / "weights")
-    model, info = accuracy.get_weights(ds, "rows", 0, 1, None, wdir, progress)
-    wts = lstm.CellWeights.from_model(model)
-    mode = parse_mode("lmul")
-    zs: list[np.ndarray] = []
 
-    class Recorder:
-        """The lmul arithmetic, recording the A operand of each gate product."""
+def load_mnist_operands(path: Path) -> MnistOperands:
+    """Read the operand file written by ``python -m experiments.operands`` (``make operands``):
+    an ``.npz`` with ``z`` [T, B, 156], ``w`` [156, 512], ``b`` [512] (float32) and ``source``.
 
-        name = mode.name
-
-        def matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
-            if b.shape == wts.w.shape:
-                zs.append(np.array(a, dtype=np.float32))
-            return mode.matmul(a, b, bias)
-
-        def mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return mode.mul(x, y)
-
-        def head_matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
-            return mode.head_matmul(a, b, bias)
-
-    x = lstm.to_sequence(ds.test_x[:n_images], "rows")
-    lstm.forward_logits(wts, x, Recorder())  # type: ignore[arg-type]
-    src = (f"MNIST rows, seed 0, 1 epoch (train loss {info.get('train_loss', float('nan')):.4f}"
-           f", resumed from epoch {info.get('resumed_from')}); first {n_images} test images")
-    out = MnistOperands(np.stack(zs), wts.w, wts.b, src)
-    if cache is not None:
-        buf = io.BytesIO()
-        np.savez(buf, z=out.z, w=out.w, b=out.b, source=np.array(out.source))
-        atomic_write_bytes(cache, buf.getvalue())
-    return out
+    Raises:
+        CostError: the file is missing or lacks one of the arrays.
+    """
+    if not path.is_file():
+        raise CostError(f"MNIST operand file {path} not found; run `make operands` "
+                        "(python -m experiments.operands) first, or --workloads uniform")
+    with np.load(path, allow_pickle=False) as d:
+        missing = [k for k in ("z", "w", "b", "source") if k not in d.files]
+        if missing:
+            raise CostError(f"{path}: not an operand file (missing {', '.join(missing)})")
+        z, w, b = (np.asarray(d[k], dtype=np.float32) for k in ("z", "w", "b"))
+        if z.ndim != 3 or w.ndim != 2 or z.shape[2] != w.shape[0] or b.shape != (w.shape[1],):
+            raise CostError(f"{path}: operand shapes z{z.shape} w{w.shape} b{b.shape} "
+                            "do not form a gate product")
+        return MnistOperands(z, w, b, str(d["source"]))
 
 
 @dataclass(frozen=True)
@@ -828,7 +803,7 @@ def markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     v = meta["versions"]
     c = meta["constraints"]
     lines = [
-        "<!-- generated by `make cost` (python -m experiments.cost); do not edit by hand -->",
+        "<!-- generated by `make cost` (python -m syn.cost); do not edit by hand -->",
         "",
         f"Command: `{meta['command']}`. Tools: {v['yosys']}; {v['opensta']}; {v['iverilog']}; "
         f"{v['library']}, typical corner, {meta['voltage']} V. Seed {meta['seed']}"
@@ -1033,8 +1008,12 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         workloads: Sequence[str] = WORKLOADS, timings: Sequence[str] = TIMINGS,
         out_dir: Path = REPO / "results", sizes: Sizes | None = None, seed: int = 1,
         constraints: StaConstraints | None = None, progress: bool = True,
-        command: str = "python -m experiments.cost", plot: bool = True) -> list[dict[str, Any]]:
-    """Measure every design and write the reports; returns the per-design results."""
+        command: str = "python -m syn.cost", plot: bool = True,
+        operands: Path = DEFAULT_OPERANDS) -> list[dict[str, Any]]:
+    """Measure every design and write the reports; returns the per-design results.
+
+    ``operands`` is the MNIST LSTM operand file (``make operands``), read for the ``mnist``
+    workload only."""
     from tqdm import tqdm
 
     sizes = sizes or Sizes()
@@ -1055,7 +1034,7 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
                             "constraints": asdict(constraints), "sizes": asdict(sizes),
                             "voltage": sc.load_library(tools.liberty).voltage}
     if "mnist" in workloads:
-        mnist = capture_mnist_operands(ARRAY_ROWS, cache_root, progress=progress)
+        mnist = load_mnist_operands(operands)
         meta["mnist_source"] = mnist.source
     srcs = hdl_sources()
     results = []
@@ -1092,6 +1071,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timings", default=",".join(TIMINGS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "results")
+    ap.add_argument("--operands", type=Path, default=DEFAULT_OPERANDS,
+                    help="MNIST LSTM operand file of `make operands` (the mnist workload)")
     ap.add_argument("--mul-vectors", type=int, default=Sizes.mul_vectors)
     ap.add_argument("--pe-tiles", type=int, default=Sizes.pe_tiles)
     ap.add_argument("--array-tiles", type=int, default=Sizes.array_tiles)
@@ -1119,13 +1100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sizes = Sizes(mul_vectors=args.mul_vectors, pe_tiles=args.pe_tiles,
                   array_tiles=args.array_tiles)
-    cmd = "python -m experiments.cost" + ("" if argv is None and len(sys.argv) <= 1 else
+    cmd = "python -m syn.cost" + ("" if argv is None and len(sys.argv) <= 1 else
                                           " " + " ".join(argv if argv is not None
                                                          else sys.argv[1:]))
     try:
         run(split(args.formats), split(args.levels), split(args.array_formats),
             split(args.workloads), split(args.timings), args.out, sizes, args.seed,
-            command=cmd, plot=not args.no_plot)
+            command=cmd, plot=not args.no_plot, operands=args.operands)
     except (CostError, ValueError) as err:
         print(f"cost: error: {err}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 References, all independent of the model: numpy float32 / float64 / float16 addition (the CPU's
 IEEE adder, round to nearest even, subnormals kept), ``ml_dtypes.bfloat16``, and the exact sum
-rounded to nearest even by the shared rational oracle ``sim/oracle.py``. Random vectors use the
+rounded to nearest even by the shared rational oracle ``sim/lib/oracle.py``. Random vectors use the
 seed in ``COCOTB_RANDOM_SEED`` (default 1) and ``LMUL_VECTORS`` vectors per class (default
 100,000).
 """
@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from lmul import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
-
-import oracle
+from sim.lib import oracle
 
 SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
 VECTORS = int(os.environ.get("LMUL_VECTORS", "100000"))
@@ -29,7 +28,7 @@ def _rng(salt: int) -> np.random.Generator:
 
 
 # --------------------------------------------------------------------------------------------
-# Exact reference: the shared rational oracle (sim/oracle.py), which imports nothing of lmul.
+# Exact reference: the shared rational oracle (sim/lib/oracle.py), which imports nothing of lmul.
 
 
 @functools.cache

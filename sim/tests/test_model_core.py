@@ -1,7 +1,7 @@
 """Unit tests of the format definitions, conversions and the L-Mul / seed models.
 
 References are independent of the implementation: ml_dtypes, numpy and the shared rational
-oracle ``sim/oracle.py`` for rounding, Python ``fractions.Fraction`` for the value of an L-Mul
+oracle ``sim/lib/oracle.py`` for rounding, Python ``fractions.Fraction`` for the value of an L-Mul
 product, the original notebook's own function (executed from ../shared/seed/ when present) for
 ``seed_lmul``.
 """
@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import lmul
-
-import oracle
+from sim.lib import oracle
 
 REFERENCE_DTYPES = {
     "bf16": ml_dtypes.bfloat16,

@@ -1,6 +1,6 @@
 """Benchmark: a small accuracy grid run serially in-process vs as Ray tasks on a local Ray.
 
-    python -m experiments.bench_ray [--dataset fashion] [--seeds 0,1] [--modes fp32,lmul]
+    python -m experiments.bench.ray_executor [--dataset fashion] [--seeds 0,1] [--modes fp32,lmul]
         [--train-limit 4000] [--test-limit 2000] [--num-cpus N]      # make bench-ray
 
 After a warm-up on a tiny grid (data, numba's kernel cache, torch; in this process and in
@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import accuracy
-from .executor import RayExecutor, set_task_threads
+from .. import accuracy
+from ..executor import RayExecutor, set_task_threads
 
 TIMING_FIELDS = ("created", "train_wall_s", "eval_wall_s", "host")
 

@@ -1,4 +1,4 @@
-"""Gate-level simulation helpers for :mod:`experiments.cost`: netlists, testbenches, toggles.
+"""Gate-level simulation helpers for :mod:`syn.cost`: netlists, testbenches, toggles.
 
 Private module. A mapped netlist (yosys ``write_verilog`` of a flattened design, every internal
 net a 1-bit wire) is parsed into :class:`Netlist`; :func:`add_input_drivers` gives every input

@@ -1,4 +1,4 @@
-"""experiments.rtlsim: Verilator builds, their cache, the ctypes driver and its error messages."""
+"""sim.rtlsim: Verilator builds, their cache, the ctypes driver and its error messages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import lmul
-from experiments import rtlsim
+from sim import rtlsim
 
 BF16 = lmul.LMulConfig(8, 7)  # paper offset, no saturation
 E4M3 = lmul.LMulConfig(4, 3, offset=0, saturate=True)
@@ -100,7 +100,7 @@ def test_missing_verilator_names_the_debian_package(tmp_path: Path,
     with pytest.raises(rtlsim.ToolMissingError, match=r"Debian package `verilator`"):
         rtlsim.verilator_version()
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.prove", "--configs", "fp_add/e5m2", "--no-results",
+        [sys.executable, "-m", "sim.prove", "--configs", "fp_add/e5m2", "--no-results",
          "--no-progress", "--state", str(tmp_path / "state.json")],
         cwd=rtlsim.REPO, env={**os.environ, "PATH": str(empty)}, capture_output=True, text=True,
         check=False, timeout=120)

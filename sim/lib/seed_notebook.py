@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 #: Where the notebook lies beside a checkout (override with LMUL_SEED_NOTEBOOK).
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared" / "seed" / "lmul_lstm_notebook.txt"
+DEFAULT_PATH = Path(__file__).resolve().parents[3] / "shared" / "seed" / "lmul_lstm_notebook.txt"
 
 
 def notebook_path() -> Path:

@@ -1,4 +1,4 @@
-"""The regression knobs (sim/knobs.py): bad values stop pytest at collection time with one line
+"""The regression knobs (sim/lib/knobs.py): bad values stop pytest at collection time with one line
 naming the variable; good values are read as documented."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import knobs
+from sim.lib import knobs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KNOBS = ("COCOTB_RANDOM_SEED", "LMUL_VECTORS", "LMUL_TILES", "LMUL_FULL", "WAVES")
 
 BAD = [
@@ -28,7 +28,7 @@ def _pytest(env_update: dict[str, str]) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in KNOBS}
     env.update(env_update)
     return subprocess.run([sys.executable, "-m", "pytest", "--collect-only",
-                           "-p", "no:cacheprovider", "sim/test_oracle.py"],
+                           "-p", "no:cacheprovider", "sim/tests/test_oracle.py"],
                           cwd=REPO, env=env, capture_output=True, text=True, check=False,
                           timeout=300)
 

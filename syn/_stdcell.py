@@ -1,4 +1,4 @@
-"""Standard-cell flow helpers for :mod:`experiments.cost`: tools, liberty, yosys, OpenSTA.
+"""Standard-cell flow helpers for :mod:`syn.cost`: tools, liberty, yosys, OpenSTA.
 
 Private module. The cell library is the OSU 0.18 um library of Debian's ``qflow-tech-osu018``
 (``osu018_stdcells.lib``: liberty with NLDM timing and internal-power tables; ``.v``: Verilog
@@ -13,7 +13,7 @@ activity propagation. So per-pin activities cannot be handed to it. Instead
 ``power`` debug trace on, which lists, per instance pin, the activity OpenSTA used and the power
 (switching ``0.5 C V^2`` on output pins; internal power from the liberty tables at the slews and
 loads of its delay calculation) it computed. Power divided by activity is OpenSTA's energy per
-transition of that pin; :mod:`experiments.cost` multiplies it by the transitions counted in
+transition of that pin; :mod:`syn.cost` multiplies it by the transitions counted in
 gate-level simulation. The parser cross-checks the sum of the traced powers against OpenSTA's
 own total, so a change of the trace format cannot go unnoticed.
 """
@@ -536,7 +536,7 @@ def sta_pin_energies(netlist: Path, top: str, inputs: Sequence[str], clock: str 
     """OpenSTA's energy per transition of every pin (see the module docstring).
 
     Data inputs are not given a driving cell here: the power netlist carries its own input
-    drivers (:func:`experiments._gatesim.add_input_drivers`).
+    drivers (:func:`syn._gatesim.add_input_drivers`).
     """
     # Energy per transition does not depend on the period; the trace prints activities per ns
     # with two decimals, so it is run at 10 ns, where 1 and 2 transitions per period are exact.

@@ -1,7 +1,7 @@
 """Exhaustive proof: every operand pair of the 16-bit formats, RTL (Verilator) against the model.
 
-``make prove`` (``python -m experiments.prove``) evaluates each configuration below on all of its
-operand pairs through Verilator models built by :mod:`experiments.rtlsim`, and compares the RTL's
+``make prove`` (``python -m sim.prove``) evaluates each configuration below on all of its
+operand pairs through Verilator models built by :mod:`sim.rtlsim`, and compares the RTL's
 result bits with the reference on the same pairs, NaNs included (the canonical NaN is a bit
 pattern like any other):
 
@@ -14,8 +14,8 @@ pattern like any other):
 
 ``mul_reference`` and ``add_reference`` don't use the project's model: they form the exact
 product or sum of the decoded operands in integers and round it once (round to nearest, ties to
-even, the module's subnormal policy); ``experiments/tests/test_prove.py`` checks them against the
-rational oracle ``sim/oracle.py``.
+even, the module's subnormal policy); ``sim/tests/test_prove.py`` checks them against the
+rational oracle ``sim/lib/oracle.py``.
 
 Pair index space: a 2-operand configuration of width W has 2^(2W) pairs; pair ``i`` is
 ``a = i >> W``, ``b = i & (2^W - 1)``. Work is done in blocks of 2^16 consecutive pairs spread
@@ -58,8 +58,8 @@ import numpy as np
 from numba import njit
 
 import lmul
-from experiments import rtlsim
-from experiments.fileio import atomic_write_text
+from sim import rtlsim
+from sim.lib.fileio import atomic_write_text
 
 REPO = rtlsim.REPO
 BLOCK_BITS = 16
@@ -821,7 +821,7 @@ def _env_default(name: str) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.prove",
+        prog="python -m sim.prove",
         description="Exhaustive RTL-vs-model proof through Verilator (see module docstring).")
     parser.add_argument("--configs", nargs="*", default=None,
                         help="shell patterns of configuration names (env LMUL_PROVE_CONFIGS, "
@@ -909,7 +909,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"  replay in the cocotb testbench (WAVES=1 for a waveform):\n    {cmd}")
     if not args.no_results:
         meta = {"command": "make prove" if pairs is None and not patterns else
-                "python -m experiments.prove " + " ".join(sys.argv[1:]),
+                "python -m sim.prove " + " ".join(sys.argv[1:]),
                 "machine": f"{_cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, "
                            f"load average {load_at_start:.1f} at the start"}
         write_results(args.out_dir, outcomes, {c.name: c for c in configs}, hashes, meta)

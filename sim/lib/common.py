@@ -16,7 +16,7 @@ import numpy as np
 
 import lmul
 
-from knobs import full_run, random_seed, tile_count, vector_count, waves
+from .knobs import full_run, random_seed, tile_count, vector_count, waves
 
 __all__ = [
     "BUILD_DIR", "HDL_DIR", "REPO", "SIM_DIR", "SIM_HDL_DIR", "assert_bits_equal",
@@ -25,7 +25,7 @@ __all__ = [
     "unpack_lanes", "vector_count", "waves",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HDL_DIR = REPO / "hdl"
 SIM_DIR = REPO / "sim"
 SIM_HDL_DIR = SIM_DIR / "hdl"
@@ -72,13 +72,13 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
     run(
         simulator="icarus",
         toplevel=toplevel,
-        module=test_module,
+        module=f"sim.{test_module}",
         verilog_sources=sources,
         includes=[str(HDL_DIR)],
         parameters=parameters,
         sim_build=str(build),
         extra_env=env,
-        python_search=[str(SIM_DIR)],
+        python_search=[str(REPO)],
         testcase=testcase,
         timescale="1ns/1ps",
         waves=dump,

@@ -1,4 +1,4 @@
-"""Fixtures shared by the model tests."""
+"""Fixtures shared by the verification tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from experiments.seed_notebook import load_notebook_lmul_bits, notebook_path
+from sim.lib.seed_notebook import load_notebook_lmul_bits, notebook_path
 
 
 @pytest.fixture(scope="session")

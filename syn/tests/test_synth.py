@@ -1,4 +1,4 @@
-"""Tests of experiments/synth.py: the yosys flow runs on a small case (E4M3 multipliers) and its
+"""Tests of syn/synth.py: the yosys flow runs on a small case (E4M3 multipliers) and its
 own outputs are parsed back, so the synthesis numbers in results/ and the README cannot silently
 go stale. Skipped, with the reason, when yosys is not installed."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import synth
+from syn import synth
 
 HAVE_YOSYS = shutil.which("yosys") is not None
 needs_yosys = pytest.mark.skipif(

@@ -1,6 +1,6 @@
 """Benchmark of the L-Mul kernels against the seed's approach and float32 (``make bench``).
 
-Run as ``python -m experiments.bench_kernels``. In one run, on the same inputs, it times:
+Run as ``python -m experiments.bench.kernels``. In one run, on the same inputs, it times:
 
 LSTM gate product ``[batch x (28 + 128)] . [156 x 512]`` (default batch 1000):
   1. the seed notebook's approach: every product of a ``[B, O, I]`` broadcast through the
@@ -36,8 +36,7 @@ import numpy as np
 import lmul
 from lmul import _matmul as mm  # internals timed here: the elementwise kernels, thread counts
 from lmul._core import lmul_numpy, seed_lmul_numpy
-
-from .seed_notebook import load_notebook_lmul_bits, notebook_path
+from sim.lib.seed_notebook import load_notebook_lmul_bits, notebook_path
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -197,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfast elementwise L-Mul: {rate:,.0f} M products/s (target >= 100)")
 
     # -------------------------------------------------------- lmul.torch.convert's layers
-    from .convert_demo import bench_converted_layers
+    from ..convert_demo import bench_converted_layers
 
     print("\n## Converted layers (lmul.torch.convert, L-Mul) vs torch float32, forward\n")
     print("| layer | torch float32 (ms) | converted (ms) | x torch's time (target <= 10) |")
@@ -206,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {t_torch * 1e3:.2f} | {t_conv * 1e3:.2f} | {t_conv / t_torch:.1f} |")
 
     # ------------------------------------------------- L-Mul-aware training (experiments.tune)
-    from .recipes import bench_training
+    from ..recipes import bench_training
 
     steps = bench_training(repeats=max(1, args.repeats // 2), seed=args.seed)
     per_epoch = 60_000 / 128  # batches in an MNIST epoch

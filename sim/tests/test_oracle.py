@@ -1,4 +1,4 @@
-"""Tests of sim/oracle.py, the exact-rounding oracle, against numpy and ml_dtypes.
+"""Tests of sim/lib/oracle.py, the exact-rounding oracle, against numpy and ml_dtypes.
 
 numpy's float16 / float32 casts and arithmetic and ml_dtypes' bfloat16 / float8 casts are
 correctly rounded (round to nearest even) for the cases used here: float32 -> 16- and 8-bit
@@ -18,13 +18,13 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import oracle
-from knobs import random_seed
+from sim.lib import oracle
+from sim.lib.knobs import random_seed
 
 # Casting NaN/Inf/out-of-range values is the point of these tests.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
-SIM_DIR = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 
 #: (name, E, M, numpy scalar type, unsigned type of the same width)
 FORMATS = [
@@ -214,10 +214,11 @@ def test_bad_input_is_refused() -> None:
 
 def test_oracle_is_independent_of_the_model() -> None:
     """Importing the oracle imports nothing of the project (it must not share the model's bugs)."""
-    code = ("import sys; import oracle; "
-            "bad = [m for m in sys.modules if m == 'lmul' or m.startswith(('lmul.', 'common'))]; "
+    code = ("import sys; import sim.lib.oracle; "
+            "bad = [m for m in sys.modules"
+            " if m == 'lmul' or m.startswith(('lmul.', 'sim.lib.c'))]; "
             "assert not bad, bad")
-    res = subprocess.run([sys.executable, "-c", code], cwd=SIM_DIR, capture_output=True,
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=False)
     assert res.returncode == 0, res.stderr
 

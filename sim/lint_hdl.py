@@ -1,6 +1,6 @@
 """Static checks of the RTL: Verilator lint and the house style of every Verilog file.
 
-Usage: ``python scripts/lint_hdl.py [module ...]``. Exit status 1 if any check fails.
+Usage: ``python -m sim.lint_hdl [module ...]``. Exit status 1 if any check fails.
 
 * Verilator ``--lint-only -Wall`` of every module in hdl/ for its defaults, every format of the
   model's table ``lmul.PRESETS`` that the module accepts (its EXP_BITS / MAN_BITS range, read from

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import lmul
+from sim import lint_hdl
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import lint_hdl  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 HDL = REPO / "hdl"
 MODULES = sorted(p.stem for p in HDL.glob("*.v"))

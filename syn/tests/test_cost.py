@@ -1,4 +1,4 @@
-"""Tests of the standard-cell cost flow (experiments/cost.py and its private helpers).
+"""Tests of the standard-cell cost flow (syn/cost.py and its private helpers).
 
 Each test checks the flow against something computed independently of it: the liberty file's
 own numbers, a hand-evaluated NLDM path, the bit-exact model, a hand-written VCD or trace. They
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import lmul
-from experiments import _gatesim as gs
-from experiments import _stdcell as sc
-from experiments import cost
+from syn import _gatesim as gs
+from syn import _stdcell as sc
+from syn import cost
 
 HDL = Path(__file__).resolve().parents[2] / "hdl"
 
