@@ -13,4 +13,22 @@
 `define LMUL_DEFAULT_OFFSET(man_bits) \
     (((man_bits) <= 3) ? 1 : (((man_bits) == 4) ? 2 : (1 << ((man_bits) - 4))))
 
+// One parameter range check, written once (use inside a generate region):
+//   `LMUL_PARAM_CHECK(<condition that must hold>, <generate block label>,
+//                     <error module name>, (<$error format>, <arguments>))
+// Verilator reports the formatted message ($error at elaboration); Icarus and yosys, which have
+// no elaboration-time $error, fail on the instance of the undefined module whose name spells the
+// rule (PARAMETER_ERROR__<module>__<rule>).
+`ifdef VERILATOR
+`define LMUL_PARAM_CHECK(ok, label, error_module, message) \
+    if (!(ok)) begin : label \
+      $error message; \
+    end
+`else
+`define LMUL_PARAM_CHECK(ok, label, error_module, message) \
+    if (!(ok)) begin : label \
+      error_module u_param_error (); \
+    end
+`endif
+
 `endif  // LMUL_DEFS_VH
