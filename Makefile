@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick clean
+.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick snapshot clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -95,6 +95,18 @@ tune: $(STAMP)
 
 tune-quick: $(STAMP)
 	$(PY) -m experiments.tune --preset quick
+
+## Targets write into results/ (generated, git-ignored); the committed snapshots are docs/results/.
+## make snapshot NAME=cost copies results/cost.* there (NAME may list several stems, e.g.
+## NAME="precision precision_hist precision_offsets precision_vs_m"); review the diff, then commit.
+snapshot:
+	@test -n "$(NAME)" || { echo 'usage: make snapshot NAME="stem [stem ...]" (results/<stem>.*)' >&2; exit 2; }
+	@for n in $(NAME); do \
+	  found=; for f in results/$$n.*; do \
+	    case $$f in *.lock|*"*"*) continue;; esac; \
+	    cp -v "$$f" docs/results/ || exit 1; found=1; done; \
+	  [ -n "$$found" ] || { echo "snapshot: no results/$$n.* (run its make target first)" >&2; exit 1; }; \
+	done
 
 ## Build products and caches (Verilator libraries and the proof's resume state in build/).
 clean:

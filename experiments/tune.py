@@ -33,7 +33,8 @@ FP8 fine-tuning (best L-Mul offset, exact) and training from scratch (BF16 only)
 FashionMNIST only). Each writes its own results (``results/tune.json`` /
 ``results/tune_quick.json``, CSV beside it), the report ``.md`` with the tables, CIs and
 verdicts, and two plots: ``*_offsets.png`` (the network's accuracy difference and the unit's
-bias and mean relative error, from the precision analysis ``results/precision_offsets.csv``, on
+bias and mean relative error, from the precision analysis's ``precision_offsets.csv``: the one
+``make analysis`` generated in ``results/``, else the committed snapshot in ``docs/results/``, on
 one offset axis) and ``*_recipes.png`` (every arithmetic with float32 weights, fine-tuned, and
 trained from scratch). Wall times per step are kept in the JSON (``tune_walls``).
 """
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.lib.cli import int_in_range, json_path
-from sim.lib.fileio import atomic_write, atomic_write_text, locked
+from sim.lib.fileio import atomic_write, atomic_write_text, locked, snapshot_or_generated
 
 from . import data as data_mod
 from . import executor as executor_mod
@@ -60,7 +61,8 @@ from .report import ResultsError, load_results, markdown_table
 from .stats import Summary, paired_differences, summarize
 
 RESULTS_DIR = data_mod.REPO_ROOT / "results"
-PRECISION_CSV = RESULTS_DIR / "precision_offsets.csv"
+#: The precision analysis's offset sweep (``make analysis``), read for the offset plot and table.
+PRECISION_CSV = "precision_offsets.csv"
 
 #: The BF16 offsets of the sweep (LSBs of the 7-bit mantissa; 8 is the paper's 2^-4).
 BF16_OFFSETS = (0, 4, 6, 7, 8, 9, 10, 12)
@@ -286,9 +288,12 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
 
 # ------------------------------------------------------------------------------------- report
 
-def read_precision(path: Path = PRECISION_CSV) -> dict[tuple[str, int], tuple[float, float]]:
+def read_precision(path: Path | None = None) -> dict[tuple[str, int], tuple[float, float]]:
     """{(format, offset): (bias %, mean |relative error| %)} of the precision analysis's
-    Gaussian-operand sweep (``make analysis``); {} when the file is absent."""
+    Gaussian-operand sweep (``make analysis``); {} when the file is absent. Default: the
+    generated ``results/precision_offsets.csv``, else its committed snapshot
+    (:func:`sim.lib.fileio.snapshot_or_generated`)."""
+    path = snapshot_or_generated(PRECISION_CSV) if path is None else Path(path)
     if not path.is_file():
         return {}
     out: dict[tuple[str, int], tuple[float, float]] = {}
@@ -331,8 +336,9 @@ def _ci_verdict(s: Summary | None) -> str:
     return "includes 0: no difference resolved at this n"
 
 
-def report(p: Preset, out: Path | None = None, precision_csv: Path = PRECISION_CSV) -> str:
-    """Tables, verdicts and plots of preset ``p`` from its results; returns the markdown."""
+def report(p: Preset, out: Path | None = None, precision_csv: Path | None = None) -> str:
+    """Tables, verdicts and plots of preset ``p`` from its results; returns the markdown.
+    ``precision_csv``: the unit's offset sweep (default as :func:`read_precision`)."""
     out = Path(out or p.out)
     doc = load_results(out)
     runs = _runs(doc, p)

@@ -114,6 +114,23 @@ def test_report_paired_differences_and_verdicts(tmp_path: Path) -> None:
     assert (tmp_path / "t.md").read_text() == text
 
 
+def test_precision_sweep_is_read_from_results_else_from_the_snapshot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim.lib import fileio
+
+    snapshot = fileio.SNAPSHOT_DIR / tune.PRECISION_CSV
+    committed = tune.read_precision(snapshot)
+    assert committed[("e8m7", tune.PAPER_BF16)]  # the committed sweep has the paper's unit
+    monkeypatch.setattr(fileio, "RESULTS_DIR", tmp_path)
+    assert fileio.snapshot_or_generated(tune.PRECISION_CSV) == snapshot
+    assert tune.read_precision() == committed  # nothing generated: the snapshot
+    (tmp_path / tune.PRECISION_CSV).write_text(
+        "distribution,format,presets,exp_bits,man_bits,offset,offset_value,n,bias,mean_abs,"
+        "max_abs\ngauss,e8m7,bf16,8,7,8,0.06,10,0.5,0.25,0.07\n")
+    assert tune.read_precision() == {("e8m7", 8): (50.0, 25.0)}  # the generated file wins
+    assert tune.read_precision(tmp_path / "absent.csv") == {}
+
+
 def test_ci_verdicts_can_say_no() -> None:
     from experiments.stats import summarize
 

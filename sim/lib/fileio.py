@@ -1,8 +1,12 @@
-"""Atomic file writes and writer locks.
+"""Atomic file writes, writer locks, and where results live.
 
 A reader never sees a half-written results, weights or data file (:func:`atomic_write`), and
 writers that merge into a shared file serialize on a sidecar lock (:func:`locked`), so two
 processes extending one results file cannot lose each other's entries.
+
+Results: every make target writes into ``results/`` (generated, git-ignored); the committed
+snapshots live in ``docs/results/`` and are only replaced on purpose (``make snapshot``). A
+reader of a result that another target produces asks :func:`snapshot_or_generated` for it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,22 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+REPO = Path(__file__).resolve().parents[2]
+#: Where the make targets write (generated, git-ignored).
+RESULTS_DIR = REPO / "results"
+#: The committed snapshots of those results.
+SNAPSHOT_DIR = REPO / "docs" / "results"
+
+
+def snapshot_or_generated(name: str) -> Path:
+    """``results/<name>`` when a run generated it, else the committed ``docs/results/<name>``.
+
+    ``name`` is a file name relative to the results directory (``"precision_offsets.csv"``).
+    The returned path may not exist (neither generated nor committed); callers say so.
+    """
+    generated = RESULTS_DIR / name
+    return generated if generated.exists() else SNAPSHOT_DIR / name
 
 
 def atomic_write(path: Path, writer: Callable[[BinaryIO], None]) -> None:

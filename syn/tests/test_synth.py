@@ -1,6 +1,6 @@
 """Tests of syn/synth.py: the yosys flow runs on a small case (E4M3 multipliers) and its
-own outputs are parsed back, so the synthesis numbers in results/ and the README cannot silently
-go stale. Skipped, with the reason, when yosys is not installed."""
+own outputs are parsed back, so the synthesis numbers in docs/results/ and the README cannot
+silently go stale. Skipped, with the reason, when yosys is not installed."""
 
 from __future__ import annotations
 
@@ -56,22 +56,22 @@ def test_tables_and_chart_regenerated(e4m3_run: tuple[Path, list[dict[str, objec
 
 @needs_yosys
 def test_committed_results_are_current(e4m3_run: tuple[Path, list[dict[str, object]]]) -> None:
-    """results/synth.csv (what the README quotes) matches a fresh synthesis of the current RTL."""
-    committed = synth.REPO / "results" / "synth.csv"
-    if not committed.exists():
-        pytest.skip("results/synth.csv not generated yet (run `make synth`)")
+    """docs/results/synth.csv (the committed snapshot the README quotes) matches a fresh
+    synthesis of the current RTL."""
+    committed = synth.REPO / "docs" / "results" / "synth.csv"
     _, rows = e4m3_run
     old = {(r["level"], r["format"], r["unit"]): r for r in synth.read_csv(committed)}
     for r in rows:
         key = (r["level"], r["format"], r["unit"])
-        assert key in old, f"results/synth.csv lacks {key}; run `make synth`"
+        assert key in old, (f"docs/results/synth.csv lacks {key}; run `make synth`, then "
+                            "`make snapshot NAME=synth`")
         if old[key]["yosys"] != r["yosys"]:
-            pytest.skip(f"results/synth.csv was made with {old[key]['yosys']}, this machine has "
-                        f"{r['yosys']}: numbers are not comparable")
+            pytest.skip(f"docs/results/synth.csv was made with {old[key]['yosys']}, this machine "
+                        f"has {r['yosys']}: numbers are not comparable")
         for metric in ("cells", "transistors", "depth"):
             assert int(old[key][metric]) == int(r[metric]), (
-                f"results/synth.csv is stale for {key} {metric}: {old[key][metric]} committed, "
-                f"{r[metric]} now; run `make synth`")
+                f"docs/results/synth.csv is stale for {key} {metric}: {old[key][metric]} "
+                f"committed, {r[metric]} now; run `make synth`, then `make snapshot NAME=synth`")
 
 
 STAT = """
