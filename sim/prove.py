@@ -59,6 +59,7 @@ import numpy as np
 import lmul
 from sim import rtlsim
 from sim.lib import int_oracle
+from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text
 from sim.lib.int_oracle import add_reference, mul_reference
 
@@ -666,15 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "configuration through the cocotb/Icarus testbench and print the ratio")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        return _main(args)
-    except (ProofError, rtlsim.ToolMissingError, rtlsim.RtlBuildError) as exc:
-        print(f"prove: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"prove: interrupted; finished chunks are saved in {_rel(args.state)}, run the "
-              "same command again to resume", file=sys.stderr)
-        return 130
+    return run_main("prove", lambda: _main(args),
+                    (ProofError, rtlsim.ToolMissingError, rtlsim.RtlBuildError),
+                    interrupted=f"finished chunks are saved in {_rel(args.state)}, run the same "
+                                "command again to resume")
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_bytes, atomic_write_text
 
 from . import _gatesim as gs
@@ -1080,39 +1081,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite cost.md/.csv/.png from the existing cost.json, measure nothing")
     args = ap.parse_args(argv)
-    if args.report_only:
-        src = args.out / "cost.json"
-        if not src.is_file():
-            print(f"cost: error: {src} not found; run without --report-only first",
-                  file=sys.stderr)
-            return 2
-        d = json.loads(src.read_text())
-        write_outputs(d["meta"], d["designs"], args.out, plot=not args.no_plot)
-        print((args.out / "cost.md").read_text())
-        return 0
+    cmd = "python -m syn.cost" + ("" if argv is None and len(sys.argv) <= 1 else
+                                          " " + " ".join(argv if argv is not None
+                                                         else sys.argv[1:]))
 
     def split(s: str) -> list[str]:
         return [x.strip() for x in s.split(",") if x.strip()]
 
-    if args.mul_vectors < 2 or args.pe_tiles < 1 or args.array_tiles < 1:
-        print("cost: error: --mul-vectors >= 2, --pe-tiles >= 1, --array-tiles >= 1",
-              file=sys.stderr)
-        return 2
-    sizes = Sizes(mul_vectors=args.mul_vectors, pe_tiles=args.pe_tiles,
-                  array_tiles=args.array_tiles)
-    cmd = "python -m syn.cost" + ("" if argv is None and len(sys.argv) <= 1 else
-                                          " " + " ".join(argv if argv is not None
-                                                         else sys.argv[1:]))
-    try:
-        run(split(args.formats), split(args.levels), split(args.array_formats),
-            split(args.workloads), split(args.timings), args.out, sizes, args.seed,
-            command=cmd, plot=not args.no_plot, operands=args.operands)
-    except (CostError, ValueError) as err:
-        print(f"cost: error: {err}", file=sys.stderr)
-        return 2
-    print((args.out / "cost.md").read_text())
-    return 0
+    def body() -> int:
+        if args.report_only:
+            src = args.out / "cost.json"
+            if not src.is_file():
+                raise CostError(f"{src} not found; run without --report-only first")
+            d = json.loads(src.read_text())
+            write_outputs(d["meta"], d["designs"], args.out, plot=not args.no_plot)
+        else:
+            if args.mul_vectors < 2 or args.pe_tiles < 1 or args.array_tiles < 1:
+                raise CostError("--mul-vectors >= 2, --pe-tiles >= 1, --array-tiles >= 1")
+            sizes = Sizes(mul_vectors=args.mul_vectors, pe_tiles=args.pe_tiles,
+                          array_tiles=args.array_tiles)
+            run(split(args.formats), split(args.levels), split(args.array_formats),
+                split(args.workloads), split(args.timings), args.out, sizes, args.seed,
+                command=cmd, plot=not args.no_plot, operands=args.operands)
+        print((args.out / "cost.md").read_text())
+        return 0
 
+    return run_main("cost", body, (CostError, ValueError))
 
 if __name__ == "__main__":
     sys.exit(main())

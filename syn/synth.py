@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lmul
+from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_bytes, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -421,17 +422,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     ap.add_argument("--yosys", default=None, help="yosys executable (default: from PATH)")
     args = ap.parse_args(argv)
-    try:
+
+    def body() -> int:
         rows = run([f.strip().lower() for f in args.formats.split(",") if f.strip()],
                    [lv.strip().lower() for lv in args.levels.split(",") if lv.strip()],
                    args.out, use_cache=not args.no_cache, yosys=args.yosys,
                    plot=not args.no_plot)
-    except (SynthError, ValueError) as err:
-        print(f"synth: error: {err}", file=sys.stderr)
-        return 2
-    print(markdown(rows))
-    print(f"wrote {args.out}/synth.csv, synth.md" + ("" if args.no_plot else ", synth.png"))
-    return 0
+        print(markdown(rows))
+        print(f"wrote {args.out}/synth.csv, synth.md" + ("" if args.no_plot else ", synth.png"))
+        return 0
+
+    return run_main("synth", body, (SynthError, ValueError))
 
 
 if __name__ == "__main__":

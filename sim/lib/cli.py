@@ -1,10 +1,49 @@
-"""Argument types shared by the experiments' command lines (one message for one mistake)."""
+"""Command-line plumbing shared by the CLIs of sim/, syn/ and experiments/: argument types (one
+message for one mistake) and :func:`run_main`, the one error epilogue of a ``main()``."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+#: Exit status of an expected error (bad input, missing tool), as argparse uses for usage errors.
+ERROR_STATUS = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as a shell reports it.
+INTERRUPTED_STATUS = 130
+
+ErrorTypes = type[BaseException] | tuple[type[BaseException], ...]
+
+
+def run_main(name: str, fn: Callable[[], int],
+             errors: ErrorTypes | Mapping[type[BaseException], int] = (),
+             interrupted: str | None = None) -> int:
+    """Run a command's body ``fn()`` and return its exit status.
+
+    An exception of one of the expected ``errors`` becomes the one line
+    ``<name>: error: <message>`` on stderr and the exit status :data:`ERROR_STATUS`; ``errors``
+    may also map exception types to their own exit status (the first type the exception is an
+    instance of wins). Any other exception propagates with its traceback: it is a bug, not bad
+    input. With ``interrupted`` set, Ctrl-C prints ``<name>: interrupted; <interrupted>`` (what
+    was kept, how to resume) and returns :data:`INTERRUPTED_STATUS`; without it, the
+    KeyboardInterrupt propagates.
+    """
+    if isinstance(errors, Mapping):
+        statuses = dict(errors)
+    else:
+        statuses = dict.fromkeys(errors if isinstance(errors, tuple) else (errors,),
+                                 ERROR_STATUS)
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        print(f"{name}: interrupted; {interrupted}", file=sys.stderr)
+        return INTERRUPTED_STATUS
+    except tuple(statuses) as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return next(s for t, s in statuses.items() if isinstance(err, t))
 
 
 def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
