@@ -278,12 +278,9 @@ def mnist_pickle_to_idx(obj: Any, what: str = "mnist.pkl.gz") -> dict[str, bytes
             raise DataError(f"{what}: {part_name} labels outside 0..9")
         images.append(scaled.astype(np.uint8).reshape(-1, 28, 28))
         labels.append(y.astype(np.uint8))
-    return {
-        "train-images-idx3-ubyte": idx_bytes(np.concatenate(images[:2])),
-        "train-labels-idx1-ubyte": idx_bytes(np.concatenate(labels[:2])),
-        "t10k-images-idx3-ubyte": idx_bytes(images[2]),
-        "t10k-labels-idx1-ubyte": idx_bytes(labels[2]),
-    }
+    return dict(zip(IDX_FILES, (idx_bytes(np.concatenate(images[:2])),
+                                idx_bytes(np.concatenate(labels[:2])),
+                                idx_bytes(images[2]), idx_bytes(labels[2])), strict=True))
 
 
 def _verified(raw: Path, expected: dict[str, str]) -> bool:

@@ -185,10 +185,6 @@ def delta(runs: list[dict[str, Any]], dataset: str, mode: str, base: str = "fp32
     return summarize(d) if d else None
 
 
-def _score(s: Summary | None) -> float:
-    return -math.inf if s is None else s.mean
-
-
 def best_offsets(runs: list[dict[str, Any]], dataset: str, count: int) -> list[int]:
     """The ``count`` BF16 offsets other than the paper's with the highest mean paired difference
     to fp32 on ``dataset`` (ties: the one closer to the paper's); [] without results."""
