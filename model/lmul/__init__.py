@@ -4,11 +4,11 @@ The RTL in ``hdl/`` is the source of truth; every function here returns the same
 
 Layers (each module imports only from those above it; all are private, the API is this
 package's ``__all__``): ``_formats`` (formats, presets, :class:`LMulConfig`) -> ``_convert``
-(float <-> bit patterns) -> ``_core``, ``_fpadd``, ``_reference`` (bit-level models and the
-numpy reference of the MAC array) -> ``_kintrinsics``, ``_kscalar``, ``_kernels`` (numba,
-imported on first use only) -> ``_matmul``, ``_api`` (the float/array API). ``lmul.torch``
-(autograd layers) is an optional submodule that needs PyTorch; ``import lmul`` imports neither
-numba nor torch.
+(float <-> bit patterns) -> ``_core``, ``_fpadd``, ``_dot``, ``_reference`` (bit-level models,
+the fused dot-product step, the numpy reference of the MAC array) -> ``_kintrinsics``,
+``_kscalar``, ``_kernels``, ``_kdot`` (numba, imported on first use only) -> ``_matmul``,
+``_api`` (the float/array API). ``lmul.torch`` (autograd layers) is an optional submodule that
+needs PyTorch; ``import lmul`` imports neither numba nor torch.
 """
 
 from ._api import exact_mul, lmul, seed_lmul
@@ -20,6 +20,7 @@ from ._convert import (
     format_bits_to_float64,
     round_to_format_bits,
 )
+from ._dot import FUSED_EXACT_ALIGN_BITS, Fused, fused_sum_bits
 from ._formats import (
     FORMAT_EXP_BITS_RANGE,
     FORMAT_MAN_BITS_RANGE,
@@ -51,11 +52,13 @@ __all__ = [
     "FP32_QNAN_BITS",
     "FP_ADD_EXP_BITS_RANGE",
     "FP_ADD_MAN_BITS_RANGE",
+    "FUSED_EXACT_ALIGN_BITS",
     "LMUL_EXP_BITS_RANGE",
     "LMUL_MAN_BITS_RANGE",
     "MULTIPLIERS",
     "PRESETS",
     "Format",
+    "Fused",
     "LMulConfig",
     "PreparedB",
     "canonicalize_nan",
@@ -67,6 +70,7 @@ __all__ = [
     "format_bits_to_float64",
     "format_for",
     "fp_add_bits",
+    "fused_sum_bits",
     "lmul",
     "lmul_bits",
     "matmul",

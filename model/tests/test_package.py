@@ -27,14 +27,17 @@ PKG = Path(lmul.__file__).resolve().parent
 LAYERS = [
     ["_formats"],
     ["_convert"],
-    ["_core", "_fpadd"],
+    ["_core", "_fpadd", "_dot"],
     ["_reference"],
     ["_kintrinsics"],
     ["_kscalar"],
+    ["_kparams"],
+    ["_kmatmul", "_kelementwise", "_kbits"],
     ["_kernels"],
     ["_matmul"],
     ["_api"],
     ["__init__"],
+    ["_torch_kernels"],
     ["_torch_ops"],
     ["_torch_cells"],
     ["_torch_layers"],
@@ -168,16 +171,23 @@ def test_no_import_error_is_swallowed() -> None:
 
 def test_kernel_cache_tracks_helpers() -> None:
     """The kernels' on-disk cache stamp includes the helper modules (numba only checks the
-    kernel's own file), so editing a helper recompiles the kernels."""
+    kernel's own file), so editing a helper, or the constants module, recompiles the kernels."""
     if not lmul.fast_path_enabled():
         pytest.skip("numba kernels not in use")
-    from lmul import _kernels, _kintrinsics, _kscalar
+    from numba.core.registry import CPUDispatcher
+
+    from lmul import _kbits, _kelementwise, _kintrinsics, _kmatmul, _kparams, _kscalar
 
     want = tuple((os.stat(m.__file__).st_mtime_ns, os.stat(m.__file__).st_size)
-                 for m in (_kintrinsics, _kscalar))
-    for kernel in _kernels.KERNELS:
-        stamp = kernel._cache._cache_file._source_stamp
-        assert isinstance(stamp, tuple) and stamp[1] == want, kernel
+                 for m in (_kintrinsics, _kscalar, _kparams))
+    for module in (_kmatmul, _kelementwise, _kbits):
+        # Every disk-cached kernel of the module is listed (none escapes the stamp).
+        cached = {v for v in vars(module).values() if isinstance(v, CPUDispatcher)
+                  and v.__module__ == module.__name__ and hasattr(v._cache, "_cache_file")}
+        assert cached == set(module.KERNELS), module.__name__
+        for kernel in module.KERNELS:
+            stamp = kernel._cache._cache_file._source_stamp
+            assert isinstance(stamp, tuple) and stamp[1] == want, kernel
 
 
 # ------------------------------------------------------------------------------ formats
