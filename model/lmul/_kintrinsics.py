@@ -1,6 +1,6 @@
-"""LLVM intrinsics and constants shared by the numba kernels (:mod:`lmul._kscalar`,
-:mod:`lmul._kernels`): free bitcasts between float32/float64 and their IEEE bits, and a 32-bit
-arithmetic shift.
+"""LLVM intrinsics and constants shared by the numba kernels (:mod:`lmul._kscalar` and the
+kernel modules gathered in :mod:`lmul._kernels`): free bitcasts between float32/float64 and
+their IEEE bits, and a 32-bit arithmetic shift.
 
 Numba types integer arithmetic as int64; the kernels' hot loops cast every intermediate back to
 int32 (``_i32``) so that LLVM vectorizes them 8 lanes wide. These intrinsics keep values in 32

@@ -1,14 +1,16 @@
 """Scalar building blocks of the numba kernels (LLVM inlines them into the loops of
-:mod:`lmul._kernels`): rounding float32 to a format, widening back, the L-Mul unit, the exact
-product and the seed notebook's multiplier, each returning the bits of :mod:`lmul._core`.
+:mod:`lmul._kmatmul`, :mod:`lmul._kelementwise` and :mod:`lmul._kbits`): rounding float32 to a
+format, widening back, the L-Mul unit, the exact product and the seed notebook's multiplier,
+each returning the bits of :mod:`lmul._core`.
 
 Bit patterns of a format ``(E, M)`` are int32 ``sign | exponent | mantissa`` (for E + M = 31 the
 sign lands in int32's sign bit). Every ``_i32`` intermediate provably fits in 32 bits (ranges are
 noted where it is not obvious). Functions are branch-free where they sit in vectorized loops.
 
 Not cached on disk themselves (they are compiled into each kernel); numba's on-disk cache of the
-kernels only checks the kernel's own source file, so :mod:`lmul._kernels` adds this file and
-:mod:`lmul._kintrinsics` to each kernel's cache stamp: editing them recompiles the kernels.
+kernels only checks the kernel's own source file, so :func:`lmul._kparams.stamp_helper_sources`
+adds this file, :mod:`lmul._kintrinsics` and :mod:`lmul._kparams` to each kernel's cache stamp:
+editing them recompiles the kernels.
 """
 
 from __future__ import annotations

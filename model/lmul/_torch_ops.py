@@ -14,7 +14,6 @@ from torch.autograd.function import once_differentiable
 from ._formats import LMulConfig
 from ._matmul import (
     PreparedB,
-    _load_kernels,
     elementwise_product,
     fast_path_enabled,
     matmul,
@@ -352,7 +351,7 @@ class _LSTMPointwiseFn(torch.autograd.Function):
     ``dh * o``, ``g * (1 - y * y)``, ``g * (1 - y) * y``, ``dc * c`` ... The gate gradient is
     the four column blocks plus +0.0: autograd sums the four slices' zero-padded gradients, which
     turns a -0.0 into +0.0 and leaves every other value as is; ``+ 0.0`` does exactly that.
-    With the numba kernels, backward is one pass of ``_kernels.lstm_pointwise_grad`` (the same
+    With the numba kernels, backward is one pass of ``_torch_kernels.lstm_pointwise_grad`` (the same
     IEEE operations); otherwise the torch operations written out below.
     """
 
@@ -398,18 +397,19 @@ class _LSTMPointwiseFn(torch.autograd.Function):
 def _lstm_pointwise_grad_kernel(dh: torch.Tensor | None, dc: torch.Tensor | None,
                                 c: torch.Tensor, *acts: torch.Tensor
                                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:class:`_LSTMPointwiseFn`'s gradients in one pass of ``_kernels.lstm_pointwise_grad``
-    (some twenty torch operations on [B, H] otherwise): (grad of gates [B, 4H], grad of c)."""
-    kernels = _load_kernels()
-    assert kernels is not None
+    """:class:`_LSTMPointwiseFn`'s gradients in one pass of ``_torch_kernels.lstm_pointwise_grad``
+    (some twenty torch operations on [B, H] otherwise): (grad of gates [B, 4H], grad of c).
+    Only called with the numba kernels in use (:func:`fast_path_enabled`)."""
+    from . import _torch_kernels  # numba: imported on first use, not by ``import lmul.torch``
+
     rows, hs = c.shape
     grad_gates = np.empty(rows * 4 * hs, dtype=np.float32)
     grad_c = np.empty(rows * hs, dtype=np.float32)
     none = np.empty(0, dtype=np.float32)
     flat = [none if t is None else _np(t).reshape(-1) for t in (dh, dc, c, *acts)]
     if hs:
-        kernels.lstm_pointwise_grad(flat[0], flat[1], dh is not None, dc is not None, *flat[2:],
-                                    hs, grad_gates, grad_c)
+        _torch_kernels.lstm_pointwise_grad(flat[0], flat[1], dh is not None, dc is not None,
+                                           *flat[2:], hs, grad_gates, grad_c)
     return (torch.from_numpy(grad_gates.reshape(rows, 4 * hs)),
             torch.from_numpy(grad_c.reshape(rows, hs)))
 
