@@ -320,6 +320,17 @@ class _RecurrentMixin(_Converted):
     def _step_fn(self, wts: dict[str, Any], ops: TensorOps) -> Any:
         raise NotImplementedError
 
+    #: States a step carries: (h, c) for the LSTM, h alone for the GRU and the RNN.
+    _N_STATES = 1
+
+    def forward(self, input: Any, hx: Any = None) -> Any:
+        """``(output, (h, c))`` for the LSTM, ``(output, h)`` otherwise, as torch's layer."""
+        out, final = self._run(input, hx, self._N_STATES)
+        return out, (tuple(final) if self._N_STATES == 2 else final[0])
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._options_repr()}"
+
 
 class LMulLSTM(_RecurrentMixin, nn.LSTM):
     """``nn.LSTM`` (layers, bidirectional, batch_first, bias, proj_size, dropout) on the MAC array.
@@ -328,6 +339,8 @@ class LMulLSTM(_RecurrentMixin, nn.LSTM):
     array product, f*c, i*g, o*tanh(c) (and the projection) through the multiplier. Dropout
     between layers (training only) is torch's. PackedSequence inputs are refused.
     """
+
+    _N_STATES = 2
 
     def _step_fn(self, wts: dict[str, Any], ops: TensorOps) -> Any:
         # Prepared here, once per forward pass and layer: every step multiplies by the same
@@ -339,13 +352,6 @@ class LMulLSTM(_RecurrentMixin, nn.LSTM):
         def step(x_t: torch.Tensor, state: tuple) -> tuple:
             return lstm_cell_step(x_t, state[0], state[1], w, b, ops, w_proj)
         return step
-
-    def forward(self, input: Any, hx: Any = None) -> Any:
-        out, (h, c) = self._run(input, hx, 2)
-        return out, (h, c)
-
-    def extra_repr(self) -> str:
-        return f"{nn.LSTM.extra_repr(self)}, {self._options_repr()}"
 
 
 class LMulGRU(_RecurrentMixin, nn.GRU):
@@ -369,13 +375,6 @@ class LMulGRU(_RecurrentMixin, nn.GRU):
             return (gru_cell_step(x_t, state[0], w_rz, b_rz, w_in, b_in, w_hn, b_hn, ops),)
         return step
 
-    def forward(self, input: Any, hx: Any = None) -> Any:
-        out, (h,) = self._run(input, hx, 1)
-        return out, h
-
-    def extra_repr(self) -> str:
-        return f"{nn.GRU.extra_repr(self)}, {self._options_repr()}"
-
 
 class LMulRNN(_RecurrentMixin, nn.RNN):
     """``nn.RNN`` (tanh or relu, layers, bidirectional, batch_first, bias, dropout) on the
@@ -389,13 +388,6 @@ class LMulRNN(_RecurrentMixin, nn.RNN):
         def step(x_t: torch.Tensor, state: tuple) -> tuple:
             return (rnn_cell_step(x_t, state[0], w, b, ops, act),)
         return step
-
-    def forward(self, input: Any, hx: Any = None) -> Any:
-        out, (h,) = self._run(input, hx, 1)
-        return out, h
-
-    def extra_repr(self) -> str:
-        return f"{nn.RNN.extra_repr(self)}, {self._options_repr()}"
 
 
 class _CellMixin(_Converted):

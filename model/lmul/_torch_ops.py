@@ -293,30 +293,28 @@ def _tanh_np(x: np.ndarray) -> np.ndarray:
     return np.tanh(x.astype(np.float64)).astype(np.float32)
 
 
-class _SigmoidFn(torch.autograd.Function):
+class _ActivationFn(torch.autograd.Function):
+    """``y = fn(x)`` by a numpy float32 function; backward ``grad(grad_out, y)``, at the output."""
+
     @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        y = torch.from_numpy(_sigmoid_np(_np(x)))
+    def forward(ctx, x, fn, grad):  # type: ignore[override]
+        y = torch.from_numpy(fn(_np(x)))
         ctx.save_for_backward(y)
+        ctx.grad = grad
         return y
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
         (y,) = ctx.saved_tensors
-        return grad_out * (1.0 - y) * y
+        return ctx.grad(grad_out, y), None, None
 
 
-class _TanhFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        y = torch.from_numpy(_tanh_np(_np(x)))
-        ctx.save_for_backward(y)
-        return y
+def _sigmoid_grad(grad_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return grad_out * (1.0 - y) * y
 
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        (y,) = ctx.saved_tensors
-        return grad_out * (1.0 - y * y)
+
+def _tanh_grad(grad_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return grad_out * (1.0 - y * y)
 
 
 def sigmoid32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -327,7 +325,7 @@ def sigmoid32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     whose gradient is ``g * y * (1 - y)`` (torch's sigmoid backward, at this output ``y``).
     """
     if isinstance(x, torch.Tensor):
-        return _SigmoidFn.apply(_check_tensor(x, "x"))
+        return _ActivationFn.apply(_check_tensor(x, "x"), _sigmoid_np, _sigmoid_grad)
     return _sigmoid_np(np.asarray(x))
 
 
@@ -337,7 +335,7 @@ def tanh32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     As :func:`sigmoid32`; the tensor gradient is ``g * (1 - y**2)``.
     """
     if isinstance(x, torch.Tensor):
-        return _TanhFn.apply(_check_tensor(x, "x"))
+        return _ActivationFn.apply(_check_tensor(x, "x"), _tanh_np, _tanh_grad)
     return _tanh_np(np.asarray(x))
 
 

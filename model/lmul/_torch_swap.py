@@ -9,20 +9,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from . import _torch_layers as layers
 from ._formats import LMulConfig
-from ._torch_layers import (
-    LMulConv1d,
-    LMulConv2d,
-    LMulGRU,
-    LMulGRUCell,
-    LMulLinear,
-    LMulLSTM,
-    LMulLSTMCell,
-    LMulMultiheadAttention,
-    LMulRNN,
-    LMulRNNCell,
-    _Converted,
-)
+from ._torch_layers import _Converted
 from ._torch_ops import _check_options
 
 _log = logging.getLogger("lmul.torch")
@@ -30,16 +19,16 @@ _log = logging.getLogger("lmul.torch")
 #: torch layer type -> converted type. Exact types only: a user's subclass may have its own
 #: forward, which a converted module would silently drop.
 CONVERTIBLE: dict[type[nn.Module], type[_Converted]] = {
-    nn.Linear: LMulLinear,
-    nn.Conv1d: LMulConv1d,
-    nn.Conv2d: LMulConv2d,
-    nn.LSTM: LMulLSTM,
-    nn.GRU: LMulGRU,
-    nn.RNN: LMulRNN,
-    nn.LSTMCell: LMulLSTMCell,
-    nn.GRUCell: LMulGRUCell,
-    nn.RNNCell: LMulRNNCell,
-    nn.MultiheadAttention: LMulMultiheadAttention,
+    nn.Linear: layers.LMulLinear,
+    nn.Conv1d: layers.LMulConv1d,
+    nn.Conv2d: layers.LMulConv2d,
+    nn.LSTM: layers.LMulLSTM,
+    nn.GRU: layers.LMulGRU,
+    nn.RNN: layers.LMulRNN,
+    nn.LSTMCell: layers.LMulLSTMCell,
+    nn.GRUCell: layers.LMulGRUCell,
+    nn.RNNCell: layers.LMulRNNCell,
+    nn.MultiheadAttention: layers.LMulMultiheadAttention,
 }
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
