@@ -18,8 +18,6 @@ Icarus' inertial delays, longer ones are counted as transitions).
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +70,6 @@ class Netlist:
     def outputs(self) -> list[Port]:
         """Output ports in declaration order."""
         return [p for p in self.ports if p.direction == "output"]
-
-    def cell_counts(self) -> dict[str, int]:
-        """Instances per cell type."""
-        out: dict[str, int] = {}
-        for inst in self.instances:
-            out[inst.cell] = out.get(inst.cell, 0) + 1
-        return out
 
     def to_verilog(self) -> str:
         """Verilog text of the module (same shape as yosys' output)."""
@@ -410,18 +401,3 @@ def net_toggles_for(nl: Netlist, toggles: Mapping[str, int]) -> dict[str, int]:
                 raise CostError(f"net {net} of {inst.name} is not in the VCD")
     return out
 
-
-def copy_sources(srcs: Sequence[Path], dest: Path) -> list[Path]:
-    """Copy files into ``dest`` (so a run never reads files that change under it)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for s in srcs:
-        d = dest / Path(s).name
-        shutil.copyfile(s, d)
-        out.append(d)
-    return out
-
-
-def tempdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
-    """A temporary directory (context manager)."""
-    return tempfile.TemporaryDirectory(prefix=prefix)

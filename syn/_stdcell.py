@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .designs import parse_parameters, yosys_front_end
+
 #: Directory of the OSU 0.18 um library as installed by ``qflow-tech-osu018``; the environment
 #: variable ``OSU018_DIR`` overrides it.
 DEFAULT_LIB_DIR = Path("/usr/share/qflow/tech/osu018")
@@ -272,22 +274,20 @@ def table_lookup(table: LibGroup, x1: float, x2: float) -> float:
 # -------------------------------------------------------------------------------------- yosys
 def yosys_script(sources: Sequence[Path], include: Path, top: str, params: dict[str, int],
                  liberty: Path, netlist: Path, stat_file: Path, target_ps: float | None = None,
-                 abc_constr: Path | None = None) -> str:
+                 abc_constr: Path | None = None, params_file: Path | None = None) -> str:
     """The synthesis script: generic synthesis, flattened; flip-flops and logic mapped to the
     library; every internal net a named 1-bit wire (``_N_``) so simulation and power line up.
+    With ``params_file``, the top's elaborated parameters are written there
+    (:func:`syn.designs.yosys_front_end`).
 
     With ``target_ps`` and ``abc_constr`` (driving cell and output load for ABC), ABC maps for
     that delay target and buffers and resizes (its ``buffer; upsize; dnsize`` steps), so that
     no net is left with a fanout of thousands (an array-wide enable) and absurd slews."""
     abc = (f"abc -D {target_ps:.0f} -constr {abc_constr} -liberty {liberty}"
            if target_ps is not None and abc_constr is not None else f"abc -liberty {liberty}")
-    chparam = (f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {top}"
-               if params else "")
-    return "\n".join(line for line in [
+    return "\n".join([
         f"read_liberty -lib {liberty}",
-        f"read_verilog -I {include} {' '.join(str(s) for s in sources)}",
-        chparam,
-        f"synth -flatten -top {top}",
+        *yosys_front_end(sources, include, top, params, params_file),
         f"dfflibmap -liberty {liberty}",
         abc,
         "opt_clean -purge",
@@ -298,7 +298,7 @@ def yosys_script(sources: Sequence[Path], include: Path, top: str, params: dict[
         f"tee -q -o {stat_file} stat -liberty {liberty}",
         f"write_verilog -noattr -noexpr -nohex -nodec {netlist}",
         "",
-    ] if line is not None)
+    ])
 
 
 _AREA_RE = re.compile(r"Chip area for module '\\?(\S+)':\s+([0-9.]+)")
@@ -308,11 +308,13 @@ _CELLTYPE_RE = re.compile(r"^\s+([A-Z][A-Z0-9_]*)\s+(\d+)\s*$", re.M)
 
 @dataclass(frozen=True)
 class SynthStats:
-    """yosys ``stat -liberty`` of one mapped design: area (um^2), cells, cells per type."""
+    """yosys ``stat -liberty`` of one mapped design: area (um^2), cells, cells per type, and the
+    top's parameter values as yosys elaborated them (defaults included)."""
 
     area: float
     cells: int
     cell_types: dict[str, int]
+    params: dict[str, int] = field(default_factory=dict)
 
 
 def parse_stat(text: str) -> SynthStats:
@@ -339,6 +341,7 @@ def synthesize(sources: Sequence[Path], include: Path, top: str, params: dict[st
     ``target_ps`` and ``constraints`` (:func:`abc_constraints`) as in :func:`yosys_script`."""
     with tempfile.TemporaryDirectory(prefix="cost-yosys-") as tmp:
         stat_file = Path(tmp) / "stat.txt"
+        params_file = Path(tmp) / "params.il"
         script = Path(tmp) / "run.ys"
         out_tmp = Path(tmp) / "netlist.v"
         constr = None
@@ -346,13 +349,17 @@ def synthesize(sources: Sequence[Path], include: Path, top: str, params: dict[st
             constr = Path(tmp) / "abc.constr"
             constr.write_text(constraints)
         script.write_text(yosys_script(sources, include, top, params, liberty, out_tmp,
-                                       stat_file, target_ps, constr))
+                                       stat_file, target_ps, constr, params_file))
         run_tool([yosys, "-q", "-l", str(Path(tmp) / "yosys.log"), "-s", str(script)],
                  f"yosys on {top} {params}")
         stats = parse_stat(stat_file.read_text())
+        try:
+            built = parse_parameters(params_file.read_text(), top)
+        except ValueError as err:
+            raise CostError(f"yosys on {top}: {err}") from None
         netlist.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out_tmp, netlist)
-    return stats
+    return dataclasses.replace(stats, params=built)
 
 
 # ------------------------------------------------------------------------------------ OpenSTA
@@ -401,6 +408,18 @@ def _sdc(top_inputs: Sequence[str], clock: str | None, c: StaConstraints,
     return "\n".join(lines)
 
 
+def _run_sta(netlist: Path, top: str, liberty: Path, sta: str, what: str,
+             commands: Sequence[str]) -> str:
+    """Run OpenSTA on ``top`` of ``netlist`` linked against ``liberty``: ``commands`` after
+    ``link_design``, then exit; returns its output (CostError naming ``what`` if it fails)."""
+    with tempfile.TemporaryDirectory(prefix="cost-sta-") as tmp:
+        script = Path(tmp) / "run.tcl"
+        script.write_text("\n".join([
+            f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
+            *commands, "exit", ""]))
+        return run_tool([sta, "-no_splash", "-exit", str(script)], what)
+
+
 _SLACK_RE = re.compile(r"^WORST_SLACK\s+(\S+)", re.M)
 _ARRIVAL_RE = re.compile(r"^\s*(-?[0-9.]+)\s+data arrival time", re.M)
 _START_RE = re.compile(r"^Startpoint:\s+(\S+)", re.M)
@@ -429,14 +448,10 @@ class Timing:
 def sta_timing(netlist: Path, top: str, inputs: Sequence[str], clock: str | None,
                liberty: Path, sta: str, c: StaConstraints) -> Timing:
     """Worst setup path of ``top`` in ``netlist`` (see :class:`Timing`)."""
-    with tempfile.TemporaryDirectory(prefix="cost-sta-") as tmp:
-        script = Path(tmp) / "timing.tcl"
-        script.write_text("\n".join([
-            f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
-            _sdc(inputs, clock, c),
-            "report_checks -path_delay max -digits 4",
-            'puts "WORST_SLACK [sta::worst_slack_cmd max]"', "exit", ""]))
-        out = run_tool([sta, "-no_splash", "-exit", str(script)], f"OpenSTA timing of {top}")
+    out = _run_sta(netlist, top, liberty, sta, f"OpenSTA timing of {top}", [
+        _sdc(inputs, clock, c),
+        "report_checks -path_delay max -digits 4",
+        'puts "WORST_SLACK [sta::worst_slack_cmd max]"'])
     slack = _SLACK_RE.findall(out)
     arr = _ARRIVAL_RE.findall(out)
     start, end = _START_RE.findall(out), _END_RE.findall(out)
@@ -463,6 +478,7 @@ class PinEnergies:
         internal / switching: the two parts separately (same keys, joules per transition).
         leakage_w: total leakage power (W); report_total_w: OpenSTA's total at the traced
             activity (W), matched against the sum of the trace.
+        cells: ``{instance: cell type}`` of every instance the trace names.
     """
 
     energy: dict[tuple[str, str], float]
@@ -471,6 +487,7 @@ class PinEnergies:
     leakage_w: float
     report_total_w: float
     report: str
+    cells: dict[str, str] = field(default_factory=dict)
 
 
 def parse_power_trace(out: str, period_ns: float) -> PinEnergies:
@@ -487,12 +504,14 @@ def parse_power_trace(out: str, period_ns: float) -> PinEnergies:
     pending_switch: tuple[str, float] | None = None  # (pin, joules) before its internal block
     current: tuple[str, str] | None = None
     traced_w = 0.0
+    cells: dict[str, str] = {}
     for line in out.splitlines():
         if not line.startswith("power:"):
             continue
         m = _TRACE_INTERNAL.match(line)
         if m:
             inst, _, pin = m.group(1).rpartition("/")
+            cells[inst] = m.group(2)
             current = (inst, pin)
             if pending_switch is not None:
                 if pending_switch[0] != pin:
@@ -528,7 +547,7 @@ def parse_power_trace(out: str, period_ns: float) -> PinEnergies:
                         f"{dyn:.6e} W dynamic: trace format not understood")
     keys = set(internal) | set(switching)
     energy = {k: internal.get(k, 0.0) + switching.get(k, 0.0) for k in keys}
-    return PinEnergies(energy, internal, switching, t_leak, t_tot, out)
+    return PinEnergies(energy, internal, switching, t_leak, t_tot, out, cells)
 
 
 def sta_pin_energies(netlist: Path, top: str, inputs: Sequence[str], clock: str | None,
@@ -541,16 +560,11 @@ def sta_pin_energies(netlist: Path, top: str, inputs: Sequence[str], clock: str 
     # Energy per transition does not depend on the period; the trace prints activities per ns
     # with two decimals, so it is run at 10 ns, where 1 and 2 transitions per period are exact.
     c = dataclasses.replace(c, period_ns=TRACE_PERIOD_NS)
-    with tempfile.TemporaryDirectory(prefix="cost-sta-") as tmp:
-        script = Path(tmp) / "power.tcl"
-        script.write_text("\n".join([
-            f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
-            _sdc(inputs, clock, c, drive=False),
-            "set_power_activity -global -activity 1 -duty 0.5",
-            "sta::set_debug power 2",
-            "report_power -digits 8",
-            "exit", ""]))
-        out = run_tool([sta, "-no_splash", "-exit", str(script)], f"OpenSTA power of {top}")
+    out = _run_sta(netlist, top, liberty, sta, f"OpenSTA power of {top}", [
+        _sdc(inputs, clock, c, drive=False),
+        "set_power_activity -global -activity 1 -duty 0.5",
+        "sta::set_debug power 2",
+        "report_power -digits 8"])
     return parse_power_trace(out, c.period_ns)
 
 
@@ -558,14 +572,10 @@ def sta_power_at_zero_activity(netlist: Path, top: str, inputs: Sequence[str],
                                clock: str | None, liberty: Path, sta: str,
                                c: StaConstraints) -> tuple[float, float]:
     """OpenSTA ``report_power`` with every non-clock activity 0: (total W, leakage W)."""
-    with tempfile.TemporaryDirectory(prefix="cost-sta-") as tmp:
-        script = Path(tmp) / "zero.tcl"
-        script.write_text("\n".join([
-            f"read_liberty {liberty}", f"read_verilog {netlist}", f"link_design {top}",
-            _sdc(inputs, clock, c, drive=False),
-            "set_power_activity -global -activity 0 -duty 0",
-            "report_power -digits 10", "exit", ""]))
-        out = run_tool([sta, "-no_splash", "-exit", str(script)], f"OpenSTA power of {top}")
+    out = _run_sta(netlist, top, liberty, sta, f"OpenSTA power of {top}", [
+        _sdc(inputs, clock, c, drive=False),
+        "set_power_activity -global -activity 0 -duty 0",
+        "report_power -digits 10"])
     totals = _TOTAL_RE.findall(out)
     if not totals:
         raise CostError("OpenSTA power: no Total line in report_power output")

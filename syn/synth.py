@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import json
 import re
 import shutil
@@ -41,15 +40,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lmul
 from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_bytes, atomic_write_text
 
-REPO = Path(__file__).resolve().parents[1]
-HDL = REPO / "hdl"
+from .designs import (
+    HDL,
+    REPO,
+    UNIT_LABELS,
+    Design,
+    hdl_includes,
+    hdl_sources,
+    parameter_mismatch,
+    parse_parameters,
+    yosys_front_end,
+)
+from .designs import designs as _designs
+from .report import csv_text as _csv_text
+from .report import png_bytes, ratio
 
 #: Default formats: the presets of ``lmul.PRESETS`` narrower than binary32 (the L-Mul operand
 #: formats; binary32 is the accumulator). Any preset can be asked for with ``--formats``.
@@ -57,11 +68,6 @@ FORMATS: tuple[str, ...] = tuple(name for name, f in lmul.PRESETS.items() if f.w
 LEVELS = ("mul", "pe")
 #: Multiplier variants: the L-Mul core and the exact multiplier with its two subnormal policies.
 UNITS = ("lmul", "exact", "exact_flush")
-UNIT_LABELS = {
-    "lmul": "L-Mul",
-    "exact": "exact (IEEE subnormals)",
-    "exact_flush": "exact (flush, as L-Mul)",
-}
 GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 CSV_FIELDS = ("level", "format", "unit", "top", "parameters", "cells", "transistors", "depth",
               "seconds", "yosys")
@@ -69,23 +75,6 @@ CSV_FIELDS = ("level", "format", "unit", "top", "parameters", "cells", "transist
 
 class SynthError(RuntimeError):
     """yosys failed or its output could not be parsed."""
-
-
-@dataclass(frozen=True)
-class Design:
-    """One synthesis job: a top module, its parameters and the Verilog files it needs."""
-
-    level: str
-    fmt: str
-    unit: str
-    top: str
-    parameters: dict[str, int] = field(hash=False)
-    sources: tuple[Path, ...] = field(default_factory=lambda: hdl_sources())
-
-    @property
-    def name(self) -> str:
-        """Short label, e.g. ``mul-bf16-lmul``."""
-        return f"{self.level}-{self.fmt}-{self.unit}"
 
 
 @dataclass
@@ -112,38 +101,10 @@ class SynthResult:
     yosys: str
 
 
-def hdl_sources() -> tuple[Path, ...]:
-    """Every design file of hdl/ (Verilog modules and the ``lmul_defs.vh`` include)."""
-    return tuple(sorted(HDL.glob("*.v")) + sorted(HDL.glob("*.vh")))
-
-
 def designs(formats: Sequence[str] = FORMATS, levels: Sequence[str] = LEVELS) -> list[Design]:
     """All synthesis jobs for ``formats`` (names of ``lmul.PRESETS``) x ``levels`` x
-    :data:`UNITS`."""
-    out = []
-    for name in formats:
-        if name not in lmul.PRESETS:
-            raise ValueError(f"unknown format {name!r}; choose from {', '.join(lmul.PRESETS)}")
-        fmt = lmul.PRESETS[name]
-        e, m = fmt.exp_bits, fmt.man_bits
-        for level in levels:
-            if level not in LEVELS:
-                raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
-            if level == "pe":
-                out.append(Design(level, name, "lmul", "mac_datapath",
-                                  {"EXP_BITS": e, "MAN_BITS": m, "SATURATE": 0, "MULTIPLIER": 0}))
-            else:
-                out.append(Design(level, name, "lmul", "lmul_core",
-                                  {"EXP_BITS": e, "MAN_BITS": m, "SATURATE": 0}))
-            for unit, sub in (("exact", 1), ("exact_flush", 0)):
-                params = {"EXP_BITS": e, "MAN_BITS": m, "SUBNORMALS": sub}
-                if level == "pe":
-                    out.append(Design(level, name, unit, "mac_datapath",
-                                      {"EXP_BITS": e, "MAN_BITS": m, "MULTIPLIER": 1,
-                                       "SUBNORMALS": sub}))
-                else:
-                    out.append(Design(level, name, unit, "fp_mul", params))
-    return out
+    :data:`UNITS` (the ``synth`` rows of :data:`syn.designs.FLOWS`)."""
+    return _designs("synth", formats, levels, tuple(lmul.PRESETS))
 
 
 def find_yosys(path: str | None = None) -> str:
@@ -161,14 +122,13 @@ def yosys_version(exe: str) -> str:
     return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
 
 
-def yosys_script(design: Design, stat_file: Path, cmos_file: Path, ltp_file: Path) -> str:
-    """The yosys command script for ``design``, writing its three reports to the given files."""
-    params = " ".join(f"-set {k} {v}" for k, v in design.parameters.items())
-    sources = " ".join(str(p) for p in design.sources if p.suffix == ".v")
+def yosys_script(design: Design, stat_file: Path, cmos_file: Path, ltp_file: Path,
+                 params_file: Path) -> str:
+    """The yosys command script for ``design``, writing its reports to the given files
+    (``params_file``: the top's elaborated parameters, see :func:`syn.designs.parse_parameters`).
+    """
     return "\n".join([
-        f"read_verilog -I{HDL} {sources}",
-        f"chparam {params} {design.top}",
-        f"synth -flatten -top {design.top}",
+        *yosys_front_end(hdl_sources(), HDL, design.top, design.param_dict, params_file),
         f"abc -g {GATES}",
         "opt_clean",
         f"tee -q -o {stat_file} stat",
@@ -212,8 +172,9 @@ def cache_key(design: Design, version: str) -> str:
     directories share keys."""
     h = hashlib.sha256()
     h.update(version.encode())
-    h.update(yosys_script(design, Path("S"), Path("C"), Path("L")).replace(str(REPO), "").encode())
-    for src in design.sources:
+    script = yosys_script(design, Path("S"), Path("C"), Path("L"), Path("P"))
+    h.update(script.replace(str(REPO), "").encode())
+    for src in [*hdl_sources(), *hdl_includes()]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:20]
@@ -230,8 +191,9 @@ def synthesize(design: Design, exe: str, version: str, cache_dir: Path | None = 
     with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
         tmpd = Path(tmp)
         files = tmpd / "stat.txt", tmpd / "cmos.txt", tmpd / "ltp.txt"
+        params_file = tmpd / "params.il"
         script = tmpd / "run.ys"
-        script.write_text(yosys_script(design, *files))
+        script.write_text(yosys_script(design, *files, params_file))
         t0 = time.perf_counter()
         proc = subprocess.run([exe, "-q", "-l", str(tmpd / "yosys.log"), "-s", str(script)],
                               capture_output=True, text=True, check=False)
@@ -240,6 +202,13 @@ def synthesize(design: Design, exe: str, version: str, cache_dir: Path | None = 
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
             raise SynthError(f"yosys failed on {design.name} (exit {proc.returncode}):\n{tail}")
         cells, trans, depth, types = parse_reports(*(f.read_text() for f in files))
+        try:
+            wrong = parameter_mismatch(design, parse_parameters(params_file.read_text(),
+                                                                design.top))
+        except ValueError as err:
+            raise SynthError(f"{design.name}: {err}") from None
+        if wrong:
+            raise SynthError(wrong)
     result = SynthResult(cells, trans, depth, types, round(seconds, 2), version)
     if cache_file is not None:
         for stale in cache_file.parent.glob(f"{design.name}-*.json"):
@@ -249,15 +218,11 @@ def synthesize(design: Design, exe: str, version: str, cache_dir: Path | None = 
 
 
 # ------------------------------------------------------------------------------------ reports
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else float("nan")
-
-
 def rows_for(results: dict[Design, SynthResult]) -> list[dict[str, object]]:
     """CSV rows (see :data:`CSV_FIELDS`), in job order."""
     return [{
         "level": d.level, "format": d.fmt, "unit": d.unit, "top": d.top,
-        "parameters": " ".join(f"{k}={v}" for k, v in d.parameters.items()),
+        "parameters": " ".join(f"{k}={v}" for k, v in d.params),
         "cells": r.cells, "transistors": r.transistors, "depth": r.depth,
         "seconds": r.seconds, "yosys": r.yosys,
     } for d, r in results.items()]
@@ -271,11 +236,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def csv_text(rows: list[dict[str, object]]) -> str:
     """CSV text of ``rows``."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return _csv_text(rows, CSV_FIELDS)
 
 
 def _index(rows: list[dict[str, object]]) -> dict[tuple[str, str, str], dict[str, object]]:
@@ -292,7 +253,7 @@ def ratios(rows: list[dict[str, object]]) -> list[dict[str, object]]:
         lm = idx[(level, fmt, "lmul")]
         out.append({
             "level": level, "format": fmt, "baseline": unit,
-            **{k: _ratio(float(lm[k]), float(base[k])) for k in ("cells", "transistors", "depth")},
+            **{k: ratio(float(lm[k]), float(base[k])) for k in ("cells", "transistors", "depth")},
         })
     return out
 
@@ -329,7 +290,7 @@ def markdown(rows: list[dict[str, object]]) -> str:
             if lv != level:
                 continue
             base = idx.get((lv, fmt, "exact"))
-            rel = f"{_ratio(float(r['cells']), float(base['cells'])):.3f}" if base else "-"
+            rel = f"{ratio(float(r['cells']), float(base['cells'])):.3f}" if base else "-"
             lines.append(f"| {fmt.upper()} | {UNIT_LABELS[unit]} | {r['cells']} | "
                          f"{r['transistors']} | {r['depth']} | {rel} |")
     return "\n".join(lines) + "\n"
@@ -371,10 +332,7 @@ def plot_png(rows: list[dict[str, object]]) -> bytes:
     fig.suptitle("Synthesized cost of L-Mul relative to an exact multiplier (yosys, lower is "
                  "cheaper)", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def write_outputs(rows: list[dict[str, object]], out_dir: Path, stem: str = "synth",

@@ -8,6 +8,7 @@ qflow-tech-osu018) and are skipped, with that reason, where one is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -19,7 +20,8 @@ import pytest
 import lmul
 from syn import _gatesim as gs
 from syn import _stdcell as sc
-from syn import cost
+from syn import cost, designs, energy, stimuli, synth
+from syn.designs import Design
 
 HDL = Path(__file__).resolve().parents[2] / "hdl"
 
@@ -132,7 +134,7 @@ def test_zero_activity_power_equals_leakage(small_lmul: tuple[Path, gs.Netlist],
     pins = sc.sta_pin_energies(net, nl.name, inputs, None, tools.liberty, tools.sta,
                                sc.StaConstraints())
     zero = {n: 0 for i in nl.instances for n in i.pins.values()}
-    e = cost.window_energy(nl, pins, zero, 100, 10.0, None, library)
+    e = energy.window_energy(nl, pins, zero, 100, 10.0, None, library)
     assert e.dynamic == 0.0
     assert e.total == pytest.approx(want * 100 * 10e-9, rel=1e-6)
 
@@ -148,7 +150,7 @@ def test_energy_recombination_matches_opensta_at_uniform_activity(
                                tools.sta, c)
     cycles = 1000
     every = {n: cycles for i in nl.instances for n in i.pins.values()}
-    e = cost.window_energy(nl, pins, every, cycles, c.period_ns, None, library)
+    e = energy.window_energy(nl, pins, every, cycles, c.period_ns, None, library)
     power = e.total / (cycles * c.period_ns * 1e-9)
     assert power == pytest.approx(pins.report_total_w, rel=5e-3)
 
@@ -290,7 +292,7 @@ def test_array_stimulus_packs_rows_and_columns() -> None:
     a = np.arange(8).reshape(4, 2)
     b = np.arange(100, 108).reshape(2, 4)
     bias = np.array([1, 2, 3, 4])
-    s = cost.array_stimulus([(a, b, bias)], width=8)
+    s = stimuli.array_stimulus([(a, b, bias)], width=8)
     beat = s.values["in_valid"].index(1)
     assert s.values["in_a"][beat] == sum(int(a[r, 0]) << (8 * r) for r in range(4))
     assert s.values["in_b"][beat + 1] == sum(int(b[1, c]) << (8 * c) for c in range(4))
@@ -304,9 +306,12 @@ def test_measure_design_end_to_end_and_catches_a_broken_netlist(tools: cost.Tool
     """The whole per-design flow on the E5M2 L-Mul core (every operand pair checked against
     the RTL and the model), then the same flow on a tampered netlist must stop."""
     design = next(d for d in cost.designs(["e5m2"], ["mul"]) if d.unit == "lmul")
-    sizes = cost.Sizes(mul_vectors=60)
+    sizes = stimuli.Sizes(mul_vectors=60)
     args = (tools, tmp_path, sizes, 1, ["uniform"], ["zero"], None, sc.StaConstraints())
     rec = cost.measure_design(design, *args)
+    # the netlist measured is the one yosys built with the parameters the report names
+    assert {k: rec["synth"]["params"][k] for k in ("EXP_BITS", "MAN_BITS", "SATURATE")} == {
+        "EXP_BITS": 5, "MAN_BITS": 2, "SATURATE": 0}
     assert rec["check"]["model_pairs"] == 65536 + 1
     assert rec["check"]["bits_compared"] == (65536 + 1) * 8
     run = rec["runs"]["uniform/zero"]
@@ -326,3 +331,119 @@ def test_measure_design_end_to_end_and_catches_a_broken_netlist(tools: cost.Tool
     res.write_text(json.dumps(stale))
     with pytest.raises(sc.CostError, match="differs from the RTL"):
         cost.measure_design(design, *args)
+
+
+# ------------------------------------------------------------------ the design that was built
+E3M2_FP_MUL = {"EXP_BITS": 3, "MAN_BITS": 2, "SUBNORMALS": 1}
+
+
+@pytest.fixture(scope="module")
+def small_fp_mul(tools: cost.Tools, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[Path, gs.Netlist, sc.SynthStats]:
+    d = tmp_path_factory.mktemp("fp_mul_e3m2")
+    net = d / "net.v"
+    st = sc.synthesize(cost.hdl_sources(), HDL, "fp_mul", E3M2_FP_MUL, tools.liberty, net,
+                       tools.yosys)
+    return net, gs.parse_netlist(net.read_text()), st
+
+
+@needs_flow
+def test_synthesis_records_the_parameters_yosys_built(
+        small_fp_mul: tuple[Path, gs.Netlist, sc.SynthStats], tools: cost.Tools,
+        tmp_path: Path) -> None:
+    _, nl, st = small_fp_mul
+    assert nl.name == "fp_mul"
+    assert {k: st.params[k] for k in E3M2_FP_MUL} == E3M2_FP_MUL
+    # the ports' widths (1 + E + M) are the netlist's own evidence of the format
+    assert [(p.name, p.width) for p in nl.ports] == [("a", 6), ("b", 6), ("y", 6)]
+    other = sc.synthesize(cost.hdl_sources(), HDL, "fp_mul", {**E3M2_FP_MUL, "SUBNORMALS": 0},
+                          tools.liberty, tmp_path / "flush.v", tools.yosys)
+    assert other.params["SUBNORMALS"] == 0 and other.area < st.area
+
+
+@needs_flow
+def test_cost_flow_refuses_the_netlist_of_another_design(
+        small_fp_mul: tuple[Path, gs.Netlist, sc.SynthStats], tools: cost.Tools,
+        tmp_path: Path) -> None:
+    """measure_design reuses the netlist in its work directory; one that was built for another
+    design (the flush variant of the same multiplier, another format, another module) stops
+    the flow before anything is measured."""
+    net, _, st = small_fp_mul
+    em = (("EXP_BITS", 3), ("MAN_BITS", 2))
+    swapped = [
+        (Design("mul", "e3m2", "exact_flush", "fp_mul", (*em, ("SUBNORMALS", 0))),
+         "built with SUBNORMALS=1 \\(want 0\\)"),
+        (next(d for d in cost.designs(["e5m2"], ["mul"]) if d.unit == "exact"),
+         "built with EXP_BITS=3 \\(want 5\\)"),
+        (Design("mul", "e3m2", "lmul", "lmul_core", (*em, ("SATURATE", 0))),
+         "module fp_mul, not lmul_core"),
+    ]
+    for design, match in swapped:
+        wd = tmp_path / design.name
+        wd.mkdir()
+        shutil.copyfile(net, wd / "netlist.v")
+        (wd / "result.json").write_text(json.dumps({"synth": dataclasses.asdict(st)}))
+        with pytest.raises(sc.CostError, match=match):
+            cost.measure_design(design, tools, wd, stimuli.Sizes(), 1, ["uniform"], ["zero"],
+                                None, sc.StaConstraints())
+        assert sorted(p.name for p in wd.iterdir()) == ["netlist.v", "result.json"]
+
+
+@needs_flow
+def test_a_flow_that_ignores_the_parameters_is_caught(monkeypatch: pytest.MonkeyPatch,
+                                                      tools: cost.Tools, tmp_path: Path) -> None:
+    """A yosys script that drops the chparam builds the module's defaults (BF16 fp_mul): both
+    flows notice that the netlist is not the design they report."""
+    def no_chparam(sources, include, top, params, params_file=None):
+        return designs.yosys_front_end(sources, include, top, {}, params_file)
+
+    monkeypatch.setattr(sc, "yosys_front_end", no_chparam)
+    design = next(d for d in cost.designs(["e5m2"], ["mul"]) if d.unit == "exact")
+    with pytest.raises(sc.CostError, match="built with EXP_BITS=8 \\(want 5\\)"):
+        cost.measure_design(design, tools, tmp_path / "cost", stimuli.Sizes(), 1, ["uniform"],
+                            ["zero"], None, sc.StaConstraints())
+    monkeypatch.setattr(synth, "yosys_front_end", no_chparam)
+    design = next(d for d in synth.designs(["e5m2"], ["mul"]) if d.unit == "exact")
+    with pytest.raises(synth.SynthError, match="built with EXP_BITS=8 \\(want 5\\)"):
+        synth.synthesize(design, tools.yosys, "test")
+
+
+# ------------------------------------------------------------- energy of the right netlist
+@needs_flow
+def test_energy_refuses_activity_and_pin_energies_of_another_netlist(
+        small_lmul: tuple[Path, gs.Netlist],
+        small_fp_mul: tuple[Path, gs.Netlist, sc.SynthStats], tools: cost.Tools,
+        library: sc.Library, tmp_path: Path) -> None:
+    """The VCD and the OpenSTA pin energies of the E3M2 fp_mul, handed to the energy of the
+    E3M2 lmul_core (or the other way round), must stop the calculation: net and instance names
+    (``_N_``) are shared by every netlist, so only a check of the whole set can tell."""
+    rng = np.random.default_rng(7)
+    stim = {"a": rng.integers(0, 64, 40).tolist(), "b": rng.integers(0, 64, 40).tolist()}
+    power: dict[str, tuple[gs.Netlist, Path, Path]] = {}
+    for key, (_, nl) in {"lmul": small_lmul, "fp_mul": small_fp_mul[:2]}.items():
+        pwr = gs.add_input_drivers(nl)
+        pwr_file = tmp_path / f"{key}.v"
+        pwr_file.write_text(pwr.to_verilog())
+        sim = gs.simulate([pwr_file, tools.cells], nl.name, nl.inputs, nl.outputs, None, stim,
+                          40, 10.0, tmp_path / key, tools.iverilog, tools.vvp, dump_from=1)
+        assert sim.vcd is not None
+        power[key] = (pwr, pwr_file, sim.vcd)
+    small, big = power["lmul"], power["fp_mul"]
+    assert len(small[0].instances) < len(big[0].instances)
+    # its own VCD is accepted and counted as before
+    own = energy.activity(small[0], small[2])
+    assert own == gs.net_toggles_for(small[0], gs.count_toggles(small[2]))
+    assert sum(own.values()) > 0
+    # the bigger design's VCD holds every net name of the smaller one: only the new check sees it
+    gs.net_toggles_for(small[0], gs.count_toggles(big[2]))
+    for pwr, vcd in ((small[0], big[2]), (big[0], small[2])):
+        with pytest.raises(sc.CostError, match="is not of netlist"):
+            energy.activity(pwr, vcd)
+    pins = {key: sc.sta_pin_energies(f, p.name, [q.name for q in p.inputs], None, tools.liberty,
+                                     tools.sta, sc.StaConstraints())
+            for key, (p, f, _) in power.items()}
+    energy.window_energy(small[0], pins["lmul"], own, 39, 10.0, None, library)
+    for pwr, other in ((big[0], pins["lmul"]), (small[0], pins["fp_mul"])):
+        toggles = {n: 1 for i in pwr.instances for n in i.pins.values()}
+        with pytest.raises(sc.CostError, match="pin energies of another netlist"):
+            energy.window_energy(pwr, other, toggles, 39, 10.0, None, library)

@@ -1,0 +1,206 @@
+"""The designs that synthesis (:mod:`syn.synth`) and the cell-library cost flow (:mod:`syn.cost`)
+measure, and the front end of the yosys script both flows run.
+
+A :class:`Design` is a top module of ``hdl/`` with its Verilog parameters. Per format (a name of
+``lmul.PRESETS``) the designs of a level are:
+
+==========================  =============================================================
+level (flows)               designs (unit: top, parameters besides EXP_BITS / MAN_BITS)
+==========================  =============================================================
+``mul`` (synth, cost)       lmul: ``lmul_core`` SATURATE=0; exact / exact_flush: ``fp_mul``
+                            SUBNORMALS=1 / 0
+``pe`` (synth)              the combinational PE datapath ``mac_datapath``: lmul:
+                            SATURATE=0 MULTIPLIER=0; exact / exact_flush: MULTIPLIER=1
+                            SUBNORMALS=1 / 0
+``pe`` (cost)               the clocked PE ``mac_pe``: lmul / exact: MULTIPLIER=0 / 1
+``array`` (cost)            ``mac_array`` ROWS=COLS=4: lmul / exact: MULTIPLIER=0 / 1
+==========================  =============================================================
+
+:data:`FLOWS` is that table. Both flows start their yosys script with :func:`yosys_front_end`
+(read every Verilog file of ``hdl/``, set the parameters, write the top's parameter values as
+yosys elaborated them, synthesize flattened), so the parameters a report names can be checked
+against the ones the netlist was built with (:func:`parse_parameters`,
+:func:`parameter_mismatch`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmul
+
+REPO = Path(__file__).resolve().parents[1]
+HDL = REPO / "hdl"
+ARRAY_ROWS = ARRAY_COLS = 4
+UNIT_LABELS = {"lmul": "L-Mul", "exact": "exact (IEEE subnormals)",
+               "exact_flush": "exact (flush, as L-Mul)"}
+
+
+@dataclass(frozen=True)
+class Design:
+    """One design to measure.
+
+    Attributes:
+        level: ``mul``, ``pe`` or ``array`` (see the module docstring). fmt: preset name.
+        unit: ``lmul``, ``exact`` or ``exact_flush``. top: top module of ``hdl/``.
+        params: Verilog parameters as (name, value) pairs, in the order they are set.
+        clock: the clock port of a clocked design, None for a combinational one.
+    """
+
+    level: str
+    fmt: str
+    unit: str
+    top: str
+    params: tuple[tuple[str, int], ...]
+    clock: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Short label, e.g. ``mul-bf16-lmul``."""
+        return f"{self.level}-{self.fmt}-{self.unit}"
+
+    @property
+    def param_dict(self) -> dict[str, int]:
+        """Verilog parameters as a dict."""
+        return dict(self.params)
+
+
+def preset(name: str, choices: Sequence[str]) -> lmul.Format:
+    """The format ``lmul.PRESETS[name]``; ValueError naming ``choices`` if ``name`` is not one
+    of them."""
+    if name not in choices or name not in lmul.PRESETS:
+        raise ValueError(f"unknown format {name!r}; choose from {', '.join(choices)}")
+    return lmul.PRESETS[name]
+
+
+def _em(name: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    f = lmul.PRESETS[name]
+    return ("EXP_BITS", f.exp_bits), ("MAN_BITS", f.man_bits)
+
+
+def multipliers(name: str) -> list[Design]:
+    """``lmul_core`` (paper offset, no saturation) and ``fp_mul`` with and without subnormals."""
+    em = _em(name)
+    return [Design("mul", name, "lmul", "lmul_core", (*em, ("SATURATE", 0))),
+            *(Design("mul", name, unit, "fp_mul", (*em, ("SUBNORMALS", sub)))
+              for unit, sub in (("exact", 1), ("exact_flush", 0)))]
+
+
+def datapaths(name: str) -> list[Design]:
+    """``mac_datapath`` (multiply + widen to binary32 + binary32 add, combinational) with the
+    L-Mul core and with ``fp_mul`` (both subnormal policies)."""
+    em = _em(name)
+    return [Design("pe", name, "lmul", "mac_datapath", (*em, ("SATURATE", 0), ("MULTIPLIER", 0))),
+            *(Design("pe", name, unit, "mac_datapath", (*em, ("MULTIPLIER", 1),
+                                                        ("SUBNORMALS", sub)))
+              for unit, sub in (("exact", 1), ("exact_flush", 0)))]
+
+
+def processing_elements(name: str) -> list[Design]:
+    """``mac_pe`` (the clocked MAC processing element) with the L-Mul and the exact
+    multiplier."""
+    return [Design("pe", name, unit, "mac_pe", (*_em(name), ("MULTIPLIER", mult)), "clk")
+            for unit, mult in (("lmul", 0), ("exact", 1))]
+
+
+def arrays(name: str) -> list[Design]:
+    """``mac_array`` of :data:`ARRAY_ROWS` x :data:`ARRAY_COLS` PEs, both multipliers."""
+    return [Design("array", name, unit, "mac_array",
+                   (("ROWS", ARRAY_ROWS), ("COLS", ARRAY_COLS), *_em(name),
+                    ("MULTIPLIER", mult)), "clk")
+            for unit, mult in (("lmul", 0), ("exact", 1))]
+
+
+#: flow -> level -> the designs of one format at that level (see the module docstring).
+FLOWS: dict[str, dict[str, Callable[[str], list[Design]]]] = {
+    "synth": {"mul": multipliers, "pe": datapaths},
+    "cost": {"mul": multipliers, "pe": processing_elements, "array": arrays},
+}
+
+
+def check_levels(flow: str, levels: Sequence[str]) -> None:
+    """ValueError if a level is not one of ``flow``'s."""
+    for level in levels:
+        if level not in FLOWS[flow]:
+            raise ValueError(f"unknown level {level!r}; choose from {', '.join(FLOWS[flow])}")
+
+
+def designs(flow: str, formats: Sequence[str], levels: Sequence[str],
+            choices: Sequence[str]) -> list[Design]:
+    """The designs of ``flow`` for ``formats`` (each one of ``choices``) x ``levels``, format by
+    format, levels in the given order."""
+    out = []
+    for name in formats:
+        preset(name, choices)
+        check_levels(flow, levels)
+        for level in levels:
+            out += FLOWS[flow][level](name)
+    return out
+
+
+# ---------------------------------------------------------------------------------- sources
+def hdl_sources(hdl: Path = HDL) -> list[Path]:
+    """Every Verilog module file of ``hdl/`` (read together, ``-I hdl`` for the includes);
+    ValueError if there is none."""
+    srcs = sorted(hdl.glob("*.v"))
+    if not srcs:
+        raise ValueError(f"no Verilog sources in {hdl}")
+    return srcs
+
+
+def hdl_includes(hdl: Path = HDL) -> list[Path]:
+    """The include files of ``hdl/`` (``*.vh``): part of every design's sources."""
+    return sorted(hdl.glob("*.vh"))
+
+
+# ------------------------------------------------------------------------ yosys front end
+def yosys_front_end(sources: Sequence[Path], include: Path, top: str,
+                    params: Mapping[str, int], params_file: Path | None = None) -> list[str]:
+    """The first commands of every synthesis script: read ``sources``, set ``params`` on
+    ``top``, (with ``params_file``) write the top's elaborated module header, parameters
+    included, for :func:`parse_parameters`, then ``synth -flatten -top``."""
+    lines = [f"read_verilog -I {include} {' '.join(str(s) for s in sources)}"]
+    if params:
+        lines.append(f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {top}")
+    if params_file is not None:
+        lines.append(f"tee -q -o {params_file} dump {top}")
+    lines.append(f"synth -flatten -top {top}")
+    return lines
+
+
+_MODULE_RE = re.compile(r"^module \\(\S+)$", re.M)
+_PARAM_RE = re.compile(r"^  parameter (?:signed )?(?:real )?\\(\S+) (.*)$")
+_SIZED_RE = re.compile(r"^\d+'([01]+)$")
+
+
+def parse_parameters(dump: str, top: str) -> dict[str, int]:
+    """The integer parameter values of module ``top`` in a yosys ``dump`` (RTLIL) of it: the
+    header lines ``parameter \\NAME value`` (decimal, or ``W'bits`` binary) right after
+    ``module \\top``. ValueError if the module is not in the dump."""
+    for m in _MODULE_RE.finditer(dump):
+        if m.group(1) != top:
+            continue
+        out: dict[str, int] = {}
+        for line in dump[m.end():].lstrip("\n").splitlines():
+            p = _PARAM_RE.match(line)
+            if p is None:
+                break
+            value = p.group(2)
+            sized = _SIZED_RE.match(value)
+            if sized:
+                out[p.group(1)] = int(sized.group(1), 2)
+            elif re.fullmatch(r"-?\d+", value):
+                out[p.group(1)] = int(value)
+        return out
+    raise ValueError(f"yosys dump has no module {top}")
+
+
+def parameter_mismatch(design: Design, built: Mapping[str, int]) -> str | None:
+    """How the parameters a netlist was built with (``built``, from :func:`parse_parameters`)
+    differ from ``design``'s, or None when every parameter of ``design`` has its value."""
+    bad = [f"{k}={built.get(k, 'unset')} (want {v})" for k, v in design.params
+           if built.get(k) != v]
+    return f"{design.name} netlist was built with {', '.join(bad)}" if bad else None
