@@ -11,6 +11,7 @@ the fused dot-product step, the numpy reference of the MAC array) -> ``_kintrins
 needs PyTorch; ``import lmul`` imports neither numba nor torch.
 """
 
+from ._activations import sigmoid32, tanh32
 from ._api import exact_mul, lmul, seed_lmul
 from ._convert import (
     FP32_QNAN_BITS,
@@ -80,4 +81,6 @@ __all__ = [
     "prepare_b",
     "round_to_format_bits",
     "seed_lmul",
+    "sigmoid32",
+    "tanh32",
 ]

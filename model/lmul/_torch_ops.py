@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from ._activations import sigmoid32 as _sigmoid_np
+from ._activations import tanh32 as _tanh_np
 from ._formats import LMulConfig
 from ._matmul import (
     PreparedB,
@@ -284,15 +286,6 @@ def lmul_bmm(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
     return _BmmFn.apply(a, b, cfg, multiplier, rounding)
 
 
-def _sigmoid_np(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # exp(-x) -> inf gives the correct limit 0
-        return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-
-
-def _tanh_np(x: np.ndarray) -> np.ndarray:
-    return np.tanh(x.astype(np.float64)).astype(np.float32)
-
-
 class _ActivationFn(torch.autograd.Function):
     """``y = fn(x)`` by a numpy float32 function; backward ``grad(grad_out, y)``, at the output."""
 
@@ -318,11 +311,11 @@ def _tanh_grad(grad_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def sigmoid32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Logistic function of float32 values, computed in float64 and rounded once to float32.
+    """Logistic function of float32 values, correctly rounded to float32 (:func:`lmul.sigmoid32`).
 
-    The value of an element does not depend on its position in the array (no SIMD tail effects),
-    so results are reproducible. A numpy array gives a numpy array; a CPU tensor gives a tensor
-    whose gradient is ``g * y * (1 - y)`` (torch's sigmoid backward, at this output ``y``).
+    The same bits on every machine, whatever the element's position in the array. A numpy array
+    gives a numpy array; a CPU tensor gives a tensor whose gradient is ``g * y * (1 - y)``
+    (torch's sigmoid backward, at this output ``y``).
     """
     if isinstance(x, torch.Tensor):
         return _ActivationFn.apply(_check_tensor(x, "x"), _sigmoid_np, _sigmoid_grad)
@@ -330,7 +323,7 @@ def sigmoid32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 
 
 def tanh32(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """tanh of float32 values, computed in float64 and rounded once to float32.
+    """tanh of float32 values, correctly rounded to float32 (:func:`lmul.tanh32`).
 
     As :func:`sigmoid32`; the tensor gradient is ``g * (1 - y**2)``.
     """

@@ -25,7 +25,7 @@ PKG = Path(lmul.__file__).resolve().parent
 
 #: The layers, lowest first: a module may import only from strictly lower layers.
 LAYERS = [
-    ["_formats"],
+    ["_formats", "_activations"],
     ["_convert"],
     ["_core", "_fpadd", "_dot"],
     ["_reference"],
