@@ -10,7 +10,6 @@ seed in ``COCOTB_RANDOM_SEED`` (default 1) and ``LMUL_VECTORS`` vectors per clas
 from __future__ import annotations
 
 import functools
-import os
 
 import ml_dtypes
 import numpy as np
@@ -18,9 +17,10 @@ import pytest
 
 from lmul import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
 from sim.lib import oracle
+from sim.lib.knobs import random_seed, vector_count
 
-SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
-VECTORS = int(os.environ.get("LMUL_VECTORS", "100000"))
+SEED = random_seed()
+VECTORS = vector_count(100_000)
 
 
 def _rng(salt: int) -> np.random.Generator:
