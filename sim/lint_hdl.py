@@ -47,6 +47,16 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
                   {"ROWS": 3, "COLS": 2, "EXP_BITS": 4, "MAN_BITS": 3, "MULTIPLIER": 1,
                    "SKID": 1}],
     "stream_skid": [{"SKID": 1}, {"WIDTH": 1, "SKID": 1}, {"WIDTH": 1}],
+    "fp_dot_sum": [{"TERMS": 2, "ALIGN_BITS": 1}, {"TERMS": 3, "ALIGN_BITS": 24},
+                   {"TERMS": 17, "ALIGN_BITS": 32}, {"TERMS": 65, "ALIGN_BITS": 276}],
+    "mul_widen": [{"MULTIPLIER": 1}, {"MULTIPLIER": 1, "SUBNORMALS": 0},
+                  {"OFFSET": 0, "SATURATE": 1}],
+    "dot_datapath": [{"K": 1}, {"K": 2, "ALIGN_BITS": 24, "MULTIPLIER": 1},
+                     {"K": 8, "ALIGN_BITS": 32}, {"K": 16, "MULTIPLIER": 1},
+                     {"K": 64, "ALIGN_BITS": 1},
+                     {"EXP_BITS": 4, "MAN_BITS": 3, "K": 3, "MULTIPLIER": 1, "SUBNORMALS": 0}],
+    "dot_pe": [{"K": 1, "ALIGN_BITS": 24}, {"K": 8, "MULTIPLIER": 1},
+               {"EXP_BITS": 4, "MAN_BITS": 3, "K": 2, "ALIGN_BITS": 32, "MULTIPLIER": 1}],
 }
 #: fp_mul's flush variant for every preset it accepts.
 SUBNORMAL_VARIANT = {"fp_mul": {"SUBNORMALS": 0}}

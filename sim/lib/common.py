@@ -40,9 +40,11 @@ def design_sources() -> list[str]:
 def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
                parameters: dict[str, int] | None = None,
                extra_env: dict[str, str] | None = None,
-               build_tag: str | None = None, testcase: str | None = None) -> None:
+               build_tag: str | None = None, testcase: str | None = None,
+               hdl_dir: Path | None = None) -> None:
     """Compile hdl/ (plus the test-only ``wrappers`` from sim/hdl/) with Icarus and run the
     cocotb tests of ``test_module`` (all, or those matching ``testcase``) on ``toplevel``.
+    ``hdl_dir`` replaces hdl/ (e.g. a copy with a deliberate bug; give it its own ``build_tag``).
 
     Each parameter set, test case and ``WAVES`` setting gets its own build directory, so
     parametrized runs never share a stale binary; with ``WAVES=1`` the directory holds
@@ -64,7 +66,8 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
         if os.environ.get(key, "").strip():
             env[key] = os.environ[key].strip()
     env.update(extra_env or {})
-    sources = design_sources() + [str(SIM_HDL_DIR / w) for w in wrappers]
+    hdl = Path(hdl_dir) if hdl_dir is not None else HDL_DIR
+    sources = sorted(str(p) for p in hdl.glob("*.v")) + [str(SIM_HDL_DIR / w) for w in wrappers]
     print(f"[{toplevel}] parameters={parameters} COCOTB_RANDOM_SEED={env['COCOTB_RANDOM_SEED']}"
           f" LMUL_VECTORS={env.get('LMUL_VECTORS', '(default)')}"
           f" LMUL_TILES={env.get('LMUL_TILES', '(default)')}"
@@ -74,7 +77,7 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
         toplevel=toplevel,
         module=f"sim.{test_module}",
         verilog_sources=sources,
-        includes=[str(HDL_DIR)],
+        includes=[str(hdl)],
         parameters=parameters,
         sim_build=str(build),
         extra_env=env,

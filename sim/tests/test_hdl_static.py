@@ -26,7 +26,8 @@ ILLEGAL = [({"EXP_BITS": 1}, "EXP_BITS"), ({"EXP_BITS": 12}, "EXP_BITS"),
 #: The upper mantissa bound differs: the adder and its helpers go to binary64, the rest to
 #: binary32.
 MAN_BITS_TOO_WIDE = {"fp_add": 53, "fp_classify": 53, "fp_round": 53}
-LMUL_MODULES = ("lmul_core", "lmul_unit", "mac_datapath", "mac_pe", "mac_array")
+LMUL_MODULES = ("lmul_core", "lmul_unit", "mac_datapath", "mac_pe", "mac_array", "mul_widen",
+                "dot_datapath", "dot_pe")
 ILLEGAL_LMUL = [({"OFFSET": 128}, "OFFSET"), ({"OFFSET": -1}, "OFFSET"),
                 ({"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 8}, "OFFSET"),  # OFFSET < 2^MAN_BITS
                 ({"SATURATE": 2}, "SATURATE")]
@@ -41,6 +42,15 @@ ILLEGAL_EXTRA = {
     "lmul_unit": [({"SKID": 2}, "SKID"), ({"SKID": -1}, "SKID")],
     "fp_mul": [({"SUBNORMALS": 2}, "SUBNORMALS")],
     "stream_skid": [({"SKID": 2}, "SKID"), ({"WIDTH": 0}, "WIDTH")],
+    "fp_dot_sum": [({"TERMS": 1}, "TERMS"), ({"TERMS": 66}, "TERMS"),
+                   ({"ALIGN_BITS": 0}, "ALIGN_BITS"), ({"ALIGN_BITS": 277}, "ALIGN_BITS")],
+    "mul_widen": [({"MULTIPLIER": 2}, "MULTIPLIER"), ({"MULTIPLIER": 1, "SUBNORMALS": 2},
+                                                      "SUBNORMALS"),
+                  ({"MULTIPLIER": 1, "OFFSET": 128}, "OFFSET")],
+    "dot_datapath": [({"K": 0}, "K"), ({"K": 65}, "K"), ({"ALIGN_BITS": 0}, "ALIGN_BITS"),
+                     ({"ALIGN_BITS": 277}, "ALIGN_BITS"), ({"MULTIPLIER": 2}, "MULTIPLIER")],
+    "dot_pe": [({"K": 65}, "K"), ({"ALIGN_BITS": 277}, "ALIGN_BITS"),
+               ({"MULTIPLIER": 2}, "MULTIPLIER")],
 }
 
 

@@ -1,0 +1,93 @@
+`resetall
+`timescale 1ns/1ps
+`default_nettype none
+// dot_pe: one fused dot-product processing element (the fused counterpart of mac_pe).
+//
+// Holds one binary32 accumulator. Per enabled clock with in_valid = 1 it performs one fused step
+// of K products:
+//   base    = in_first ? in_bias : acc
+//   out_sum = dot_datapath(in_a, in_b, base)
+//           = RNE_binary32(base + sum_i widen(mul(in_a[i], in_b[i])))   (window ALIGN_BITS)
+//   acc    <= out_sum
+// mul is the L-Mul core (MULTIPLIER = 0) or the exact IEEE multiplier (MULTIPLIER = 1), see
+// dot_datapath and docs/dot_product.md; this is lmul.matmul(..., accumulate=lmul.Fused(K,
+// ALIGN_BITS)) one chunk of K operand pairs at a time, starting from the bias. out_sum is
+// combinational: on the step with in_last = 1 it is the finished dot product (as in mac_pe, acc
+// is then dead until the next first step, which ignores it).
+//
+// Systolic forwarding: in_a (K lanes) and the step tokens (valid, first, last) go right (out_a,
+// out_valid, out_first, out_last), in_b (K lanes) and in_bias go down (out_b, out_bias), each
+// through one register. Everything holds while en = 0. rst (synchronous, active high) clears
+// only the token valid bit: data registers need no reset because nothing reads them without a
+// valid token.
+//
+// Operands: lane i is in_a[i*W +: W], in_b[i*W +: W], W = 1 + EXP_BITS + MAN_BITS, each
+// {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; K, ALIGN_BITS, EXP_BITS, MAN_BITS, OFFSET,
+// SATURATE, MULTIPLIER as in dot_datapath (checked there and in the modules it uses).
+`include "lmul_defs.vh"
+module dot_pe #(
+    parameter integer K          = 4,
+    parameter integer ALIGN_BITS = 276,
+    parameter integer EXP_BITS   = 8,
+    parameter integer MAN_BITS   = 7,
+    parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
+    parameter integer SATURATE   = 0,
+    parameter integer MULTIPLIER = 0
+) (
+    input  wire                               clk,
+    input  wire                               rst,
+    input  wire                               en,
+    input  wire [K*(1+EXP_BITS+MAN_BITS)-1:0] in_a,
+    input  wire [K*(1+EXP_BITS+MAN_BITS)-1:0] in_b,
+    input  wire [31:0]                        in_bias,
+    input  wire                               in_valid,
+    input  wire                               in_first,
+    input  wire                               in_last,
+    output reg  [K*(1+EXP_BITS+MAN_BITS)-1:0] out_a,
+    output reg  [K*(1+EXP_BITS+MAN_BITS)-1:0] out_b,
+    output reg  [31:0]                        out_bias,
+    output reg                                out_valid,
+    output reg                                out_first,
+    output reg                                out_last,
+    output wire [31:0]                        out_sum
+);
+
+  reg  [31:0] acc;
+  wire [31:0] base = in_first ? in_bias : acc;
+
+  dot_datapath #(
+      .K         (K),
+      .ALIGN_BITS(ALIGN_BITS),
+      .EXP_BITS  (EXP_BITS),
+      .MAN_BITS  (MAN_BITS),
+      .OFFSET    (OFFSET),
+      .SATURATE  (SATURATE),
+      .MULTIPLIER(MULTIPLIER)
+  ) u_datapath (
+      .a  (in_a),
+      .b  (in_b),
+      .acc(base),
+      .y  (out_sum)
+  );
+
+  always @(posedge clk) begin
+    if (rst) begin
+      out_valid <= 1'b0;
+    end else if (en) begin
+      out_valid <= in_valid;
+    end
+  end
+
+  always @(posedge clk) begin
+    if (en) begin
+      out_a     <= in_a;
+      out_b     <= in_b;
+      out_bias  <= in_bias;
+      out_first <= in_first;
+      out_last  <= in_last;
+      if (in_valid) acc <= out_sum;
+    end
+  end
+
+endmodule
+`default_nettype wire
