@@ -20,8 +20,8 @@ hardware it would run on the same MAC array, and it is 1/4 of a step's work once
 The seed notebook kept it in float32; ``seed:head=fp32`` reproduces that.
 ``b = b_ih + b_hh`` is summed once in float32 (torch adds the two biases separately; the
 difference is within float32 rounding and absent from the hardware, which has one bias).
-``sigmoid``/``tanh`` are evaluated in float64 and rounded once to float32, so a value does not
-depend on its position in the batch (SIMD tail handling) and the results are reproducible.
+``sigmoid``/``tanh`` are :func:`lmul.sigmoid32` / :func:`lmul.tanh32`: correctly rounded
+float32, so a value depends neither on its position in the batch nor on the machine.
 
 Sequence modes: ``rows`` (H steps of W pixels), ``pixels`` (H*W steps of 1 pixel), ``permuted``
 (``pixels`` in a fixed random order drawn from :data:`PERMUTATION_SEED`, the same for all runs).
@@ -133,15 +133,14 @@ class CellWeights:
 
 
 def sigmoid32(x: np.ndarray) -> np.ndarray:
-    """Logistic function of float32 values, computed in float64, rounded once to float32
-    (:func:`lmul.torch.sigmoid32`)."""
-    return lmul_torch.sigmoid32(np.asarray(x))  # type: ignore[return-value]
+    """Logistic function of float32 values, correctly rounded to float32 (:func:`lmul.sigmoid32`,
+    the function of :func:`lmul.torch.sigmoid32` too)."""
+    return lmul.sigmoid32(x)
 
 
 def tanh32(x: np.ndarray) -> np.ndarray:
-    """tanh of float32 values, computed in float64, rounded once to float32
-    (:func:`lmul.torch.tanh32`)."""
-    return lmul_torch.tanh32(np.asarray(x))  # type: ignore[return-value]
+    """tanh of float32 values, correctly rounded to float32 (:func:`lmul.tanh32`)."""
+    return lmul.tanh32(x)
 
 
 class _ModeOps:

@@ -7,10 +7,10 @@ Not collected by pytest on its own: ``experiments/tests/test_cosim.py`` runs the
 drivers: the float32 -> format rounding on the ``fp_to_fmt`` lanes, the gate product through
 ``mac_array``'s valid/ready streams (ROWS x COLS tiles, back to back, the image in array row 0,
 any other rows +0; the test uses a 1 x 16 array where the Verilator path has 4 x 4: the bits
-must not depend on the shape), sigmoid/tanh in Python
-(float64, rounded once to float32, written here again rather than imported, so the testbench
-needs no torch), the elementwise products on the multiplier lanes with ``fmt_to_fp32``
-widening, the cell-state sum on the ``fp_add`` lanes. The gates, c and h of every step must
+must not depend on the shape), sigmoid/tanh by :func:`lmul.sigmoid32` / :func:`lmul.tanh32`
+(correctly rounded float32, numpy only: the testbench needs no torch), the elementwise products
+on the multiplier lanes with ``fmt_to_fp32`` widening, the cell-state sum on the ``fp_add``
+lanes. The gates, c and h of every step must
 equal the Verilator path's bit for bit.
 
 npz keys: ``x`` float32 [T, I]; ``w_bits`` [I+H, 4H] and ``b`` float32 [4H] (the gate weights,
@@ -28,15 +28,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, Timer
 
+from lmul import sigmoid32, tanh32
 from sim.lib.common import pack_lanes, tb_parameters, unpack_lanes
-
-
-def sigmoid32(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-
-
-def tanh32(x: np.ndarray) -> np.ndarray:
-    return np.tanh(x.astype(np.float64)).astype(np.float32)
 
 
 class StepTB:
