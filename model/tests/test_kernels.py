@@ -18,73 +18,29 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+from lmul_cases import CONFIGS, MULTIPLIERS, SPECIALS, assert_same_bits, bits, mixed
 
 import lmul
 from lmul import LMulConfig
 from lmul import _matmul as mm  # internals under test: the elementwise fast paths
 from lmul._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
 
-SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
-VECTORS = int(os.environ.get("LMUL_VECTORS", "20000"))
-FULL = os.environ.get("LMUL_FULL", "0") not in ("", "0")
 
-CONFIGS = {
-    "bf16": LMulConfig(),
-    "bf16-mitchell": LMulConfig(offset=0),
-    "e4m3_ieee": LMulConfig(4, 3),
-    "e5m2-sat": LMulConfig(5, 2, saturate=True),
-    "fp16-sat": LMulConfig(5, 10, saturate=True),
-    "fp32": LMulConfig(8, 23),  # E + M = 31: the kernels' int64 path
-}
-MULTIPLIERS = ("lmul", "exact", "seed")
-
-SPECIALS = np.array(
-    [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-40, 1.1754942e-38, 3.0e38, -3.4028235e38,
-     2.0**-130, 2.0**-133, 65504.0, 5.96e-8, 448.0, 240.0, 57344.0, -1.0, 1.0],
-    dtype=np.float32)
-
-
-def bits(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-
-
-def assert_same_bits(got: np.ndarray, want: np.ndarray, canonical_nan: bool = True) -> None:
-    assert got.dtype == np.float32 and got.shape == want.shape
-    diff = np.flatnonzero(bits(got) != bits(want))
-    if diff.size:
-        i = diff[0]
-        g, w = bits(got).ravel()[i], bits(want).ravel()[i]
-        raise AssertionError(f"{diff.size} of {got.size} results differ; first at flat index {i}: "
-                             f"got {g:#010x}, want {w:#010x}")
-    if canonical_nan:
-        assert np.all(bits(got)[np.isnan(got)] == 0x7FC00000)
-
-
-def mixed(rng: np.random.Generator, shape: tuple[int, ...], cfg: LMulConfig,
-          special_frac: float = 0.0) -> np.ndarray:
-    """float32 values: half near 1, half spread over the format's whole exponent range (so
-    products under- and overflow), zeros, subnormals, and a fraction of special values."""
-    fmt = cfg.fmt
-    near = rng.standard_normal(shape)
-    e = rng.integers(fmt.emin - fmt.man_bits - 2, fmt.emax + 2, shape)
-    wide = rng.uniform(1, 2, shape) * np.exp2(e) * rng.choice([-1, 1], shape)
-    x = np.where(rng.random(shape) < 0.5, near, wide)
-    x = np.where(rng.random(shape) < 0.03, 0.0, x)
-    with np.errstate(over="ignore"):
-        x = x.astype(np.float32)
-    if special_frac:
-        pick = rng.random(shape) < special_frac
-        x[pick] = rng.choice(SPECIALS, int(pick.sum()))
-    return x
+@pytest.fixture(scope="module")
+def vectors(vector_count: Callable[[int], int]) -> int:
+    """Random pairs per configuration in the elementwise tests (``LMUL_VECTORS``)."""
+    return vector_count(20000)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _announce() -> None:
-    print(f"\ntest_kernels: COCOTB_RANDOM_SEED={SEED} LMUL_VECTORS={VECTORS} LMUL_FULL={int(FULL)} "
-          f"numba={mm.fast_path_enabled()}")
+def _announce(full_run: bool, random_seed: int, vectors: int) -> None:
+    print(f"\ntest_kernels: COCOTB_RANDOM_SEED={random_seed} LMUL_VECTORS={vectors} "
+          f"LMUL_FULL={int(full_run)} numba={mm.fast_path_enabled()}")
 
 
 def test_fast_path_is_active() -> None:
@@ -94,15 +50,31 @@ def test_fast_path_is_active() -> None:
     assert mm.fast_path_enabled()
 
 
+@pytest.mark.parametrize(("value", "flag"), [("off", 0), ("on", 1)])
+def test_knobs_reach_these_tests_validated(value: str, flag: int) -> None:
+    """These tests run with the values the repository's conftest validated: ``LMUL_FULL=off``
+    means off (they once read every value but "0" as on), and the seed is the one given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LMUL_FULL", "COCOTB_RANDOM_SEED",
+                                                             "LMUL_VECTORS")}
+    env.update(LMUL_FULL=value, COCOTB_RANDOM_SEED="7")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                           f"{Path(__file__).name}::test_fast_path_is_active"],
+                          cwd=Path(__file__).parent, env=env, capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (f"test_kernels: COCOTB_RANDOM_SEED=7 LMUL_VECTORS=20000 LMUL_FULL={flag} "
+            in proc.stdout), proc.stdout
+
+
 SHAPES = [(1, 1, 1), (3, 1, 5), (0, 4, 3), (5, 0, 3), (4, 3, 0), (17, 33, 65), (2, 7, 300),
           (3, 5, 1100)]
 
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
-def test_matmul_matches_reference(cfg_name: str, multiplier: str) -> None:
+def test_matmul_matches_reference(cfg_name: str, multiplier: str, random_seed: int) -> None:
     cfg = CONFIGS[cfg_name]
-    rng = np.random.default_rng([SEED, len(cfg_name), MULTIPLIERS.index(multiplier)])
+    rng = np.random.default_rng([random_seed, len(cfg_name), MULTIPLIERS.index(multiplier)])
     for rounding in ("rne", "truncate"):
         if multiplier == "seed" and (rounding == "truncate" or cfg_name != "bf16"):
             continue  # the seed multiplier ignores cfg and rounding
@@ -132,9 +104,9 @@ def test_matmul_every_special_pair(cfg_name: str, multiplier: str) -> None:
                          lmul.matmul_reference(a2, b2, bias, cfg, multiplier=multiplier))
 
 
-def test_matmul_special_rows_take_full_path() -> None:
+def test_matmul_special_rows_take_full_path(random_seed: int) -> None:
     """A row of B holding one Inf/NaN switches that k to the full path for every output."""
-    rng = np.random.default_rng([SEED, 7])
+    rng = np.random.default_rng([random_seed, 7])
     cfg = CONFIGS["bf16"]
     a = mixed(rng, (9, 12), cfg)
     b = mixed(rng, (12, 40), cfg)
@@ -152,7 +124,7 @@ def test_matmul_special_rows_take_full_path() -> None:
 
 
 @pytest.mark.parametrize("cfg_name", ["bf16", "bf16-mitchell", "e4m3_ieee", "fp16-sat"])
-def test_every_a_against_narrow_b_rows(cfg_name: str) -> None:
+def test_every_a_against_narrow_b_rows(cfg_name: str, random_seed: int) -> None:
     """Every format pattern of A against B rows of similar magnitudes, so that for each row the
     kernels' per-row decision (no product of the row under/overflows: one add per product; else
     the per-product classification) flips exactly at the under- and overflow boundaries."""
@@ -160,7 +132,7 @@ def test_every_a_against_narrow_b_rows(cfg_name: str) -> None:
     fmt = cfg.fmt
     pats = np.arange(1 << fmt.width) if fmt.width <= 16 else np.arange(0, 1 << 16)
     col = lmul.format_bits_to_float32(pats.astype(fmt.uint_dtype), fmt)[:, None]
-    rng = np.random.default_rng([SEED, 41, len(cfg_name)])
+    rng = np.random.default_rng([random_seed, 41, len(cfg_name)])
     b = np.stack([
         rng.uniform(1, 2, 16) * rng.choice([-1, 1], 16),  # one binade: narrow range
         rng.uniform(0.25, 8, 16),
@@ -174,7 +146,7 @@ def test_every_a_against_narrow_b_rows(cfg_name: str) -> None:
             assert_same_bits(got, want)
 
 
-def test_exact_products_in_the_subnormal_range() -> None:
+def test_exact_products_in_the_subnormal_range(random_seed: int) -> None:
     """E = 8 exact products below 2**-126 must be rounded once, not float32-then-format.
 
     With M = 11 a product has up to 24 significant bits, so a float32 subnormal can round it
@@ -184,7 +156,7 @@ def test_exact_products_in_the_subnormal_range() -> None:
     """
     cfg = LMulConfig(8, 11)
     fmt = cfg.fmt
-    rng = np.random.default_rng([SEED, 11])
+    rng = np.random.default_rng([random_seed, 11])
     n = 100_000
     ea = rng.integers(-75, -60, n)
     eb = -135 - ea + rng.integers(-3, 3, n)
@@ -212,10 +184,10 @@ def test_exact_products_in_the_subnormal_range() -> None:
 
 
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
-def test_signed_zero_sums(multiplier: str) -> None:
+def test_signed_zero_sums(multiplier: str, random_seed: int) -> None:
     """Outputs whose every product is a signed zero: the sign of the sum follows IEEE
     (-0 + -0 = -0, -0 + +0 = +0), so zero products may never be skipped."""
-    rng = np.random.default_rng([SEED, 17, MULTIPLIERS.index(multiplier)])
+    rng = np.random.default_rng([random_seed, 17, MULTIPLIERS.index(multiplier)])
     zeros = np.array([0.0, -0.0, 1e-40, -1e-40, 2.0**-140, -(2.0**-140)], np.float32)
     if multiplier == "exact":
         zeros = zeros[:2]  # the exact product keeps subnormals
@@ -234,9 +206,9 @@ def test_signed_zero_sums(multiplier: str) -> None:
             assert np.signbit(got).any() and not np.signbit(got).all()
 
 
-def test_lstm_gate_shape() -> None:
+def test_lstm_gate_shape(full_run: bool, random_seed: int) -> None:
     """The LSTM gate product: [batch 1000 x (28 inputs + 128 hidden)] . [156 x 4*128]."""
-    rng = np.random.default_rng([SEED, 1000])
+    rng = np.random.default_rng([random_seed, 1000])
     x = rng.random((1000, 28), dtype=np.float32)  # pixels in [0, 1)
     h = np.tanh(rng.standard_normal((1000, 128))).astype(np.float32)
     a = np.concatenate([x, h], axis=1)
@@ -244,7 +216,7 @@ def test_lstm_gate_shape() -> None:
     bias = rng.uniform(-0.1, 0.1, 512).astype(np.float32)
     # The reference is slow: by default 48 rows spread over the whole batch (every thread's share
     # and column chunking included), all 1000 with LMUL_FULL=1.
-    idx = np.arange(1000) if FULL else np.sort(rng.choice(1000, 48, replace=False))
+    idx = np.arange(1000) if full_run else np.sort(rng.choice(1000, 48, replace=False))
     for multiplier in MULTIPLIERS:
         got = mm.matmul(a, w, bias, multiplier=multiplier)
         assert got.shape == (1000, 512)
@@ -306,8 +278,8 @@ def test_matmul_bad_input() -> None:
         mm.matmul(a, b, None, "bf16")
 
 
-def test_matmul_non_contiguous_operands() -> None:
-    rng = np.random.default_rng([SEED, 5])
+def test_matmul_non_contiguous_operands(random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, 5])
     cfg = CONFIGS["bf16"]
     big_a = mixed(rng, (20, 30), cfg)
     big_b = mixed(rng, (40, 30), cfg)
@@ -320,8 +292,8 @@ def test_matmul_non_contiguous_operands() -> None:
         assert_same_bits(mm.matmul(np.asfortranarray(a), b, c, cfg, multiplier=multiplier), want)
 
 
-def test_no_numba_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng([SEED, 9])
+def test_no_numba_fallback(monkeypatch: pytest.MonkeyPatch, random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, 9])
     cfg = CONFIGS["bf16"]
     a = mixed(rng, (5, 6), cfg, 0.05)
     b = mixed(rng, (6, 7), cfg, 0.05)
@@ -351,13 +323,14 @@ def random_float32_bits(rng: np.random.Generator, n: int) -> np.ndarray:
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
 @pytest.mark.parametrize("rounding", ["rne", "truncate"])
-def test_elementwise_matches_numpy(cfg_name: str, rounding: str) -> None:
+def test_elementwise_matches_numpy(cfg_name: str, rounding: str, random_seed: int,
+                                   vectors: int) -> None:
     cfg = CONFIGS[cfg_name]
-    rng = np.random.default_rng([SEED, len(cfg_name), len(rounding)])
-    x = np.concatenate([random_float32_bits(rng, VECTORS), np.repeat(SPECIALS, SPECIALS.size),
-                        mixed(rng, (VECTORS,), cfg)])
-    y = np.concatenate([random_float32_bits(rng, VECTORS), np.tile(SPECIALS, SPECIALS.size),
-                        mixed(rng, (VECTORS,), cfg)])
+    rng = np.random.default_rng([random_seed, len(cfg_name), len(rounding)])
+    x = np.concatenate([random_float32_bits(rng, vectors), np.repeat(SPECIALS, SPECIALS.size),
+                        mixed(rng, (vectors,), cfg)])
+    y = np.concatenate([random_float32_bits(rng, vectors), np.tile(SPECIALS, SPECIALS.size),
+                        mixed(rng, (vectors,), cfg)])
     for fast, ref in ELEMENTWISE.values():
         assert_same_bits(fast(x, y, cfg, rounding), ref(x, y, cfg, rounding))
 
@@ -377,11 +350,11 @@ def test_elementwise_exhaustive_8bit(cfg: LMulConfig) -> None:
 
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
-def test_rounding_ties_and_neighbours(cfg_name: str) -> None:
+def test_rounding_ties_and_neighbours(cfg_name: str, random_seed: int) -> None:
     """Inputs exactly halfway between two format values (normal and subnormal range, and the
     overflow threshold) and one float32 ulp either side: RNE ties to even, truncation floors."""
     fmt = CONFIGS[cfg_name].fmt
-    rng = np.random.default_rng([SEED, 31, len(cfg_name)])
+    rng = np.random.default_rng([random_seed, 31, len(cfg_name)])
     n_pos = fmt.inf_bits  # every finite non-negative pattern, or a sample of them
     pats = np.arange(n_pos) if n_pos <= 1 << 16 else rng.integers(0, n_pos - 1, 1 << 16)
     lo = lmul.format_bits_to_float64(pats, fmt)
@@ -405,16 +378,16 @@ def test_rounding_ties_and_neighbours(cfg_name: str) -> None:
         assert bad.size == 0, (rounding, x[bad[:3]], got[bad[:3]], want[bad[:3]])
 
 
-def test_seed_elementwise_matches_numpy() -> None:
-    rng = np.random.default_rng([SEED, 77])
-    x = np.concatenate([random_float32_bits(rng, VECTORS), np.repeat(SPECIALS, SPECIALS.size)])
-    y = np.concatenate([random_float32_bits(rng, VECTORS), np.tile(SPECIALS, SPECIALS.size)])
+def test_seed_elementwise_matches_numpy(random_seed: int, vectors: int) -> None:
+    rng = np.random.default_rng([random_seed, 77])
+    x = np.concatenate([random_float32_bits(rng, vectors), np.repeat(SPECIALS, SPECIALS.size)])
+    y = np.concatenate([random_float32_bits(rng, vectors), np.tile(SPECIALS, SPECIALS.size)])
     # Both run the same float32 operations, so NaN payloads agree too.
     assert_same_bits(mm.seed_lmul_elementwise(x, y), seed_lmul_numpy(x, y), canonical_nan=False)
 
 
-def test_elementwise_shapes_and_errors() -> None:
-    rng = np.random.default_rng([SEED, 13])
+def test_elementwise_shapes_and_errors(random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, 13])
     cfg = CONFIGS["bf16"]
     x = mixed(rng, (4, 1, 6), cfg)
     y = mixed(rng, (5, 1), cfg)
@@ -441,9 +414,9 @@ def test_elementwise_shapes_and_errors() -> None:
         mm.elementwise_product(x, y, multiplier="approx")
 
 
-def test_lmul_lmul_uses_the_same_bits() -> None:
+def test_lmul_lmul_uses_the_same_bits(random_seed: int) -> None:
     """``lmul.lmul`` (which dispatches here) agrees with the pure-numpy path."""
-    rng = np.random.default_rng([SEED, 21])
+    rng = np.random.default_rng([random_seed, 21])
     cfg = CONFIGS["e4m3_ieee"]
     x = random_float32_bits(rng, 5000)
     y = random_float32_bits(rng, 5000)

@@ -12,11 +12,11 @@ subnormals and L-Mul under/overflow included, on both sides of the dispatch thre
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
+from lmul_cases import MULTIPLIERS, SPECIALS, assert_same_bits, bits, mixed
+from lmul_cases import PATH_CONFIGS as CONFIGS
 from torch import nn
 from torch.nn import functional
 
@@ -26,65 +26,21 @@ from lmul import LMulConfig
 from lmul import _matmul as mm
 from lmul._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy
 
-SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
-MULTIPLIERS = ("lmul", "exact", "seed")
-CONFIGS = {
-    "bf16": LMulConfig(),
-    "e4m3_ieee": LMulConfig(4, 3),
-    "e5m2-sat": LMulConfig(5, 2, saturate=True),
-    "fp32": LMulConfig(8, 23),  # E + M = 31: the kernels' int64 path
-}
-SPECIALS = np.array(
-    [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-40, 1.1754942e-38, 3.0e38, -3.4028235e38,
-     2.0**-130, 2.0**-133, 65504.0, 5.96e-8, 448.0, 240.0, 57344.0, -1.0, 1.0, 1e20, -1e-20],
-    dtype=np.float32)
-
 needs_kernels = pytest.mark.skipif(not lmul.fast_path_enabled(),
                                    reason="numba kernels not in use (LMUL_NO_NUMBA or no numba)")
-
-
-def bits(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-
-
-def assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
-    assert got.dtype == np.float32 and got.shape == want.shape
-    diff = np.flatnonzero(bits(got) != bits(want))
-    if diff.size:
-        i = diff[0]
-        g, w = bits(got).ravel()[i], bits(want).ravel()[i]
-        raise AssertionError(f"{diff.size} of {got.size} results differ; first at flat index "
-                             f"{i}: got {g:#010x}, want {w:#010x}")
-    assert np.all(bits(got)[np.isnan(got)] == 0x7FC00000)
-
-
-def operand(rng: np.random.Generator, shape: tuple[int, ...], cfg: LMulConfig,
-            special_frac: float) -> np.ndarray:
-    """Values near 1 and spread over the format's whole exponent range (products under- and
-    overflow), zeros of both signs, subnormals, and a fraction of SPECIALS."""
-    fmt = cfg.fmt
-    e = rng.integers(fmt.emin - fmt.man_bits - 2, fmt.emax + 2, shape)
-    wide = rng.uniform(1, 2, shape) * np.exp2(e) * rng.choice([-1, 1], shape)
-    x = np.where(rng.random(shape) < 0.5, rng.standard_normal(shape), wide)
-    x = np.where(rng.random(shape) < 0.05, rng.choice([0.0, -0.0], shape), x)
-    with np.errstate(over="ignore"):
-        x = x.astype(np.float32)
-    pick = rng.random(shape) < special_frac
-    x[pick] = rng.choice(SPECIALS, int(pick.sum()))
-    return x
 
 
 # ------------------------------------------------------------------------- commutativity
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_multipliers_are_commutative_bit_for_bit(name: str) -> None:
+def test_multipliers_are_commutative_bit_for_bit(name: str, random_seed: int) -> None:
     """The basis of the narrow path: p(x, y) and p(y, x) have the same bits, NaN payloads
     included (numpy models, every pair of SPECIALS and random values)."""
     cfg = CONFIGS[name]
-    rng = np.random.default_rng(SEED)
-    x = np.concatenate([np.repeat(SPECIALS, SPECIALS.size), operand(rng, (20000,), cfg, 0.1)])
-    y = np.concatenate([np.tile(SPECIALS, SPECIALS.size), operand(rng, (20000,), cfg, 0.1)])
+    rng = np.random.default_rng(random_seed)
+    x = np.concatenate([np.repeat(SPECIALS, SPECIALS.size), mixed(rng, (20000,), cfg, 0.1)])
+    y = np.concatenate([np.tile(SPECIALS, SPECIALS.size), mixed(rng, (20000,), cfg, 0.1)])
     for rounding in ("rne", "truncate"):
         for fn in (lmul_numpy, exact_mul_numpy):
             with np.errstate(all="ignore"):
@@ -100,19 +56,20 @@ def test_multipliers_are_commutative_bit_for_bit(name: str) -> None:
 @needs_kernels
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
 @pytest.mark.parametrize("name", CONFIGS)
-def test_narrow_matmul_bits_around_the_threshold(name: str, multiplier: str) -> None:
+def test_narrow_matmul_bits_around_the_threshold(name: str, multiplier: str,
+                                                 random_seed: int) -> None:
     cfg = CONFIGS[name]
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(random_seed)
     n_max, m_min = mm._NARROW_MAX_N, mm._NARROW_MIN_M
     shapes = [(m_min, 7, 1), (m_min - 1, 7, n_max), (m_min, 5, n_max), (m_min, 5, n_max + 1),
               (2100, 20, 6), (1500, 1, 16), (777, 33, 3)]
     took = set()
     for m_len, k_len, n_len in shapes:
-        a = operand(rng, (m_len, k_len), cfg, 0.002)
-        b = operand(rng, (k_len, n_len), cfg, 0.02)
+        a = mixed(rng, (m_len, k_len), cfg, 0.002)
+        b = mixed(rng, (k_len, n_len), cfg, 0.02)
         # A few rows free of zeros and specials keep some chunks on the single-add path.
         a[:300] = rng.uniform(0.5, 2, (min(300, m_len), k_len)).astype(np.float32)
-        bias = operand(rng, (n_len,), cfg, 0.1)
+        bias = mixed(rng, (n_len,), cfg, 0.1)
         took.add(mm._use_narrow(m_len, n_len))
         for rounding in ("rne", "truncate"):
             for c in (None, bias):
@@ -123,14 +80,14 @@ def test_narrow_matmul_bits_around_the_threshold(name: str, multiplier: str) -> 
 
 @needs_kernels
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
-def test_narrow_zero_sized_and_single_dimensions(multiplier: str) -> None:
+def test_narrow_zero_sized_and_single_dimensions(multiplier: str, random_seed: int) -> None:
     """M, N or K of 0 or 1 through narrow_product itself (matmul only dispatches M >= 256)."""
     cfg = LMulConfig(4, 3)
-    rng = np.random.default_rng(SEED + 1)
+    rng = np.random.default_rng(random_seed + 1)
     for m_len, k_len, n_len in [(0, 3, 2), (1, 3, 2), (5, 0, 3), (5, 1, 1), (1, 1, 1), (4, 2, 0)]:
-        a = operand(rng, (m_len, k_len), cfg, 0.2)
-        b = operand(rng, (k_len, n_len), cfg, 0.2)
-        bias = operand(rng, (n_len,), cfg, 0.2)
+        a = mixed(rng, (m_len, k_len), cfg, 0.2)
+        b = mixed(rng, (k_len, n_len), cfg, 0.2)
+        bias = mixed(rng, (n_len,), cfg, 0.2)
         want = lmul.matmul_reference(a, b, bias, cfg, "rne", multiplier)
         out = np.full(m_len * n_len, np.float32(7.0))
         rows = np.arange(m_len, dtype=np.int64)
@@ -141,10 +98,10 @@ def test_narrow_zero_sized_and_single_dimensions(multiplier: str) -> None:
 
 
 @needs_kernels
-def test_narrow_special_rows_and_signed_zero_sums() -> None:
+def test_narrow_special_rows_and_signed_zero_sums(random_seed: int) -> None:
     """Chunks whose X rows are all zeros, hold one Inf/NaN, or make every L-Mul product under- or
     overflow; -0.0 biases with zero products (the sum's sign depends on every term)."""
-    rng = np.random.default_rng(SEED + 2)
+    rng = np.random.default_rng(random_seed + 2)
     m_len, k_len, n_len = 3000, 6, 5
     for name in ("bf16", "e4m3_ieee", "e5m2-sat"):
         cfg = CONFIGS[name]
@@ -233,12 +190,12 @@ CONV_CASES = [
 @pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")  # torch's own conv
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
 @pytest.mark.parametrize("case", range(len(CONV_CASES)))
-def test_converted_conv_direct_path_bits(case: int, multiplier: str) -> None:
+def test_converted_conv_direct_path_bits(case: int, multiplier: str, random_seed: int) -> None:
     """Without autograd a converted Conv1d/Conv2d reads its patches straight from the image;
     its bits are im2col + matmul_reference, and those of the autograd (im2col) path."""
-    torch.manual_seed(SEED + case)
+    torch.manual_seed(random_seed + case)
     layer = CONV_CASES[case]()
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator().manual_seed(random_seed)
     shape = (3, layer.in_channels, 40) if isinstance(layer, nn.Conv1d) \
         else (3, layer.in_channels, 16, 13)
     x = torch.randn(*shape, generator=gen)

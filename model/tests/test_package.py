@@ -125,26 +125,33 @@ import sys, warnings
 sys.modules["numba"] = None  # as if numba were not installed
 import numpy as np
 import lmul
+from lmul._core import lmul_bits_numpy
 a = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
 b = np.arange(8, dtype=np.float32).reshape(4, 2) - 3
+p = np.arange(1 << 16, dtype=np.uint16)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     y = lmul.matmul(a, b)
     z = lmul.lmul(a, a)
+    u = lmul.lmul_bits(p, p[::-1])
+    v = lmul.lmul_bits(p[::-1], p)
     assert not lmul.fast_path_enabled()
 assert (y.view(np.uint32) == lmul.matmul_reference(a, b).view(np.uint32)).all()
+assert u.dtype == np.uint16 and (u == lmul_bits_numpy(p, p[::-1])).all()
 print(len(caught), caught[0].category.__name__, str(caught[0].message))
 """
 
 
 def test_missing_numba_warns_once_and_gives_the_same_bits() -> None:
+    """Without numba: one RuntimeWarning for matmul, the elementwise products and lmul_bits
+    together, and the numpy model's bits."""
     env = {k: v for k, v in os.environ.items() if k != "LMUL_NO_NUMBA"}
     proc = subprocess.run([sys.executable, "-c", _NO_NUMBA], capture_output=True, text=True,
                           check=False, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     count, category, message = proc.stdout.strip().split(" ", 2)
     assert (count, category) == ("1", "RuntimeWarning")
-    assert "numba is not installed" in message
+    assert "numba is not installed" in message and "lmul_bits" in message
 
 
 def test_lmul_no_numba_selects_numpy_without_warning(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,6 @@ seeds the operands.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -21,13 +19,13 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
+from lmul_cases import MULTIPLIERS  # noqa: E402
+
 import lmul  # noqa: E402
 import lmul.torch as lt  # noqa: E402
 from lmul import LMulConfig  # noqa: E402
 from lmul._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy  # noqa: E402
 
-SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
-MULTIPLIERS = ("lmul", "exact", "seed")
 FP32 = LMulConfig(8, 23)  # with multiplier="exact": plain float32 products
 
 
@@ -74,9 +72,9 @@ def npp(module: nn.Module) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture()
-def gen() -> torch.Generator:
-    print(f"\ntest_torch_convert: COCOTB_RANDOM_SEED={SEED}")
-    return torch.Generator().manual_seed(SEED)
+def gen(random_seed: int) -> torch.Generator:
+    print(f"\ntest_torch_convert: COCOTB_RANDOM_SEED={random_seed}")
+    return torch.Generator().manual_seed(random_seed)
 
 
 def with_specials(x: torch.Tensor) -> torch.Tensor:
@@ -160,8 +158,9 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("case", range(len(CONV_CASES)))
 @pytest.mark.parametrize("multiplier", ["lmul", "exact"])
-def test_conv_converted_bits(gen: torch.Generator, case: int, multiplier: str) -> None:
-    torch.manual_seed(SEED + case)
+def test_conv_converted_bits(gen: torch.Generator, case: int, multiplier: str,
+                             random_seed: int) -> None:
+    torch.manual_seed(random_seed + case)
     conv = CONV_CASES[case]()
     shape = (2, conv.in_channels, 7) if isinstance(conv, nn.Conv1d) \
         else (2, conv.in_channels, 7, 6)
@@ -267,8 +266,9 @@ RNN_CASES = [
 @pytest.mark.filterwarnings("ignore:LSTM with projections")  # torch's own run (oneDNN)
 @pytest.mark.parametrize("case", range(len(RNN_CASES)))
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
-def test_recurrent_converted_bits(gen: torch.Generator, case: int, multiplier: str) -> None:
-    torch.manual_seed(SEED + case)
+def test_recurrent_converted_bits(gen: torch.Generator, case: int, multiplier: str,
+                                  random_seed: int) -> None:
+    torch.manual_seed(random_seed + case)
     m = RNN_CASES[case]()
     with torch.no_grad():
         for prm in m.parameters():
@@ -332,10 +332,10 @@ def _ste(exact: torch.Tensor, value: np.ndarray) -> torch.Tensor:
     return exact + (torch.from_numpy(value) - exact).detach()
 
 
-def test_lstm_lmul_gradient_is_straight_through(gen: torch.Generator) -> None:
+def test_lstm_lmul_gradient_is_straight_through(gen: torch.Generator, random_seed: int) -> None:
     """The converted LSTM's gradient equals a straight-through graph of float32 torch ops whose
     forward values are replaced by the reference L-Mul values (``a + (lmul - a).detach()``)."""
-    torch.manual_seed(SEED)
+    torch.manual_seed(random_seed)
     m = nn.LSTM(4, 5)
     x = torch.randn(6, 3, 4, generator=gen)
     cfg = LMulConfig()
@@ -386,10 +386,11 @@ GRAD_CASES = [
 
 
 @pytest.mark.parametrize("case", range(len(GRAD_CASES)))
-def test_recurrent_gradients_match_torch_in_binary32(gen: torch.Generator, case: int) -> None:
+def test_recurrent_gradients_match_torch_in_binary32(gen: torch.Generator, case: int,
+                                                     random_seed: int) -> None:
     """With exact binary32 products the converted layer is torch's layer up to summation order:
     outputs and every gradient agree to float32 tolerance."""
-    torch.manual_seed(SEED + case)
+    torch.manual_seed(random_seed + case)
     make, shape = GRAD_CASES[case]
     m = make()
     conv = lt.convert(m, FP32, multiplier="exact")
@@ -480,8 +481,8 @@ def mha_reference(m: nn.MultiheadAttention, q: np.ndarray, k: np.ndarray, v: np.
 
 
 @pytest.mark.parametrize("multiplier", ["lmul", "exact"])
-def test_attention_converted_bits(gen: torch.Generator, multiplier: str) -> None:
-    torch.manual_seed(SEED)
+def test_attention_converted_bits(gen: torch.Generator, multiplier: str, random_seed: int) -> None:
+    torch.manual_seed(random_seed)
     cfg = LMulConfig()
     for batch_first in (True, False):
         m = nn.MultiheadAttention(8, 2, batch_first=batch_first)
@@ -515,8 +516,9 @@ def test_attention_converted_bits(gen: torch.Generator, multiplier: str) -> None
         c(x, x, x, is_causal=True)
 
 
-def test_attention_options_and_gradients_match_torch_in_binary32(gen: torch.Generator) -> None:
-    torch.manual_seed(SEED)
+def test_attention_options_and_gradients_match_torch_in_binary32(gen: torch.Generator,
+                                                                 random_seed: int) -> None:
+    torch.manual_seed(random_seed)
     m = nn.MultiheadAttention(8, 2, kdim=5, vdim=6, add_bias_kv=True, add_zero_attn=True)
     q, k, v = (torch.randn(3, 2, 8, generator=gen), torch.randn(4, 2, 5, generator=gen),
                torch.randn(4, 2, 6, generator=gen))
@@ -539,10 +541,11 @@ def test_attention_options_and_gradients_match_torch_in_binary32(gen: torch.Gene
     assert_bits(out1, out2[:, 0])
 
 
-def test_transformer_fast_path_never_bypasses_converted_layers(gen: torch.Generator) -> None:
+def test_transformer_fast_path_never_bypasses_converted_layers(gen: torch.Generator,
+                                                               random_seed: int) -> None:
     """In eval mode without grad torch's fused encoder kernel reads the weights directly; the
     converted layers must still compute (the output is the L-Mul one, not float32's)."""
-    torch.manual_seed(SEED)
+    torch.manual_seed(random_seed)
     layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, dropout=0.0).eval()
     enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
     x = torch.randn(3, 5, 16, generator=gen)

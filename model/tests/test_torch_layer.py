@@ -7,21 +7,19 @@ on the same float32 operands. ``COCOTB_RANDOM_SEED`` (default 1) seeds the opera
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from lmul_cases import MULTIPLIERS  # noqa: E402
+
 import lmul  # noqa: E402
 from lmul import LMulConfig  # noqa: E402
 from lmul._core import exact_mul_numpy, lmul_numpy, seed_lmul_numpy  # noqa: E402
 from lmul.torch import LMulLinear, lmul_linear, lmul_mul  # noqa: E402
 
-SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
-MULTIPLIERS = ("lmul", "exact", "seed")
 ELEMENTWISE_REF = {
     "lmul": lambda a, b, cfg: lmul_numpy(a, b, cfg, "rne"),
     "exact": lambda a, b, cfg: exact_mul_numpy(a, b, cfg, "rne"),
@@ -35,9 +33,9 @@ def bits(t: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture()
-def gen() -> torch.Generator:
-    print(f"\ntest_torch_layer: COCOTB_RANDOM_SEED={SEED}")
-    return torch.Generator().manual_seed(SEED)
+def gen(random_seed: int) -> torch.Generator:
+    print(f"\ntest_torch_layer: COCOTB_RANDOM_SEED={random_seed}")
+    return torch.Generator().manual_seed(random_seed)
 
 
 @pytest.mark.parametrize("multiplier", MULTIPLIERS)
