@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.lib.fileio import atomic_write_bytes
+from sim.lib.fileio import atomic_write_bytes, sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,15 +159,6 @@ def data_dir(root: Path | str | None = None) -> Path:
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's contents."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------- IDX files

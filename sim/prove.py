@@ -60,8 +60,9 @@ import lmul
 from sim import rtlsim
 from sim.lib import int_oracle
 from sim.lib.cli import run_main
-from sim.lib.fileio import atomic_write_text
+from sim.lib.fileio import atomic_write_text, sha256_file
 from sim.lib.int_oracle import add_reference, mul_reference
+from sim.lib.progress import progress_bar
 
 REPO = rtlsim.REPO
 BLOCK_BITS = 16
@@ -342,7 +343,7 @@ def source_hashes(hdl_dirs: Sequence[Path]) -> dict[str, dict[str, str]]:
     """SHA-256 of every Verilog file (``verilog``) and model/harness source (``model``)."""
     return {
         "verilog": rtlsim.source_hashes(hdl_dirs),
-        "model": {_rel(p): rtlsim.sha256_file(p) for p in model_sources()},
+        "model": {_rel(p): sha256_file(p) for p in model_sources()},
     }
 
 
@@ -407,21 +408,6 @@ class Outcome:
         return self.pairs / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _progress(total: int, desc: str, enabled: bool):  # tqdm, or a stub when disabled
-    if not enabled:
-        class _Null:
-            def update(self, n: int) -> None:
-                pass
-
-            def close(self) -> None:
-                pass
-        return _Null()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="pair", unit_scale=True, dynamic_ncols=True,
-                file=sys.stderr)
-
-
 def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
                threads: int, hdl_dirs: Sequence[Path], progress: bool = True) -> Outcome:
     """Prove one configuration (resuming from ``state``), saving progress after each chunk."""
@@ -460,7 +446,7 @@ def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
     warm = np.zeros(1, dtype=dtype)
     expected(warm, warm)  # JIT compilation or cache loading stays out of the timed loop
     total = block * blocks.size if config.space == "exhaustive" else rand_n
-    bar = _progress(total, config.name, progress)
+    bar = progress_bar(total, config.name, "pair", progress, unit_scale=True)
     bar.update(entry["pairs"])
     pool = ThreadPoolExecutor(threads)
     try:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.lib.fileio import sha256_file
+
 REPO = Path(__file__).resolve().parents[1]
 HDL_DIR = REPO / "hdl"
 DRIVER_DIR = REPO / "sim" / "verilator"
@@ -104,11 +106,6 @@ def _verilator_include() -> Path:
             return path
     raise ToolMissingError("verilated.h not found (VERILATOR_ROOT, /usr/share/verilator/include): "
                            "install the Debian package `verilator`")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def verilog_sources(dirs: Sequence[Path]) -> list[Path]:
@@ -422,4 +419,102 @@ class BinOp:
         with ThreadPoolExecutor(self.threads) as ex:
             list(ex.map(lambda se: self.run_unchecked(av[se[0]:se[1]], bv[se[0]:se[1]],
                                                       out[se[0]:se[1]]), pieces))
+        return out
+
+
+DOT_DRIVER = DRIVER_DIR / "dot_driver.cpp"
+SIM_HDL_DIR = REPO / "sim" / "hdl"
+#: Fused steps per eval() of the dot-product model (the wrapper's LANES).
+_DOT_LANES = 8
+
+
+class DotOp:
+    """The fused dot-product step ``dot_datapath`` (``y = dot(acc, a[0..K-1], b[0..K-1])``) in
+    Verilator, through the lanes wrapper ``sim/hdl/dot_datapath_lanes.v``.
+
+    Args:
+        params: Verilog parameters of dot_datapath (``K``, ``ALIGN_BITS``, ``EXP_BITS``,
+            ``MAN_BITS``, ``MULTIPLIER``, ...); the operand width ``1 + EXP_BITS + MAN_BITS``
+            must be 8 or 16 bits.
+        threads: model instances, i.e. how many threads may evaluate at once.
+        hdl_dirs: design search directories (default ``hdl/``; ``sim/hdl/`` is added for the
+            wrapper).
+        lanes: steps per ``eval()``.
+
+    Operands: :attr:`dtype` arrays ``a``, ``b`` of shape [n, K] (format bit patterns), ``acc``
+    uint32 [n] (binary32); results uint32 [n]. :meth:`run_unchecked` is thread-safe.
+    """
+
+    def __init__(self, params: Mapping[str, int], threads: int = 2,
+                 hdl_dirs: Sequence[Path | str] | None = None, lanes: int = _DOT_LANES) -> None:
+        if threads < 1 or lanes < 1:
+            raise ValueError(f"threads and lanes must be >= 1, got {threads} and {lanes}")
+        self.params = {str(k): int(v) for k, v in params.items()}
+        self.k = self.params["K"]
+        self.width = 1 + self.params["EXP_BITS"] + self.params["MAN_BITS"]
+        if self.width not in (8, 16):
+            raise ValueError(f"dot_datapath: operand width {self.width} must be 8 or 16 bits")
+        nbytes = self.width // 8
+        dirs = [SIM_HDL_DIR, *[Path(d) for d in (hdl_dirs or [HDL_DIR])]]
+        defines = [f"RTLSIM_ELEM={_CTYPES[nbytes]}", f"RTLSIM_K={self.k}",
+                   f"RTLSIM_LANES={lanes}"]
+        self.lib_path = build("dot_datapath_lanes", {**self.params, "LANES": lanes},
+                              (DOT_DRIVER,), dirs, defines)
+        lib = ctypes.CDLL(str(self.lib_path))
+        lib.rtlsim_new.restype = ctypes.c_void_p
+        lib.rtlsim_free.argtypes = [ctypes.c_void_p]
+        lib.rtlsim_dot_run.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_size_t]
+        lib.rtlsim_dot_run.restype = None
+        if (int(lib.rtlsim_elem_bytes()) != nbytes or int(lib.rtlsim_k()) != self.k
+                or int(lib.rtlsim_lanes()) != lanes):
+            raise RtlBuildError(f"{self.lib_path} does not match its build options")
+        self._lib = lib
+        self.dtype = np.dtype(_DTYPES[nbytes])
+        self._handles: list[int] = [lib.rtlsim_new() for _ in range(threads)]
+        self._pool: queue.Queue[int] = queue.Queue()
+        for h in self._handles:
+            self._pool.put(h)
+
+    def close(self) -> None:
+        """Free the model instances (the library stays loaded)."""
+        while self._handles:
+            self._lib.rtlsim_free(self._handles.pop())
+
+    def __enter__(self) -> DotOp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_unchecked(self, a: np.ndarray, b: np.ndarray, acc: np.ndarray,
+                      out: np.ndarray) -> None:
+        """Evaluate on one model instance: C-contiguous ``a``, ``b`` [n, K] of :attr:`dtype`,
+        ``acc`` and ``out`` uint32 [n] (the proof's hot path; no checks, no copies)."""
+        if not self._handles:
+            raise RuntimeError("DotOp is closed")
+        h = self._pool.get()
+        try:
+            self._lib.rtlsim_dot_run(h, a.ctypes.data, b.ctypes.data, acc.ctypes.data,
+                                     out.ctypes.data, acc.size)
+        finally:
+            self._pool.put(h)
+
+    def run(self, a: object, b: object, acc: object) -> np.ndarray:
+        """``y[s] = dot(acc[s], a[s], b[s])``: checked arrays in, uint32 [n] out."""
+        av = np.asarray(a)
+        if av.ndim != 2 or av.shape[1] != self.k or np.shape(b) != av.shape:
+            raise ValueError(f"a and b must have shape [n, {self.k}], got {av.shape} and "
+                             f"{np.shape(b)}")
+        for name, arr, bits in (("a", av, self.width), ("b", np.asarray(b), self.width),
+                                ("acc", np.asarray(acc), 32)):
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError(f"{name} must be an integer array of bit patterns")
+            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >> bits):
+                raise ValueError(f"{name} has values outside 0..2**{bits}-1")
+        accv = np.ascontiguousarray(np.asarray(acc).reshape(-1), dtype=np.uint32)
+        if accv.size != av.shape[0]:
+            raise ValueError(f"acc has {accv.size} elements, expected {av.shape[0]}")
+        out = np.empty(accv.size, dtype=np.uint32)
+        self.run_unchecked(np.ascontiguousarray(av, dtype=self.dtype),
+                           np.ascontiguousarray(b, dtype=self.dtype), accv, out)
         return out

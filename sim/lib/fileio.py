@@ -1,4 +1,4 @@
-"""Atomic file writes, writer locks, and where results live.
+"""Atomic file writes, writer locks, file hashes, and where results live.
 
 A reader never sees a half-written results, weights or data file (:func:`atomic_write`), and
 writers that merge into a shared file serialize on a sidecar lock (:func:`locked`), so two
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import stat
 import tempfile
@@ -35,6 +36,15 @@ def snapshot_or_generated(name: str) -> Path:
     """
     generated = RESULTS_DIR / name
     return generated if generated.exists() else SNAPSHOT_DIR / name
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks, so large files need no copy)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write(path: Path, writer: Callable[[BinaryIO], None]) -> None:
