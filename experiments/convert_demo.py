@@ -33,7 +33,7 @@ images, then evaluated on the test set in each mode. A mode is ``ARITH[@WHERE][+
 What stays float32 in every mode (``lmul.torch``'s report lists it): normalisation, activations,
 pooling, softmax (float64 rounded once), additions of positions and residuals.
 
-Results go through the accuracy runner's store (:class:`experiments.accuracy.ResultsStore`): each
+Results go through the accuracy runner's store (:class:`experiments.store.ResultsStore`): each
 (dataset, model, seed, epochs, mode, limits, batch) result is merged into the JSON (and CSV) as soon
 as it is measured, and a rerun skips what is there (resume). Trained weights (float32 and
 fine-tuned) are cached in ``--weights-dir``. At the end the table (seeds, means, 95% CIs, paired
@@ -61,13 +61,20 @@ from tqdm import tqdm
 
 import lmul
 import lmul.torch as lt
-from sim.lib.cli import int_in_range, json_path
-from sim.lib.fileio import atomic_write, atomic_write_text, check_writable_dir, check_writable_file
+from sim.lib.cli import int_in_range, json_path, run_main
+from sim.lib.fileio import (
+    RESULTS_DIR,
+    atomic_write,
+    atomic_write_text,
+    check_writable_dir,
+    check_writable_file,
+)
 
 from . import data as data_mod
-from .accuracy import RESULTS_DIR, ResultsStore, _now, parse_seeds, run_key
+from .accuracy import parse_seeds
 from .modes import parse_mode
 from .report import ResultsError, build_rows, derived_path, plot
+from .store import ResultsStore, now, run_key
 
 MODELS = ("cnn", "transformer")
 WHERE = ("all", "attn", "linear")
@@ -384,7 +391,7 @@ def _run_one(ds: data_mod.ImageData, model_name: str, seed: int, epochs: int,
                "train_wall_s": info["train_wall_s"], **rec_extra,
                "converted": [r.name for r in getattr(conv, "lmul_report", lt.ConversionReport())
                              .converted],
-               "created": _now()}
+               "created": now()}
         store.add(rec)
         log(f"{desc}: {rec['accuracy']:.2f}% ({res['correct']}/{n_te}) in "
             f"{res['eval_wall_s']:.1f} s")
@@ -544,26 +551,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     print(f"seeds {args.seeds}; train images {args.train_limit}; test images "
           f"{args.test_limit or 'all'}; torch threads {args.threads}", file=sys.stderr)
-    t0 = time.perf_counter()
-    try:
+
+    def body() -> int:
+        t0 = time.perf_counter()
         store = run(models, datasets, args.seeds, args.epochs, modes, args.out,
                     weights_dir=args.weights_dir, data_root=args.data_dir,
                     train_limit=args.train_limit, test_limit=args.test_limit,
                     batch_size=args.batch_size, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished results are in {args.out}; rerun to resume",
+        command = "python -m experiments.convert_demo " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        print(write_outputs(store, command.strip()), end="")
+        print(f"done in {time.perf_counter() - t0:.0f} s; results: {args.out} (table "
+              f"{derived_path(args.out, '.md')}, plot {derived_path(args.out, '.png')})",
               file=sys.stderr)
-        return 130
-    except ResultsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    command = "python -m experiments.convert_demo " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    print(write_outputs(store, command.strip()), end="")
-    print(f"done in {time.perf_counter() - t0:.0f} s; results: {args.out} (table "
-          f"{derived_path(args.out, '.md')}, plot {derived_path(args.out, '.png')})",
-          file=sys.stderr)
-    return 0 if store.doc["runs"] else 1
+        return 0 if store.doc["runs"] else 1
+
+    return run_main("convert_demo", body, {ResultsError: 1},
+                    interrupted=f"finished results are in {args.out}; rerun to resume")
 
 
 if __name__ == "__main__":

@@ -479,11 +479,11 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def load_network(weights_dir: Path, progress: bool) -> lstm.CellWeights:
     """The ``make experiment`` weights (trained now and cached if not there yet)."""
-    from . import accuracy
     from . import data as data_mod
+    from .weights import get_weights
 
     ds = data_mod.load(DATASET)
-    model, _ = accuracy.get_weights(ds, SEQ, SEED, EPOCHS, None, weights_dir, progress)
+    model, _ = get_weights(ds, SEQ, SEED, EPOCHS, None, weights_dir, progress)
     return lstm.CellWeights.from_model(model)
 
 

@@ -14,7 +14,9 @@ one writer however many machines do the work.
             else: record(out.handle, out.error)
 
 * :class:`SerialExecutor` runs the jobs one after another in this process, in submission order
-  (dependencies permitting): exactly what the runners did before, no extra dependency.
+  (dependencies permitting), with no extra dependency. With ``raise_errors`` it is a plain loop:
+  the first exception a job raises propagates out of :meth:`Executor.as_completed` (the
+  runners' default when no executor is given).
 * :class:`RayExecutor` makes each job a Ray task declaring ``cpus`` CPUs. With no address,
   ``ray.init()`` starts a local Ray on this machine (``num_cpus`` CPUs, default all); with an
   address it joins a running cluster (``ray start --head`` on one node, ``ray start
@@ -131,9 +133,14 @@ def _call_in_task(fn: Callable[..., Any], cpus: int, /, *args: Any, **kwargs: An
 
 
 class Executor(ABC):
-    """Common interface: :meth:`submit` jobs, then iterate :meth:`as_completed`."""
+    """Common interface: :meth:`submit` jobs, then iterate :meth:`as_completed`.
+
+    ``kind`` names the executor; ``concurrent`` says whether jobs may run at the same time (a
+    driver gains nothing by submitting work ahead to one that runs them one by one).
+    """
 
     kind: str = ""
+    concurrent: bool = False
 
     def __init__(self) -> None:
         self._jobs: list[_Job] = []
@@ -215,14 +222,21 @@ class Executor(ABC):
 
 
 class SerialExecutor(Executor):
-    """Runs jobs in this process, one at a time, in submission order."""
+    """Runs jobs in this process, one at a time, in submission order.
+
+    Args:
+        raise_errors: a job's exception propagates out of :meth:`as_completed` at once (no
+            retries, no outcome), as in a plain loop; otherwise it is retried and reported in
+            the job's :class:`Outcome`, like on Ray.
+    """
 
     kind = "serial"
 
-    def __init__(self) -> None:
+    def __init__(self, *, raise_errors: bool = False) -> None:
         super().__init__()
         self._next = 0
         self._busy = 0
+        self._raise = raise_errors
 
     def _running(self) -> int:
         return self._busy
@@ -243,6 +257,8 @@ class SerialExecutor(Executor):
         try:
             while True:
                 job.attempts += 1
+                if self._raise:
+                    return Outcome(job.handle, job.fn(*args, **kwargs), None, job.attempts)
                 try:
                     return Outcome(job.handle, job.fn(*args, **kwargs), None, job.attempts)
                 except Exception as exc:
@@ -291,6 +307,7 @@ class RayExecutor(Executor):
     """
 
     kind = "ray"
+    concurrent = True
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, *,
                  quiet: bool = True) -> None:
@@ -453,7 +470,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def from_arguments(args: argparse.Namespace) -> Iterator[Executor | None]:
     """The executor the options of :func:`add_arguments` name, closed on exit; None for
-    ``--executor serial`` (the runners' in-process loop). Raises :class:`ExecutorError` as
+    ``--executor serial``: the runners' default, this process with errors propagating
+    (``SerialExecutor(raise_errors=True)``). Raises :class:`ExecutorError` as
     :func:`make_executor` does."""
     executor = (None if args.executor == "serial" else
                 make_executor(args.executor, address=args.address, num_cpus=args.num_cpus))

@@ -32,12 +32,13 @@ def capture(n_images: int = 4, weights_dir: Path | None = None, data_root: Path 
             progress: bool = True) -> dict[str, np.ndarray]:
     """The operands of every gate product of the first ``n_images`` MNIST test images (the
     arrays of the module docstring, ``source`` as a 0-d string array)."""
-    from . import accuracy, lstm
+    from . import lstm
     from .modes import parse_mode
+    from .weights import get_weights
 
     ds = data_mod.load("mnist", data_root)
     wdir = weights_dir or (REPO / "results" / "weights")
-    model, info = accuracy.get_weights(ds, "rows", 0, 1, None, wdir, progress)
+    model, info = get_weights(ds, "rows", 0, 1, None, wdir, progress)
     wts = lstm.CellWeights.from_model(model)
     mode = parse_mode("lmul")
     zs: list[np.ndarray] = []

@@ -7,7 +7,7 @@
     python -m experiments.tune --executor ray   # every training/evaluation a Ray task (all cores)
 
 A preset is a sequence of steps, each one call of the accuracy runner
-(:func:`experiments.accuracy.run`) on one results file, so everything is resumable: rerunning the
+(:func:`experiments.grid.run`) on one results file, so everything is resumable: rerunning the
 same command skips every finished row and reuses every cached weight file (``results/weights``).
 
 1. **Inference sweep** on float32-trained weights: ``fp32``, ``bf16``, the BF16 L-Mul unit at
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.lib.cli import int_in_range, json_path
+from sim.lib.cli import int_in_range, json_path, run_main
 from sim.lib.fileio import atomic_write, atomic_write_text, locked, snapshot_or_generated
 
 from . import data as data_mod
@@ -258,13 +258,14 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
 
     ``only_steps`` stops after that many steps. Steps 2 to 4 are planned from the results of
     step 1 after it has run. ``executor``, ``task_cpus`` and ``retries`` go to
-    :func:`experiments.accuracy.run` (None: everything in this process).
+    :func:`experiments.grid.run` (None: everything in this process).
     """
-    from . import accuracy
+    from . import grid
+    from .store import ResultsStore
 
     out = Path(out or p.out)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    store = accuracy.ResultsStore(out)
+    store = ResultsStore(out)
     n_steps = len(plan(p, store.doc))
     for i in range(n_steps if only_steps is None else min(only_steps, n_steps)):
         store.refresh()
@@ -273,11 +274,11 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
             f"{', '.join(step.datasets)} x seeds {', '.join(map(str, p.seeds))} x "
             f"{len(step.modes)} modes ({', '.join(step.modes)}), recipes {', '.join(step.recipes)}")
         t0 = time.perf_counter()
-        accuracy.run([accuracy.Job(list(step.datasets), list(p.seeds), p.epochs)],
-                     list(step.modes), out, weights_dir=weights_dir, data_root=data_root,
-                     test_limit=p.test_limit, progress=progress, log=log, load_fn=load_fn,
-                     recipes=list(step.recipes), finetune_epochs=p.finetune_epochs,
-                     executor=executor, task_cpus=task_cpus, retries=retries)
+        grid.run([grid.Job(list(step.datasets), list(p.seeds), p.epochs)],
+                 list(step.modes), out, weights_dir=weights_dir, data_root=data_root,
+                 test_limit=p.test_limit, progress=progress, log=log, load_fn=load_fn,
+                 recipes=list(step.recipes), finetune_epochs=p.finetune_epochs,
+                 executor=executor, task_cpus=task_cpus, retries=retries)
         _record_wall(out, p.name, step.title, time.perf_counter() - t0)
     return out
 
@@ -648,36 +649,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --threads: must be >= 1, got {args.threads}")
     p = PRESETS[args.preset]
     out = Path(args.out or p.out)
-    if not args.report_only:
-        import torch
 
-        torch.set_num_threads(args.threads)
-        print(f"tune preset {p.name}: seeds {', '.join(map(str, p.seeds))}, {p.epochs} epoch(s), "
-              f"test limit {p.test_limit or 'none'}; results {out}", file=sys.stderr)
-        t0 = time.perf_counter()
-        try:
+    def body() -> int:
+        if not args.report_only:
+            import torch
+
+            torch.set_num_threads(args.threads)
+            print(f"tune preset {p.name}: seeds {', '.join(map(str, p.seeds))}, {p.epochs} "
+                  f"epoch(s), test limit {p.test_limit or 'none'}; results {out}",
+                  file=sys.stderr)
+            t0 = time.perf_counter()
             with executor_mod.from_arguments(args) as executor:
                 run_preset(p, progress=not args.no_progress, weights_dir=args.weights_dir,
                            out=out, only_steps=args.steps, executor=executor,
                            task_cpus=args.task_cpus, retries=args.retries)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; rerun the same command to resume ({out})", file=sys.stderr)
-            return 130
-        except (ResultsError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        except executor_mod.ExecutorError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    try:
+            print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         print(report(p, out), end="")
-    except ResultsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"table: {out.with_suffix('.md')}  plots: {out.stem}_offsets.png, "
-          f"{out.stem}_recipes.png", file=sys.stderr)
-    return 0
+        print(f"table: {out.with_suffix('.md')}  plots: {out.stem}_offsets.png, "
+              f"{out.stem}_recipes.png", file=sys.stderr)
+        return 0
+
+    # ResultsError is a ValueError: a bad or missing results file, like a bad value, exits 1.
+    return run_main("tune", body, {ValueError: 1, executor_mod.ExecutorError: 2},
+                    interrupted=f"rerun the same command to resume ({out})")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 After a warm-up on a tiny grid (data, numba's kernel cache, torch; in this process and in
 every Ray worker), both runs start from an empty weights cache in a temporary directory, so each
 trains and evaluates the whole grid (one training job per seed, one evaluation job per seed and
-mode). The serial baselines are today's default path, ``accuracy.run`` in this process, with
+mode). The serial baselines are the default path, ``grid.run`` in this process, with
 torch and numba on 1 thread and on all cores (``--serial-threads``). The Ray run makes every job
 a 1-CPU task on a local Ray with ``--num-cpus`` CPUs. Printed, all measured in this one run: the
 wall times, the ratios, and Ray's start-up overhead (``ray.init`` plus the Ray warm-up's excess
@@ -24,15 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import accuracy
+from .. import grid
+from ..accuracy import parse_seeds
 from ..executor import RayExecutor, set_task_threads
+from ..store import run_key
 
 TIMING_FIELDS = ("created", "train_wall_s", "eval_wall_s", "host")
 
 
 def _differing(a: dict, b: dict) -> int:
-    ka = {accuracy.run_key(r): r for r in a["runs"]}
-    kb = {accuracy.run_key(r): r for r in b["runs"]}
+    ka = {run_key(r): r for r in a["runs"]}
+    kb = {run_key(r): r for r in b["runs"]}
     bad = len(set(ka) ^ set(kb))
     for k in set(ka) & set(kb):
         fields = (set(ka[k]) | set(kb[k])) - set(TIMING_FIELDS)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fashion",
                    help="dataset (default fashion: Debian's dataset-fashion-mnist, offline)")
-    p.add_argument("--seeds", default="0,1", type=accuracy.parse_seeds)
+    p.add_argument("--seeds", default="0,1", type=parse_seeds)
     p.add_argument("--modes", default="fp32,lmul")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--train-limit", type=int, default=4000)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--epochs, --train-limit, --test-limit, --num-cpus and --serial-threads must "
                 "be >= 1")
     modes = [m for m in args.modes.split(",") if m.strip()]
-    jobs = [accuracy.Job([args.dataset], args.seeds, args.epochs)]
+    jobs = [grid.Job([args.dataset], args.seeds, args.epochs)]
     kw = {"test_limit": args.test_limit, "train_limit": args.train_limit, "progress": False,
           "log": lambda m: None}
     cells = len(args.seeds) * len(modes)
@@ -76,19 +78,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm-up (timed apart): a tiny grid, so data provisioning, numba's kernel cache and torch's
     # first passes are paid before the measured runs, in this process and in every Ray worker.
-    warm = [accuracy.Job([args.dataset], list(range(args.num_cpus)), 1)]
+    warm = [grid.Job([args.dataset], list(range(args.num_cpus)), 1)]
     warm_kw = {**kw, "train_limit": 256, "test_limit": 100}
     with tempfile.TemporaryDirectory(prefix="bench_ray.") as tmp:
         t_serial: dict[int, float] = {}
         for n in threads:
             set_task_threads(n)
             t0 = time.perf_counter()
-            accuracy.run(warm, modes, Path(tmp, f"warm_s{n}.json"),
-                         weights_dir=Path(tmp, f"wws{n}"), **warm_kw)
+            grid.run(warm, modes, Path(tmp, f"warm_s{n}.json"),
+                     weights_dir=Path(tmp, f"wws{n}"), **warm_kw)
             t_warm_serial = time.perf_counter() - t0
             t0 = time.perf_counter()
-            serial = accuracy.run(jobs, modes, Path(tmp, f"serial{n}.json"),
-                                  weights_dir=Path(tmp, f"ws{n}"), **kw)
+            serial = grid.run(jobs, modes, Path(tmp, f"serial{n}.json"),
+                              weights_dir=Path(tmp, f"ws{n}"), **kw)
             t_serial[n] = time.perf_counter() - t0
             if len(serial.doc["runs"]) != cells:
                 print(f"error: the serial run measured {len(serial.doc['runs'])} of {cells} "
@@ -100,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         t_init = time.perf_counter() - t0
         try:
             t0 = time.perf_counter()
-            accuracy.run_grid(ex, warm, modes, Path(tmp, "warm_r.json"),
-                              weights_dir=Path(tmp, "wwr"), **warm_kw)
+            grid.run(warm, modes, Path(tmp, "warm_r.json"), weights_dir=Path(tmp, "wwr"),
+                     executor=ex, **warm_kw)
             t_warm_ray = time.perf_counter() - t0
             t0 = time.perf_counter()
-            par = accuracy.run_grid(ex, jobs, modes, Path(tmp, "ray.json"),
-                                    weights_dir=Path(tmp, "wr"), **kw)
+            par = grid.run(jobs, modes, Path(tmp, "ray.json"), weights_dir=Path(tmp, "wr"),
+                           executor=ex, **kw)
             t_ray = time.perf_counter() - t0
         finally:
             ex.close()

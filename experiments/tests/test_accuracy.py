@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from experiments import accuracy, data, lstm
+from experiments import accuracy, data, grid, lstm
+from experiments.store import ResultsStore
 
 
 def _synthetic(name: str = "mnist", n_train: int = 256, n_test: int = 40) -> data.ImageData:
@@ -43,11 +44,11 @@ class _InterruptedError(Exception):
 def test_runner_resumes_without_redoing_finished_runs(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "res" / "acc.json"
-    jobs = [accuracy.Job(["mnist"], [0, 1], 1)]
+    jobs = [grid.Job(["mnist"], [0, 1], 1)]
     modes = ["fp32", "lmul", "seed"]
     evaluated: list[str] = []
     trained: list[tuple[int, int]] = []  # (seed, epoch training started from)
-    real_eval, real_train = accuracy.evaluate, lstm.train
+    real_eval, real_train = grid.evaluate, lstm.train
 
     def counting_eval(*args: Any, **kwargs: Any) -> dict[str, Any]:
         mode = args[3]
@@ -61,14 +62,14 @@ def test_runner_resumes_without_redoing_finished_runs(tmp_path: Path,
         trained.append((args[3], info["resumed_from"]))
         return model, info
 
-    monkeypatch.setattr(accuracy, "evaluate", counting_eval)
+    monkeypatch.setattr(grid, "evaluate", counting_eval)
     monkeypatch.setattr(lstm, "train", counting_train)
     kw = {"test_limit": 20, "progress": False, "log": lambda m: None,
           "weights_dir": tmp_path / "w"}
 
     fail_at = 4  # interrupted during seed 1's second mode
     with pytest.raises(_InterruptedError):
-        accuracy.run(jobs, modes, out, load_fn=_loader([]), **kw)
+        grid.run(jobs, modes, out, load_fn=_loader([]), **kw)
     doc = json.loads(out.read_text())
     assert [(r["seed"], r["mode"]) for r in doc["runs"]] == [
         (0, "fp32"), (0, "lmul"), (0, "seed"), (1, "fp32")]
@@ -78,7 +79,7 @@ def test_runner_resumes_without_redoing_finished_runs(tmp_path: Path,
     fail_at = None
     evaluated.clear()
     trained.clear()
-    accuracy.run(jobs, modes, out, load_fn=_loader([]), **kw)
+    grid.run(jobs, modes, out, load_fn=_loader([]), **kw)
     assert evaluated == ["lmul", "seed"]  # only what was missing
     assert trained == [(1, 1)]  # seed 1's weights come from the checkpoint, no new epoch
     doc = json.loads(out.read_text())
@@ -90,20 +91,20 @@ def test_runner_resumes_without_redoing_finished_runs(tmp_path: Path,
 
     calls: list[str] = []
     evaluated.clear()
-    accuracy.run(jobs, modes, out, load_fn=_loader(calls), **kw)
+    grid.run(jobs, modes, out, load_fn=_loader(calls), **kw)
     assert evaluated == [] and calls == []  # nothing to do: not even the data is loaded
 
     # A different test subset is a different result, so it runs.
-    accuracy.run(jobs, ["fp32"], out, load_fn=_loader([]), **{**kw, "test_limit": 10})
+    grid.run(jobs, ["fp32"], out, load_fn=_loader([]), **{**kw, "test_limit": 10})
     assert evaluated == ["fp32", "fp32"]
 
 
 def test_unavailable_dataset_is_reported_and_others_run(tmp_path: Path) -> None:
     out = tmp_path / "acc.json"
     logs: list[str] = []
-    store = accuracy.run([accuracy.Job(["kmnist", "mnist"], [0], 1)], ["fp32"], out,
-                         load_fn=_loader([]), test_limit=10, progress=False, log=logs.append,
-                         weights_dir=tmp_path / "w")
+    store = grid.run([grid.Job(["kmnist", "mnist"], [0], 1)], ["fp32"], out,
+                     load_fn=_loader([]), test_limit=10, progress=False, log=logs.append,
+                     weights_dir=tmp_path / "w")
     assert [r["dataset"] for r in store.doc["runs"]] == ["mnist"]
     assert store.doc["unavailable"] == {"kmnist": "KMNIST: download failed (offline); provide it"}
     assert any(m.startswith("skipping kmnist: KMNIST: download failed") for m in logs)
@@ -128,12 +129,12 @@ def test_seed_ranges() -> None:
 
 
 def test_preset_dataset_selection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    seen: list[list[accuracy.Job]] = []
+    seen: list[list[grid.Job]] = []
 
-    def fake_run(jobs: list[accuracy.Job], modes: list[str], out: Path,
-                 **kw: Any) -> accuracy.ResultsStore:
+    def fake_run(jobs: list[grid.Job], modes: list[str], out: Path,
+                 **kw: Any) -> ResultsStore:
         seen.append(jobs)
-        return accuracy.ResultsStore(tmp_path / "none.json")
+        return ResultsStore(tmp_path / "none.json")
 
     monkeypatch.setattr(accuracy, "run", fake_run)
     out = ["--out", str(tmp_path / "r.json")]

@@ -22,9 +22,11 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import accuracy, data
+from experiments import accuracy, data, grid
 from experiments import executor as ex_mod
 from experiments.executor import ExecutorError, Outcome, RayExecutor, SerialExecutor
+from experiments.report import load_results
+from experiments.store import run_key
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -116,6 +118,17 @@ def test_serial_runs_in_order_with_retries_and_contained_failures(tmp_path: Path
     assert [o.handle.id for o in got] == list(range(8))  # submission order
     assert got == _expected(handles)
     assert len(list((tmp_path / "flaky").iterdir())) == 2
+
+
+def test_serial_with_raise_errors_is_a_plain_loop(tmp_path: Path) -> None:
+    ex = SerialExecutor(raise_errors=True)
+    handles = _graph(ex, tmp_path)
+    got: list[Outcome] = []
+    with pytest.raises(ValueError, match="bad input 7"):
+        for out in ex.as_completed(progress=False):
+            got.append(out)
+    assert got == _expected(handles)[:3]  # d raised on its first attempt, despite retries=2
+    assert not ex.concurrent and RayExecutor.concurrent
 
 
 @pytest.mark.parametrize("kind", ["serial", pytest.param("ray", marks=needs_ray)])
@@ -286,7 +299,7 @@ def held_loader(name: str, root: Path | None) -> data.ImageData:
 def differences(serial: dict[str, Any], other: dict[str, Any]) -> list[str]:
     """Every way two results documents differ, timings aside ([] when they agree)."""
     def by_key(doc: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
-        return {accuracy.run_key(r): r for r in doc["runs"]}
+        return {run_key(r): r for r in doc["runs"]}
 
     a, b = by_key(serial), by_key(other)
     diffs = [f"only in one: {k}" for k in sorted(set(a) ^ set(b), key=str)]
@@ -312,7 +325,7 @@ def test_differences_sees_a_changed_result() -> None:
     assert differences(doc, {"runs": [run], "unavailable": {"x": "y"}})
 
 
-GRID = [accuracy.Job(["mnist", "kmnist"], [0, 1], 1)]
+GRID = [grid.Job(["mnist", "kmnist"], [0, 1], 1)]
 GRID_MODES = ["fp32", "lmul"]
 
 
@@ -323,10 +336,10 @@ GRID_KW: dict[str, Any] = {"test_limit": 20, "progress": False, "log": lambda m:
 
 @pytest.fixture(scope="module")
 def serial_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The grid's results from the serial runner, ``accuracy.run`` (computed once)."""
+    """The grid's results from the default runner, ``grid.run`` in this process (computed once)."""
     tmp = tmp_path_factory.mktemp("serial")
     torch.set_num_threads(1)  # as the per-test fixture does: results record host.threads
-    ref = accuracy.run(GRID, GRID_MODES, tmp / "serial.json", weights_dir=tmp / "w", **GRID_KW)
+    ref = grid.run(GRID, GRID_MODES, tmp / "serial.json", weights_dir=tmp / "w", **GRID_KW)
     assert len(ref.doc["runs"]) == 8 and "kmnist" in ref.doc["unavailable"]
     return ref.doc
 
@@ -338,10 +351,10 @@ def test_grid_gives_the_serial_runners_results(kind: str, tmp_path: Path,
     if kind == "ray":
         request.getfixturevalue("ray_address")
     with ex_mod.make_executor(kind) as ex:
-        got = accuracy.run(GRID, GRID_MODES, tmp_path / "grid.json", weights_dir=tmp_path / "wg",
-                           executor=ex, **GRID_KW)
+        got = grid.run(GRID, GRID_MODES, tmp_path / "grid.json", weights_dir=tmp_path / "wg",
+                       executor=ex, **GRID_KW)
     assert differences(serial_reference, got.doc) == []
-    assert differences(serial_reference, accuracy.load_results(tmp_path / "grid.json")) == []
+    assert differences(serial_reference, load_results(tmp_path / "grid.json")) == []
     # The grid trained its own weights (not the serial run's cache) and stored them.
     assert len(list((tmp_path / "wg").glob("mnist-*seed[01]-epoch1.pt"))) == 2
 
@@ -349,14 +362,14 @@ def test_grid_gives_the_serial_runners_results(kind: str, tmp_path: Path,
 @needs_ray
 def test_grid_records_a_failing_job_and_keeps_the_rest(ray_address: str, tmp_path: Path) -> None:
     out = tmp_path / "acc.json"
-    jobs = [accuracy.Job(["mnist", "fashion"], [0], 1)]
+    jobs = [grid.Job(["mnist", "fashion"], [0], 1)]
     logs: list[str] = []
     kw = {"test_limit": 20, "progress": False, "log": logs.append,
           "weights_dir": tmp_path / "w"}
     with RayExecutor() as ex:
-        store = accuracy.run(jobs, GRID_MODES, out, load_fn=broken_loader, executor=ex,
-                             retries=1, **kw)
-    doc = accuracy.load_results(out)
+        store = grid.run(jobs, GRID_MODES, out, load_fn=broken_loader, executor=ex,
+                         retries=1, **kw)
+    doc = load_results(out)
     assert [(r["dataset"], r["mode"]) for r in doc["runs"]] == [("mnist", "fp32"),
                                                                   ("mnist", "lmul")]
     why = "dependency 'train fashion/rows seed 0 1ep' failed: RuntimeError: disk on fire"
@@ -367,9 +380,9 @@ def test_grid_records_a_failing_job_and_keeps_the_rest(ray_address: str, tmp_pat
     # A rerun (fixed data) measures only the two failed cells and clears their errors.
     logs.clear()
     with SerialExecutor() as ex:
-        accuracy.run(jobs, GRID_MODES, out, load_fn=synthetic_loader, executor=ex, **kw)
+        grid.run(jobs, GRID_MODES, out, load_fn=synthetic_loader, executor=ex, **kw)
     assert logs[0].startswith("grid: 2 cells to run, 2 already in"), logs
-    doc2 = accuracy.load_results(out)
+    doc2 = load_results(out)
     assert doc2["runs"][:2] == doc["runs"] and len(doc2["runs"]) == 4
     assert doc2["failed"] == []
 
@@ -377,12 +390,12 @@ def test_grid_records_a_failing_job_and_keeps_the_rest(ray_address: str, tmp_pat
 DRIVER = """
 import sys
 from pathlib import Path
-from experiments import accuracy
+from experiments import grid
 from experiments.executor import RayExecutor
 from experiments.tests.test_executor import GRID_MODES, held_loader
 out, wdir, root, address = sys.argv[1:5]
 with RayExecutor(address=address) as ex:
-    accuracy.run([accuracy.Job(["mnist", "fashion"], [0], 1)], GRID_MODES, Path(out),
+    grid.run([grid.Job(["mnist", "fashion"], [0], 1)], GRID_MODES, Path(out),
                  weights_dir=Path(wdir), data_root=Path(root), test_limit=20, progress=False,
                  load_fn=held_loader, executor=ex)
 """
@@ -407,17 +420,17 @@ def test_killed_driver_resumes_with_only_the_missing_cells(ray_address: str,
     finally:
         first.kill()  # SIGKILL: no clean-up code runs in the driver
         first.communicate()
-    before = accuracy.load_results(out)
+    before = load_results(out)
     assert sorted(r["dataset"] for r in before["runs"]) == ["mnist", "mnist"]
     (root / "hold").unlink()
     # The rerun (here, to spare a second driver start-up) computes only the missing cells.
     logs: list[str] = []
     with RayExecutor() as ex:
-        accuracy.run([accuracy.Job(["mnist", "fashion"], [0], 1)], GRID_MODES, out,
+        grid.run([grid.Job(["mnist", "fashion"], [0], 1)], GRID_MODES, out,
                      weights_dir=tmp_path / "w", data_root=root, test_limit=20, progress=False,
                      load_fn=held_loader, log=logs.append, executor=ex)
     assert logs[0] == f"grid: 2 cells to run, 2 already in {out} (ray executor)", logs
-    after = accuracy.load_results(out)
+    after = load_results(out)
     assert after["runs"][:2] == before["runs"]
     assert sorted((r["dataset"], r["mode"]) for r in after["runs"][2:]) == [
         ("fashion", "fp32"), ("fashion", "lmul")]
@@ -450,6 +463,6 @@ def test_cli_runs_on_ray_with_one_flag(ray_address: str, tmp_path: Path) -> None
     argv = ["--datasets", "fashion", "--modes", "fp32,lmul", "--train-limit", "128",
             "--test-limit", "30", "--out", str(out), "--no-progress", "--no-report"]
     assert accuracy.main([*argv, "--executor", "ray"]) == 0
-    runs = accuracy.load_results(out)["runs"]
+    runs = load_results(out)["runs"]
     assert sorted(r["mode"] for r in runs) == ["fp32", "lmul"]
     assert {r["n_test"] for r in runs} == {30}

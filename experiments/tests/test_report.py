@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments import report, stats
-from experiments.accuracy import ResultsStore
+from experiments.store import ResultsStore
 
 # Two-sided 95% Student t critical values t_{0.975, df} from standard statistical tables.
 T975 = {1: 12.7062, 2: 4.3027, 4: 2.7764, 9: 2.2622, 30: 2.0423}

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from experiments import accuracy, data, lstm, report
+from experiments import accuracy, data, grid, lstm, report
 from experiments.modes import parse_mode
+from experiments.store import ResultsStore, run_key
 from sim.lib import fileio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,10 +128,10 @@ def test_unusable_out_is_refused_before_any_work(tmp_path: Path, no_work: None,
     line = _cli_error(["--out", str(tmp_path / "r.json"),
                        "--weights-dir", str(tmp_path / "plain")], capsys)
     assert "--weights-dir" in line and "not a directory" in line
-    with pytest.raises(accuracy.ResultsError, match="read-only"):
-        accuracy.ResultsStore(readonly)
-    with pytest.raises(accuracy.ResultsError, match=r"\.json"):
-        accuracy.ResultsStore(tmp_path / "r.md")
+    with pytest.raises(report.ResultsError, match="read-only"):
+        ResultsStore(readonly)
+    with pytest.raises(report.ResultsError, match=r"\.json"):
+        ResultsStore(tmp_path / "r.md")
 
 
 def test_thread_variables_are_checked_but_help_works(tmp_path: Path, no_work: None,
@@ -184,7 +185,7 @@ def test_malformed_results_file_is_named_and_untouched(
     before = _results_file(path, [_record(0), broken])
 
     with pytest.raises(report.ResultsError) as err:
-        accuracy.ResultsStore(path)
+        ResultsStore(path)
     msg = str(err.value)
     assert msg.startswith(f"{path}: run #1 (mnist rows seed ") and f"'{field}'" in msg
     assert why in msg and "\n" not in msg
@@ -192,11 +193,11 @@ def test_malformed_results_file_is_named_and_untouched(
     def no_data(*args: Any) -> data.ImageData:
         raise AssertionError("data loaded despite a malformed results file")
 
-    monkeypatch.setattr(accuracy.data_mod, "load", no_data)
+    monkeypatch.setattr(data, "load", no_data)
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     assert accuracy.main(["--out", str(path), "--modes", "fp32", "--seeds", "5",
                           "--no-progress", "--threads", "1"]) == 1
-    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {msg}"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"accuracy: error: {msg}"
     assert report.main([str(path), "--no-plot"]) == 1
     assert path.read_bytes() == before
     assert not (tmp_path / "r.csv").exists() and not (tmp_path / "r.md").exists()
@@ -219,11 +220,11 @@ def test_committed_snapshots_still_load_and_tabulate_identically(tmp_path: Path)
         assert report.markdown_table(doc) == src.with_suffix(".md").read_text()
         copy = tmp_path / f"{name}.json"
         copy.write_bytes(src.read_bytes())
-        store = accuracy.ResultsStore(copy)
+        store = ResultsStore(copy)
         assert len(store.doc["runs"]) == len(doc["runs"])
         # Old runs were all made with the default batch, and count as such.
-        assert all(store.has(accuracy.run_key({**r, "batch_size": 1000})) for r in doc["runs"])
-        assert not any(store.has(accuracy.run_key({**r, "batch_size": 999})) for r in doc["runs"])
+        assert all(store.has(run_key({**r, "batch_size": 1000})) for r in doc["runs"])
+        assert not any(store.has(run_key({**r, "batch_size": 999})) for r in doc["runs"])
 
 
 def test_batch_size_is_checked_and_part_of_the_key(tmp_path: Path,
@@ -237,7 +238,7 @@ def test_batch_size_is_checked_and_part_of_the_key(tmp_path: Path,
 
     out = tmp_path / "r.json"
     evaluated: list[int] = []
-    real_eval = accuracy.evaluate
+    real_eval = grid.evaluate
 
     def counting_eval(*args: Any, **kwargs: Any) -> dict[str, Any]:
         evaluated.append(args[4])
@@ -246,21 +247,21 @@ def test_batch_size_is_checked_and_part_of_the_key(tmp_path: Path,
     kw: dict[str, Any] = {"test_limit": 24, "train_limit": 64, "progress": False,
                           "log": lambda m: None, "weights_dir": tmp_path / "w",
                           "load_fn": lambda name, root: _synthetic(name)}
-    jobs = [accuracy.Job(["mnist"], [0], 1)]
+    jobs = [grid.Job(["mnist"], [0], 1)]
     with pytest.raises(ValueError, match="batch_size"):
-        accuracy.run(jobs, ["fp32"], out, batch_size=-1, **kw)
+        grid.run(jobs, ["fp32"], out, batch_size=-1, **kw)
     with pytest.raises(ValueError, match="seed"):
-        accuracy.run([accuracy.Job(["mnist"], [-1], 1)], ["fp32"], out, **kw)
+        grid.run([grid.Job(["mnist"], [-1], 1)], ["fp32"], out, **kw)
     assert not out.exists()
 
     # A run recorded before the batch size was stored counts as the default batch: skipped.
     legacy = {**_record(0), "test_limit": 24, "train_limit": 64, "n_test": 24}
     _results_file(out, [legacy])
-    monkeypatch.setattr(accuracy, "evaluate", counting_eval)
-    accuracy.run(jobs, ["fp32"], out, **kw)
+    monkeypatch.setattr(grid, "evaluate", counting_eval)
+    grid.run(jobs, ["fp32"], out, **kw)
     assert evaluated == []
-    accuracy.run(jobs, ["fp32"], out, batch_size=7, **kw)
-    accuracy.run(jobs, ["fp32"], out, batch_size=7, **kw)
+    grid.run(jobs, ["fp32"], out, batch_size=7, **kw)
+    grid.run(jobs, ["fp32"], out, batch_size=7, **kw)
     assert evaluated == [7]
     runs = json.loads(out.read_text())["runs"]
     assert [r.get("batch_size") for r in runs] == [None, 7]
@@ -302,9 +303,9 @@ def test_corrupt_local_kmnist_is_called_corrupt(tmp_path: Path) -> None:
 _WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from experiments import accuracy
+    from experiments.store import ResultsStore
     out, me, other, seed = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-    store = accuracy.ResultsStore(out)
+    store = ResultsStore(out)
     me.touch()
     t0 = time.monotonic()
     while not other.exists():  # both have read the file before either writes

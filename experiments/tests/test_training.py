@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional
 
 import lmul
-from experiments import accuracy, lstm, recipes
+from experiments import accuracy, grid, lstm, recipes
 from experiments.modes import parse_mode
 from experiments.tests.test_accuracy import _loader, _synthetic
 
@@ -217,10 +217,10 @@ def test_recipe_rows_are_named_cached_and_resumed(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "acc.json"
     wdir = tmp_path / "w"
-    jobs = [accuracy.Job(["mnist"], [0], 1)]
+    jobs = [grid.Job(["mnist"], [0], 1)]
     evaluated: list[str] = []
     trained: list[tuple[str, int]] = []  # (tag, epoch the run started from)
-    real_eval, real_train = accuracy.evaluate, lstm.train
+    real_eval, real_train = grid.evaluate, lstm.train
     stop_at: list[int | None] = [None]
 
     def counting_eval(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -234,7 +234,7 @@ def test_recipe_rows_are_named_cached_and_resumed(tmp_path: Path,
         trained.append((args[6] if len(args) > 6 else kwargs["tag"], info["resumed_from"]))
         return model, info
 
-    monkeypatch.setattr(accuracy, "evaluate", counting_eval)
+    monkeypatch.setattr(grid, "evaluate", counting_eval)
     monkeypatch.setattr(lstm, "train", counting_train)
     kw: dict[str, Any] = {"test_limit": 20, "progress": False, "log": lambda m: None,
                           "weights_dir": wdir, "load_fn": _loader([]),
@@ -243,7 +243,7 @@ def test_recipe_rows_are_named_cached_and_resumed(tmp_path: Path,
 
     stop_at[0] = 3  # interrupted before the second fine-tuned row
     with pytest.raises(_StopError):
-        accuracy.run(jobs, modes, out, **kw)
+        grid.run(jobs, modes, out, **kw)
     doc = json.loads(out.read_text())
     assert [r["mode"] for r in doc["runs"]] == ["fp32", "lmul:offset=7", "fp32 [ft1]"]
     ft = doc["runs"][2]
@@ -258,7 +258,7 @@ def test_recipe_rows_are_named_cached_and_resumed(tmp_path: Path,
     stop_at[0] = None
     evaluated.clear()
     trained.clear()
-    accuracy.run(jobs, modes, out, **kw)
+    grid.run(jobs, modes, out, **kw)
     assert evaluated == ["lmul:offset=7 [ft1]"]  # only what was missing
     assert trained == [("mnist-rows-h128", 1),  # the float32 base, from its checkpoint
                        ("mnist-rows-h128-ft-from1-lmul_offset_7", 2)]  # and the fine-tuned
@@ -271,9 +271,9 @@ def test_recipe_rows_are_named_cached_and_resumed(tmp_path: Path,
     # A rerun does nothing; the fine-tuned weights come from the cache on a new row.
     evaluated.clear()
     trained.clear()
-    accuracy.run(jobs, modes, out, **kw)
+    grid.run(jobs, modes, out, **kw)
     assert evaluated == [] and trained == []
-    accuracy.run(jobs, ["lmul"], out, **{**kw, "recipes": ["ft:lmul:offset=7"]})
+    grid.run(jobs, ["lmul"], out, **{**kw, "recipes": ["ft:lmul:offset=7"]})
     assert evaluated == ["lmul [ft1:lmul:offset=7]"]
     assert trained == [("mnist-rows-h128", 1), ("mnist-rows-h128-ft-from1-lmul_offset_7", 2)]
     fresh = json.loads(out.read_text())["runs"][-1]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from experiments import accuracy, tune
+from experiments import grid, tune
 from experiments.report import SCHEMA
 from experiments.tests.test_accuracy import _loader
 
@@ -159,8 +159,8 @@ def test_tiny_sweep_runs_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert set(doc["tune_walls"]["tiny"]) == {s.title for s in tune.plan(p, doc)[:2]}
 
     evaluated: list[Any] = []
-    real = accuracy.evaluate
-    monkeypatch.setattr(accuracy, "evaluate",
+    real = grid.evaluate
+    monkeypatch.setattr(grid, "evaluate",
                         lambda *a, **k: evaluated.append(a[3]) or real(*a, **k))
     tune.run_preset(p, only_steps=2, **kw)
     assert evaluated == []  # everything was there
