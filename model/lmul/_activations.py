@@ -12,7 +12,7 @@ vectorized and settled with mpmath interval arithmetic, precision doubled until 
 
 Error bound relied on: the float64 value ``y64`` satisfies ``|y64 - f(x)| <= 2**-45 |f(x)|``.
 It holds if numpy's float64 ``exp`` and ``tanh`` are within ``2**-46`` relative error, i.e.
-within 64 ulps, on the machine: numpy documents at most 4 ulps for its SIMD float64 functions
+within 64 ulps, on the machine: numpy specifies its SIMD (SVML) float64 functions within 4 ulps
 and glibc's are within 1-2 ulps. ``sigmoid = 1 / (1 + e)`` adds two roundings (``2**-53`` each;
 the error of ``e`` shrinks by ``e / (1 + e) < 1`` in ``1 + e``); ``tanh`` is used as returned.
 The detector flags every input whose ``y64`` lies within ``2**-43 |y64|`` of a midpoint (four
@@ -47,7 +47,7 @@ _TANH_TINY_X = np.float32(2.0 ** -125)  # tanh(2**-125) > 2**-126
 _QUIET = np.uint32(0x00400000)
 _SIGN = np.uint32(0x80000000)
 
-_PRECISIONS = (96, 192, 384, 768, 1536, 3072)  # bits; 96 settles all but ~2**-40 of them
+_PRECISIONS = (96, 192, 384, 768, 1536, 3072)  # bits: the next while the enclosure straddles
 _ctx_lock = threading.Lock()
 _ctx = None
 
