@@ -166,6 +166,17 @@ def _check_widths(exp_bits: int, man_bits: int) -> None:
         raise ValueError(f"reference supports E 2..11 and M 1..28, got E={exp_bits} M={man_bits}")
 
 
+def _operands(a: object, b: object, exp_bits: int, man_bits: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b) as checked flat int64 bit patterns of the format, and an int64 output array."""
+    _check_widths(exp_bits, man_bits)
+    width = 1 + exp_bits + man_bits
+    av, bv = _as_int64(a, width, "a"), _as_int64(b, width, "b")
+    if av.size != bv.size:
+        raise ValueError(f"a and b differ in length ({av.size} vs {bv.size})")
+    return av, bv, np.empty(av.size, dtype=np.int64)
+
+
 def mul_reference(a: object, b: object, exp_bits: int, man_bits: int,
                   subnormals: bool = True) -> np.ndarray:
     """Correctly rounded IEEE products of bit patterns, as uint64 bit patterns.
@@ -175,12 +186,7 @@ def mul_reference(a: object, b: object, exp_bits: int, man_bits: int,
     mantissa MSB), Inf x 0 NaN. ``subnormals=False``: operands with exponent field 0 are zeros of
     their sign and a product whose exact magnitude is below 2^(1-bias) is a zero of its sign.
     """
-    _check_widths(exp_bits, man_bits)
-    width = 1 + exp_bits + man_bits
-    av, bv = _as_int64(a, width, "a"), _as_int64(b, width, "b")
-    if av.size != bv.size:
-        raise ValueError(f"a and b differ in length ({av.size} vs {bv.size})")
-    out = np.empty(av.size, dtype=np.int64)
+    av, bv, out = _operands(a, b, exp_bits, man_bits)
     _mul_kernel(av, bv, out, exp_bits, man_bits, int(bool(subnormals)))
     return out.astype(np.uint64)
 
@@ -193,11 +199,6 @@ def add_reference(a: object, b: object, exp_bits: int, man_bits: int) -> np.ndar
     to even; overflow gives Inf; an exact zero is +0 unless both operands are -0; NaN or
     Inf - Inf gives the canonical quiet NaN.
     """
-    _check_widths(exp_bits, man_bits)
-    width = 1 + exp_bits + man_bits
-    av, bv = _as_int64(a, width, "a"), _as_int64(b, width, "b")
-    if av.size != bv.size:
-        raise ValueError(f"a and b differ in length ({av.size} vs {bv.size})")
-    out = np.empty(av.size, dtype=np.int64)
+    av, bv, out = _operands(a, b, exp_bits, man_bits)
     _add_kernel(av, bv, out, exp_bits, man_bits)
     return out.astype(np.uint64)
