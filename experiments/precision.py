@@ -30,7 +30,9 @@ the presets), marking the paper's offset, the bias-free offset and the error-min
 The sweep evaluates L-Mul in closed form on the mantissas (a few float operations per pair
 instead of the full model); that closed form is checked against ``lmul.lmul_bits`` on every run.
 
-Outputs (atomic writes, default ``results/``): ``precision.csv`` (all statistics),
+This module measures (:func:`run` gives a :class:`Results`) and derives the verdicts
+(:func:`claims`, :func:`notebook_numbers`); :mod:`experiments.precision_report` writes them
+(atomic writes, default ``results/``): ``precision.csv`` (all statistics),
 ``precision_offsets.csv`` (the sweep), ``precision.md`` (tables, verdicts on the paper's two
 claims, the notebook-correction explanation with these numbers), and the plots
 ``precision_vs_m.png``, ``precision_hist.png``, ``precision_offsets.png``.
@@ -39,8 +41,6 @@ claims, the notebook-correction explanation with these numbers), and the plots
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import sys
 import time
@@ -51,7 +51,8 @@ from pathlib import Path
 import numpy as np
 
 import lmul
-from sim.lib.fileio import atomic_write_bytes, atomic_write_text
+from sim.lib.cli import run_main
+from sim.lib.fileio import RESULTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_N = 10_000_000
@@ -63,14 +64,6 @@ CHUNK = 1_000_000
 HIST_EDGES = np.linspace(-0.13, 0.13, 131)
 HIST_FORMATS = ("e8m7", "e4m3")
 METHODS = ("lmul", "mitchell", "seed", "exact_rne")
-METHOD_LABELS = {
-    "lmul": "L-Mul (paper offset)",
-    "mitchell": "L-Mul offset 0 (Mitchell)",
-    "seed": "seed notebook (BF16)",
-    "exact_rne": "exact, rounded RNE",
-}
-#: The notebook's ad-hoc scale r + r/32 + r/64.
-NOTEBOOK_SCALE = 1.0 + 1.0 / 32 + 1.0 / 64
 
 
 @dataclass(frozen=True)
@@ -468,24 +461,7 @@ def run(n: int = DEFAULT_N, seed: int = DEFAULT_SEED, sweep_n: int = DEFAULT_SWE
     return Results(stats, sweep, hists, n, min(sweep_n, n), seed, time.perf_counter() - t0)
 
 
-# ------------------------------------------------------------------------------ reporting
-STATS_FIELDS = ("distribution", "format", "presets", "exp_bits", "man_bits", "method", "offset",
-                "domain", "n", "excluded", "mean_abs", "bias", "rms", "max_abs", "min_err",
-                "max_err")
-SWEEP_FIELDS = ("distribution", "format", "presets", "exp_bits", "man_bits", "offset",
-                "offset_value", "n", "bias", "mean_abs", "max_abs")
-
-
-def csv_text(rows: list[dict[str, object]], fields: Sequence[str]) -> str:
-    """CSV text with ``fields`` as columns (floats with 8 significant digits)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: f"{v:.8g}" if isinstance(v, float) else v for k, v in r.items()})
-    return buf.getvalue()
-
-
+# ------------------------------------------------------------------------------ derived numbers
 def lookup(stats: list[dict[str, object]], dist: str, label: str, method: str,
            domain: str = "normal") -> dict[str, object] | None:
     """The statistics row for (distribution, format label, method, domain), or None."""
@@ -494,10 +470,6 @@ def lookup(stats: list[dict[str, object]], dist: str, label: str, method: str,
                                                                           domain):
             return r
     return None
-
-
-def _pct(v: object, digits: int = 3) -> str:
-    return f"{100 * float(v):.{digits}f}%"
 
 
 def claims(stats: list[dict[str, object]], sweep: list[dict[str, object]] | None = None
@@ -563,297 +535,6 @@ def notebook_numbers(res: Results) -> dict[str, float]:
     return out
 
 
-def notebook_paragraph(res: Results) -> str:
-    """Markdown explanation of the notebook's x(1 + 1/32 + 1/64) correction, with numbers."""
-    nb = notebook_numbers(res)
-    if "grid_mitchell_bias" not in nb:
-        return ""
-    g = lambda key: _pct(nb.get(key, float("nan")), 2)  # noqa: E731
-    lines = [
-        "### Why the notebook needed its x(1 + 1/32 + 1/64) correction",
-        "",
-        "The seed notebook adds the BF16 (exponent|mantissa) fields and subtracts the bias, but "
-        "leaves out the paper's 2^-l(M) term (OFFSET = 0). That is Mitchell's approximation: "
-        "(1+x)(1+y) is replaced by 1+x+y (or 2(x+y) after a carry), dropping the always "
-        "non-negative cross term xy, so the product is never too large and is "
-        f"too small by {g('grid_mitchell_low')} on average over all BF16 mantissa pairs "
-        f"({g('gauss_mitchell_low')} for N(0,1) operands; at worst by 11.1%, at x = y = 1/2). "
-        "The notebook found that its results were \"off by like 5%\" and scaled every product "
-        f"by 1 + 1/32 + 1/64 = {NOTEBOOK_SCALE}; the scale that removes the mean error exactly "
-        f"is {nb.get('grid_unbias_scale', float('nan')):.4f} on the grid "
-        f"({nb.get('gauss_unbias_scale', float('nan')):.4f} Gaussian). With its scale the seed "
-        f"multiplier's bias is {g('grid_seed_bias')} (grid) / {g('gauss_seed_bias')} "
-        f"(Gaussian), mean absolute error {g('grid_seed_mean_abs')} / "
-        f"{g('gauss_seed_mean_abs')}, at the price of two float32 additions per product "
-        "(r + r/32 + r/64).",
-        "",
-        "The corrected unit adds the paper's offset 2^-4 (OFFSET = 8 LSBs for BF16) inside "
-        "the integer addition, which costs no hardware. Its bias is "
-        f"{g('grid_lmul_bias')} (grid) / {g('gauss_lmul_bias')} (Gaussian) and its mean "
-        f"absolute error {g('grid_lmul_mean_abs')} / {g('gauss_lmul_mean_abs')} (Mitchell: "
-        f"{g('grid_mitchell_mean_abs')} / {g('gauss_mitchell_mean_abs')}). The offset sweep "
-        "(table above) finds the bias-free BF16 offset at "
-        f"{nb.get('grid_bias_free_offset', 0):.0f} "
-        f"LSBs (grid; {nb.get('gauss_bias_free_offset', 0):.0f} Gaussian) and the "
-        f"error-minimising one at {nb.get('grid_best_offset', 0):.0f} "
-        f"({nb.get('gauss_best_offset', 0):.0f} Gaussian), mean absolute error "
-        f"{g('grid_best_mean_abs')} / {g('gauss_best_mean_abs')}.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def markdown(res: Results) -> str:
-    """The ``precision.md`` report."""
-    st = res.stats
-    labels = {}
-    for r in st:
-        labels.setdefault(str(r["format"]), (str(r["presets"]), int(r["exp_bits"]),
-                                             int(r["man_bits"])))
-    lines = [
-        "<!-- generated by `make analysis` (python -m experiments.precision); do not edit -->",
-        "",
-        f"Relative error approx / exact - 1 against the exact product of the same "
-        f"quantized operands. `grid`: all mantissa pairs at a fixed exponent; `gauss`: "
-        f"{res.n:,} N(0,1) float32 pairs (seed {res.seed}) rounded RNE to the format, over the "
-        "pairs with normal operands and an in-range product (excluded share in the last "
-        "column). \"vs real\": against the product of the unquantized operands.",
-        "",
-        "| format | multiplier | offset | grid mean abs | grid bias | grid max abs | gauss mean "
-        "abs | gauss bias | gauss max abs | gauss mean abs vs real | gauss excluded |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for label, (presets, _e, _m) in labels.items():
-        shown = label + (f" ({presets.upper()})" if presets else "")
-        for method in METHODS:
-            grid = lookup(st, "grid", label, method)
-            gauss = lookup(st, "gauss", label, method)
-            real = lookup(st, "gauss", label, method, "normal_vs_real")
-            if grid is None:
-                continue
-            cells = [shown, METHOD_LABELS[method], str(grid["offset"]),
-                     _pct(grid["mean_abs"]), _pct(grid["bias"]), _pct(grid["max_abs"])]
-            if gauss is not None and real is not None:
-                cells += [_pct(gauss["mean_abs"]), _pct(gauss["bias"]), _pct(gauss["max_abs"]),
-                          _pct(real["mean_abs"]), _pct(gauss["excluded"], 2)]
-            else:
-                cells += ["-"] * 5
-            lines.append("| " + " | ".join(cells) + " |")
-
-    preset_labels = [lb for lb, (presets, _e, _m) in labels.items() if presets]
-    if any(lookup(st, "gauss", lb, "lmul", "all") for lb in preset_labels):
-        lines += [
-            "", "**Presets, N(0,1) operands, all pairs** (nothing excluded: L-Mul flushes "
-            "subnormal operands and products below the smallest normal to zero, an error of "
-            "-100% each; the exact multiply keeps subnormals)", "",
-            "| format | multiplier | mean abs | bias | mean abs vs real |",
-            "|---|---|---:|---:|---:|"]
-        for lb in preset_labels:
-            for method in METHODS:
-                r = lookup(st, "gauss", lb, method, "all")
-                rr = lookup(st, "gauss", lb, method, "all_vs_real")
-                if r is None or rr is None:
-                    continue
-                lines.append(f"| {lb} ({labels[lb][0].upper()}) | {METHOD_LABELS[method]} | "
-                             f"{_pct(r['mean_abs'])} | {_pct(r['bias'])} | "
-                             f"{_pct(rr['mean_abs'])} |")
-    lines += ["", "### The paper's claims", ""]
-    verdicts = claims(st, res.sweep)
-    names = {"1": "Claim 1: L-Mul with a 4-bit mantissa is comparable to float8 E4M3 "
-                  "(comparable = mean abs error at most 1.5x)",
-             "2": "Claim 2: L-Mul with a 3-bit mantissa beats float8 E5M2 (lower mean abs "
-                  "error)"}
-    for claim in ("1", "2"):
-        rows = [v for v in verdicts if v["claim"] == claim]
-        if not rows:
-            continue
-        lines += [f"**{names[claim]}**", "",
-                  "| distribution | reference | L-Mul offset | L-Mul mean abs (bias) | float8 RNE "
-                  "mean abs (bias) | ratio | holds |", "|---|---|---|---:|---:|---:|---|"]
-        for v in rows:
-            ref = ("unquantized product" if str(v["domain"]).endswith("vs_real")
-                   else "same quantized operands")
-            off = (f"{v['lmul_offset']} (error-minimising)" if v["domain"] == "best_offset"
-                   else f"{v['lmul_offset']} (paper)")
-            lines.append(
-                f"| {v['distribution']} | {ref} | {off} | {_pct(v['lmul_mean_abs'])} "
-                f"({_pct(v['lmul_bias'])}) | {_pct(v['fp8_mean_abs'])} ({_pct(v['fp8_bias'])}) "
-                f"| {float(v['ratio']):.3f} | {'yes' if v['holds'] else 'no'} |")
-        lines.append("")
-    lines += [
-        "L-Mul with M mantissa bits is e8mM (exponent width does not matter for in-range "
-        "products); float8 rows are the exact product of E4M3 / E5M2 operands rounded RNE to "
-        "that format. Against the same quantized operands the float8 multiply is charged only "
-        "its output rounding; against the unquantized product both pipelines are charged "
-        "their operand rounding too (L-Mul's operands keep one more mantissa bit).",
-        "",
-        "### Offset: bias and mean absolute error vs OFFSET (L-Mul, mantissa LSBs)",
-        "",
-        "| format | distribution | paper offset: bias / mean abs | bias-free offset: bias / mean "
-        "abs | error-minimising offset: bias / mean abs | offset 0 (Mitchell): bias / mean abs |",
-        "|---|---|---|---|---|---|",
-    ]
-    for s in sweep_summary(res.sweep):
-        fmtd = []
-        for key in ("paper", "bias_free", "best", "mitchell"):
-            r = s[key]
-            assert isinstance(r, dict)
-            fmtd.append(f"{r['offset']}: {_pct(r['bias'])} / {_pct(r['mean_abs'])}")
-        shown = str(s["format"]) + (f" ({str(s['presets']).upper()})" if s["presets"] else "")
-        lines.append(f"| {shown} | {s['distribution']} | " + " | ".join(fmtd) + " |")
-    lines += ["", notebook_paragraph(res),
-              f"_Run: {res.n:,} Gaussian pairs, offset sweep on the first {res.sweep_n:,}, "
-              f"seed {res.seed}._"]
-    return "\n".join(lines) + "\n"
-
-
-def _png(fig: object) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)  # type: ignore[attr-defined]
-    plt.close(fig)  # type: ignore[arg-type]
-    return buf.getvalue()
-
-
-def plot_vs_m(res: Results) -> bytes:
-    """Mean absolute relative error vs mantissa width (E = 8 sweep), float8 RNE references."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, dist in zip(axes, ("grid", "gauss"), strict=True):
-        sweep_rows = [r for r in res.stats if r["distribution"] == dist
-                      and r["domain"] == "normal" and int(r["exp_bits"]) == 8]
-        for method, style in (("lmul", "o-"), ("mitchell", "s--"), ("exact_rne", "^-")):
-            pts = sorted((int(r["man_bits"]), float(r["mean_abs"])) for r in sweep_rows
-                         if r["method"] == method)
-            if pts:
-                ax.plot(*zip(*pts, strict=True), style, label=METHOD_LABELS[method])
-        seed = lookup(res.stats, dist, "e8m7", "seed")
-        if seed is not None:
-            ax.plot([7], [float(seed["mean_abs"])], "kx", ms=9, label=METHOD_LABELS["seed"])
-        for label, color in (("e4m3", "tab:purple"), ("e5m2", "tab:brown")):
-            r = lookup(res.stats, dist, label, "exact_rne")
-            if r is not None:
-                ax.axhline(float(r["mean_abs"]), color=color, ls=":", lw=1.2,
-                           label=f"float8 {label.upper()} exact RNE")
-        ax.set_yscale("log")
-        ax.set_xlabel("mantissa bits M (exponent 8)")
-        ax.set_title("exhaustive mantissa grid" if dist == "grid"
-                     else f"N(0,1) operands, {res.n:,} pairs")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("mean |relative error|")
-    axes[0].legend(fontsize=7)
-    fig.suptitle("L-Mul vs exact multiplication: mean relative error (lower is better)",
-                 fontsize=10)
-    fig.tight_layout()
-    return _png(fig)
-
-
-def plot_hist(res: Results) -> bytes:
-    """Histograms of the signed relative error (BF16 and E4M3, Gaussian when available)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(HIST_FORMATS), figsize=(11, 4.2))
-    centers = (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2
-    dist = "gauss" if any(k[0] == "gauss" for k in res.hists) else "grid"
-    for ax, label in zip(np.atleast_1d(axes), HIST_FORMATS, strict=True):
-        for method in METHODS:
-            h = res.hists.get((dist, label, method))
-            if h is None or h.sum() == 0:
-                continue
-            ax.step(centers, h / h.sum(), where="mid", label=METHOD_LABELS[method], lw=1.1)
-        ax.set_yscale("log")
-        ax.set_xlabel("signed relative error (bins of 0.002; ends collect the tails)")
-        ax.set_title(f"{label.upper() if label != 'e8m7' else 'BF16 (e8m7)'}, "
-                     f"{'N(0,1) operands' if dist == 'gauss' else 'mantissa grid'}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    np.atleast_1d(axes)[0].set_ylabel("fraction of products")
-    fig.tight_layout()
-    return _png(fig)
-
-
-def plot_offsets(res: Results) -> bytes:
-    """Bias and mean absolute error vs OFFSET for the presets, with the marked offsets: top row
-    the full range 0 .. 2^(M-1), bottom row zoomed on 0 .. 2 x the paper's offset."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    preset_labels = []
-    for r in res.sweep:
-        if r["presets"] and r["format"] not in preset_labels:
-            preset_labels.append(str(r["format"]))
-    if not preset_labels:
-        preset_labels = sorted({str(r["format"]) for r in res.sweep})[:4]
-    summaries = {(s["distribution"], s["format"]): s for s in sweep_summary(res.sweep)}
-    fig, axes = plt.subplots(2, len(preset_labels), figsize=(3.6 * len(preset_labels), 7.0),
-                             squeeze=False)
-    for col, label in enumerate(preset_labels):
-        m = next(int(r["man_bits"]) for r in res.sweep if r["format"] == label)
-        zoom = min(max(4, 2 * lmul.paper_offset(m)), 1 << (m - 1))
-        for row, ax in enumerate(axes[:, col]):
-            for dist, ls in (("grid", "-"), ("gauss", "--")):
-                rows = [r for r in res.sweep if r["format"] == label
-                        and r["distribution"] == dist and (row == 0 or int(r["offset"]) <= zoom)]
-                if not rows:
-                    continue
-                offs = [int(r["offset"]) for r in rows]
-                ax.plot(offs, [100 * float(r["bias"]) for r in rows], ls, color="tab:blue",
-                        label=f"bias ({dist})")
-                ax.plot(offs, [100 * float(r["mean_abs"]) for r in rows], ls, color="tab:red",
-                        label=f"mean abs ({dist})")
-                s = summaries[(dist, label)]
-                for key, marker, name in (("paper", "o", "paper"), ("bias_free", "s", "bias-free"),
-                                          ("best", "*", "min error")):
-                    r = s[key]
-                    assert isinstance(r, dict)
-                    ax.plot([int(r["offset"])], [100 * float(r["mean_abs"])], marker,
-                            color="black", mfc="none" if dist == "gauss" else "black", ms=7,
-                            label=f"{name} ({dist})")
-            ax.axhline(0, color="gray", lw=0.7)
-            ax.grid(True, alpha=0.3)
-            ax.set_xlabel("OFFSET (mantissa LSBs)")
-            if row == 1:
-                ax.set_ylim(-6, 8)
-        presets = next(str(r["presets"]) for r in res.sweep if r["format"] == label)
-        axes[0][col].set_title(f"{label} ({presets.upper()})" if presets else label, fontsize=9)
-        axes[1][col].set_title(f"zoom: OFFSET 0..{zoom}", fontsize=8)
-    axes[0][0].set_ylabel("relative error, %")
-    axes[1][0].set_ylabel("relative error, % (zoom)")
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle("L-Mul offset sweep: bias (blue) and mean absolute error (red); markers on the "
-                 "mean abs curve", fontsize=10)
-    fig.tight_layout()
-    return _png(fig)
-
-
-def write_outputs(res: Results, out_dir: Path, plots: bool = True) -> list[Path]:
-    """Write the CSVs, the markdown and (optionally) the three PNGs atomically."""
-    paths = {
-        "precision.csv": csv_text(res.stats, STATS_FIELDS),
-        "precision_offsets.csv": csv_text(res.sweep, SWEEP_FIELDS),
-        "precision.md": markdown(res),
-    }
-    written = []
-    for name, text in paths.items():
-        atomic_write_text(out_dir / name, text)
-        written.append(out_dir / name)
-    if plots:
-        for name, fn in (("precision_vs_m.png", plot_vs_m), ("precision_hist.png", plot_hist),
-                         ("precision_offsets.png", plot_offsets)):
-            atomic_write_bytes(out_dir / name, fn(res))
-            written.append(out_dir / name)
-    return written
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the process exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -866,11 +547,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="mantissa widths of the E=8 sweep (default 1,2,3,4,5,6,7,10)")
     ap.add_argument("--presets", default="e4m3_ieee,e5m2,bf16,fp16",
                     help="presets analysed (default e4m3_ieee,e5m2,bf16,fp16)")
-    ap.add_argument("--out", type=Path, default=REPO / "results",
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR,
                     help="output directory (default results/)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     args = ap.parse_args(argv)
-    try:
+
+    def body() -> int:
+        from .precision_report import markdown, write_outputs
+
         if args.n < 0 or args.sweep_n < 0:
             raise ValueError("--n and --sweep-n must be >= 0")
         man_bits = [int(v) for v in args.man_bits.split(",") if v.strip()]
@@ -878,15 +562,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--man-bits values must be in 1..16 (the grid has 4^M pairs)")
         presets = [p.strip().lower() for p in args.presets.split(",") if p.strip()]
         formats = analysed_formats(man_bits, presets)
-    except ValueError as err:
-        print(f"precision: error: {err}", file=sys.stderr)
-        return 2
-    res = run(args.n, args.seed, args.sweep_n, formats)
-    write_outputs(res, args.out, plots=not args.no_plots)
-    print(markdown(res))
-    print(f"wrote precision.csv, precision_offsets.csv, precision.md"
-          f"{'' if args.no_plots else ', precision_*.png'} in {args.out} ({res.seconds:.0f} s)")
-    return 0
+        res = run(args.n, args.seed, args.sweep_n, formats)
+        write_outputs(res, args.out, plots=not args.no_plots)
+        print(markdown(res))
+        print(f"wrote precision.csv, precision_offsets.csv, precision.md"
+              f"{'' if args.no_plots else ', precision_*.png'} in {args.out} "
+              f"({res.seconds:.0f} s)")
+        return 0
+
+    return run_main("precision", body, ValueError)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Tests of experiments/precision.py: error statistics checked against independently computed
-bounds and integrals, the fast offset sweep against the model, and the report generation on a
-small sample."""
+"""Tests of experiments/precision.py and precision_report.py: error statistics checked against
+independently computed bounds and integrals, the fast offset sweep against the model, and the
+report generation on a small sample."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 import lmul
 from experiments import precision as prec
+from experiments import precision_report
 
 
 def _mitchell_mean_error_continuous(n: int = 2000) -> float:
@@ -132,7 +133,7 @@ def test_bf16_sweep_optimum_near_continuous_theory(small_run: prec.Results) -> N
 
 
 def test_report_files_regenerated(small_run: prec.Results, tmp_path: Path) -> None:
-    written = prec.write_outputs(small_run, tmp_path, plots=True)
+    written = precision_report.write_outputs(small_run, tmp_path, plots=True)
     names = {p.name for p in written}
     assert {"precision.csv", "precision_offsets.csv", "precision.md", "precision_vs_m.png",
             "precision_hist.png", "precision_offsets.png"} <= names
