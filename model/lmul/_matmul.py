@@ -422,9 +422,19 @@ def _flat_pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray, tuple[int,
 _PARALLEL_ELEMENTWISE = 1 << 17
 
 
-def _elementwise(x: object, y: object, cfg: LMulConfig, rounding: str, mode: int) -> np.ndarray:
+def _elementwise(x: object, y: object, cfg: LMulConfig, rounding: str, multiplier: str
+                 ) -> np.ndarray:
+    """``multiplier``'s elementwise product (options already checked): the numba kernel, serial
+    or parallel by size, or without it the numpy model (the same bits)."""
+    if not fast_path_enabled():
+        xa, ya = as_float_array(x, "x"), as_float_array(y, "y")
+        if multiplier == "seed":
+            return seed_lmul_numpy(xa, ya)
+        return (lmul_numpy if multiplier == "lmul" else exact_mul_numpy)(xa, ya, cfg, rounding)
     _kernels = _load_kernels()
     assert _kernels is not None
+    mode = {"lmul": _kernels.MUL_LMUL, "exact": _kernels.MUL_EXACT,
+            "seed": _kernels.MUL_SEED}[multiplier]
     prm = _params(cfg, rounding)
     xf, yf, shape = _flat_pair(x, y)
     out = np.empty(xf.size, dtype=np.float32)
@@ -443,11 +453,7 @@ def lmul_elementwise(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
     to float32 (NaN -> ``0x7FC00000``). Same bits as ``lmul._core.lmul_numpy``.
     """
     _check_options(cfg, rounding)
-    if not fast_path_enabled():
-        return lmul_numpy(as_float_array(x, "x"), as_float_array(y, "y"), cfg, rounding)
-    _kernels = _load_kernels()
-    assert _kernels is not None
-    return _elementwise(x, y, cfg, rounding, _kernels.MUL_LMUL)
+    return _elementwise(x, y, cfg, rounding, "lmul")
 
 
 def exact_mul_elementwise(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAULT,
@@ -457,11 +463,7 @@ def exact_mul_elementwise(x: np.ndarray, y: np.ndarray, cfg: LMulConfig = _DEFAU
     Same bits as ``lmul._core.exact_mul_numpy``.
     """
     _check_options(cfg, rounding)
-    if not fast_path_enabled():
-        return exact_mul_numpy(as_float_array(x, "x"), as_float_array(y, "y"), cfg, rounding)
-    _kernels = _load_kernels()
-    assert _kernels is not None
-    return _elementwise(x, y, cfg, rounding, _kernels.MUL_EXACT)
+    return _elementwise(x, y, cfg, rounding, "exact")
 
 
 def seed_lmul_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -470,11 +472,7 @@ def seed_lmul_elementwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Same bits as ``lmul._core.seed_lmul_numpy`` (NaN payloads included: both run the same float32
     operations).
     """
-    if not fast_path_enabled():
-        return seed_lmul_numpy(as_float_array(x, "x"), as_float_array(y, "y"))
-    _kernels = _load_kernels()
-    assert _kernels is not None
-    return _elementwise(x, y, _DEFAULT, "rne", _kernels.MUL_SEED)
+    return _elementwise(x, y, _DEFAULT, "rne", "seed")
 
 
 #: Fewest elements for which :func:`lmul_bits` runs its parallel kernel (below it, thread
