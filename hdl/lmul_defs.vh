@@ -16,9 +16,10 @@
 // One parameter range check, written once (use inside a generate region):
 //   `LMUL_PARAM_CHECK(<condition that must hold>, <generate block label>,
 //                     <error module name>, (<$error format>, <arguments>))
-// Verilator reports the formatted message ($error at elaboration); Icarus and yosys, which have
-// no elaboration-time $error, fail on the instance of the undefined module whose name spells the
-// rule (PARAMETER_ERROR__<module>__<rule>).
+// Under Verilator the formatted message is reported ($error at elaboration); Icarus and yosys,
+// which have no elaboration-time $error, fail on the instance of the undefined module whose name
+// spells the rule (PARAMETER_ERROR__<module>__<rule>). (A comment line must not start with the
+// word Verilator: Verilator reads such a line as a directive to itself.)
 `ifdef VERILATOR
 `define LMUL_PARAM_CHECK(ok, label, error_module, message) \
     if (!(ok)) begin : label \
