@@ -28,9 +28,8 @@ import pytest
 
 import lmul
 from sim.lib import oracle
+from sim.lib.cases import fp_mul_cases
 from sim.lib.common import (
-    assert_bits_equal,
-    drive_lanes,
     random_pairs,
     random_seed,
     run_cocotb,
@@ -38,11 +37,11 @@ from sim.lib.common import (
     tb_parameters,
     vector_count,
 )
+from sim.lib.lanes import LaneBench, cross_pairs, exhaustive_pairs
 
 LANES = 32
 DEFAULT_RANDOM_VECTORS = 40_000
 BOUNDARY_VECTORS = 12_000
-PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 
 #: The independent numpy / ml_dtypes scalar type of each preset (E4M3 is the IEEE-style one).
 NUMPY_TYPES = {
@@ -130,22 +129,20 @@ def boundary_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-class TB:
-    """Drives packed operand lanes into fp_mul_lanes and reads the packed results."""
+class TB(LaneBench):
+    """Drives packed operand lanes into fp_mul_lanes; the reference is :func:`reference_bits`."""
 
     def __init__(self, dut, fmt: lmul.Format, subnormals: bool, lanes: int) -> None:
-        self.dut = dut
+        super().__init__(dut, fmt.width, lanes, f"{fmt.name}, SUBNORMALS={int(subnormals)}")
         self.fmt = fmt
         self.subnormals = subnormals
-        self.lanes = lanes
-        self.checked = 0
 
     async def check(self, a: np.ndarray, b: np.ndarray, what: str, vet: bool) -> None:
         """Apply all pairs (a[i], b[i]); assert the RTL bits equal the reference's, every vector.
 
         With ``vet``, the ml_dtypes reference is itself checked against exact rationals first.
         """
-        fmt, lanes, width = self.fmt, self.lanes, self.fmt.width
+        fmt = self.fmt
         expected = reference_bits(a, b, fmt, self.subnormals)
         if vet:
             exact = oracle_reference_bits(a, b, fmt, self.subnormals)
@@ -153,20 +150,12 @@ class TB:
             assert not bad.size, (
                 f"{what}: ml_dtypes reference disagrees with the exact oracle on {bad.size} "
                 f"vectors, first a=0x{int(a[bad[0]]):x} b=0x{int(b[bad[0]]):x}")
-        got = await drive_lanes(self.dut, a, b, width, lanes)
-        assert_bits_equal(what, a, b, got, expected,
-                          f"{fmt.name}, SUBNORMALS={int(self.subnormals)}")
-        n = len(a)
-        self.checked += n
-        self.dut._log.info("%s: %d vectors bit-exact", what, n)
-
+        await self.check_bits(a, b, expected, what)
 
 
 @cocotb.test()
 async def run_fp_mul(dut) -> None:
     """All vector classes for one configuration."""
-    import time
-
     params = tb_parameters()
     fmt = lmul.format_for(params["EXP_BITS"], params["MAN_BITS"])
     subnormals = bool(params["SUBNORMALS"])
@@ -175,29 +164,17 @@ async def run_fp_mul(dut) -> None:
     dut._log.info("fp_mul %s SUBNORMALS=%d, COCOTB_RANDOM_SEED=%d, LMUL_VECTORS=%d",
                   fmt.name, subnormals, seed, count)
     tb = TB(dut, fmt, subnormals, params["LANES"])
-    t0 = time.perf_counter()
     if fmt.width <= 8:
-        grid = np.arange(1 << fmt.width, dtype=np.int64)
-        await tb.check(np.repeat(grid, grid.size), np.tile(grid, grid.size), "exhaustive",
-                       vet=True)
+        await tb.check(*exhaustive_pairs(fmt.width), "exhaustive", vet=True)
     else:
         rng = np.random.default_rng(seed)
-        sp = special_values(fmt)
-        await tb.check(np.repeat(sp, sp.size), np.tile(sp, sp.size), "special x special",
-                       vet=True)
+        await tb.check(*cross_pairs(special_values(fmt)), "special x special", vet=True)
         await tb.check(*boundary_pairs(fmt, BOUNDARY_VECTORS, rng), "boundaries", vet=True)
         await tb.check(*random_pairs(fmt, count, rng), "random", vet=False)
-    dt = time.perf_counter() - t0
-    dut._log.info("%s SUBNORMALS=%d: %d vectors checked in %.1f s (%.0f vectors/s)", fmt.name,
-                  subnormals, tb.checked, dt, tb.checked / max(dt, 1e-9))
+    tb.log_summary(f"{fmt.name} SUBNORMALS={int(subnormals)}")
 
 
-CONFIGS = [
-    pytest.param(name, sub, id=f"{name}-sub{sub}") for name in PRESET_NAMES for sub in (1, 0)
-]
-
-
-@pytest.mark.parametrize(("preset", "subnormals"), CONFIGS)
+@pytest.mark.parametrize(("preset", "subnormals"), fp_mul_cases())
 def test_fp_mul(preset: str, subnormals: int) -> None:
     fmt = lmul.PRESETS[preset]
     params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "SUBNORMALS": subnormals,

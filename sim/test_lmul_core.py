@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 import lmul
+from sim.lib.cases import REPRESENTATIVE, lmul_core_cases
 from sim.lib.common import (
-    assert_bits_equal,
     config_from_parameters,
-    drive_lanes,
     random_pairs,
     random_seed,
     run_cocotb,
@@ -29,10 +28,10 @@ from sim.lib.common import (
     tb_parameters,
     vector_count,
 )
+from sim.lib.lanes import LaneBench, cross_pairs, exhaustive_pairs
 
 LANES = 16
 DEFAULT_RANDOM_VECTORS = 100_000
-PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 
 
 def boundary_pairs(cfg: lmul.LMulConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -59,60 +58,38 @@ def boundary_pairs(cfg: lmul.LMulConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.array(a_list, dtype=np.int64), np.array(b_list, dtype=np.int64)
 
 
-class TB:
-    """Drives packed operand lanes into lmul_core_lanes and reads the packed results."""
+class TB(LaneBench):
+    """Drives packed operand lanes into lmul_core_lanes; the reference is ``lmul.lmul_bits``."""
 
     def __init__(self, dut, cfg: lmul.LMulConfig) -> None:
-        self.dut = dut
+        super().__init__(dut, cfg.fmt.width, LANES, cfg.describe())
         self.cfg = cfg
-        self.width = cfg.fmt.width
-        self.checked = 0
 
     async def check(self, a: np.ndarray, b: np.ndarray, what: str) -> None:
         """Apply all pairs (a[i], b[i]) and assert the RTL bits equal the model's, every vector."""
-        expected = lmul.lmul_bits(a, b, self.cfg)
-        got = await drive_lanes(self.dut, a, b, self.width, LANES)
-        assert_bits_equal(what, a, b, got, expected, self.cfg.describe())
-        n = len(a)
-        self.checked += n
-        self.dut._log.info("%s: %d vectors bit-exact", what, n)
-
+        await self.check_bits(a, b, lmul.lmul_bits(a, b, self.cfg), what)
 
 
 @cocotb.test()
 async def run_lmul_core(dut) -> None:
     """All vector classes for one configuration."""
-    import time
-
     cfg = config_from_parameters(tb_parameters())
     fmt = cfg.fmt
     seed = random_seed()
     count = vector_count(DEFAULT_RANDOM_VECTORS)
     dut._log.info("config %s, COCOTB_RANDOM_SEED=%d, LMUL_VECTORS=%d", cfg.describe(), seed, count)
     tb = TB(dut, cfg)
-    t0 = time.perf_counter()
     if fmt.width <= 8:
-        grid = np.arange(1 << fmt.width, dtype=np.int64)
-        await tb.check(np.repeat(grid, grid.size), np.tile(grid, grid.size), "exhaustive")
+        await tb.check(*exhaustive_pairs(fmt.width), "exhaustive")
     else:
-        sp = special_values(fmt)
-        await tb.check(np.repeat(sp, sp.size), np.tile(sp, sp.size), "special x special")
+        await tb.check(*cross_pairs(special_values(fmt)), "special x special")
         await tb.check(*boundary_pairs(cfg), "exponent/carry boundaries")
         rng = np.random.default_rng(seed)
         await tb.check(*random_pairs(fmt, count, rng), "random")
-    dt = time.perf_counter() - t0
-    dut._log.info("%s: %d vectors checked in %.1f s (%.0f vectors/s)", cfg.describe(),
-                  tb.checked, dt, tb.checked / max(dt, 1e-9))
+    tb.log_summary(cfg.describe())
 
 
-CONFIGS = [
-    pytest.param(name, offset, sat,
-                 id=f"{name}-off{'paper' if offset is None else offset}-sat{sat}")
-    for name in PRESET_NAMES for offset in (None, 0) for sat in (0, 1)
-]
-
-
-@pytest.mark.parametrize(("preset", "offset", "saturate"), CONFIGS)
+@pytest.mark.parametrize(("preset", "offset", "saturate"), lmul_core_cases())
 def test_lmul_core(preset: str, offset: int | None, saturate: int) -> None:
     fmt = lmul.PRESETS[preset]
     cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=bool(saturate))
@@ -120,7 +97,7 @@ def test_lmul_core(preset: str, offset: int | None, saturate: int) -> None:
                parameters={**cfg.verilog_parameters(), "LANES": LANES})
 
 
-@pytest.mark.parametrize("preset", ["bf16", "e4m3_ieee"])
+@pytest.mark.parametrize("preset", REPRESENTATIVE)
 def test_lmul_core_rtl_default_offset(preset: str) -> None:
     """The RTL's OFFSET default (not passed) must equal the model's paper default.
 

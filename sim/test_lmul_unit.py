@@ -23,9 +23,10 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, Timer
+from cocotb.triggers import RisingEdge, Timer
 
 import lmul
+from sim.lib.cases import lmul_unit_cases
 from sim.lib.common import (
     config_from_parameters,
     random_seed,
@@ -36,6 +37,7 @@ from sim.lib.common import (
 from sim.lib.stream import (
     Beat,
     Scoreboard,
+    StreamBench,
     StreamMonitor,
     StreamSink,
     StreamSource,
@@ -47,8 +49,9 @@ from sim.lib.stream import (
 DEFAULT_VECTORS = 8_000
 
 
-class TB:
-    """Clock, reset and the shared stream components around one lmul_unit."""
+class TB(StreamBench):
+    """Clock, reset (:meth:`StreamBench.reset`) and the shared stream components around one
+    lmul_unit."""
 
     def __init__(self, dut: Any, cfg: lmul.LMulConfig, seed: int) -> None:
         self.dut = dut
@@ -83,21 +86,6 @@ class TB:
     def start(self) -> None:
         """Hand the bus to the stream components."""
         start_all(self.in_mon, self.out_mon, self.source, self.sink)
-
-    async def reset(self, cycles: int = 2) -> None:
-        """Pulse rst; the pair on offer and every outstanding result are dropped."""
-        self.dut.rst.value = 1
-        await RisingEdge(self.dut.clk)
-        # Forget the traffic only once the monitors see rst (they may still be checking the
-        # edge on which rst was raised).
-        self.source.clear()
-        self.board.clear()
-        for _ in range(cycles - 1):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await ReadOnly()
-        assert int(self.dut.out_valid.value) == 0, "out_valid set right after reset"
-        await RisingEdge(self.dut.clk)
 
     async def run(self, a: np.ndarray, b: np.ndarray, p_idle: float, p_stall: float,
                   reset_after: int | None = None) -> int:
@@ -195,12 +183,7 @@ async def run_lmul_unit(dut) -> None:
     assert tb.out_mon.stall_cycles > 0
 
 
-CONFIGS = [pytest.param(p, s, k, id=f"{p}-sat{s}-skid{k}")
-           for p, s, k in (("bf16", 0, 0), ("bf16", 1, 0), ("e4m3_ieee", 0, 0),
-                           ("e4m3_ieee", 1, 0), ("bf16", 0, 1), ("e4m3_ieee", 1, 1))]
-
-
-@pytest.mark.parametrize(("preset", "saturate", "skid"), CONFIGS)
+@pytest.mark.parametrize(("preset", "saturate", "skid"), lmul_unit_cases())
 def test_lmul_unit(preset: str, saturate: int, skid: int) -> None:
     fmt = lmul.PRESETS[preset]
     cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, saturate=bool(saturate))

@@ -50,9 +50,10 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 import lmul
+from sim.lib.cases import mac_array_cases
 from sim.lib.common import (
     HDL_DIR,
     config_from_parameters,
@@ -68,6 +69,7 @@ from sim.lib.common import (
 from sim.lib.stream import (
     Beat,
     Scoreboard,
+    StreamBench,
     StreamMonitor,
     StreamSink,
     StreamSource,
@@ -354,8 +356,9 @@ class StreamStats:
     stall_cycles: int = 0  # input offered, in_ready low
 
 
-class ArrayTB:
-    """Clock, reset and the shared stream components around one mac_array."""
+class ArrayTB(StreamBench):
+    """Clock, reset (:meth:`StreamBench.reset`) and the shared stream components around one
+    mac_array."""
 
     def __init__(self, dut: Any, acfg: ArrayConfig, seed: int) -> None:
         self.dut = dut
@@ -384,21 +387,9 @@ class ArrayTB:
         await self.reset()
         start_all(self.in_mon, self.out_mon, self.source, self.sink)
 
-    async def reset(self, cycles: int = 2) -> None:
-        """Pulse rst; check that the array comes out of it empty and ready."""
-        self.dut.rst.value = 1
-        await RisingEdge(self.dut.clk)
-        # Forget the traffic only once the monitors see rst.
-        self.source.clear()
-        self.board.clear()
-        for _ in range(cycles - 1):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await ReadOnly()
-        assert int(self.dut.out_valid.value) == 0, "out_valid set right after reset"
-        if not self.acfg.skid:  # a skid buffer may take a cycle to become ready
-            assert int(self.dut.in_ready.value) == 1, "in_ready low right after reset"
-        await RisingEdge(self.dut.clk)
+    def ready_after_reset(self) -> bool:
+        """The array comes out of reset empty and ready; a skid buffer may take a cycle."""
+        return not self.acfg.skid
 
     def _accepted(self, beat: Beat, tag: tuple[int, int], cycle: int) -> None:
         ti, k = tag
@@ -611,16 +602,6 @@ async def run_mac_array_lstm(dut) -> None:
 
 # ------------------------------------------------------------------------------ pytest side
 
-ARRAY_CASES = [
-    pytest.param("bf16", 4, 4, None, False, 0, 0, id="bf16-4x4"),
-    pytest.param("e4m3_ieee", 4, 4, None, False, 0, 0, id="e4m3_ieee-4x4"),
-    pytest.param("e5m2", 3, 2, 0, True, 0, 0, id="e5m2-3x2-off0-sat"),
-    pytest.param("bf16", 4, 4, None, False, 0, 1, id="bf16-4x4-skid"),
-    pytest.param("bf16", 4, 4, None, False, 1, 0, id="bf16-4x4-exact"),
-    pytest.param("e4m3_ieee", 3, 2, None, False, 1, 1, id="e4m3_ieee-3x2-exact-skid"),
-]
-
-
 def array_parameters(preset: str, rows: int, cols: int, offset: int | None = None,
                      saturate: bool = False, multiplier: int = 0,
                      skid: int = 0) -> dict[str, int]:
@@ -632,7 +613,7 @@ def array_parameters(preset: str, rows: int, cols: int, offset: int | None = Non
 
 
 @pytest.mark.parametrize(("preset", "rows", "cols", "offset", "saturate", "multiplier", "skid"),
-                         ARRAY_CASES)
+                         mac_array_cases())
 def test_mac_array(preset: str, rows: int, cols: int, offset: int | None, saturate: bool,
                    multiplier: int, skid: int) -> None:
     run_cocotb("test_mac_array", "mac_array",

@@ -13,6 +13,9 @@ In the spirit of cocotbext-axi's stream sources and sinks with pause generators:
   with no matching input (``outstanding``), and it hands every transfer to a callback (the
   scoreboard). Put one on every DUT output; one on the DUT input checks the source itself.
 * :class:`Scoreboard` matches transfers against expected beats in order.
+* :class:`StreamBench` is the base of a streaming testbench (a DUT with ``clk``, ``rst``,
+  ``out_valid``, one source and one scoreboard): its :meth:`~StreamBench.reset` pulses reset and
+  drops the traffic in flight.
 
 All components sample at the rising clock edge, where the values seen are those of the cycle
 that ends there (what the DUT's registers capture), and drive right after it; :func:`start_all`
@@ -30,7 +33,7 @@ from typing import Any
 
 import cocotb
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
 
 Beat = dict[str, int]
 
@@ -312,3 +315,36 @@ def _compare_equal(want: Beat, got: Beat, tag: Any) -> str | None:
         return None
     return (f"beat {tag!r}: " + ", ".join(f"{k} got 0x{got[k]:x} expected 0x{want[k]:x}"
                                           for k in bad))
+
+
+class StreamBench:
+    """Base of a streaming testbench: subclasses set ``dut``, ``source`` (the
+    :class:`StreamSource` on the DUT input) and ``board`` (the :class:`Scoreboard` of its
+    output) in their constructor."""
+
+    dut: Any
+    source: StreamSource
+    board: Scoreboard
+
+    def ready_after_reset(self) -> bool:
+        """Whether ``in_ready`` must be high right after reset (False: not checked)."""
+        return False
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Pulse ``rst`` for ``cycles`` clock edges; the beat on offer and every outstanding
+        result are dropped, and the DUT must come out of it with ``out_valid`` low (and
+        ``in_ready`` high where :meth:`ready_after_reset` says so)."""
+        self.dut.rst.value = 1
+        await RisingEdge(self.dut.clk)
+        # Forget the traffic only once the monitors see rst (they may still be checking the
+        # edge on which rst was raised).
+        self.source.clear()
+        self.board.clear()
+        for _ in range(cycles - 1):
+            await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 0
+        await ReadOnly()
+        assert int(self.dut.out_valid.value) == 0, "out_valid set right after reset"
+        if self.ready_after_reset():
+            assert int(self.dut.in_ready.value) == 1, "in_ready low right after reset"
+        await RisingEdge(self.dut.clk)
