@@ -87,6 +87,15 @@ class _Converted(nn.Module):
     def _ops(self) -> TensorOps:
         return TensorOps(self.cfg, self.multiplier, self.rounding)
 
+    def _check_input(self, x: torch.Tensor, batched_dims: int) -> bool:
+        """Check ``x`` (float32 CPU, ``batched_dims`` or one fewer dimensions); True when it has
+        the batch dimension."""
+        _check_tensor(x, "input")
+        if x.dim() not in (batched_dims - 1, batched_dims):
+            raise ValueError(f"{type(self).__name__} expects a {batched_dims - 1}-D or "
+                             f"{batched_dims}-D input, got shape {tuple(x.shape)}")
+        return x.dim() == batched_dims
+
     def _options_repr(self) -> str:
         return (f"cfg={self.cfg.describe()}, multiplier={self.multiplier}, "
                 f"rounding={self.rounding}")
@@ -264,11 +273,7 @@ class _RecurrentMixin(_Converted):
         if isinstance(x, PackedSequence):
             raise TypeError(f"{type(self).__name__} does not take a PackedSequence; pass a padded "
                             "tensor (or revert the layer with lmul.torch.revert)")
-        _check_tensor(x, "input")
-        if x.dim() not in (2, 3):
-            raise ValueError(f"{type(self).__name__} expects a 2-D or 3-D input, got shape "
-                             f"{tuple(x.shape)}")
-        batched = x.dim() == 3
+        batched = self._check_input(x, 3)
         if not batched:
             x = x.unsqueeze(1)
         elif self.batch_first:
@@ -393,11 +398,7 @@ class LMulRNN(_RecurrentMixin, nn.RNN):
 class _CellMixin(_Converted):
     def _prepare(self, x: torch.Tensor, hx: Any, n_states: int) -> tuple[torch.Tensor, list,
                                                                          bool]:
-        _check_tensor(x, "input")
-        if x.dim() not in (1, 2):
-            raise ValueError(f"{type(self).__name__} expects a 1-D or 2-D input, got shape "
-                             f"{tuple(x.shape)}")
-        batched = x.dim() == 2
+        batched = self._check_input(x, 2)
         if not batched:
             x = x.unsqueeze(0)
         if hx is None:

@@ -47,6 +47,17 @@ def _check_options(cfg: LMulConfig, multiplier: str, rounding: str) -> None:
         raise ValueError(f"rounding must be one of {_ROUNDINGS}, got {rounding!r}")
 
 
+def _check_pair(a: object, b: object, cfg: LMulConfig | None, multiplier: str,
+                rounding: str) -> LMulConfig:
+    """The configuration (``LMulConfig()`` for None) after checking it, the options and the two
+    operand tensors ``a`` and ``b``."""
+    cfg = LMulConfig() if cfg is None else cfg
+    _check_options(cfg, multiplier, rounding)
+    _check_tensor(a, "a")
+    _check_tensor(b, "b")
+    return cfg
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -226,10 +237,7 @@ def lmul_mul(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
     Raises:
         TypeError / ValueError: as :func:`lmul_linear`; shapes that do not broadcast.
     """
-    cfg = LMulConfig() if cfg is None else cfg
-    _check_options(cfg, multiplier, rounding)
-    _check_tensor(a, "a")
-    _check_tensor(b, "b")
+    cfg = _check_pair(a, b, cfg, multiplier, rounding)
     if a.shape != b.shape:  # torch.broadcast_shapes costs ~20 us: only when it can fail
         try:
             torch.broadcast_shapes(a.shape, b.shape)
@@ -276,10 +284,7 @@ def lmul_bmm(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
     Raises:
         TypeError / ValueError: as :func:`lmul_linear`; shapes that do not chain.
     """
-    cfg = LMulConfig() if cfg is None else cfg
-    _check_options(cfg, multiplier, rounding)
-    _check_tensor(a, "a")
-    _check_tensor(b, "b")
+    cfg = _check_pair(a, b, cfg, multiplier, rounding)
     if a.dim() != 3 or b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
         raise ValueError(f"lmul_bmm needs a [G, M, K] and b [G, K, N], got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
