@@ -6,9 +6,10 @@ Layers (each module imports only from those above it; all are private, the API i
 package's ``__all__``): ``_formats`` (formats, presets, :class:`LMulConfig`) -> ``_convert``
 (float <-> bit patterns) -> ``_core``, ``_fpadd``, ``_dot``, ``_reference`` (bit-level models,
 the fused dot-product step, the numpy reference of the MAC array) -> ``_kintrinsics``,
-``_kscalar``, ``_kernels``, ``_kdot`` (numba, imported on first use only) -> ``_matmul``,
-``_api`` (the float/array API). ``lmul.torch`` (autograd layers) is an optional submodule that
-needs PyTorch; ``import lmul`` imports neither numba nor torch.
+``_kscalar``, ``_kparams``, then ``_kmatmul``, ``_kelementwise``, ``_kbits`` (gathered by
+``_kernels``) and ``_kdot`` (numba, imported on first use only) -> ``_matmul``, ``_api`` (the
+float/array API). ``lmul.torch`` (autograd layers; numba kernel ``_torch_kernels``) is an
+optional submodule that needs PyTorch; ``import lmul`` imports neither numba nor torch.
 """
 
 from ._activations import sigmoid32, tanh32
