@@ -47,6 +47,7 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
                   {"ROWS": 3, "COLS": 2, "EXP_BITS": 4, "MAN_BITS": 3, "MULTIPLIER": 1,
                    "SKID": 1}],
     "stream_skid": [{"SKID": 1}, {"WIDTH": 1, "SKID": 1}, {"WIDTH": 1}],
+    "lzc": [{"WIDTH": 1}, {"WIDTH": 2}, {"WIDTH": 24}, {"WIDTH": 28}, {"WIDTH": 1024}],
     "fp_dot_sum": [{"TERMS": 2, "ALIGN_BITS": 1}, {"TERMS": 3, "ALIGN_BITS": 24},
                    {"TERMS": 17, "ALIGN_BITS": 32}, {"TERMS": 65, "ALIGN_BITS": 276}],
     "mul_widen": [{"MULTIPLIER": 1}, {"MULTIPLIER": 1, "SUBNORMALS": 0},

@@ -42,6 +42,7 @@ ILLEGAL_EXTRA = {
     "lmul_unit": [({"SKID": 2}, "SKID"), ({"SKID": -1}, "SKID")],
     "fp_mul": [({"SUBNORMALS": 2}, "SUBNORMALS")],
     "stream_skid": [({"SKID": 2}, "SKID"), ({"WIDTH": 0}, "WIDTH")],
+    "lzc": [({"WIDTH": 0}, "WIDTH"), ({"WIDTH": 1025}, "WIDTH")],
     "fp_dot_sum": [({"TERMS": 1}, "TERMS"), ({"TERMS": 66}, "TERMS"),
                    ({"ALIGN_BITS": 0}, "ALIGN_BITS"), ({"ALIGN_BITS": 277}, "ALIGN_BITS")],
     "mul_widen": [({"MULTIPLIER": 2}, "MULTIPLIER"), ({"MULTIPLIER": 1, "SUBNORMALS": 2},
