@@ -10,7 +10,9 @@ the seed multiplier's elementwise NaNs, whose payload the reference's float32 ar
 Environment: ``COCOTB_RANDOM_SEED`` (default 1) seeds the random operands; ``LMUL_VECTORS``
 scales the random elementwise test (default 20,000 pairs per configuration); ``LMUL_FULL=1``
 compares the whole LSTM gate product [1000 x 156] . [156 x 512] with the reference for every
-multiplier (default: the kernel's full product, compared on its first 48 rows).
+multiplier (default: the kernel's full product, compared on its first 48 rows). The values come
+validated from the repository conftest's fixtures (``random_seed``, ``vector_count``,
+``full_run``).
 """
 
 from __future__ import annotations

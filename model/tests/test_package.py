@@ -197,6 +197,22 @@ def test_kernel_cache_tracks_helpers() -> None:
             assert isinstance(stamp, tuple) and stamp[1] == want, kernel
 
 
+def test_serial_and_parallel_kernels_are_two_cached_compilations() -> None:
+    """Each serial/parallel pair comes from one loop body (``_kparams.serial_and_parallel``):
+    the serial kernel releases the GIL and runs without threads, the parallel one holds it, and
+    each has cache files of its own (numba keys a cache on name and bytecode, not on options)."""
+    if not lmul.fast_path_enabled():
+        pytest.skip("numba kernels not in use")
+    from lmul import _kbits, _kelementwise
+
+    for serial, parallel in ((_kelementwise.elementwise_serial, _kelementwise.elementwise),
+                             (_kbits.lmul_bits_serial, _kbits.lmul_bits_parallel)):
+        assert serial.targetoptions.get("nogil") and not serial.targetoptions.get("parallel")
+        assert parallel.targetoptions.get("parallel") and not parallel.targetoptions.get("nogil")
+        assert serial.py_func.__code__.co_code == parallel.py_func.__code__.co_code
+        assert serial._cache._cache_file._index_path != parallel._cache._cache_file._index_path
+
+
 # ------------------------------------------------------------------------------ formats
 
 
