@@ -196,9 +196,17 @@ def build_key(top: str, params: Mapping[str, int], cpp_sources: Sequence[Path],
     for part in (_RECIPE, version_line, top, repr(sorted(params.items())), repr(list(defines)),
                  repr(_OPT), repr(_CXXFLAGS)):
         h.update(part.encode() + b"\0")
-    for path in [*verilog_sources(hdl_dirs), *map(Path, cpp_sources)]:
+    for path in [*verilog_sources(hdl_dirs), *driver_files(cpp_sources)]:
         h.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\0")
     return h.hexdigest()
+
+
+def driver_files(cpp_sources: Sequence[Path | str]) -> list[Path]:
+    """The C++ drivers and the headers beside them (``*.h``, e.g. ``rtlsim_model.h``): every
+    C++ file a build compiles, for cache keys and source hashes."""
+    cpp = [Path(c) for c in cpp_sources]
+    headers = sorted({h for c in cpp for h in Path(c).parent.glob("*.h")})
+    return [*cpp, *headers]
 
 
 def build(top: str, params: Mapping[str, int], cpp_sources: Sequence[Path | str] = (BINOP_DRIVER,),

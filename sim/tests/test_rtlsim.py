@@ -117,3 +117,17 @@ def test_old_verilator_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     with pytest.raises(rtlsim.ToolMissingError, match=r"too old.*`verilator`"):
         rtlsim.verilator_version()
+
+
+def test_build_key_covers_the_driver_headers(tmp_path: Path) -> None:
+    """A change of the shared header (rtlsim_model.h) next to a driver must give a new build."""
+    drivers = tmp_path / "verilator"
+    drivers.mkdir()
+    for f in (rtlsim.BINOP_DRIVER, rtlsim.DRIVER_DIR / "rtlsim_model.h"):
+        shutil.copyfile(f, drivers / f.name)
+    cpp = [drivers / rtlsim.BINOP_DRIVER.name]
+    assert drivers / "rtlsim_model.h" in rtlsim.driver_files(cpp)
+    before = rtlsim.build_key("lmul_core", {"EXP_BITS": 4}, cpp, [rtlsim.HDL_DIR])
+    header = drivers / "rtlsim_model.h"
+    header.write_text(header.read_text() + "// changed\n")
+    assert rtlsim.build_key("lmul_core", {"EXP_BITS": 4}, cpp, [rtlsim.HDL_DIR]) != before

@@ -8,23 +8,21 @@
 // makes this fast (the per-eval overhead dominates a small combinational module). Lanes are
 // copied with memcpy, so W must be the element's full width when L > 1 (rtlsim.py ensures it).
 //
-// Each handle owns its own VerilatedContext and model, so Python threads can evaluate separate
-// handles concurrently (ctypes releases the GIL during the call); one handle must not be used by
-// two threads at once.
+// Handles (rtlsim_new / rtlsim_free, one model each, thread rules): rtlsim_model.h.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
-#include "verilated.h"
-
 #if !defined(RTLSIM_TOP) || !defined(RTLSIM_ELEM) || !defined(RTLSIM_LANES)
 #error "compile with -DRTLSIM_TOP=V<top> -include V<top>.h -DRTLSIM_ELEM=... -DRTLSIM_LANES=..."
 #endif
 
+#include "rtlsim_model.h"
+
 namespace {
 
-using Top = RTLSIM_TOP;
+using rtlsim::Top;
 using Elem = RTLSIM_ELEM;
 constexpr size_t kLanes = RTLSIM_LANES;
 template <typename T>
@@ -37,12 +35,6 @@ static_assert(sizeof(PortA) >= kLanes * sizeof(Elem) && sizeof(PortY) >= kLanes 
 static_assert(std::is_trivially_copyable<PortA>::value && std::is_trivially_copyable<PortY>::value,
               "ports must be plain integers or VlWide");
 
-struct Handle {
-    VerilatedContext ctx;
-    Top model;
-    Handle() : ctx{}, model{&ctx, "top"} {}
-};
-
 }  // namespace
 
 extern "C" {
@@ -53,17 +45,9 @@ int rtlsim_elem_bytes() { return static_cast<int>(sizeof(Elem)); }
 // Pairs computed per eval().
 int rtlsim_lanes() { return static_cast<int>(kLanes); }
 
-void* rtlsim_new() { return new Handle(); }
-
-void rtlsim_free(void* h) {
-    auto* handle = static_cast<Handle*>(h);
-    handle->model.final();
-    delete handle;
-}
-
 // y[i] = module(a[i], b[i]) for i < n; a short last group is padded with zero operands.
 void rtlsim_run(void* h, const Elem* a, const Elem* b, Elem* y, size_t n) {
-    Top& m = static_cast<Handle*>(h)->model;
+    Top& m = rtlsim::model_of(h);
     constexpr size_t group = kLanes * sizeof(Elem);
     size_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
