@@ -212,27 +212,28 @@ def test_bad_input_is_refused() -> None:
         _ = oracle.decode(0x78, 4, 3).value
 
 
-def test_oracle_is_independent_of_the_model() -> None:
-    """Importing the oracle imports nothing of the project (it must not share the model's bugs)."""
-    code = ("import sys; import sim.lib.oracle; "
+def _imports_nothing_of_the_project(module: str, also: tuple[str, ...] = ()) -> None:
+    """Importing ``module`` in a fresh interpreter loads neither lmul nor the testbench library
+    (``sim.lib.common``, ``sim.lib.cli``) nor any module starting with one of ``also``."""
+    prefixes = ("lmul.", "sim.lib.c", *also)
+    code = (f"import sys; import {module}; "
             "bad = [m for m in sys.modules"
-            " if m == 'lmul' or m.startswith(('lmul.', 'sim.lib.c'))]; "
+            f" if m == 'lmul' or m.startswith({prefixes!r})]; "
             "assert not bad, bad")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=False)
     assert res.returncode == 0, res.stderr
+
+
+def test_oracle_is_independent_of_the_model() -> None:
+    """Importing the oracle imports nothing of the project (it must not share the model's bugs)."""
+    _imports_nothing_of_the_project("sim.lib.oracle")
 
 
 def test_integer_oracle_is_independent_of_the_model() -> None:
     """The proof's vectorized references (sim.lib.int_oracle) import nothing of the project
     either: they are checked against the rational oracle, and the RTL against them."""
-    code = ("import sys; import sim.lib.int_oracle; "
-            "bad = [m for m in sys.modules"
-            " if m == 'lmul' or m.startswith(('lmul.', 'sim.lib.c', 'sim.lib.o', 'sim.prove'))]; "
-            "assert not bad, bad")
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, check=False)
-    assert res.returncode == 0, res.stderr
+    _imports_nothing_of_the_project("sim.lib.int_oracle", ("sim.lib.o", "sim.prove"))
 
 
 @pytest.mark.parametrize(("name", "e", "m", "dtype", "utype"), FORMATS, ids=FORMAT_IDS)
