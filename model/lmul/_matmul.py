@@ -32,8 +32,9 @@ import numpy as np
 
 from ._convert import Rounding, as_float_array, broadcast_pair, check_bits
 from ._core import exact_mul_numpy, lmul_bits_numpy, lmul_numpy, seed_lmul_numpy
+from ._dot import Fused
 from ._formats import LMulConfig
-from ._reference import Multiplier, check_matmul_args, matmul_reference
+from ._reference import Multiplier, check_accumulate, check_matmul_args, matmul_reference
 
 
 @functools.cache
@@ -52,6 +53,15 @@ def _load_kernels() -> ModuleType | None:
     from . import _kernels
 
     return _kernels
+
+
+@functools.cache
+def _load_dot_kernels() -> ModuleType:
+    """The fused-accumulation kernels (:mod:`lmul._kdot`), imported on first use; callers check
+    :func:`fast_path_enabled` first."""
+    from . import _kdot
+
+    return _kdot
 
 
 _DEFAULT = LMulConfig()
@@ -229,12 +239,15 @@ def conv2d_product(x: np.ndarray, w2d: np.ndarray, bias: np.ndarray | None,
 
 
 def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _DEFAULT,
-           rounding: Rounding = "rne", multiplier: Multiplier = "lmul") -> np.ndarray:
+           rounding: Rounding = "rne", multiplier: Multiplier = "lmul",
+           accumulate: Fused | None = None) -> np.ndarray:
     """``Y = bias + A . B`` exactly as the MAC array computes it (fast path).
 
     Same contract and bits as :func:`lmul.matmul_reference`: for every output ``(m, n)``,
     ``acc = bias[n]``; for ``k = 0 .. K-1`` in order, ``acc = fl32(acc + p(A[m,k], B[k,n]))``
-    with IEEE binary32 addition; NaN results are ``0x7FC00000``.
+    with IEEE binary32 addition; NaN results are ``0x7FC00000``. With
+    ``accumulate=lmul.Fused(k, align_bits)`` the array's fused processing element instead: steps
+    of ``k`` products, each summed with the accumulator by :func:`lmul.fused_sum_bits`.
 
     Args:
         A: float32 [M, K]; B: float32 [K, N]; bias: float32 [N] or None (= +0.0). Non-contiguous
@@ -243,22 +256,28 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
         rounding: how A and B are rounded to the format (``"rne"`` or ``"truncate"``).
         multiplier: ``"lmul"`` (the L-Mul unit), ``"exact"`` (IEEE product rounded RNE to the
             format) or ``"seed"`` (the notebook's multiplier; ``cfg``/``rounding`` unused).
+        accumulate: None (sequential binary32 sum) or an :class:`lmul.Fused`.
 
     Returns:
         float32 [M, N].
 
     Raises:
         TypeError: an operand is not float32 or is a torch tensor that requires grad (the message
-            names it; ``lmul.torch.lmul_linear`` has gradients), or cfg is not an LMulConfig.
+            names it; ``lmul.torch.lmul_linear`` has gradients), cfg is not an LMulConfig, or
+            accumulate is neither None nor an :class:`lmul.Fused`.
         ValueError: wrong ranks, mismatched dimensions, unknown multiplier or rounding.
     """
+    check_accumulate(accumulate)
     a, b, c = check_matmul_args(A, B, bias, multiplier, rounding)
     _check_options(cfg, rounding)
     if not fast_path_enabled():
-        return matmul_reference(a, b, c, cfg, rounding, multiplier)
+        return matmul_reference(a, b, c, cfg, rounding, multiplier, accumulate)
     prm = _params(cfg, rounding)
     m_len, k_len = a.shape
     n_len = b.shape[1]
+    if accumulate is not None:
+        return _fused_product(a, _prepare_arrays(b, prm, multiplier), c, n_len, prm, multiplier,
+                              accumulate)
     if _use_narrow(m_len, n_len):
         # Few columns: vectorize across rows instead (same bits, see narrow_product).
         out = np.empty((m_len, n_len), dtype=np.float32)
@@ -310,6 +329,25 @@ def _wide_product(a: np.ndarray, arrays: tuple[np.ndarray, ...], c: np.ndarray, 
         _kernels.matmul_exact(a_flat, *arrays, c, m_len, k_len, n_len, chunk, prm, out)
     else:
         _kernels.matmul_seed(a_flat, *arrays, c, m_len, k_len, n_len, chunk, out)
+    return out.reshape(m_len, n_len)
+
+
+def _fused_product(a: np.ndarray, arrays: tuple[np.ndarray, ...], c: np.ndarray, n_len: int,
+                   prm: np.ndarray, multiplier: str, accumulate: Fused) -> np.ndarray:
+    """:func:`_wide_product` with fused accumulation: the :mod:`lmul._kdot` kernels."""
+    _kdot = _load_dot_kernels()
+    m_len, k_len = a.shape
+    chunk = _chunk(m_len, n_len)
+    a_flat = a.reshape(-1)
+    out = np.empty(m_len * n_len, dtype=np.float32)
+    k, align = accumulate.k, accumulate.align_bits
+    wf = _kdot.float64_window(k, align)
+    if multiplier == "lmul":
+        _kdot.fused_lmul(a_flat, *arrays, c, m_len, k_len, n_len, chunk, prm, k, align, wf, out)
+    elif multiplier == "exact":
+        _kdot.fused_exact(a_flat, *arrays, c, m_len, k_len, n_len, chunk, prm, k, align, wf, out)
+    else:
+        _kdot.fused_seed(a_flat, *arrays, c, m_len, k_len, n_len, chunk, k, align, wf, out)
     return out.reshape(m_len, n_len)
 
 
@@ -365,7 +403,8 @@ def prepare_b(B: object, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne",
     return PreparedB(cfg, rounding, multiplier, k_len, n_len, arrays, None)
 
 
-def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None) -> np.ndarray:
+def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None,
+                    accumulate: Fused | None = None) -> np.ndarray:
     """``Y = bias + A . B`` for a B prepared by :func:`prepare_b`: the bits of :func:`matmul`.
 
     Runs the same product kernels as :func:`matmul` on the prepared operands (its wide-N path),
@@ -373,7 +412,8 @@ def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None) 
 
     Args:
         A: float32 [M, K] (non-contiguous is copied); prepared: B [K, N] and its options;
-            bias: float32 [N] or None (= +0.0).
+            bias: float32 [N] or None (= +0.0); accumulate: None or an :class:`lmul.Fused`, as
+            for :func:`matmul`.
 
     Returns:
         float32 [M, N].
@@ -385,6 +425,7 @@ def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None) 
     """
     if not isinstance(prepared, PreparedB):
         raise TypeError(f"prepared must come from prepare_b, got {type(prepared).__name__}")
+    check_accumulate(accumulate)
     k_len, n_len = prepared.k_len, prepared.n_len
     a = np.ascontiguousarray(as_float_array(A, "A", "lmul.torch.lmul_linear"))
     if a.ndim != 2 or a.shape[1] != k_len:
@@ -398,7 +439,10 @@ def matmul_prepared(A: object, prepared: PreparedB, bias: object | None = None) 
             raise ValueError(f"bias must have shape ({n_len},), got {c.shape}")
     cfg, rounding, multiplier = prepared.cfg, prepared.rounding, prepared.multiplier
     if prepared.b is not None:
-        return matmul_reference(a, prepared.b, c, cfg, rounding, multiplier)
+        return matmul_reference(a, prepared.b, c, cfg, rounding, multiplier, accumulate)
+    if accumulate is not None:
+        return _fused_product(a, prepared.arrays, c, n_len, _params(cfg, rounding), multiplier,
+                              accumulate)
     return _wide_product(a, prepared.arrays, c, n_len, _params(cfg, rounding), multiplier)
 
 

@@ -1,0 +1,747 @@
+"""Numba kernels of the matrix product with fused accumulation (``lmul.Fused``): the bits of
+:func:`lmul.fused_sum_bits` applied as :func:`lmul.matmul_reference` chains it.
+
+Nothing here is public API; :mod:`lmul._matmul` validates arguments and calls these. Work is
+split into tiles (row m, column chunk) like the sequential kernels of :mod:`lmul._kmatmul`, and
+B is prepared by the same ``prep_*_b`` kernels. Per tile and step of ``k`` products:
+
+1. the products' binary32 bits are written to a buffer ``[k, chunk]`` by the sequential
+   kernels' per-row paths (single-add, fast, zero operand, full spec);
+2. :func:`_fused_tile` sums the step for every column at once, vectorized across columns:
+   ``emax`` from the largest magnitude, each term scaled exactly to units of the window's LSB
+   in float64, truncated toward zero (``trunc``: the sign-magnitude truncation of the
+   contract), summed in float64 and converted once to float32.
+
+Why float64 is exact: with a window of ``w <= 52 - ceil(log2(k + 1))`` bits every truncated term
+is an integer below ``2**(w + 1)`` in units of the LSB, so every partial sum of the ``k + 1``
+terms is an integer below ``2**53`` and no float64 addition rounds; scaling by powers of two is
+exact and the final float64 -> float32 conversion is the one RNE rounding (gradual underflow and
+overflow to Inf included). Inf and NaN terms flow through the same IEEE operations to the
+contract's results (NaNs are made canonical at the end). Two cases take the exact scalar step
+:func:`_fused_step_scalar` (multi-word integers) instead, per column: a wider window
+(``align_bits`` above ``w``) where some term has bits below the float64 window's LSB, and a zero
+result (whose sign needs every term).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
+
+from ._kintrinsics import _F32_INF, _F32_QNAN, _INT32_MIN, _bits_f32, _f32_bits, _i32, _sra
+from ._kparams import (
+    _P_BIAS,
+    _P_CADD,
+    _P_E,
+    _P_EMAXF,
+    _P_EMIN,
+    _P_FAST,
+    _P_FIELD,
+    _P_INF,
+    _P_K0,
+    _P_KEEP,
+    _P_LO,
+    _P_M,
+    _P_MAXFIN,
+    _P_OFFSET,
+    _P_OVF,
+    _P_QNAN,
+    _P_RND,
+    _P_RNE,
+    _P_SAT,
+    _P_SH,
+    _P_SIGN,
+    _P_SUB,
+    stamp_helper_sources,
+)
+from ._kscalar import (
+    _canonical_nans,
+    _exact64,
+    _lmul32,
+    _lmul64,
+    _rne_e8,
+    _round32,
+    _widen32,
+)
+
+#: Blocks of tiles per kernel launch (each allocates its scratch once): several per thread.
+_BLOCKS = 256
+#: 32-bit limbs of the scalar step's exact sum: 276 + 1 bits, 7 carry bits, a sign, spare.
+_LIMBS = 12
+
+
+@njit
+def _ceil_log2(x):
+    n = 0
+    while (1 << n) < x:
+        n += 1
+    return n
+
+
+def float64_window(k: int, align_bits: int) -> int:
+    """Widest window the float64 sum of ``k + 1`` terms holds exactly, capped at align_bits."""
+    return min(align_bits, 52 - math.ceil(math.log2(k + 1)))
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    """The float64 whose IEEE bits are an int64 (a free bitcast)."""
+    if x != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit
+def _bits_of(limbs, pos, count):
+    """``count`` (<= 25) bits of the limb array's integer from bit ``pos`` upwards."""
+    i = pos >> 5
+    off = pos & 31
+    v = (limbs[i] >> off) | (limbs[i + 1] << (32 - off))
+    return v & ((1 << count) - 1)
+
+
+@njit
+def _any_below(limbs, pos):
+    """Whether any bit below position ``pos`` of the limb array's integer is set."""
+    i = pos >> 5
+    if limbs[i] & ((1 << (pos & 31)) - 1):
+        return True
+    for j in range(i):
+        if limbs[j] != 0:
+            return True
+    return False
+
+
+@njit
+def _fused_step_scalar(tb, t_len, align, limbs):
+    """The contract's steps 1-7 for the binary32 bits ``tb[:t_len]`` (int64 values
+    0..2**32-1), exactly, for any window up to 276 bits: the sum in 32-bit limbs of int64.
+    Returns the result's bits as an int64."""
+    any_nan = False
+    pinf = False
+    ninf = False
+    all_zero = True
+    all_neg0 = True
+    emax = 0
+    for i in range(t_len):
+        t = tb[i]
+        e = (t >> 23) & 0xFF
+        if e == 0xFF:
+            if t & 0x7FFFFF:
+                any_nan = True
+            elif t >> 31:
+                ninf = True
+            else:
+                pinf = True
+        if t != 0x80000000:
+            all_neg0 = False
+        if t & 0x7FFFFFFF:
+            all_zero = False
+            emax = max(emax, max(e, 1))
+    if any_nan or (pinf and ninf):
+        return np.int64(_F32_QNAN)
+    if pinf:
+        return np.int64(_F32_INF)
+    if ninf:
+        return np.int64(_F32_INF) | (np.int64(1) << 31)
+    if all_zero:
+        return (np.int64(1) << 31) if all_neg0 else np.int64(0)
+    nl = (align + 8) // 32 + 2
+    for i in range(nl + 1):
+        limbs[i] = 0
+    for i in range(t_len):
+        t = tb[i]
+        e = (t >> 23) & 0xFF
+        sig = t & 0x7FFFFF
+        if e == 0:
+            e = 1
+        else:
+            sig |= 0x800000
+        if sig == 0:
+            continue
+        sh = e - emax + align - 23
+        if sh < 0:
+            if sh <= -24:
+                continue
+            sig >>= -sh  # the magnitude truncated toward zero, before its sign
+            sh = 0
+        w = sig << (sh & 31)
+        lo = w & 0xFFFFFFFF
+        hi = w >> 32
+        if t >> 31:
+            lo, hi = -lo, -hi
+        limbs[sh >> 5] += lo
+        limbs[(sh >> 5) + 1] += hi
+    for i in range(nl - 1):
+        c = limbs[i] >> 32
+        limbs[i] -= c << 32
+        limbs[i + 1] += c
+    neg = limbs[nl - 1] < 0
+    if neg:
+        for i in range(nl):
+            limbs[i] = -limbs[i]
+        for i in range(nl - 1):
+            c = limbs[i] >> 32
+            limbs[i] -= c << 32
+            limbs[i + 1] += c
+    top = nl - 1
+    while top >= 0 and limbs[top] == 0:
+        top -= 1
+    if top < 0:
+        return np.int64(0)  # exact cancellation, or every term truncated away: +0
+    n = 32 * top
+    v = limbs[top]
+    while v:
+        n += 1
+        v >>= 1
+    exp2 = emax - 127 - align
+    lead = n - 1 + exp2
+    quantum = max(lead - 23, -149)
+    shift = quantum - exp2
+    if shift <= 0:
+        sig = limbs[0] << -shift
+    else:
+        sig = _bits_of(limbs, shift, 25)
+        if _bits_of(limbs, shift - 1, 1) and (sig & 1 or _any_below(limbs, shift - 1)):
+            sig += 1
+    mag = ((quantum + 149) << 23) + sig
+    if mag >= _F32_INF:
+        mag = _F32_INF
+    return (np.int64(1) << 31 if neg else np.int64(0)) | mag
+
+
+@njit
+def _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs):
+    """One fused step for ``cs`` columns: ``acc[j] = dot(acc[j], pb[0:nk, j])`` in place.
+
+    ``pb``: int32 product bits ``[nk * cs]`` (step-major); ``nk <= k`` products, the missing
+    ``k - nk`` are +0 padding. ``wf``: the float64 window (:func:`float64_window`); where
+    ``align > wf`` a column whose terms have bits below the float64 window's LSB is redone by
+    :func:`_fused_step_scalar`, as is every zero result. ``em, sc, s64, lost, tb, limbs``:
+    scratch arrays of the tile.
+    """
+    for j in range(cs):
+        em[j] = _i32(_f32_bits(acc[j]) & 0x7FFFFFFF)
+    k4 = nk - nk % 4
+    for kk in range(0, k4, 4):
+        p0 = pb[kk * cs:(kk + 1) * cs]
+        p1 = pb[(kk + 1) * cs:(kk + 2) * cs]
+        p2 = pb[(kk + 2) * cs:(kk + 3) * cs]
+        p3 = pb[(kk + 3) * cs:(kk + 4) * cs]
+        for j in range(cs):
+            em[j] = max(max(max(em[j], _i32(p0[j] & 0x7FFFFFFF)), max(_i32(p1[j] & 0x7FFFFFFF),
+                    _i32(p2[j] & 0x7FFFFFFF))), _i32(p3[j] & 0x7FFFFFFF))
+    for kk in range(k4, nk):
+        p = pb[kk * cs:(kk + 1) * cs]
+        for j in range(cs):
+            em[j] = max(em[j], _i32(p[j] & 0x7FFFFFFF))
+    check = align > wf
+    for j in range(cs):
+        e = max(_sra(em[j], 23), _i32(1))  # 255 for Inf/NaN: finite terms scale harmlessly
+        scale = _bits_f64(np.int64(1023 + 127 + wf - e) << 52)
+        x = np.float64(acc[j]) * scale
+        t = np.trunc(x)
+        sc[j] = scale
+        s64[j] = 0.0 + t  # +0.0 first: a -0 term must not decide the sign of a zero sum
+        lost[j] = check and t != x
+    for kk in range(0, k4, 4):
+        p0 = pb[kk * cs:(kk + 1) * cs]
+        p1 = pb[(kk + 1) * cs:(kk + 2) * cs]
+        p2 = pb[(kk + 2) * cs:(kk + 3) * cs]
+        p3 = pb[(kk + 3) * cs:(kk + 4) * cs]
+        if check:
+            for j in range(cs):
+                scale = sc[j]
+                x0 = np.float64(_bits_f32(p0[j])) * scale
+                x1 = np.float64(_bits_f32(p1[j])) * scale
+                x2 = np.float64(_bits_f32(p2[j])) * scale
+                x3 = np.float64(_bits_f32(p3[j])) * scale
+                t0, t1, t2, t3 = np.trunc(x0), np.trunc(x1), np.trunc(x2), np.trunc(x3)
+                s64[j] = (((s64[j] + t0) + t1) + t2) + t3
+                lost[j] |= (t0 != x0) | (t1 != x1) | (t2 != x2) | (t3 != x3)
+        else:
+            for j in range(cs):
+                scale = sc[j]
+                t0 = np.trunc(np.float64(_bits_f32(p0[j])) * scale)
+                t1 = np.trunc(np.float64(_bits_f32(p1[j])) * scale)
+                t2 = np.trunc(np.float64(_bits_f32(p2[j])) * scale)
+                t3 = np.trunc(np.float64(_bits_f32(p3[j])) * scale)
+                s64[j] = (((s64[j] + t0) + t1) + t2) + t3
+    for kk in range(k4, nk):
+        p = pb[kk * cs:(kk + 1) * cs]
+        for j in range(cs):
+            x = np.float64(_bits_f32(p[j])) * sc[j]
+            t = np.trunc(x)
+            s64[j] += t
+            lost[j] |= check and t != x
+    redo = False
+    for j in range(cs):
+        # The scale is a power of two: dividing by it is exact.
+        r = np.float32(s64[j] / sc[j])
+        bad = lost[j] | (r == 0)
+        lost[j] = bad
+        acc[j] = acc[j] if bad else r  # a redone column keeps its input for _redo_columns
+        redo |= bad
+    if redo:
+        _redo_columns(acc, pb, nk, k, cs, align, lost, tb, limbs)
+
+
+@njit
+def _redo_columns(acc, pb, nk, k, cs, align, flag, tb, limbs):
+    """:func:`_fused_step_scalar` for the columns ``j`` with ``flag[j]``; ``acc`` holds the
+    step's input accumulators there, ``pb`` the products."""
+    for j in range(cs):
+        if not flag[j]:
+            continue
+        tb[0] = np.int64(_f32_bits(acc[j])) & 0xFFFFFFFF
+        for kk in range(nk):
+            tb[kk + 1] = np.int64(pb[kk * cs + j]) & 0xFFFFFFFF
+        t_len = nk + 1
+        if nk < k:
+            tb[t_len] = 0  # one +0 padding product stands for all of them
+            t_len += 1
+        acc[j] = _bits_f32(_i32(_fused_step_scalar(tb, t_len, align, limbs)))
+
+
+@njit
+def _scratch(chunk, k):
+    """Per-tile scratch: products, emax, scales, sums, flags, one column's terms, limbs."""
+    return (np.empty(k * chunk, dtype=np.int32), np.empty(chunk, dtype=np.int32),
+            np.empty(chunk, dtype=np.float64), np.empty(chunk, dtype=np.float64),
+            np.empty(chunk, dtype=np.bool_), np.empty(k + 2, dtype=np.int64),
+            np.zeros(_LIMBS, dtype=np.int64))
+
+
+@njit
+def _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0, n1, c0, nk,
+                   prm, pb):
+    """The L-Mul products of step ``A[m, c0:c0+nk] x B[c0:c0+nk, n0:n1]`` as float32 bits into
+    ``pb`` (step-major), by the paths of :func:`lmul._kmatmul.matmul_lmul` (same bits)."""
+    ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
+    offset, sat = prm[_P_OFFSET], prm[_P_SAT]
+    emaxf, inf_bits, field_mask = prm[_P_EMAXF], prm[_P_INF], prm[_P_FIELD]
+    fast = prm[_P_FAST] != 0
+    cadd, sh = _i32(prm[_P_CADD]), _i32(prm[_P_SH])
+    lo, hi, ovf = _i32(prm[_P_LO]), _i32(inf_bits), _i32(prm[_P_OVF])
+    inf32, maxfin, field32 = _i32(inf_bits), _i32(prm[_P_MAXFIN]), _i32(field_mask)
+    sub_scale = _bits_f32(prm[_P_SUB])
+    e32, m32, emaxf32, rne32 = _i32(ebits), _i32(man), _i32(emaxf), _i32(prm[_P_RNE])
+    emin, sign_bit, qnan = _i32(prm[_P_EMIN]), _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    k0 = _i32(prm[_P_K0])
+    sbit = _i32(ebits + man)
+    cs = n1 - n0
+    for kk in range(nk):
+        kr = c0 + kk
+        p = pb[kk * cs:(kk + 1) * cs]
+        a_i = _round32(_f32_bits(af[m * k_len + kr]), m32, emin, rne32, inf32, maxfin,
+                       sign_bit, qnan)
+        a = np.int64(a_i)
+        ea = (a >> man) & emaxf
+        sa = _i32(_INT32_MIN) if ((a >> (ebits + man)) & 1) != 0 else _i32(0)
+        row = kr * n_len
+        if (fast and special[kr] == 0 and ea != 0 and ea != emaxf
+                and (a & field_mask) + fbmin[kr] >= lo and (a & field_mask) + fbmax[kr] < hi):
+            a32 = _i32(sa + _i32((a & field_mask) << sh))
+            bpr = bpre[row + n0:row + n1]
+            for j in range(cs):
+                p[j] = _i32(a32 + bpr[j])
+        elif fast and special[kr] == 0 and ea != 0 and ea != emaxf:
+            fa = _i32(a & field_mask)
+            fbr = fb[row + n0:row + n1]
+            bbr = bb[row + n0:row + n1]
+            for j in range(cs):
+                t = _i32(fa + fbr[j])
+                r = _i32(_i32(t + cadd) << sh)
+                if t < lo:
+                    r = _i32(0)
+                if t >= hi:
+                    r = ovf
+                sgn = _i32(_sra(bbr[j], sbit) << 31)
+                p[j] = _i32(r | _i32(sa ^ sgn))
+        elif special[kr] == 0 and ea == 0:
+            bbr = bb[row + n0:row + n1]
+            for j in range(cs):
+                p[j] = _i32(sa ^ _i32(_sra(bbr[j], sbit) << 31))
+        elif fast:
+            bbr = bb[row + n0:row + n1]
+            for j in range(cs):
+                p[j] = _lmul32(a_i, bbr[j], e32, m32, emaxf32, k0, cadd, lo, hi, ovf)
+        else:
+            bbr = bb[row + n0:row + n1]
+            for j in range(cs):
+                r64 = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat)
+                p[j] = _i32(_widen32(r64, e32, m32, inf32, field32, cadd, sub_scale))
+
+
+@njit
+def _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0, c0, nk, prm, a32r, rowr):
+    """Whether every row of an L-Mul step takes the single-add path of
+    :func:`lmul._kmatmul.matmul_lmul` or holds only zero products (which add nothing to a
+    nonzero sum); then, in ``a32r``/``rowr``, A's half of each nonzero row's product bits and
+    the row's offset into ``bpre``. Returns ``(ok, rows, hi, low)``: the float32 exponent field
+    bound of the products, and the lowest bit position (same units) any of them can have."""
+    ebits, man = prm[_P_E], prm[_P_M]
+    emaxf, field_mask = prm[_P_EMAXF], prm[_P_FIELD]
+    nz = 0
+    p_hi = np.int64(0)
+    p_low = np.int64(1 << 20)
+    if prm[_P_FAST] == 0:
+        return False, nz, p_hi, p_low
+    cadd, sh = prm[_P_CADD], _i32(prm[_P_SH])
+    lo, hi = prm[_P_LO], prm[_P_INF]
+    m32, emin, rne32 = _i32(man), _i32(prm[_P_EMIN]), _i32(prm[_P_RNE])
+    inf32, maxfin = _i32(prm[_P_INF]), _i32(prm[_P_MAXFIN])
+    sign_bit, qnan = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
+    for kk in range(nk):
+        kr = c0 + kk
+        if special[kr] != 0:
+            return False, nz, p_hi, p_low
+        a = np.int64(_round32(_f32_bits(af[m * k_len + kr]), m32, emin, rne32, inf32, maxfin,
+                              sign_bit, qnan))
+        ea = (a >> man) & emaxf
+        if ea == 0:
+            continue
+        fa = a & field_mask
+        if ea == emaxf or fa + fbmin[kr] < lo or fa + fbmax[kr] >= hi:
+            return False, nz, p_hi, p_low
+        sa = _INT32_MIN if ((a >> (ebits + man)) & 1) != 0 else 0
+        a32r[nz] = _i32(sa + _i32(fa << sh))
+        rowr[nz] = kr * n_len + n0
+        nz += 1
+        # float32 exponent fields of the row's products; their lowest bit is M below.
+        p_hi = max(p_hi, (fa + fbmax[kr] + cadd) >> man)
+        p_low = min(p_low, ((fa + fbmin[kr] + cadd) >> man) - man)
+    return True, nz, p_hi, p_low
+
+
+@njit
+def _acc_bounds(acc):
+    """(largest exponent field, lowest possible bit position in the same units) of ``acc``."""
+    a_hi = _i32(0)
+    a_low = _i32(1 << 20)
+    for j in range(acc.size):
+        b = _i32(_f32_bits(acc[j]) & 0x7FFFFFFF)
+        e = _sra(b, 23)
+        a_hi = max(a_hi, e)
+        a_low = min(a_low, _i32(max(e, _i32(1)) - 23) if b != 0 else _i32(1 << 20))
+    return np.int64(a_hi), np.int64(a_low)
+
+
+@njit
+def _exact_sum_step(bpre, nz, a32r, rowr, acc, s64, flag):
+    """A single-add step that truncates nothing (see :func:`_lmul_rows`): the float64 sum of
+    the terms, exact, converted once to float32. ``flag[j]``: a zero result, left for
+    :func:`_redo_columns` (``acc[j]`` unchanged); returns whether there is one."""
+    cs = acc.size
+    for j in range(cs):
+        s64[j] = np.float64(acc[j])
+    n4 = nz - nz % 4
+    for g in range(0, n4, 4):
+        x0, x1, x2, x3 = a32r[g], a32r[g + 1], a32r[g + 2], a32r[g + 3]
+        b0 = bpre[rowr[g]:rowr[g] + cs]
+        b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+        b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+        b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+        for j in range(cs):
+            # Exact additions: any order gives the same sum, so the shortest chain.
+            s64[j] += ((np.float64(_bits_f32(_i32(x0 + b0[j])))
+                        + np.float64(_bits_f32(_i32(x1 + b1[j]))))
+                       + (np.float64(_bits_f32(_i32(x2 + b2[j])))
+                          + np.float64(_bits_f32(_i32(x3 + b3[j])))))
+    for g in range(n4, nz):
+        x0 = a32r[g]
+        b0 = bpre[rowr[g]:rowr[g] + cs]
+        for j in range(cs):
+            s64[j] += np.float64(_bits_f32(_i32(x0 + b0[j])))
+    redo = False
+    for j in range(cs):
+        r = np.float32(s64[j])
+        bad = r == 0
+        flag[j] = bad
+        acc[j] = acc[j] if bad else r
+        redo |= bad
+    return redo
+
+
+def _make_window_step(ity):
+    """:func:`_window_sum_step32`/``64``: the window step with sums in ``ity`` lanes."""
+
+    def window_step(bpre, nz, a32r, rowr, align, acc, em, sc, isum, flag):
+        cs = acc.size
+        for j in range(cs):
+            em[j] = _i32(_f32_bits(acc[j]) & 0x7FFFFFFF)
+        n4 = nz - nz % 4
+        for g in range(0, n4, 4):
+            x0, x1, x2, x3 = a32r[g], a32r[g + 1], a32r[g + 2], a32r[g + 3]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+            b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+            b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+            for j in range(cs):
+                em[j] = max(max(em[j], _i32(_i32(x0 + b0[j]) & 0x7FFFFFFF)),
+                            max(max(_i32(_i32(x1 + b1[j]) & 0x7FFFFFFF),
+                                    _i32(_i32(x2 + b2[j]) & 0x7FFFFFFF)),
+                                _i32(_i32(x3 + b3[j]) & 0x7FFFFFFF)))
+        for g in range(n4, nz):
+            x0 = a32r[g]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            for j in range(cs):
+                em[j] = max(em[j], _i32(_i32(x0 + b0[j]) & 0x7FFFFFFF))
+        e_min = _i32(255)
+        for j in range(cs):
+            e = max(_sra(em[j], 23), _i32(1))
+            em[j] = e
+            e_min = min(e_min, e)
+        if e_min < align:
+            return -1
+        for j in range(cs):
+            scale = _bits_f32(_i32(_i32(align + 254 - em[j]) << 23))
+            sc[j] = scale
+            isum[j] = ity(acc[j] * scale)
+        for g in range(0, n4, 4):
+            x0, x1, x2, x3 = a32r[g], a32r[g + 1], a32r[g + 2], a32r[g + 3]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+            b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+            b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+            for j in range(cs):
+                scale = sc[j]
+                t01 = ity(ity(_bits_f32(_i32(x0 + b0[j])) * scale)
+                          + ity(_bits_f32(_i32(x1 + b1[j])) * scale))
+                t23 = ity(ity(_bits_f32(_i32(x2 + b2[j])) * scale)
+                          + ity(_bits_f32(_i32(x3 + b3[j])) * scale))
+                isum[j] = ity(isum[j] + ity(t01 + t23))
+        for g in range(n4, nz):
+            x0 = a32r[g]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            for j in range(cs):
+                isum[j] = ity(isum[j] + ity(_bits_f32(_i32(x0 + b0[j])) * sc[j]))
+        redo = False
+        for j in range(cs):
+            inv = _bits_f64(np.int64(1023 - 127 - align + em[j]) << 52)
+            r = np.float32(np.float64(isum[j]) * inv)
+            bad = r == 0
+            flag[j] = bad
+            acc[j] = acc[j] if bad else r
+            redo |= bad
+        return np.int64(redo)
+
+    window_step.__doc__ = _WINDOW_DOC
+    return njit(window_step)
+
+
+_WINDOW_DOC = """A single-add step (see :func:`_lmul_rows`) free of Inf/NaN, with a window of at
+    most the float64 window (:func:`float64_window`) bits, narrow enough for the sums' integer type
+    (``align + 1 + ceil(log2(k + 1))`` bits). Per column: ``emax`` from the largest magnitude;
+    each term times ``2**(align + 127 - emax)`` in float32 (exact, or below 1 where it
+    underflows) and converted to an integer truncating toward zero (the contract's
+    sign-magnitude truncation); the integer sum (exact in any order) scaled back in float64
+    (exact: below 2**53) and converted once to float32. Returns -1 when some column's
+    ``emax < align`` (its scale would not be a float32; nothing written), else whether a zero
+    result was flagged (as :func:`_exact_sum_step`)."""
+
+_window_sum_step32 = _make_window_step(np.int32)
+_window_sum_step64 = _make_window_step(np.int64)
+
+
+@njit(parallel=True, cache=True)
+def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len, chunk, prm,
+               k, align, wf, out):
+    """L-Mul product with fused accumulation; operands as :func:`lmul._kmatmul.matmul_lmul`
+    (B from ``prep_lmul_b``), steps of ``k`` products, window ``align`` bits, float64 window
+    ``wf`` (:func:`float64_window`). The products are the bits ``matmul_lmul`` adds, by the
+    same paths. Steps of single-add rows take :func:`_exact_sum_step` (nothing truncated) or
+    :func:`_window_sum_step32`/``64`` (windows up to ``wf``), the others :func:`_fused_tile`."""
+    # int32 window sums: every truncated term is below 2**(align + 1), k + 1 of them.
+    narrow = align + 1 + _ceil_log2(k + 1) <= 31
+    n_chunks = (n_len + chunk - 1) // chunk
+    n_tiles = m_len * n_chunks
+    n_blocks = min(n_tiles, _BLOCKS)
+    for blk in prange(n_blocks):
+        # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
+        pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
+        a32r = np.empty(k, dtype=np.int32)
+        rowr = np.empty(k, dtype=np.int64)
+        sc32 = np.empty(chunk, dtype=np.float32)
+        isum = np.empty(chunk, dtype=np.int32)
+        isum64 = np.empty(chunk, dtype=np.int64)
+        for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
+            m = tile // n_chunks
+            n0 = (tile % n_chunks) * chunk
+            n1 = min(n0 + chunk, n_len)
+            cs = n1 - n0
+            acc = out[m * n_len + n0:m * n_len + n1]
+            acc[:] = bias[n0:n1]
+            for c0 in range(0, k_len, k):
+                nk = min(k, k_len - c0)
+                ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0,
+                                                 c0, nk, prm, a32r, rowr)
+                state = -1  # -1: general path; 0: done; 1: done but for zero results
+                if ok:
+                    a_hi, a_low = _acc_bounds(acc)
+                    e_hi = max(p_hi, a_hi)
+                    if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
+                        state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, acc, s64, lost))
+                    elif narrow and e_hi < 255:
+                        state = _window_sum_step32(bpre, nz, a32r, rowr, align, acc, em, sc32,
+                                                   isum, lost)
+                    elif align <= wf and e_hi < 255:
+                        state = _window_sum_step64(bpre, nz, a32r, rowr, align, acc, em, sc32,
+                                                   isum64, lost)
+                if state == 0:
+                    continue
+                _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0, n1,
+                               c0, nk, prm, pb)
+                if state == 1:
+                    _redo_columns(acc, pb, nk, k, cs, align, lost, tb, limbs)
+                else:
+                    _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
+            _canonical_nans(acc)
+
+
+@njit(parallel=True, cache=True)
+def fused_exact(af, vb, minabs, bias, m_len, k_len, n_len, chunk, prm, k, align, wf, out):
+    """Exact-multiplier product with fused accumulation; operands as
+    :func:`lmul._kmatmul.matmul_exact` (B from ``prep_exact_b``), the products by its paths."""
+    ebits, man = prm[_P_E], prm[_P_M]
+    e32, m32, rne32 = _i32(ebits), _i32(man), _i32(prm[_P_RNE])
+    emin, emin64, inf64 = _i32(prm[_P_EMIN]), prm[_P_EMIN], prm[_P_INF]
+    inf_bits, field_mask = _i32(inf64), _i32(prm[_P_FIELD])
+    sign_bit, qnan, cadd = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN]), _i32(prm[_P_CADD])
+    sub_scale = _bits_f32(prm[_P_SUB])
+    maxfin = _i32(prm[_P_MAXFIN])
+    sh, rnd, keep = _i32(prm[_P_SH]), _i32(prm[_P_RND]), _i32(prm[_P_KEEP])
+    tiny = 2.0 ** -126
+    n_chunks = (n_len + chunk - 1) // chunk
+    n_tiles = m_len * n_chunks
+    n_blocks = min(n_tiles, _BLOCKS)
+    for blk in prange(n_blocks):
+        # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
+        pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
+        for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
+            m = tile // n_chunks
+            n0 = (tile % n_chunks) * chunk
+            n1 = min(n0 + chunk, n_len)
+            cs = n1 - n0
+            acc = out[m * n_len + n0:m * n_len + n1]
+            acc[:] = bias[n0:n1]
+            for c0 in range(0, k_len, k):
+                nk = min(k, k_len - c0)
+                for kk in range(nk):
+                    kr = c0 + kk
+                    p = pb[kk * cs:(kk + 1) * cs]
+                    a = _round32(_f32_bits(af[m * k_len + kr]), m32, emin, rne32, inf_bits,
+                                 maxfin, sign_bit, qnan)
+                    x = _bits_f32(_widen32(a, e32, m32, inf_bits, field_mask, cadd, sub_scale))
+                    row = kr * n_len
+                    vbr = vb[row + n0:row + n1]
+                    if man <= 11 and ebits == 8:
+                        if x == 0 or abs(np.float64(x)) * np.float64(minabs[kr]) >= tiny:
+                            for j in range(cs):
+                                p[j] = _rne_e8(_f32_bits(x * vbr[j]), rnd, sh, keep)
+                        else:
+                            for j in range(cs):
+                                u = _f32_bits(x * vbr[j])
+                                if _i32(u & _F32_INF) == 0 and vbr[j] != 0:
+                                    p[j] = _i32(_exact64(x, vbr[j], ebits, man, emin64, inf64,
+                                                         field_mask, cadd, sub_scale))
+                                else:
+                                    p[j] = _rne_e8(u, rnd, sh, keep)
+                    elif man <= 11:
+                        for j in range(cs):
+                            r = _round32(_f32_bits(x * vbr[j]), m32, emin, _i32(1), inf_bits,
+                                         maxfin, sign_bit, qnan)
+                            p[j] = _i32(_widen32(r, e32, m32, inf_bits, field_mask, cadd,
+                                                 sub_scale))
+                    else:
+                        for j in range(cs):
+                            p[j] = _i32(_exact64(x, vbr[j], ebits, man, emin64, inf64, field_mask,
+                                                 cadd, sub_scale))
+                _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
+            _canonical_nans(acc)
+
+
+@njit(parallel=True, cache=True)
+def fused_seed(af, hb, bpre, fbmin, fbmax, bias, m_len, k_len, n_len, chunk, k, align, wf, out):
+    """Seed-multiplier product with fused accumulation; operands as
+    :func:`lmul._kmatmul.matmul_seed` (B from ``prep_seed_b``), the products by its paths."""
+    c5 = np.float32(0.03125)
+    c6 = np.float32(0.015625)
+    n_chunks = (n_len + chunk - 1) // chunk
+    n_tiles = m_len * n_chunks
+    n_blocks = min(n_tiles, _BLOCKS)
+    for blk in prange(n_blocks):
+        # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
+        pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
+        for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
+            m = tile // n_chunks
+            n0 = (tile % n_chunks) * chunk
+            n1 = min(n0 + chunk, n_len)
+            cs = n1 - n0
+            acc = out[m * n_len + n0:m * n_len + n1]
+            acc[:] = bias[n0:n1]
+            for c0 in range(0, k_len, k):
+                nk = min(k, k_len - c0)
+                for kk in range(nk):
+                    kr = c0 + kk
+                    p = pb[kk * cs:(kk + 1) * cs]
+                    h = np.int64(_f32_bits(af[m * k_len + kr]) >> 16) & 0xFFFF
+                    fa = h & 0x7FFF
+                    sa = h & 0x8000
+                    row = kr * n_len
+                    if (fa >> 7) == 0:
+                        for j in range(cs):
+                            p[j] = _i32(0)  # flushed a: every product is +0.0
+                    elif fa + fbmin[kr] + 0x4080 > 0x8000 and fa + fbmax[kr] + 0x4080 < 0x10000:
+                        a32 = _i32(((sa << 16) + (fa << 16)) & 0xFFFFFFFF)
+                        bpr = bpre[row + n0:row + n1]
+                        for j in range(cs):
+                            r = _bits_f32(_i32(a32 + bpr[j]))
+                            p[j] = _f32_bits((r + r * c5) + r * c6)
+                    else:
+                        fa4 = _i32(fa + 0x4080)
+                        sa32 = _i32(sa)
+                        hbr = hb[row + n0:row + n1]
+                        for j in range(cs):
+                            fbj = _i32(hbr[j] & 0x7FFF)
+                            total = _i32(fa4 + fbj)
+                            if (fbj >> 7) == 0:
+                                total = _i32(0)
+                            fld = _i32(total & 0x7FFF)
+                            if total < 0x8000:
+                                fld = _i32(0)
+                            if total >= 0x10000:
+                                fld = _i32(0x7FFF)
+                            sign = _i32(sa32 ^ _i32(hbr[j] & 0x8000))
+                            if fld == 0:
+                                sign = _i32(0)
+                            r = _bits_f32(_i32(_i32(sign | fld) << 16))
+                            p[j] = _f32_bits((r + r * c5) + r * c6)
+                _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
+            _canonical_nans(acc)
+
+
+@njit(cache=True)
+def fused_step_bits(terms, t_len, align):
+    """:func:`_fused_step_scalar` on each row of ``terms`` (int64 [rows, t_len]): the scalar
+    step, for tests. Returns int64 [rows]."""
+    rows = terms.shape[0]
+    out = np.empty(rows, dtype=np.int64)
+    limbs = np.zeros(_LIMBS, dtype=np.int64)
+    for i in range(rows):
+        out[i] = _fused_step_scalar(terms[i], t_len, align, limbs)
+    return out
+
+
+#: Every kernel of this module (the cache-stamp test walks them).
+KERNELS = (fused_lmul, fused_exact, fused_seed, fused_step_bits)
+stamp_helper_sources(*KERNELS)

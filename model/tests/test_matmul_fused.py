@@ -1,0 +1,251 @@
+"""The fused-accumulation kernels (``lmul.matmul(..., accumulate=lmul.Fused(k, align_bits))``,
+``lmul._kdot``) return the bits of the reference (``lmul.matmul_reference`` with the same
+``accumulate``, whose steps are ``lmul.fused_sum_bits`` on Python integers: no code shared with
+the kernels).
+
+The operands are chosen to send steps down every kernel path: LSTM-like values (the exact
+float64 step and the int32/int64 window steps), exponents spread over the whole range (the
+general step, and the scalar multi-word step for wide windows), exact cancellation (zero
+results), zeros, subnormals, Inf and NaN (the full-spec product paths). Two deliberately broken
+kernels (a window wider than asked, a window one bit off) must be caught.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lmul_cases import CONFIGS, SPECIALS, assert_same_bits, bits, mixed
+
+import lmul
+from lmul import FUSED_EXACT_ALIGN_BITS, Fused, LMulConfig
+from lmul import _matmul as mm  # internals under test: the kernel module, the fast-path switch
+
+KS = (1, 2, 4, 8, 16)
+ALIGNS = (8, 24, 32, FUSED_EXACT_ALIGN_BITS)
+
+
+@pytest.fixture(autouse=True)
+def _fast_path() -> None:
+    if not mm.fast_path_enabled():
+        pytest.skip("numba kernels disabled (LMUL_NO_NUMBA or numba missing)")
+
+
+def lstm_like(rng: np.random.Generator, m: int, k: int, n: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Operands like the LSTM gate product: pixels in [0, 1), tanh states, small weights."""
+    a = np.concatenate([rng.random((m, k // 3), dtype=np.float32),
+                        np.tanh(rng.standard_normal((m, k - k // 3))).astype(np.float32)], axis=1)
+    b = rng.uniform(-0.1, 0.1, (k, n)).astype(np.float32)
+    bias = rng.uniform(-0.1, 0.1, n).astype(np.float32)
+    return a, b, bias
+
+
+def spread(rng: np.random.Generator, m: int, k: int, n: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitudes over 2**-60 .. 2**20 (terms lose bits below every window), a few zeros."""
+    def draw(shape: tuple[int, ...]) -> np.ndarray:
+        x = rng.standard_normal(shape) * np.exp2(rng.integers(-60, 20, shape))
+        return np.where(rng.random(shape) < 0.05, 0.0, x).astype(np.float32)
+    return draw((m, k)), draw((k, n)), draw((n,))
+
+
+def cancelling(rng: np.random.Generator, m: int, k: int, n: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Columns whose products cancel exactly (B's rows in +/- pairs, A's in equal pairs), biases
+    of both zero signs: zero results, whose sign needs every term."""
+    a = np.repeat(rng.standard_normal((m, (k + 1) // 2)), 2, axis=1)[:, :k].astype(np.float32)
+    half = rng.standard_normal(((k + 1) // 2, n))
+    b = np.stack([half, -half], axis=1).reshape(-1, n)[:k].astype(np.float32)
+    bias = rng.choice([0.0, -0.0], n).astype(np.float32)
+    return a, b, bias
+
+
+def with_specials(rng: np.random.Generator, m: int, k: int, n: int, cfg: LMulConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return mixed(rng, (m, k), cfg, 0.03), mixed(rng, (k, n), cfg, 0.03), mixed(rng, (n,), cfg)
+
+
+OPERANDS = {"lstm": lstm_like, "spread": spread, "cancel": cancelling}
+
+
+def check(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None, acc: Fused,
+          cfg: LMulConfig = CONFIGS["bf16"], multiplier: str = "lmul") -> None:
+    got = lmul.matmul(a, b, bias, cfg, multiplier=multiplier, accumulate=acc)
+    want = lmul.matmul_reference(a, b, bias, cfg, multiplier=multiplier, accumulate=acc)
+    assert_same_bits(got, want)
+
+
+@pytest.mark.parametrize("multiplier", lmul.MULTIPLIERS)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("align", ALIGNS)
+def test_fused_matmul_matches_reference(multiplier: str, k: int, align: int,
+                                        random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, k, align, len(multiplier)])
+    acc = Fused(k, align)
+    # Inner dimension 37: a partial last step for every k > 1.
+    for make in OPERANDS.values():
+        check(*make(rng, 3, 37, 40), acc, multiplier=multiplier)
+    check(*with_specials(rng, 3, 37, 40, CONFIGS["bf16"]), acc, multiplier=multiplier)
+
+
+@pytest.mark.parametrize("cfg_name", ["e4m3_ieee", "e5m2-sat", "fp16-sat", "fp32"])
+@pytest.mark.parametrize("multiplier", ["lmul", "exact"])
+def test_fused_matmul_other_formats(cfg_name: str, multiplier: str, random_seed: int) -> None:
+    cfg = CONFIGS[cfg_name]
+    rng = np.random.default_rng([random_seed, len(cfg_name), len(multiplier)])
+    for acc in (Fused(4, 8), Fused(16, 24), Fused(8, FUSED_EXACT_ALIGN_BITS)):
+        check(*with_specials(rng, 4, 21, 33, cfg), acc, cfg, multiplier)
+        check(*lstm_like(rng, 4, 21, 33), acc, cfg, multiplier)
+
+
+def test_every_special_pair() -> None:
+    """Every pair of special values as one product, next to ordinary terms (K = 4)."""
+    n = SPECIALS.size
+    a = np.tile(np.array([[1.0, 0.5, 0.25, 1.0]], dtype=np.float32), (n, 1))
+    a[:, 3] = SPECIALS
+    b = np.tile(np.array([[0.5], [0.25], [0.125], [1.0]], dtype=np.float32), (1, n))
+    b[3, :] = SPECIALS
+    for align in (8, FUSED_EXACT_ALIGN_BITS):
+        for multiplier in lmul.MULTIPLIERS:
+            check(a, b, None, Fused(4, align), multiplier=multiplier)
+
+
+def test_signed_zero_results() -> None:
+    """-0 only when every term is -0: bias -0 with -0 products; padding (+0) breaks it."""
+    a = np.array([[-0.0, 0.0, -1.0]], dtype=np.float32)
+    b = np.array([[1.0, 1.0], [1.0, -1.0], [0.0, 0.0]], dtype=np.float32)
+    bias = np.array([-0.0, 0.0], dtype=np.float32)
+    # Terms of column 0: -0, (-0)(1) = -0, (0)(1) = +0, (-1)(0) = -0 -> +0 (one +0 term).
+    # Column 1: +0 bias -> +0.
+    for k in (1, 3):
+        got = lmul.matmul(a, b, bias, accumulate=Fused(k, 24))
+        assert bits(got).tolist() == [[0, 0]]
+    a2 = np.array([[-0.0, -1.0, -0.0]], dtype=np.float32)
+    b2 = np.array([[1.0], [0.0], [1.0]], dtype=np.float32)
+    # Every term -0: -0, with K = 3 (no padding) and K = 1; K = 2 pads the second step: +0.
+    for k, want in ((1, 0x80000000), (3, 0x80000000), (2, 0)):
+        got = lmul.matmul(a2, b2, np.array([-0.0], dtype=np.float32), accumulate=Fused(k, 24))
+        assert int(bits(got)[0, 0]) == want, k
+
+
+@pytest.mark.parametrize("multiplier", lmul.MULTIPLIERS)
+def test_k1_exact_window_is_the_sequential_kernel(multiplier: str, random_seed: int) -> None:
+    """Fused(1, 276) is the sequential PE's step: the fast kernels agree with each other."""
+    rng = np.random.default_rng([random_seed, 21, len(multiplier)])
+    cfg = CONFIGS["bf16"]
+    for a, b, bias in (with_specials(rng, 6, 50, 70, cfg), spread(rng, 6, 50, 70),
+                       lstm_like(rng, 6, 50, 70)):
+        got = lmul.matmul(a, b, bias, multiplier=multiplier,
+                          accumulate=Fused(1, FUSED_EXACT_ALIGN_BITS))
+        assert_same_bits(got, lmul.matmul(a, b, bias, multiplier=multiplier))
+
+
+@pytest.mark.parametrize("acc", [Fused(16, 24), Fused(16, FUSED_EXACT_ALIGN_BITS)],
+                         ids=lambda f: f"k{f.k}-a{f.align_bits}")
+def test_lstm_gate_shape(acc: Fused, random_seed: int, full_run: bool) -> None:
+    """The benchmark's product [1000 x 156] . [156 x 512] (first rows against the reference;
+    every row with the full-run knob)."""
+    rng = np.random.default_rng([random_seed, 22])
+    a, b, bias = lstm_like(rng, 1000, 156, 512)
+    got = lmul.matmul(a, b, bias, accumulate=acc)
+    rows = 1000 if full_run else 4
+    want = lmul.matmul_reference(a[:rows], b, bias, accumulate=acc)
+    assert_same_bits(got[:rows], want)
+
+
+def test_prepared_matches_matmul(random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, 23])
+    cfg = CONFIGS["bf16"]
+    for multiplier in lmul.MULTIPLIERS:
+        a, b, bias = with_specials(rng, 5, 30, 50, cfg)
+        prepared = lmul.prepare_b(b, cfg, multiplier=multiplier)
+        for acc in (Fused(4, 24), Fused(16, FUSED_EXACT_ALIGN_BITS)):
+            assert_same_bits(lmul.matmul_prepared(a, prepared, bias, accumulate=acc),
+                             lmul.matmul(a, b, bias, cfg, multiplier=multiplier, accumulate=acc))
+
+
+def test_narrow_and_empty_shapes() -> None:
+    """N <= 32 with many rows (the sequential path's narrow kernels) and empty dimensions."""
+    rng = np.random.default_rng(24)
+    check(*lstm_like(rng, 300, 20, 5), Fused(8, 24))
+    for m, k, n in ((0, 4, 3), (3, 0, 4), (3, 4, 0), (1, 1, 1)):
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        got = lmul.matmul(a, b, bias, accumulate=Fused(4, 24))
+        assert got.shape == (m, n)
+        assert_same_bits(got, lmul.matmul_reference(a, b, bias, accumulate=Fused(4, 24)))
+
+
+def test_scalar_step_matches_reference(random_seed: int) -> None:
+    """The kernels' multi-word step (used where float64 cannot hold the window) on its own."""
+    kdot = mm._load_dot_kernels()
+    rng = np.random.default_rng([random_seed, 25])
+    for t_len in (1, 2, 5, 17, 65):
+        x = rng.standard_normal((400, t_len)) * np.exp2(rng.integers(-150, 128, (400, t_len)))
+        with np.errstate(over="ignore"):
+            terms = x.astype(np.float32).view(np.uint32).copy()
+        terms[rng.random(terms.shape) < 0.05] = 0x80000000
+        terms[:3] = 0x80000000
+        terms[3:6, 0] = [0x7F800000, 0xFF800000, 0x7FC00001]
+        for align in (1, 8, 24, 47, 100, FUSED_EXACT_ALIGN_BITS):
+            got = kdot.fused_step_bits(terms.astype(np.int64), t_len, align)
+            want = lmul.fused_sum_bits(terms, align)
+            assert (got == want.astype(np.int64)).all(), (t_len, align)
+
+
+def test_bad_accumulate() -> None:
+    a = np.ones((2, 2), dtype=np.float32)
+    for fn in (lambda: lmul.matmul(a, a, accumulate=(4, 24)),
+               lambda: lmul.matmul_prepared(a, lmul.prepare_b(a), accumulate="fused")):
+        with pytest.raises(TypeError, match=r"accumulate must be None or an lmul\.Fused"):
+            fn()
+
+
+def test_no_numba_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LMUL_NO_NUMBA=1: the reference runs (same bits), for matmul and matmul_prepared."""
+    rng = np.random.default_rng(26)
+    a, b, bias = lstm_like(rng, 3, 20, 9)
+    acc = Fused(8, 24)
+    fast = lmul.matmul(a, b, bias, accumulate=acc)
+    monkeypatch.setenv("LMUL_NO_NUMBA", "1")
+    assert not mm.fast_path_enabled()
+    assert_same_bits(lmul.matmul(a, b, bias, accumulate=acc), fast)
+    assert_same_bits(lmul.matmul_prepared(a, lmul.prepare_b(b), bias, accumulate=acc), fast)
+
+
+# --------------------------------------------------------------------------------------------
+# The checks catch broken kernels.
+
+
+def mismatches(acc: Fused) -> int:
+    rng = np.random.default_rng(27)
+    count = 0
+    for make in (lstm_like, spread):
+        a, b, bias = make(rng, 3, 37, 40)
+        got = lmul.matmul(a, b, bias, accumulate=acc)
+        want = lmul.matmul_reference(a, b, bias, accumulate=acc)
+        count += int((bits(got) != bits(want)).sum())
+    return count
+
+
+def test_a_window_wider_than_asked_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float64 window beyond ``align_bits`` lets the exact step skip truncation."""
+    kdot = mm._load_dot_kernels()
+    assert mismatches(Fused(16, 8)) == 0
+    honest = kdot.float64_window
+    monkeypatch.setattr(kdot, "float64_window", lambda k, align: honest(k, 276))
+    assert mismatches(Fused(16, 8)) > 0
+
+
+def test_a_window_one_bit_off_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    kdot = mm._load_dot_kernels()
+    honest = kdot.fused_lmul
+
+    def off_by_one(*args: object) -> None:
+        *head, k, align, _wf, out = args
+        honest(*head, k, align + 1, kdot.float64_window(k, align + 1), out)
+
+    assert mismatches(Fused(16, 24)) == 0
+    monkeypatch.setattr(kdot, "fused_lmul", off_by_one)
+    assert mismatches(Fused(16, 24)) > 0
