@@ -169,7 +169,10 @@ def serial_and_parallel(body: Callable, serial_name: str, parallel_name: str
     """
 
     def named(name: str) -> Callable:
-        code = body.__code__.replace(co_name=name, co_qualname=name)
+        renamed = {"co_name": name}
+        if hasattr(body.__code__, "co_qualname"):  # Python >= 3.11
+            renamed["co_qualname"] = name
+        code = body.__code__.replace(**renamed)
         fn = types.FunctionType(code, body.__globals__, name, body.__defaults__, body.__closure__)
         fn.__qualname__ = name
         fn.__module__ = body.__module__
