@@ -49,6 +49,8 @@ module fp_dot_sum #(
   localparam integer NW = MW + 25;
   // Exponent arithmetic: emax + LOGT <= 261, shift counts <= 284, sums of the two.
   localparam integer XW = 11;
+  // Leading-zero count stages: shifts by 2^(LZW-1) .. 1.
+  localparam integer LZW = $clog2(MW + 1);
 
   localparam [XW-1:0] LOGT_X = LOGT[XW-1:0];
   localparam [XW-1:0] MW_X = MW[XW-1:0];
@@ -79,10 +81,10 @@ module fp_dot_sum #(
   reg  [AW-1:0]   al;
   reg  [22:0]     unused_al_low;
   reg  [MW-1:0]   mj;
-  reg  [P*SW-1:0] tree;
+  reg  [SW-1:0]   tree [0:P-1];
   reg  [SW-1:0]   s_sum;
   reg             s_neg, all_zero, all_neg;
-  reg  [MW-1:0]   mag, mag_s;
+  reg  [MW-1:0]   mag, mag_s, lz_w;
   reg  [XW-1:0]   eb, lz, sh, e_n;
   reg  [NW-1:0]   nrm;
   reg             hid, grd, stk, ovf, s_r;
@@ -107,7 +109,7 @@ module fp_dot_sum #(
     // -------------------------------------------------------------- align, truncate, sign
     // m_j = top ALIGN_BITS + 1 bits of ({sig_j, ALIGN_BITS zeros} >> (emax - e_j)); the 23 bits
     // below them and everything shifted out are the dropped part below u.
-    for (j = TERMS; j < P; j = j + 1) tree[j*SW+:SW] = {SW{1'b0}};
+    for (j = TERMS; j < P; j = j + 1) tree[j] = {SW{1'b0}};
     for (j = 0; j < TERMS; j = j + 1) begin
       ej = (terms[j*32+23+:8] == 8'd0) ? 8'd1 : terms[j*32+23+:8];
       sig = {(terms[j*32+23+:8] != 8'd0), terms[j*32+:23]};
@@ -115,18 +117,19 @@ module fp_dot_sum #(
       al = {sig, {ALIGN_BITS{1'b0}}} >> shr;
       mj = {{(MW - ALIGN_BITS - 1) {1'b0}}, al[AW-1:23]};
       unused_al_low = al[22:0];
-      tree[j*SW+:SW] = t_sign[j] ? -{1'b0, mj} : {1'b0, mj};
+      tree[j] = t_sign[j] ? -{1'b0, mj} : {1'b0, mj};
     end
 
     // -------------------------------------------------------------- adder tree
     // Level by level, in place: node i of a level is the sum of nodes 2i and 2i+1 of the level
-    // below; LOGT levels of independent adders.
+    // below; LOGT levels of independent adders. (An array, not one packed vector: it simulates
+    // several times faster in Verilator; yosys turns it into registers, i.e. wires here.)
     for (w = P / 2; w >= 1; w = w / 2) begin
       for (k = 0; k < w; k = k + 1) begin
-        tree[k*SW+:SW] = tree[(2*k)*SW+:SW] + tree[(2*k+1)*SW+:SW];
+        tree[k] = tree[2*k] + tree[2*k+1];
       end
     end
-    s_sum = tree[SW-1:0];
+    s_sum = tree[0];
     s_neg = s_sum[SW-1];
     mag = s_neg ? (~s_sum[MW-1:0] + M_ONE) : s_sum[MW-1:0];
 
@@ -137,10 +140,19 @@ module fp_dot_sum #(
     eb = {{(XW - 8) {1'b0}}, emax} + LOGT_X;
     mag_s = mag;
     if (eb <= MW_X) mag_s = mag | (M_ONE << (MW_X - eb));
-    // Leading-zero count of mag_s (a priority encoder; a zero mag_s counts MW).
-    lz = MW_X;
-    for (k = 0; k < MW; k = k + 1) begin
-      if (mag_s[k]) lz = MW_X - X_ONE - k[XW-1:0];
+    // Leading-zero count of mag_s, logarithmic (shift by 2^k while the top 2^k bits are zero;
+    // exact for a non-zero mag_s, and a zero mag_s has a zero sum, whose shift is irrelevant).
+    // (The shared hdl/lzc.v, a priority scan, gives the same count, but a simulation of it
+    // by Verilator is three times slower at ALIGN_BITS = 276, which the proof feels.)
+    lz = {XW{1'b0}};
+    lz_w = mag_s;
+    for (k = LZW - 1; k >= 0; k = k - 1) begin
+      if ((1 << k) <= MW) begin
+        if ((lz_w >> (MW - (1 << k))) == {MW{1'b0}}) begin
+          lz_w = lz_w << (1 << k);
+          lz = lz | (X_ONE << k);
+        end
+      end
     end
     sh = lz;
     nrm = {mag, 25'd0} << sh;

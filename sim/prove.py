@@ -10,7 +10,11 @@ pattern like any other):
 * ``fp_mul``: the same formats x SUBNORMALS {1, 0}, against :func:`mul_reference`;
 * ``fp_add``: the same formats, against :func:`add_reference`; binary32 can't be exhaustive, so
   it gets ``--fp32-vectors`` random and boundary pairs (specials, ties, cancellation, subnormal
-  and overflow edges).
+  and overflow edges);
+* ``dot_datapath`` (the fused dot-product step, docs/dot_product.md): BF16 and E4M3 at several
+  K, ALIGN_BITS and both multipliers, ``--dot-steps`` random steps each (default 10^9), plus one
+  sweep of every (a_0, b_0) pair against 2^14 samples of the other lanes and the accumulator,
+  against the integer reference ``sim/lib/dot_oracle.py`` (details: :mod:`sim.prove_dot`).
 
 ``mul_reference`` and ``add_reference`` (``sim/lib/int_oracle.py``) don't use the project's
 model: they form the exact product or sum of the decoded operands in integers and round it once
@@ -57,8 +61,8 @@ from pathlib import Path
 import numpy as np
 
 import lmul
-from sim import rtlsim
-from sim.lib import int_oracle
+from sim import prove_dot, rtlsim
+from sim.lib import dot_oracle, int_oracle
 from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text, sha256_file
 from sim.lib.int_oracle import add_reference, mul_reference
@@ -73,6 +77,9 @@ STATE_VERSION = 1
 DEFAULT_STATE = REPO / "build" / "prove" / "state.json"
 DEFAULT_OUT = REPO / "results"
 DEFAULT_FP32_VECTORS = 100_000_000
+DEFAULT_DOT_STEPS = 1_000_000_000
+#: Samples of the dot sweep (each one block of every lane-0 operand pair).
+DOT_SWEEP_SAMPLES = 1 << 14
 MAX_REPORTED = 8
 PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 
@@ -91,8 +98,10 @@ class ProofError(RuntimeError):
 class Config:
     """One proven configuration: a top module, its parameters and the reference it must match.
 
-    ``space`` is ``"exhaustive"`` (all 2^(2W) pairs) or ``"random"`` (binary32: seeded random and
-    boundary pairs, count from ``--fp32-vectors``).
+    ``space`` is ``"exhaustive"`` (all 2^(2W) pairs), ``"random"`` (binary32: seeded random and
+    boundary pairs, count from ``--fp32-vectors``), ``"steps"`` (dot_datapath: seeded random
+    steps, count from ``--dot-steps``) or ``"sweep"`` (dot_datapath: every lane-0 pair against
+    ``DOT_SWEEP_SAMPLES`` samples of the rest).
     """
 
     name: str
@@ -108,6 +117,8 @@ class Config:
 
     @property
     def total_pairs(self) -> int:
+        if self.space == "sweep":
+            return DOT_SWEEP_SAMPLES << (2 * self.width)
         return 1 << (2 * self.width) if self.space == "exhaustive" else 0
 
     def expected(self) -> Reference:
@@ -149,6 +160,13 @@ def all_configs() -> list[Config]:
         configs.append(Config(f"fp_add/{name}", "fp_add", tuple(sorted(params.items())), fmt,
                               "exact sum, RNE",
                               "random" if name == "fp32" else "exhaustive"))
+    for name, k, align, mult, space in prove_dot.configs_spec():
+        fmt = lmul.PRESETS[name]
+        params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "K": k,
+                  "ALIGN_BITS": align, "MULTIPLIER": mult}
+        configs.append(Config(prove_dot.config_name(name, k, align, mult, space), "dot_datapath",
+                              tuple(sorted(params.items())), fmt,
+                              "window sum, RNE (sim/lib/dot_oracle.py)", space))
     return configs
 
 
@@ -196,9 +214,12 @@ class Plan:
     seed: int = 1
     start: int | None = None
     fp32_vectors: int = DEFAULT_FP32_VECTORS
+    dot_steps: int = DEFAULT_DOT_STEPS
 
     def key(self, config: Config) -> str:
         """What identifies a run of ``config`` in the resume file."""
+        if config.space == "steps":
+            return f"steps n={self.step_count()} seed={self.seed}"
         if config.space == "random":
             n = self.fp32_vectors if self.pairs is None else min(self.pairs, self.fp32_vectors)
             return f"random n={n} seed={self.seed}"
@@ -209,6 +230,8 @@ class Plan:
 
     def blocks(self, config: Config) -> tuple[int, np.ndarray]:
         """(block size, block indices in run order)."""
+        if config.space == "steps":
+            return BLOCK, np.arange(math.ceil(self.step_count() / BLOCK), dtype=np.int64)
         if config.space == "random":
             n = self.fp32_vectors if self.pairs is None else min(self.pairs, self.fp32_vectors)
             return BLOCK, np.arange(math.ceil(n / BLOCK), dtype=np.int64)
@@ -226,6 +249,10 @@ class Plan:
 
     def random_count(self) -> int:
         return self.fp32_vectors if self.pairs is None else min(self.pairs, self.fp32_vectors)
+
+    def step_count(self) -> int:
+        """Random dot_datapath steps per configuration."""
+        return self.dot_steps if self.pairs is None else min(self.pairs, self.dot_steps)
 
 
 def exhaustive_block(config: Config, block: int, index: int, lo: np.ndarray,
@@ -328,7 +355,9 @@ def model_sources() -> list[Path]:
     pkg = Path(lmul.__file__).resolve().parent
     files = sorted(pkg.glob("*.py"))
     files += [Path(__file__).resolve(), Path(int_oracle.__file__).resolve(),
-              Path(rtlsim.__file__).resolve(), rtlsim.BINOP_DRIVER]
+              Path(rtlsim.__file__).resolve(), rtlsim.BINOP_DRIVER,
+              Path(prove_dot.__file__).resolve(), Path(dot_oracle.__file__).resolve(),
+              rtlsim.DOT_DRIVER, rtlsim.SIM_HDL_DIR / "dot_datapath_lanes.v"]
     return files
 
 
@@ -408,20 +437,11 @@ class Outcome:
         return self.pairs / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
-               threads: int, hdl_dirs: Sequence[Path], progress: bool = True) -> Outcome:
-    """Prove one configuration (resuming from ``state``), saving progress after each chunk."""
-    key = plan.key(config)
-    entry = state["configs"].get(config.name)
-    if entry is None or entry["plan"] != key:
-        entry = {"plan": key, "blocks_done": 0, "pairs": 0, "mismatches": 0, "wall_s": 0.0,
-                 "first": [], "complete": False}
-        state["configs"][config.name] = entry
-    block, blocks = plan.blocks(config)
+def _pair_evaluator(config: Config, plan: Plan, block: int, threads: int,
+                    hdl_dirs: Sequence[Path]) -> tuple[rtlsim.BinOp, prove_dot.Work]:
+    """The RTL model and ``work(block index) -> (pairs, mismatches, first mismatches)`` of a
+    two-operand configuration."""
     params = dict(config.params)
-    if entry.get("complete"):
-        return Outcome(config.name, key, entry["pairs"], entry["mismatches"], entry["wall_s"],
-                       entry["first"], True)
     rtl = rtlsim.BinOp(config.top, params, threads=threads, hdl_dirs=hdl_dirs)
     expected = config.expected()
     dtype = rtl.dtype
@@ -445,7 +465,31 @@ def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
 
     warm = np.zeros(1, dtype=dtype)
     expected(warm, warm)  # JIT compilation or cache loading stays out of the timed loop
-    total = block * blocks.size if config.space == "exhaustive" else rand_n
+    return rtl, work
+
+
+def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
+               threads: int, hdl_dirs: Sequence[Path], progress: bool = True) -> Outcome:
+    """Prove one configuration (resuming from ``state``), saving progress after each chunk."""
+    key = plan.key(config)
+    entry = state["configs"].get(config.name)
+    if entry is None or entry["plan"] != key:
+        entry = {"plan": key, "blocks_done": 0, "pairs": 0, "mismatches": 0, "wall_s": 0.0,
+                 "first": [], "complete": False}
+        state["configs"][config.name] = entry
+    block, blocks = plan.blocks(config)
+    params = dict(config.params)
+    if entry.get("complete"):
+        return Outcome(config.name, key, entry["pairs"], entry["mismatches"], entry["wall_s"],
+                       entry["first"], True)
+    if config.top == "dot_datapath":
+        total = (block * blocks.size if config.space == "sweep" else plan.step_count())
+        rtl, work = prove_dot.evaluator(params, config.fmt, config.space, plan.seed, total,
+                                        threads, hdl_dirs)
+    else:
+        rtl, work = _pair_evaluator(config, plan, block, threads, hdl_dirs)
+        total = (block * blocks.size if config.space == "exhaustive"
+                 else plan.random_count())
     bar = progress_bar(total, config.name, "pair", progress, unit_scale=True)
     bar.update(entry["pairs"])
     pool = ThreadPoolExecutor(threads)
@@ -638,6 +682,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fp32-vectors", default=str(DEFAULT_FP32_VECTORS),
                         help=f"binary32 fp_add random+boundary pairs (default "
                              f"{DEFAULT_FP32_VECTORS:.0e}; 1e9 on demand)")
+    parser.add_argument("--dot-steps", default=str(DEFAULT_DOT_STEPS),
+                        help=f"random steps per dot_datapath configuration (default "
+                             f"{DEFAULT_DOT_STEPS:.0e})")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="worker threads, each with its own Verilator model (default: cores)")
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="resume file")
@@ -676,7 +723,8 @@ def _main(args: argparse.Namespace) -> int:
         raise ProofError("LMUL_PROVE_PAIRS/--pairs must be >= 1")
     start = None if args.start is None else parse_count(args.start, "LMUL_PROVE_START/--start")
     plan = Plan(pairs=pairs, seed=args.seed, start=start,
-                fp32_vectors=parse_count(args.fp32_vectors, "--fp32-vectors"))
+                fp32_vectors=parse_count(args.fp32_vectors, "--fp32-vectors"),
+                dot_steps=parse_count(args.dot_steps, "--dot-steps"))
     hdl_dirs = [p.resolve() for p in (args.hdl_dir or [rtlsim.HDL_DIR])]
     rtlsim.verilator_version()
     _keep_freed_memory()
@@ -696,7 +744,14 @@ def _main(args: argparse.Namespace) -> int:
         outcomes.append(out)
         print(f"{out.name}: {out.pairs:,} pairs, {out.mismatches} mismatches, {out.wall_s:.1f} s, "
               f"{_fmt_rate(out.pairs_per_s)} pairs/s", flush=True)
-        if out.mismatches:
+        if out.mismatches and config.top == "dot_datapath":
+            failed = True
+            print(f"  MISMATCH in {out.name}; first steps (a lanes, b lanes, acc -> rtl, "
+                  "expected):")
+            for v in out.first:
+                print(f"    a={v['a']} b={v['b']} acc={v['acc']} -> rtl={v['rtl']} "
+                      f"expected={v['expected']}")
+        elif out.mismatches:
             failed = True
             _, cmd = write_replay(config, out.first, state_path.parent)
             print(f"  MISMATCH in {out.name}; first vectors (a, b -> rtl, expected):")

@@ -466,8 +466,8 @@ MUTATIONS = {
         "the lowest window bit of every term is dropped"),
     "carry lost in the adder tree": (
         "fp_dot_sum.v",
-        r"tree\[k\*SW\+:SW\] = tree\[\(2\*k\)\*SW\+:SW\] \+ tree\[\(2\*k\+1\)\*SW\+:SW\];",
-        "tree[k*SW+:SW] = tree[(2*k)*SW+:SW] ^ tree[(2*k+1)*SW+:SW];",
+        r"tree\[k\] = tree\[2\*k\] \+ tree\[2\*k\+1\];",
+        "tree[k] = tree[2*k] ^ tree[2*k+1];",
         "the adder tree XORs (every carry lost)"),
 }
 

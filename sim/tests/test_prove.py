@@ -215,3 +215,38 @@ def test_replay_testbench_flags_a_wrong_vector(tmp_path: Path) -> None:
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0, log
     assert "1 of 4 vectors differ" in log and "a=0x3f80 b=0xbf80" in log, log[-3000:]
+
+
+#: The fused dot-product configurations of the slice: one random, one sweep (a few blocks each).
+DOT_SLICE_CONFIGS = ["dot/bf16/K=4/align=32/exact", "dot/e4m3_ieee/K=2/align=276/exact/sweep"]
+
+
+def test_dot_slice_of_the_proof(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A slice of the dot_datapath configurations: 0 mismatches, every step counted."""
+    rc = prove.main(["--configs", *DOT_SLICE_CONFIGS, "--pairs", "2^17", "--state",
+                     str(tmp_path / "state.json"), "--out-dir", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    doc = json.loads((tmp_path / "proof.json").read_text())
+    assert [e["config"] for e in doc["configs"]] == DOT_SLICE_CONFIGS
+    for entry in doc["configs"]:
+        assert entry["mismatches"] == 0 and entry["complete"] and entry["pairs"] == 1 << 17
+    assert "sim/lib/dot_oracle.py" in doc["sources"]["model"]
+
+
+def test_a_broken_dot_datapath_is_caught(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """hdl/ with fp_dot_sum's ties rounded away from zero: the proof reports mismatching steps
+    (with their lanes and accumulator) and exits 1."""
+    hdl = tmp_path / "hdl_broken"
+    shutil.copytree(rtlsim.HDL_DIR, hdl)
+    path = hdl / "fp_dot_sum.v"
+    text, count = re.subn(r"\.sticky  \(stk\)", ".sticky  (stk | grd)", path.read_text())
+    assert count == 1, "the mutation no longer applies to hdl/fp_dot_sum.v: update this test"
+    path.write_text(text)
+    rc = prove.main(["--configs", "dot/bf16/K=4/align=32/exact", "--pairs", "2^17",
+                     "--hdl-dir", str(hdl), "--state", str(tmp_path / "state.json"),
+                     "--no-results", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "MISMATCH in dot/bf16/K=4/align=32/exact" in out and " acc=0x" in out
