@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ._dot import Fused
 from ._formats import LMulConfig
 from ._torch_ops import (
     PreparedWeight,
@@ -56,22 +57,26 @@ class TensorOps:
     layout, or that weight from :meth:`prepare`), :func:`lmul_mul`, :func:`sigmoid32`,
     :func:`tanh32`; straight-through gradients."""
 
-    def __init__(self, cfg: LMulConfig, multiplier: str, rounding: str) -> None:
+    def __init__(self, cfg: LMulConfig, multiplier: str, rounding: str,
+                 accumulate: Fused | None = None) -> None:
         self.cfg, self.multiplier, self.rounding = cfg, multiplier, rounding
+        self.accumulate = accumulate
 
     def prepare(self, w: torch.Tensor) -> PreparedWeight:
         """``w`` [out, in] prepared once for many :meth:`linear` calls (a recurrent layer's
         steps); build it per forward pass, after any weight update (a snapshot of ``w``)."""
-        return prepare_weight(w, self.cfg, self.multiplier, self.rounding)
+        return prepare_weight(w, self.cfg, self.multiplier, self.rounding, self.accumulate)
 
     def linear(self, z: torch.Tensor, w: torch.Tensor | PreparedWeight,
                bias: torch.Tensor | None) -> torch.Tensor:
         if isinstance(w, PreparedWeight):
-            if (w.cfg, w.multiplier, w.rounding) != (self.cfg, self.multiplier, self.rounding):
+            if (w.cfg, w.multiplier, w.rounding, w.accumulate) != \
+                    (self.cfg, self.multiplier, self.rounding, self.accumulate):
                 raise ValueError("the weight was prepared with other options than this "
-                                 "TensorOps' (cfg, multiplier, rounding)")
+                                 "TensorOps' (cfg, multiplier, rounding, accumulate)")
             return linear_prepared(z, w, bias)
-        return lmul_linear(z, w, bias, self.cfg, self.multiplier, self.rounding)
+        return lmul_linear(z, w, bias, self.cfg, self.multiplier, self.rounding,
+                           self.accumulate)
 
     def mul(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return lmul_mul(x, y, self.cfg, self.multiplier, self.rounding)

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional
 from torch.nn.utils.rnn import PackedSequence
 
+from ._dot import Fused
 from ._formats import LMulConfig
 from ._matmul import conv2d_product, fast_path_enabled
 from ._torch_cells import TensorOps, gru_cell_step, lstm_cell_step, rnn_cell_step
@@ -45,23 +46,29 @@ class _Converted(nn.Module):
     cfg: LMulConfig
     multiplier: str
     rounding: str
+    accumulate: Fused | None
 
     def __init__(self, *args: Any, cfg: LMulConfig | None = None, multiplier: str = "lmul",
-                 rounding: str = "rne", **kwargs: Any) -> None:
-        """The torch layer's own arguments, plus ``cfg``, ``multiplier`` and ``rounding``
-        (keywords): a freshly initialised layer (:meth:`wrap` converts an existing one)."""
+                 rounding: str = "rne", accumulate: Fused | None = None,
+                 **kwargs: Any) -> None:
+        """The torch layer's own arguments, plus ``cfg``, ``multiplier``, ``rounding`` and
+        ``accumulate`` (keywords; ``accumulate``: None for sequential binary32 sums or an
+        :class:`lmul.Fused`, as :func:`lmul.matmul`): a freshly initialised layer (:meth:`wrap`
+        converts an existing one)."""
         super().__init__(*args, **kwargs)
-        self._set_options(cfg, multiplier, rounding)
+        self._set_options(cfg, multiplier, rounding, accumulate)
 
-    def _set_options(self, cfg: LMulConfig | None, multiplier: str, rounding: str) -> None:
+    def _set_options(self, cfg: LMulConfig | None, multiplier: str, rounding: str,
+                     accumulate: Fused | None = None) -> None:
         cfg = LMulConfig() if cfg is None else cfg
-        _check_options(cfg, multiplier, rounding)
+        _check_options(cfg, multiplier, rounding, accumulate)
         self.cfg, self.multiplier, self.rounding = cfg, multiplier, rounding
+        self.accumulate = accumulate
         self.register_forward_pre_hook(_no_fused_fast_path)
 
     @classmethod
     def wrap(cls, module: nn.Module, cfg: LMulConfig | None = None, multiplier: str = "lmul",
-             rounding: str = "rne") -> Any:
+             rounding: str = "rne", accumulate: Fused | None = None) -> Any:
         """A converted module that shares ``module``'s Parameters, buffers and submodules.
 
         The new module has the same attributes and state dict keys; its parameters *are*
@@ -76,7 +83,7 @@ class _Converted(nn.Module):
             new.__dict__[key] = copy.copy(value) if isinstance(value, (dict, list, set)) \
                 else value
         new.__dict__["_lmul_original"] = module
-        new._set_options(cfg, multiplier, rounding)
+        new._set_options(cfg, multiplier, rounding, accumulate)
         return new
 
     @property
@@ -85,7 +92,7 @@ class _Converted(nn.Module):
         return self.__dict__.get("_lmul_original")
 
     def _ops(self) -> TensorOps:
-        return TensorOps(self.cfg, self.multiplier, self.rounding)
+        return TensorOps(self.cfg, self.multiplier, self.rounding, self.accumulate)
 
     def _check_input(self, x: torch.Tensor, batched_dims: int) -> bool:
         """Check ``x`` (float32 CPU, ``batched_dims`` or one fewer dimensions); True when it has
@@ -97,8 +104,10 @@ class _Converted(nn.Module):
         return x.dim() == batched_dims
 
     def _options_repr(self) -> str:
+        fused = "" if self.accumulate is None else \
+            f", accumulate=Fused({self.accumulate.k}, {self.accumulate.align_bits})"
         return (f"cfg={self.cfg.describe()}, multiplier={self.multiplier}, "
-                f"rounding={self.rounding}")
+                f"rounding={self.rounding}{fused}")
 
 
 class LMulLinear(_Converted, nn.Linear):
@@ -113,26 +122,29 @@ class LMulLinear(_Converted, nn.Linear):
         cfg: L-Mul configuration (default BF16, paper offset).
         multiplier: ``"lmul"``, ``"exact"`` or ``"seed"``.
         rounding: ``"rne"`` or ``"truncate"``.
+        accumulate: None (sequential binary32 sums) or an :class:`lmul.Fused`.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  cfg: LMulConfig | None = None, multiplier: str = "lmul",
-                 rounding: str = "rne") -> None:
+                 rounding: str = "rne", accumulate: Fused | None = None) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=bias, dtype=torch.float32)
-        self._set_options(cfg, multiplier, rounding)
+        self._set_options(cfg, multiplier, rounding, accumulate)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, cfg: LMulConfig | None = None,
-                    multiplier: str = "lmul", rounding: str = "rne") -> LMulLinear:
+                    multiplier: str = "lmul", rounding: str = "rne",
+                    accumulate: Fused | None = None) -> LMulLinear:
         """An LMulLinear sharing nothing with ``linear`` but a copy of its weights (use
         :meth:`wrap` to share the Parameters)."""
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, cfg,
-                    multiplier, rounding)
+                    multiplier, rounding, accumulate)
         layer.load_state_dict(linear.state_dict())
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return lmul_linear(x, self.weight, self.bias, self.cfg, self.multiplier, self.rounding)
+        return lmul_linear(x, self.weight, self.bias, self.cfg, self.multiplier, self.rounding,
+                           self.accumulate)
 
     def extra_repr(self) -> str:
         return f"{nn.Linear.extra_repr(self)}, {self._options_repr()}"
@@ -143,8 +155,11 @@ def _direct_conv(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor) -> bool:
     (:func:`lmul._matmul.conv2d_product`, same bits as im2col + ``lmul_linear``).
 
     Only without autograd (``lmul_linear`` carries the straight-through gradients), on the numba
-    kernels, and for float32 CPU weights (the im2col path raises the errors otherwise).
+    kernels, for float32 CPU weights (the im2col path raises the errors otherwise), and with
+    sequential accumulation (the direct kernels have no fused step).
     """
+    if conv.accumulate is not None:
+        return False
     params = [conv.weight] if conv.bias is None else [conv.weight, conv.bias]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params)):
         return False
@@ -227,7 +242,8 @@ def _conv_forward(conv: nn.Conv1d | nn.Conv2d, x: torch.Tensor, nd: int) -> torc
         rows = cols[:, g * per_group:(g + 1) * per_group].transpose(1, 2)  # [N, P, C*kk]
         bias = None if conv.bias is None else conv.bias[g * out_per_group:(g + 1) * out_per_group]
         w = w2d[g * out_per_group:(g + 1) * out_per_group]
-        outs.append(lmul_linear(rows, w, bias, conv.cfg, conv.multiplier, conv.rounding))
+        outs.append(lmul_linear(rows, w, bias, conv.cfg, conv.multiplier, conv.rounding,
+                                conv.accumulate))
     y = outs[0] if groups == 1 else torch.cat(outs, dim=2)  # [N, P, C_out]
     y = y.transpose(1, 2).reshape(n, conv.out_channels, out_h, out_w)
     if nd == 1:
@@ -491,16 +507,16 @@ class LMulMultiheadAttention(_Converted, nn.MultiheadAttention):
                 key_padding_mask = key_padding_mask.unsqueeze(0)
         tgt_len, bsz, embed = query.shape
         heads, hd = self.num_heads, self.head_dim
-        cfg, mult, rnd = self.cfg, self.multiplier, self.rounding
+        cfg, mult, rnd, acc = self.cfg, self.multiplier, self.rounding, self.accumulate
         if self._qkv_same_embed_dim:
             w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         else:
             w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         b_q, b_k, b_v = (None, None, None) if self.in_proj_bias is None \
             else self.in_proj_bias.chunk(3)
-        q = lmul_linear(query, w_q, b_q, cfg, mult, rnd)
-        k = lmul_linear(key, w_k, b_k, cfg, mult, rnd)
-        v = lmul_linear(value, w_v, b_v, cfg, mult, rnd)
+        q = lmul_linear(query, w_q, b_q, cfg, mult, rnd, acc)
+        k = lmul_linear(key, w_k, b_k, cfg, mult, rnd, acc)
+        v = lmul_linear(value, w_v, b_v, cfg, mult, rnd, acc)
         attn_mask = _float_mask(attn_mask, "attn_mask")
         key_padding_mask = _float_mask(key_padding_mask, "key_padding_mask")
         if attn_mask is not None and attn_mask.dim() == 2:
@@ -532,15 +548,15 @@ class LMulMultiheadAttention(_Converted, nn.MultiheadAttention):
             attn_mask = kpm if attn_mask is None else attn_mask + kpm
         scale = torch.tensor(math.sqrt(1.0 / hd), dtype=torch.float32)
         q = lmul_mul(q, scale, cfg, mult, rnd)
-        scores = lmul_bmm(q, k.transpose(1, 2), cfg, mult, rnd)
+        scores = lmul_bmm(q, k.transpose(1, 2), cfg, mult, rnd, acc)
         if attn_mask is not None:
             scores = scores + attn_mask
         weights = torch.softmax(scores.double(), dim=-1).float()
         if self.training and self.dropout > 0.0:
             weights = functional.dropout(weights, self.dropout, training=True)
-        out = lmul_bmm(weights, v, cfg, mult, rnd)  # [B*heads, L, hd]
+        out = lmul_bmm(weights, v, cfg, mult, rnd, acc)  # [B*heads, L, hd]
         out = out.transpose(0, 1).reshape(tgt_len, bsz, embed)
-        out = lmul_linear(out, self.out_proj.weight, self.out_proj.bias, cfg, mult, rnd)
+        out = lmul_linear(out, self.out_proj.weight, self.out_proj.bias, cfg, mult, rnd, acc)
         if self.batch_first and batched:
             out = out.transpose(0, 1)
         if not batched:

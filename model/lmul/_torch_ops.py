@@ -13,6 +13,7 @@ from torch.autograd.function import once_differentiable
 
 from ._activations import sigmoid32 as _sigmoid_np
 from ._activations import tanh32 as _tanh_np
+from ._dot import Fused
 from ._formats import LMulConfig
 from ._matmul import (
     PreparedB,
@@ -22,7 +23,7 @@ from ._matmul import (
     matmul_prepared,
     prepare_b,
 )
-from ._reference import MULTIPLIERS
+from ._reference import MULTIPLIERS, check_accumulate
 
 _ROUNDINGS = ("rne", "truncate")
 
@@ -38,7 +39,9 @@ def _check_tensor(t: object, name: str) -> torch.Tensor:
     return t
 
 
-def _check_options(cfg: LMulConfig, multiplier: str, rounding: str) -> None:
+def _check_options(cfg: LMulConfig, multiplier: str, rounding: str,
+                   accumulate: Fused | None = None) -> None:
+    check_accumulate(accumulate)
     if not isinstance(cfg, LMulConfig):
         raise TypeError(f"cfg must be an lmul.LMulConfig, got {type(cfg).__name__}")
     if multiplier not in MULTIPLIERS:
@@ -72,14 +75,14 @@ class _LinearFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x2d, weight, bias, cfg, multiplier, rounding,  # type: ignore[override]
-                prepared=None):
+                prepared=None, accumulate=None):
         ctx.save_for_backward(x2d, weight)
         ctx.has_bias = bias is not None
         c = None if bias is None else _np(bias)
         if prepared is not None:
-            return torch.from_numpy(matmul_prepared(_np(x2d), prepared, c))
+            return torch.from_numpy(matmul_prepared(_np(x2d), prepared, c, accumulate))
         out = matmul(_np(x2d), np.ascontiguousarray(_np(weight).T), c, cfg, rounding,
-                     multiplier=multiplier)
+                     multiplier=multiplier, accumulate=accumulate)
         return torch.from_numpy(out)
 
     @staticmethod
@@ -92,12 +95,12 @@ class _LinearFn(torch.autograd.Function):
             grad_w = grad_out.t() @ x2d
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum(0)
-        return grad_x, grad_w, grad_b, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
 def lmul_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                 cfg: LMulConfig | None = None, multiplier: str = "lmul",
-                rounding: str = "rne") -> torch.Tensor:
+                rounding: str = "rne", accumulate: Fused | None = None) -> torch.Tensor:
     """``y = x . W^T + b`` with the MAC array's arithmetic (bits of ``lmul.matmul(x, W.T, b)``).
 
     Args:
@@ -108,19 +111,22 @@ def lmul_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         cfg: L-Mul configuration (default BF16, paper offset).
         multiplier: ``"lmul"``, ``"exact"`` (IEEE product rounded to the format) or ``"seed"``.
         rounding: how x and W are rounded to the format (``"rne"`` or ``"truncate"``).
+        accumulate: None (sequential binary32 sums) or an :class:`lmul.Fused` (the fused
+            processing element: steps of ``k`` products, one rounding each), as
+            :func:`lmul.matmul`.
 
     Returns:
         float32 tensor ``[*, out_features]``. Its gradient is the straight-through gradient of
         ``F.linear``: ``dx = g . W``, ``dW = g^T . x``, ``db = sum g``.
 
     Raises:
-        TypeError: a non-tensor or non-float32 operand, or a bad cfg.
+        TypeError: a non-tensor or non-float32 operand, a bad cfg or accumulate.
         ValueError: a non-CPU tensor, mismatched shapes, unknown multiplier or rounding.
     """
     cfg = LMulConfig() if cfg is None else cfg
-    _check_options(cfg, multiplier, rounding)
+    _check_options(cfg, multiplier, rounding, accumulate)
     _check_weight(weight)
-    return _linear(x, weight, bias, cfg, multiplier, rounding, None)
+    return _linear(x, weight, bias, cfg, multiplier, rounding, None, accumulate)
 
 
 def _check_weight(weight: torch.Tensor) -> None:
@@ -131,7 +137,8 @@ def _check_weight(weight: torch.Tensor) -> None:
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cfg: LMulConfig,
-            multiplier: str, rounding: str, prepared: PreparedB | None) -> torch.Tensor:
+            multiplier: str, rounding: str, prepared: PreparedB | None,
+            accumulate: Fused | None = None) -> torch.Tensor:
     """:func:`lmul_linear` after the options and the weight were checked: checks x and bias,
     applies :class:`_LinearFn` over the leading dimensions."""
     _check_tensor(x, "x")
@@ -145,7 +152,7 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cf
                              f"{tuple(bias.shape)}")
     lead = x.shape[:-1]
     y2d = _LinearFn.apply(x.reshape(-1, weight.shape[1]), weight, bias, cfg, multiplier,
-                          rounding, prepared)
+                          rounding, prepared, accumulate)
     return y2d.reshape(*lead, weight.shape[0])
 
 
@@ -156,35 +163,37 @@ class PreparedWeight:
     forward pass with :func:`prepare_weight`, pass it to :func:`linear_prepared` at each step.
     ``prepared`` is a snapshot of ``weight``'s values when it was built
     (:class:`lmul._matmul.PreparedB`); after an optimizer step, prepare again. ``weight`` (the
-    tensor itself) is what backward uses.
+    tensor itself) is what backward uses. ``accumulate`` (None or an :class:`lmul.Fused`) is
+    the products' accumulation, as for :func:`lmul_linear`.
     """
 
-    __slots__ = ("cfg", "multiplier", "prepared", "rounding", "weight")
+    __slots__ = ("accumulate", "cfg", "multiplier", "prepared", "rounding", "weight")
 
     def __init__(self, weight: torch.Tensor, prepared: PreparedB, cfg: LMulConfig,
-                 multiplier: str, rounding: str) -> None:
+                 multiplier: str, rounding: str, accumulate: Fused | None = None) -> None:
         self.weight, self.prepared = weight, prepared
         self.cfg, self.multiplier, self.rounding = cfg, multiplier, rounding
+        self.accumulate = accumulate
 
 
 def prepare_weight(weight: torch.Tensor, cfg: LMulConfig, multiplier: str,
-                   rounding: str) -> PreparedWeight:
+                   rounding: str, accumulate: Fused | None = None) -> PreparedWeight:
     """``weight`` [out, in] (float32 CPU) prepared for :func:`linear_prepared` with these options.
 
     Raises:
         TypeError / ValueError: as :func:`lmul_linear` for the weight and the options.
     """
-    _check_options(cfg, multiplier, rounding)
+    _check_options(cfg, multiplier, rounding, accumulate)
     _check_weight(weight)
     prepared = prepare_b(np.ascontiguousarray(_np(weight).T), cfg, rounding, multiplier)
-    return PreparedWeight(weight, prepared, cfg, multiplier, rounding)
+    return PreparedWeight(weight, prepared, cfg, multiplier, rounding, accumulate)
 
 
 def linear_prepared(x: torch.Tensor, weight: PreparedWeight, bias: torch.Tensor | None = None
                     ) -> torch.Tensor:
     """:func:`lmul_linear` with a weight from :func:`prepare_weight`: the same bits and gradients
-    as ``lmul_linear(x, weight.weight, bias, weight.cfg, weight.multiplier, weight.rounding)``
-    as long as ``weight.weight`` still holds the values it was prepared from.
+    as ``lmul_linear(x, weight.weight, bias, weight.cfg, weight.multiplier, weight.rounding,
+    weight.accumulate)`` as long as ``weight.weight`` still holds the values it was prepared from.
 
     Raises:
         TypeError / ValueError: as :func:`lmul_linear` (x, bias).
@@ -192,7 +201,7 @@ def linear_prepared(x: torch.Tensor, weight: PreparedWeight, bias: torch.Tensor 
     if not isinstance(weight, PreparedWeight):
         raise TypeError(f"weight must come from prepare_weight, got {type(weight).__name__}")
     return _linear(x, weight.weight, bias, weight.cfg, weight.multiplier, weight.rounding,
-                   weight.prepared)
+                   weight.prepared, weight.accumulate)
 
 
 def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -251,12 +260,14 @@ class _BmmFn(torch.autograd.Function):
     """Batched ``a [G, M, K] . b [G, K, N]`` through the kernel; straight-through gradients."""
 
     @staticmethod
-    def forward(ctx, a, b, cfg, multiplier, rounding):  # type: ignore[override]
+    def forward(ctx, a, b, cfg, multiplier, rounding,  # type: ignore[override]
+                accumulate=None):
         ctx.save_for_backward(a, b)
         an, bn = _np(a), _np(b)
         out = np.empty((an.shape[0], an.shape[1], bn.shape[2]), dtype=np.float32)
         for i in range(an.shape[0]):
-            out[i] = matmul(an[i], bn[i], None, cfg, rounding, multiplier=multiplier)
+            out[i] = matmul(an[i], bn[i], None, cfg, rounding, multiplier=multiplier,
+                            accumulate=accumulate)
         return torch.from_numpy(out)
 
     @staticmethod
@@ -264,11 +275,12 @@ class _BmmFn(torch.autograd.Function):
         a, b = ctx.saved_tensors
         grad_a = grad_out @ b.transpose(1, 2) if ctx.needs_input_grad[0] else None
         grad_b = a.transpose(1, 2) @ grad_out if ctx.needs_input_grad[1] else None
-        return grad_a, grad_b, None, None, None
+        return grad_a, grad_b, None, None, None, None
 
 
 def lmul_bmm(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
-             multiplier: str = "lmul", rounding: str = "rne") -> torch.Tensor:
+             multiplier: str = "lmul", rounding: str = "rne",
+             accumulate: Fused | None = None) -> torch.Tensor:
     """Batched matrix product ``a @ b`` with the MAC array's arithmetic, one tile per batch entry.
 
     Each ``out[g] = lmul.matmul(a[g], b[g])`` (no bias: accumulators start at +0.0, ``k`` in
@@ -276,7 +288,7 @@ def lmul_bmm(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
 
     Args:
         a: float32 CPU tensor ``[G, M, K]``; b: float32 CPU tensor ``[G, K, N]``.
-        cfg, multiplier, rounding: as :func:`lmul_linear`.
+        cfg, multiplier, rounding, accumulate: as :func:`lmul_linear`.
 
     Returns:
         float32 tensor ``[G, M, N]``.
@@ -285,10 +297,11 @@ def lmul_bmm(a: torch.Tensor, b: torch.Tensor, cfg: LMulConfig | None = None,
         TypeError / ValueError: as :func:`lmul_linear`; shapes that do not chain.
     """
     cfg = _check_pair(a, b, cfg, multiplier, rounding)
+    check_accumulate(accumulate)
     if a.dim() != 3 or b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
         raise ValueError(f"lmul_bmm needs a [G, M, K] and b [G, K, N], got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    return _BmmFn.apply(a, b, cfg, multiplier, rounding)
+    return _BmmFn.apply(a, b, cfg, multiplier, rounding, accumulate)
 
 
 class _ActivationFn(torch.autograd.Function):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from . import _torch_layers as layers
+from ._dot import Fused
 from ._formats import LMulConfig
 from ._torch_layers import _Converted
 from ._torch_ops import _check_options
@@ -110,7 +111,7 @@ def _reason_left_alone(module: nn.Module) -> str | None:
 
 def convert(model: nn.Module, cfg: LMulConfig | None = None, *, multiplier: str = "lmul",
             filter_fn: Selector = None, inplace: bool = False,
-            rounding: str = "rne") -> nn.Module:
+            rounding: str = "rne", accumulate: Fused | None = None) -> nn.Module:
     """Replace a model's layers by converted ones whose products are the MAC array's, bit for bit.
 
     Converted: ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` (im2col; every stride, padding,
@@ -134,6 +135,10 @@ def convert(model: nn.Module, cfg: LMulConfig | None = None, *, multiplier: str 
         inplace: convert ``model`` itself; False (default) converts a deep copy and leaves
             ``model`` untouched.
         rounding: how float32 operands are rounded to the format (``"rne"`` or ``"truncate"``).
+        accumulate: how a matrix product sums its products: None (default, sequential binary32
+            additions) or an :class:`lmul.Fused` (the fused processing element: steps of ``k``
+            products with one rounding each), as :func:`lmul.matmul`; every converted layer
+            gets it.
 
     Returns:
         The converted model (``model`` itself when ``inplace``; a converted layer itself when
@@ -145,14 +150,14 @@ def convert(model: nn.Module, cfg: LMulConfig | None = None, *, multiplier: str 
         weights that ``revert`` brings back; with ``inplace=False`` those are the copy's.
 
     Raises:
-        TypeError: ``model`` is not an ``nn.Module``, a bad cfg or filter.
+        TypeError: ``model`` is not an ``nn.Module``, a bad cfg, filter or accumulate.
         ValueError: unknown multiplier or rounding; dict names that are not convertible layers
             of the model.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     cfg = LMulConfig() if cfg is None else cfg
-    _check_options(cfg, multiplier, rounding)
+    _check_options(cfg, multiplier, rounding, accumulate)
     if isinstance(filter_fn, Mapping):
         for name, c in filter_fn.items():
             if not isinstance(c, LMulConfig):
@@ -186,9 +191,13 @@ def convert(model: nn.Module, cfg: LMulConfig | None = None, *, multiplier: str 
         if type(module) in CONVERTIBLE:
             chosen = choose(name, module)
             if chosen is not None:
-                new = CONVERTIBLE[type(module)].wrap(module, chosen, multiplier, rounding)
-                report.converted.append(LayerRecord(name, type(module).__name__,
-                                                    _describe(chosen, multiplier, rounding)))
+                new = CONVERTIBLE[type(module)].wrap(module, chosen, multiplier, rounding,
+                                                     accumulate)
+                detail = _describe(chosen, multiplier, rounding)
+                if accumulate is not None:
+                    detail += (f", fused accumulation k={accumulate.k} "
+                               f"align_bits={accumulate.align_bits}")
+                report.converted.append(LayerRecord(name, type(module).__name__, detail))
                 return new
             why = ("not in the filter dict" if isinstance(filter_fn, Mapping)
                    else "excluded by filter_fn")
