@@ -65,45 +65,29 @@ module mac_array #(
 );
 
   generate
-    if (ROWS < 1 || ROWS > 64) begin : g_bad_rows
-`ifdef VERILATOR
-      $error("mac_array: ROWS=%0d out of range 1..64", ROWS);
-`else
-      PARAMETER_ERROR__mac_array__ROWS_must_be_1_to_64 u_param_error ();
-`endif
-    end
-    if (COLS < 1 || COLS > 64) begin : g_bad_cols
-`ifdef VERILATOR
-      $error("mac_array: COLS=%0d out of range 1..64", COLS);
-`else
-      PARAMETER_ERROR__mac_array__COLS_must_be_1_to_64 u_param_error ();
-`endif
-    end
-    if (MULTIPLIER != 0 && MULTIPLIER != 1) begin : g_bad_multiplier
-`ifdef VERILATOR
-      $error("mac_array: MULTIPLIER=%0d must be 0 (L-Mul) or 1 (exact)", MULTIPLIER);
-`else
-      PARAMETER_ERROR__mac_array__MULTIPLIER_must_be_0_or_1 u_param_error ();
-`endif
-    end
-    if (SKID != 0 && SKID != 1) begin : g_bad_skid
-`ifdef VERILATOR
-      $error("mac_array: SKID=%0d must be 0 or 1", SKID);
-`else
-      PARAMETER_ERROR__mac_array__SKID_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(ROWS >= 1 && ROWS <= 64, g_bad_rows,
+                      PARAMETER_ERROR__mac_array__ROWS_must_be_1_to_64,
+                      ("mac_array: ROWS=%0d out of range 1..64", ROWS))
+    `LMUL_PARAM_CHECK(COLS >= 1 && COLS <= 64, g_bad_cols,
+                      PARAMETER_ERROR__mac_array__COLS_must_be_1_to_64,
+                      ("mac_array: COLS=%0d out of range 1..64", COLS))
+    `LMUL_PARAM_CHECK(MULTIPLIER == 0 || MULTIPLIER == 1, g_bad_multiplier,
+                      PARAMETER_ERROR__mac_array__MULTIPLIER_must_be_0_or_1,
+                      ("mac_array: MULTIPLIER=%0d must be 0 (L-Mul) or 1 (exact)", MULTIPLIER))
+    `LMUL_PARAM_CHECK(SKID == 0 || SKID == 1, g_bad_skid,
+                      PARAMETER_ERROR__mac_array__SKID_must_be_0_or_1,
+                      ("mac_array: SKID=%0d must be 0 or 1", SKID))
   endgenerate
 
-  localparam integer W   = 1 + EXP_BITS + MAN_BITS;
-  localparam integer PW  = (ROWS > 1) ? $clog2(ROWS) : 1;
-  // Result chain of one row: chain(r,c) holds c+1 binary32 lanes; TRI bits per row in total.
-  localparam integer TRI = 32 * COLS * (COLS + 1) / 2;
+  localparam integer W = 1 + EXP_BITS + MAN_BITS;  // one operand word
+  localparam integer PTR_BITS = (ROWS > 1) ? $clog2(ROWS) : 1;  // drain pointer (row index)
+  // Result chain of one row: chain(r,c) holds c+1 binary32 lanes; CHAIN_BITS bits per row.
+  localparam integer CHAIN_BITS = 32 * COLS * (COLS + 1) / 2;
   localparam integer LAST_ROW = ROWS - 1;
-  localparam [PW-1:0] LAST_PTR = LAST_ROW[PW-1:0];
-  localparam integer GW = $clog2(ROWS + 1);
-  localparam [GW-1:0] ROWS_G = ROWS[GW-1:0];
-  localparam [GW-1:0] ONE_G  = 1;
+  localparam [PTR_BITS-1:0] LAST_PTR = LAST_ROW[PTR_BITS-1:0];
+  localparam integer GAP_BITS = $clog2(ROWS + 1);  // gap counter, saturating at ROWS
+  localparam [GAP_BITS-1:0] ROWS_GAP = ROWS[GAP_BITS-1:0];
+  localparam [GAP_BITS-1:0] ONE_GAP = 1;
 
   // ---------------------------------------------------------------- optional input skid buffer
   // s_* is the input stream after it: with SKID = 1, in_ready is a register instead of a function
@@ -181,7 +165,7 @@ module mac_array #(
   wire [(ROWS+1)*COLS*W-1:0]  b_v;
   wire [(ROWS+1)*COLS*32-1:0] bias_v;
   wire [ROWS*COLS*32-1:0]     sum_w;
-  wire [ROWS*TRI-1:0]         chain_w;
+  wire [ROWS*CHAIN_BITS-1:0]  chain_w;
   wire [ROWS*COLS*32-1:0]     res_bus;   // R[r] at [r*COLS*32 +: COLS*32]
   wire [ROWS-1:0]             row_done;  // PE(r,COLS-1) performs a tile's last step this cycle
   reg  [ROWS-1:0]             res_valid;
@@ -229,7 +213,8 @@ module mac_array #(
       for (c = 0; c < COLS; c = c + 1) begin : g_col
         localparam integer HI = r * (COLS + 1) + c;   // horizontal slot of PE(r,c)
         localparam integer VI = r * COLS + c;         // vertical slot of PE(r,c)
-        localparam integer CO = r * TRI + 16 * c * (c + 1);  // chain(r,c) offset: 32*c(c+1)/2
+        // chain(r,c) offset: 32*c(c+1)/2 into row r's chain
+        localparam integer CO = r * CHAIN_BITS + 16 * c * (c + 1);
 
         mac_pe #(
             .EXP_BITS  (EXP_BITS),
@@ -289,20 +274,20 @@ module mac_array #(
   // their R[r] before any row of the next tile does: when a stall freezes the array, the row the
   // drain waits for is never one of the frozen ones (no deadlock), and with out_ready high there
   // are no stalls at all. gap = array cycles since the last accepted last beat, saturating.
-  reg  [GW-1:0] gap;
-  wire          last_ok = (gap == ROWS_G);
+  reg  [GAP_BITS-1:0] gap;
+  wire                last_ok = (gap == ROWS_GAP);
   assign s_ready = ~stall & (~s_last | last_ok);
 
   always @(posedge clk) begin
-    if (rst) gap <= ROWS_G;
+    if (rst) gap <= ROWS_GAP;
     else if (en) begin
-      if (fire & s_last) gap <= ONE_G;
-      else if (!last_ok) gap <= gap + ONE_G;
+      if (fire & s_last) gap <= ONE_GAP;
+      else if (!last_ok) gap <= gap + ONE_GAP;
     end
   end
 
-  reg  [PW-1:0] ptr;  // next row to drain
-  wire          pop = out_valid & out_ready;
+  reg  [PTR_BITS-1:0] ptr;  // next row to drain
+  wire                pop = out_valid & out_ready;
 
   integer i;
   always @(posedge clk) begin
@@ -311,14 +296,14 @@ module mac_array #(
     end else begin
       for (i = 0; i < ROWS; i = i + 1) begin
         if (en & row_done[i]) res_valid[i] <= 1'b1;
-        else if (pop && ptr == i[PW-1:0]) res_valid[i] <= 1'b0;
+        else if (pop && ptr == i[PTR_BITS-1:0]) res_valid[i] <= 1'b0;
       end
     end
   end
 
   always @(posedge clk) begin
-    if (rst) ptr <= {PW{1'b0}};
-    else if (pop) ptr <= (ptr == LAST_PTR) ? {PW{1'b0}} : ptr + {{(PW-1){1'b0}}, 1'b1};
+    if (rst) ptr <= {PTR_BITS{1'b0}};
+    else if (pop) ptr <= (ptr == LAST_PTR) ? {PTR_BITS{1'b0}} : ptr + {{(PTR_BITS-1){1'b0}}, 1'b1};
   end
 
   assign out_valid = res_valid[ptr];
