@@ -72,6 +72,8 @@ from sim.lib.fileio import (
 
 from . import data as data_mod
 from .accuracy import parse_seeds
+from .bench import best_time
+from .lstm import bar_interval, train_epoch
 from .modes import parse_mode
 from .report import ResultsError, build_rows, derived_path, plot
 from .store import ResultsStore, now, run_key
@@ -215,10 +217,6 @@ def parse_demo_mode(text: str) -> DemoMode:
 
 # ---------------------------------------------------------------------------------- training
 
-def _bar_interval() -> float:
-    return 0.1 if sys.stderr.isatty() else 30.0
-
-
 def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int,
                  lr: float, progress: bool, desc: str) -> float:
     """Adam, cross-entropy, batches of :data:`BATCH_SIZE` shuffled by a generator seeded with
@@ -230,17 +228,8 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int, 
     model.train()
     for epoch in range(epochs):
         perm = torch.randperm(n, generator=gen)
-        total = 0.0
-        for s in tqdm(range(0, n, BATCH_SIZE), desc=f"{desc} epoch {epoch + 1}/{epochs}",
-                      unit="batch", disable=not progress, leave=False, dynamic_ncols=True,
-                      mininterval=_bar_interval()):
-            idx = perm[s:s + BATCH_SIZE]
-            opt.zero_grad()
-            loss = functional.cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        loss_mean = total / n
+        loss_mean = train_epoch(model, opt, x, y, perm, functional.cross_entropy, progress,
+                                f"{desc} epoch {epoch + 1}/{epochs}", BATCH_SIZE)
     model.eval()
     return loss_mean
 
@@ -271,7 +260,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, pro
     t0 = time.perf_counter()
     correct = nonfinite = 0
     for s in tqdm(range(0, x.shape[0], batch), desc=desc, unit="batch", disable=not progress,
-                  leave=False, dynamic_ncols=True, mininterval=_bar_interval()):
+                  leave=False, dynamic_ncols=True, mininterval=bar_interval()):
         logits = model(x[s:s + batch])
         finite = torch.isfinite(logits).all(dim=1)
         pred = logits.argmax(dim=1)
@@ -454,29 +443,20 @@ def bench_converted_layers(repeats: int = 5, seed: int = 0) -> list[tuple[str, f
              ("Conv2d 16->32 3x3 pad 1, 64 x 16x16", nn.Conv2d(16, 32, 3, padding=1),
               torch.rand(64, 16, 16, 16))]
 
-    def best(fn: Callable[[], object]) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
     out = []
     threads = torch.get_num_threads()
     with torch.no_grad():
         for name, layer, x in cases:
             conv = lt.convert(layer)
-            t_torch = best(lambda layer=layer, x=x: layer(x))
+            t_torch = best_time(lambda layer=layer, x=x: layer(x), repeats)
             # torch's OpenMP workers spin-wait; on a busy machine its 1-thread run is often
             # the faster one, so the yardstick is the faster of the two (as for the kernels).
             torch.set_num_threads(1)
             try:
-                t_torch = min(t_torch, best(lambda layer=layer, x=x: layer(x)))
+                t_torch = min(t_torch, best_time(lambda layer=layer, x=x: layer(x), repeats))
             finally:
                 torch.set_num_threads(threads)
-            out.append((name, t_torch, best(lambda conv=conv, x=x: conv(x))))
+            out.append((name, t_torch, best_time(lambda conv=conv, x=x: conv(x), repeats)))
     return out
 
 

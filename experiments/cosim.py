@@ -80,15 +80,15 @@ import numpy as np
 import lmul
 from sim import rtlsim
 from sim.lib.cli import int_in_range
-from sim.lib.fileio import atomic_write, atomic_write_text, check_writable_file
+from sim.lib.fileio import RESULTS_DIR, atomic_write, atomic_write_text
 
 from . import lstm
+from .store import check_results_path
 
 REPO = rtlsim.REPO
 DRIVER_DIR = rtlsim.DRIVER_DIR
 MAC_ARRAY_DRIVER = DRIVER_DIR / "mac_array_driver.cpp"
 UNARY_DRIVER = DRIVER_DIR / "unary_driver.cpp"
-RESULTS_DIR = REPO / "results"
 DEFAULT_OUT = RESULTS_DIR / "cosim.json"
 SCHEMA = 1
 DEFAULT_N = 100
@@ -808,12 +808,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if any(r["mismatches"] for r in doc["formats"].values()) else 0
         if args.rows > 64 or args.cols > 64:
             raise ValueError(f"array shape must be at most 64 x 64, got {args.rows} x {args.cols}")
-        if args.out.suffix != ".json":
-            raise ValueError(f"--out must end in .json, got {args.out}")
-        try:
-            check_writable_file(args.out)
-        except ValueError as err:
-            raise ValueError(f"--out {args.out}: {err}") from None
+        check_results_path(args.out)  # a ResultsError is a ValueError
 
         wts = load_network(args.weights_dir, progress)
         ds = data_mod.load(DATASET)

@@ -156,14 +156,17 @@ def eval_job(trained: dict[str, Any], base: dict[str, Any], mode: str, data_root
     """The result record of ``mode`` on trained weights (None if the dataset was unavailable);
     with ``recipe``, on that recipe's weights: the row ``MODE [RECIPE]``."""
     from .modes import parse_mode
-    from .recipes import parse_recipe
 
     if "unavailable" in trained:
         return None
     ds = _load_data(base["dataset"], data_root, load_fn)
     x_test, y_test = _test_slice(ds, base["seq"], base["test_limit"])
     arith = parse_mode(mode)
-    rcp = None if recipe is None else parse_recipe(recipe, finetune_epochs)
+    rcp = None
+    if recipe is not None:
+        from .recipes import parse_recipe
+
+        rcp = parse_recipe(recipe, finetune_epochs)
     nt = int(y_test.shape[0])
     res = evaluate(trained["weights"], x_test, y_test, arith, base["batch_size"], progress,
                    desc or arith.name)

@@ -207,9 +207,28 @@ def predictions(logits: np.ndarray) -> np.ndarray:
     return pred
 
 
-def _bar_interval() -> float:
+def bar_interval() -> float:
     """Seconds between progress-bar redraws: live on a terminal, sparse in a log file."""
     return 0.1 if sys.stderr.isatty() else 30.0
+
+
+def train_epoch(fwd: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                perm: torch.Tensor,
+                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                progress: bool, desc: str, batch_size: int = BATCH_SIZE) -> float:
+    """One training epoch: batches of ``batch_size`` in the order ``perm`` (the last one
+    partial), each ``opt.zero_grad()``, ``loss_fn(fwd(x), y)``, backward, ``opt.step()``;
+    returns the epoch's mean loss per sample."""
+    total = 0.0
+    for s in tqdm(range(0, len(perm), batch_size), desc=desc, unit="batch", disable=not progress,
+                  leave=False, dynamic_ncols=True, mininterval=bar_interval()):
+        idx = perm[s:s + batch_size]
+        opt.zero_grad()
+        loss = loss_fn(fwd(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+    return total / len(perm)
 
 
 def predict(wts: CellWeights, x_seq: np.ndarray, mode: Arithmetic, batch_size: int = 1000,
@@ -228,7 +247,7 @@ def predict(wts: CellWeights, x_seq: np.ndarray, mode: Arithmetic, batch_size: i
     out = np.empty(n, dtype=np.int64)
     with tqdm(total=steps * ((n + batch_size - 1) // batch_size), desc=desc or mode.name,
               unit="step", disable=not progress, leave=False, dynamic_ncols=True,
-              mininterval=_bar_interval()) as bar:
+              mininterval=bar_interval()) as bar:
         for s in range(0, n, batch_size):
             logits = forward_logits(wts, x_seq[s:s + batch_size], mode, on_step=bar.update)
             out[s:s + batch_size] = predictions(logits)
@@ -324,19 +343,8 @@ def train(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, seed: int, e
         t0 = time.perf_counter()
         fwd.train()
         perm = torch.randperm(n, generator=gen)
-        total, count = 0.0, 0
-        batches = range(0, n, BATCH_SIZE)
-        for s in tqdm(batches, desc=f"train {tag} seed {seed} epoch {epoch + 1}/{epochs}",
-                      unit="batch", disable=not progress, leave=False, dynamic_ncols=True,
-                      mininterval=_bar_interval()):
-            idx = perm[s:s + BATCH_SIZE]
-            opt.zero_grad()
-            loss = functional.nll_loss(fwd(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
-        info["train_loss"] = total / count
+        info["train_loss"] = train_epoch(fwd, opt, x, y, perm, functional.nll_loss, progress,
+                                         f"train {tag} seed {seed} epoch {epoch + 1}/{epochs}")
         info["train_wall_s"] += time.perf_counter() - t0
         if ckpt_dir is not None:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(),

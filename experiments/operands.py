@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from sim.lib.cli import int_in_range
-from sim.lib.fileio import atomic_write_bytes, check_writable_file
+from sim.lib.fileio import RESULTS_DIR, atomic_write_bytes, check_writable_file
 
 from . import data as data_mod
 
-REPO = data_mod.REPO_ROOT
-DEFAULT_OUT = REPO / "results" / "operands" / "mnist_lstm.npz"
+DEFAULT_OUT = RESULTS_DIR / "operands" / "mnist_lstm.npz"
 
 
 def capture(n_images: int = 4, weights_dir: Path | None = None, data_root: Path | None = None,
@@ -37,7 +36,7 @@ def capture(n_images: int = 4, weights_dir: Path | None = None, data_root: Path 
     from .weights import get_weights
 
     ds = data_mod.load("mnist", data_root)
-    wdir = weights_dir or (REPO / "results" / "weights")
+    wdir = weights_dir or (RESULTS_DIR / "weights")
     model, info = get_weights(ds, "rows", 0, 1, None, wdir, progress)
     wts = lstm.CellWeights.from_model(model)
     mode = parse_mode("lmul")

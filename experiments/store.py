@@ -41,6 +41,18 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def check_results_path(path: Path) -> None:
+    """Raise :class:`~experiments.report.ResultsError` (one line, naming ``path``) unless
+    ``path`` can hold a results JSON: its name ends in ``.json`` and it can be written
+    (:func:`sim.lib.fileio.check_writable_file`, which creates missing parent directories)."""
+    if path.suffix != ".json":
+        raise ResultsError(f"{path}: results file name must end in .json")
+    try:
+        check_writable_file(path)
+    except ValueError as err:
+        raise ResultsError(f"{path}: {err}") from None
+
+
 def _empty_doc() -> dict[str, Any]:
     return {"schema": SCHEMA, "runs": [], "unavailable": {}}
 
@@ -61,12 +73,7 @@ class ResultsStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        if self.path.suffix != ".json":
-            raise ResultsError(f"{self.path}: results file name must end in .json")
-        try:
-            check_writable_file(self.path)
-        except ValueError as err:
-            raise ResultsError(f"{self.path}: {err}") from None
+        check_results_path(self.path)
         self.doc: dict[str, Any] = _empty_doc()
         self._keys: set[tuple[Any, ...]] = set()
         self.refresh()

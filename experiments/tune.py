@@ -53,14 +53,19 @@ from pathlib import Path
 from typing import Any
 
 from sim.lib.cli import int_in_range, json_path, run_main
-from sim.lib.fileio import atomic_write, atomic_write_text, locked, snapshot_or_generated
+from sim.lib.fileio import (
+    RESULTS_DIR,
+    atomic_write,
+    atomic_write_text,
+    locked,
+    snapshot_or_generated,
+)
 
 from . import data as data_mod
 from . import executor as executor_mod
 from .report import ResultsError, load_results, markdown_table
 from .stats import Summary, paired_differences, summarize
 
-RESULTS_DIR = data_mod.REPO_ROOT / "results"
 #: The precision analysis's offset sweep (``make analysis``), read for the offset plot and table.
 PRECISION_CSV = "precision_offsets.csv"
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -38,16 +36,7 @@ from lmul import _matmul as mm  # internals timed here: the elementwise kernels,
 from lmul._core import lmul_numpy, seed_lmul_numpy
 from sim.lib.seed_notebook import load_notebook_lmul_bits, notebook_path
 
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time (s) of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from . import best_time
 
 
 def gate_operands(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,25 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from experiments import accuracy, data, grid, lstm
 from experiments.store import ResultsStore
-
-
-def _synthetic(name: str = "mnist", n_train: int = 256, n_test: int = 40) -> data.ImageData:
-    """Tiny 28x28 dataset whose class k lights up row 3k: learnable in one short epoch."""
-    rng = np.random.default_rng(0)
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        x[np.arange(n), 3 * y, :] = 250
-        return x, y.astype(np.int64)
-
-    (trx, tr_y), (tex, tey) = make(n_train), make(n_test)
-    return data.ImageData(name, 10, trx, tr_y, tex, tey)
+from experiments.tests.helpers import synthetic_images
 
 
 def _loader(calls: list[str]) -> Any:
@@ -33,7 +19,7 @@ def _loader(calls: list[str]) -> Any:
         calls.append(name)
         if name == "kmnist":
             raise data.DataUnavailableError("KMNIST: download failed (offline); provide it")
-        return _synthetic(name)
+        return synthetic_images(name)
     return load
 
 

@@ -16,27 +16,13 @@ import lmul
 import lmul.torch as lt
 from experiments import lstm
 from experiments.modes import parse_mode
+from experiments.tests.helpers import MULTIPLIER_MODES, spread_model
 
 
-def _model(seed: int, hidden: int) -> lstm.LSTMClassifier:
-    torch.manual_seed(seed)
-    model = lstm.LSTMClassifier(28, 10, hidden)
-    with torch.no_grad():  # spread the weights so the gates leave sigmoid's linear region
-        for p in model.parameters():
-            p.mul_(3.0)
-    return model.eval()
-
-
-@pytest.mark.parametrize(("mode", "cfg", "multiplier", "rounding"), [
-    ("lmul", lmul.LMulConfig(), "lmul", "rne"),
-    ("lmul-mitchell", lmul.LMulConfig(offset=0), "lmul", "rne"),
-    ("lmul:e=4,m=3,rounding=truncate", lmul.LMulConfig(4, 3), "lmul", "truncate"),
-    ("bf16", lmul.LMulConfig(), "exact", "rne"),
-    ("seed", lmul.LMulConfig(), "seed", "rne"),
-])
+@pytest.mark.parametrize(("mode", "cfg", "multiplier", "rounding"), MULTIPLIER_MODES)
 def test_converted_lstm_is_the_experiments_cell(mode: str, cfg: lmul.LMulConfig,
                                                 multiplier: str, rounding: str) -> None:
-    model = _model(5, 24)
+    model = spread_model(5, hidden=24)
     images = np.random.default_rng(3).integers(0, 256, size=(6, 28, 28), dtype=np.uint8)
     x = lstm.to_sequence(images, "rows")
     want = lstm.forward_logits(lstm.CellWeights.from_model(model), x, parse_mode(mode))

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numba
-import numpy as np
 import pytest
 import torch
 
@@ -27,6 +26,7 @@ from experiments import executor as ex_mod
 from experiments.executor import ExecutorError, Outcome, RayExecutor, SerialExecutor
 from experiments.report import load_results
 from experiments.store import run_key
+from experiments.tests.helpers import synthetic_images
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -264,17 +264,8 @@ TIMING_FIELDS = {"created", "train_wall_s", "eval_wall_s", "recipe_wall_s"}
 
 
 def synthetic(name: str) -> data.ImageData:
-    """Tiny 28x28 dataset whose class k lights up row 3k (learnable in one short epoch)."""
-    rng = np.random.default_rng(sum(map(ord, name)))
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        x[np.arange(n), 3 * y, :] = 250
-        return x, y.astype(np.int64)
-
-    (trx, try_), (tex, tey) = make(SYNTH_TRAIN), make(SYNTH_TEST)
-    return data.ImageData(name, 10, trx, try_, tex, tey)
+    """The tiny learnable dataset, drawn per name."""
+    return synthetic_images(name, SYNTH_TRAIN, SYNTH_TEST, seed=sum(map(ord, name)))
 
 
 def synthetic_loader(name: str, root: Path | None) -> data.ImageData:

@@ -12,16 +12,7 @@ import torch
 import lmul
 from experiments import lstm
 from experiments.modes import parse_mode
-
-
-def _model(seed: int, input_size: int = 28, n_classes: int = 10, hidden: int = 128
-           ) -> lstm.LSTMClassifier:
-    torch.manual_seed(seed)
-    model = lstm.LSTMClassifier(input_size, n_classes, hidden)
-    with torch.no_grad():  # spread the weights so the gates leave sigmoid's linear region
-        for p in model.parameters():
-            p.mul_(3.0)
-    return model.eval()
+from experiments.tests.helpers import MULTIPLIER_MODES, spread_model
 
 
 def _images(n: int, seed: int) -> np.ndarray:
@@ -30,7 +21,7 @@ def _images(n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("seq", ["rows", "pixels"])
 def test_fp32_cell_matches_torch_lstm(seq: str) -> None:
-    model = _model(0, input_size=28 if seq == "rows" else 1)
+    model = spread_model(0, input_size=28 if seq == "rows" else 1)
     x = lstm.to_sequence(_images(16, 1), seq)
     if seq == "pixels":
         x = x[:, 300:400]  # 100 steps of a pixel sequence keeps the test fast
@@ -82,17 +73,11 @@ def _reference_logits(model: lstm.LSTMClassifier, x: np.ndarray, cfg: lmul.LMulC
                                  cfg=cfg, rounding=rounding, multiplier=multiplier)
 
 
-@pytest.mark.parametrize(("mode", "cfg", "rounding", "multiplier"), [
-    ("lmul", lmul.LMulConfig(), "rne", "lmul"),
-    ("lmul-mitchell", lmul.LMulConfig(offset=0), "rne", "lmul"),
-    ("lmul:e=4,m=3,rounding=truncate", lmul.LMulConfig(4, 3), "truncate", "lmul"),
-    ("bf16", lmul.LMulConfig(), "rne", "exact"),
-    ("seed", lmul.LMulConfig(), "rne", "seed"),
-    ("seed:head=fp32", lmul.LMulConfig(), "rne", "seed"),
-])
+@pytest.mark.parametrize(("mode", "cfg", "multiplier", "rounding"), [
+    *MULTIPLIER_MODES, ("seed:head=fp32", lmul.LMulConfig(), "seed", "rne")])
 def test_mode_forward_is_bit_exact_against_reference(mode: str, cfg: lmul.LMulConfig,
-                                                     rounding: str, multiplier: str) -> None:
-    model = _model(7, hidden=32)
+                                                     multiplier: str, rounding: str) -> None:
+    model = spread_model(7, hidden=32)
     x = lstm.to_sequence(_images(3, 2), "rows")
     fp32_head = mode.endswith("head=fp32")
     want = _reference_logits(model, x, cfg, rounding, multiplier, fp32_head)

@@ -17,24 +17,11 @@ import pytest
 from experiments import accuracy, data, grid, lstm, report
 from experiments.modes import parse_mode
 from experiments.store import ResultsStore, run_key
+from experiments.tests.helpers import synthetic_images
 from sim.lib import fileio
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOTS = REPO / "docs" / "results"
-
-
-def _synthetic(name: str = "mnist", n_train: int = 128, n_test: int = 24) -> data.ImageData:
-    """Tiny 28x28 dataset: class k lights up row 3k."""
-    rng = np.random.default_rng(1)
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 10, n)
-        x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        x[np.arange(n), 3 * y, :] = 250
-        return x, y.astype(np.int64)
-
-    (trx, tr_y), (tex, tey) = make(n_train), make(n_test)
-    return data.ImageData(name, 10, trx, tr_y, tex, tey)
 
 
 def _record(seed: int, mode: str = "fp32", **extra: Any) -> dict[str, Any]:
@@ -246,7 +233,7 @@ def test_batch_size_is_checked_and_part_of_the_key(tmp_path: Path,
 
     kw: dict[str, Any] = {"test_limit": 24, "train_limit": 64, "progress": False,
                           "log": lambda m: None, "weights_dir": tmp_path / "w",
-                          "load_fn": lambda name, root: _synthetic(name)}
+                          "load_fn": lambda name, root: synthetic_images(name, 128, 24, seed=1)}
     jobs = [grid.Job(["mnist"], [0], 1)]
     with pytest.raises(ValueError, match="batch_size"):
         grid.run(jobs, ["fp32"], out, batch_size=-1, **kw)
@@ -320,8 +307,8 @@ _WRITER = textwrap.dedent("""
 _CLI = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import numpy as np
     from experiments import accuracy, data
+    from experiments.tests.helpers import synthetic_images
     me, other = Path(sys.argv[1]), Path(sys.argv[2])
 
     def load(name, root):
@@ -331,11 +318,7 @@ _CLI = textwrap.dedent("""
         while not other.exists():
             assert time.monotonic() - t0 < 60, "the other run never started"
             time.sleep(0.01)
-        rng = np.random.default_rng(2)
-        y = rng.integers(0, 10, 80)
-        x = rng.integers(0, 60, (80, 28, 28)).astype(np.uint8)
-        x[np.arange(80), 3 * y, :] = 250
-        return data.ImageData(name, 10, x[:64], y[:64], x[64:], y[64:])
+        return synthetic_images(name, 64, 16, seed=2)
 
     data.load = load
     sys.exit(accuracy.main(sys.argv[3:]))

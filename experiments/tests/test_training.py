@@ -15,7 +15,8 @@ from torch.nn import functional
 import lmul
 from experiments import accuracy, grid, lstm, recipes
 from experiments.modes import parse_mode
-from experiments.tests.test_accuracy import _loader, _synthetic
+from experiments.tests.helpers import synthetic_images
+from experiments.tests.test_accuracy import _loader
 
 # ------------------------------------------------------------------------------ the L-Mul cell
 
@@ -151,7 +152,7 @@ def test_aware_model_leaves_the_model_plain_and_shares_its_parameters() -> None:
 
 
 def test_short_aware_training_reduces_the_loss(tmp_path: Path) -> None:
-    ds = _synthetic(n_train=1024)  # 8 batches an epoch
+    ds = synthetic_images(n_train=1024)  # 8 batches an epoch
     x = lstm.to_sequence(ds.train_x, "rows")
     mode = parse_mode("lmul")
     recipe = recipes.parse_recipe("scratch")
