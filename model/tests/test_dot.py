@@ -8,14 +8,13 @@ CPU's IEEE adder) and ``lmul.fp_add_bits`` (the model of ``hdl/fp_add.v``). The 
 oracle (``sim/lib/oracle.py``) checks the exactness claim in ``sim/tests/test_dot_model.py``
 (model tests import nothing of ``sim``).
 
-``COCOTB_RANDOM_SEED`` (default 1) seeds the random cases.
+The random cases are seeded by the repository conftest's ``random_seed`` fixture.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from fractions import Fraction
 
 import numpy as np
@@ -24,7 +23,6 @@ import pytest
 import lmul
 from lmul import FUSED_EXACT_ALIGN_BITS, Fused, LMulConfig, fused_sum_bits
 
-SEED = int(os.environ.get("COCOTB_RANDOM_SEED", "1"))
 QNAN = 0x7FC00000
 PINF, NINF = 0x7F800000, 0xFF800000
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -235,8 +233,8 @@ def random_terms(rng: np.random.Generator, rows: int, t: int, spread: int) -> np
 
 
 @pytest.mark.parametrize("align", [1, 8, 24, 32, 50, 100, FUSED_EXACT_ALIGN_BITS])
-def test_random_steps_against_rational_window_sums(align: int) -> None:
-    rng = np.random.default_rng([SEED, align])
+def test_random_steps_against_rational_window_sums(align: int, random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, align])
     checked = 0
     for t, spread in ((2, 3), (5, 30), (17, 10), (65, 60), (9, 127)):
         terms = random_terms(rng, 60, t, spread)
@@ -253,8 +251,8 @@ def test_random_steps_against_rational_window_sums(align: int) -> None:
     assert checked == 300
 
 
-def test_order_does_not_matter() -> None:
-    rng = np.random.default_rng([SEED, 7])
+def test_order_does_not_matter(random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, 7])
     terms = random_terms(rng, 40, 9, 20)
     for align in (8, 24, FUSED_EXACT_ALIGN_BITS):
         want = fused_sum_bits(terms, align)
@@ -276,8 +274,8 @@ def float32_corollary_pairs(rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([grid, close, anything])
 
 
-def test_k1_exact_window_is_binary32_addition() -> None:
-    pairs = float32_corollary_pairs(np.random.default_rng([SEED, 11]))
+def test_k1_exact_window_is_binary32_addition(random_seed: int) -> None:
+    pairs = float32_corollary_pairs(np.random.default_rng([random_seed, 11]))
     got = fused_sum_bits(pairs, FUSED_EXACT_ALIGN_BITS)
     f = pairs.view(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -287,9 +285,9 @@ def test_k1_exact_window_is_binary32_addition() -> None:
     assert (got == lmul.fp_add_bits(pairs[:, 0], pairs[:, 1])).all()
 
 
-def test_k1_narrow_window_is_not_binary32_addition() -> None:
+def test_k1_narrow_window_is_not_binary32_addition(random_seed: int) -> None:
     """The check above can fail: with a 24-bit window the step truncates where IEEE rounds."""
-    pairs = random_terms(np.random.default_rng([SEED, 12]), 2000, 2, 25)
+    pairs = random_terms(np.random.default_rng([random_seed, 12]), 2000, 2, 25)
     differ = fused_sum_bits(pairs, 24) != lmul.fp_add_bits(pairs[:, 0], pairs[:, 1])
     assert differ.any()
 
@@ -331,8 +329,8 @@ def test_reference_partial_chunk_is_padded_with_plus_zero() -> None:
 
 
 @pytest.mark.parametrize("multiplier", lmul.MULTIPLIERS)
-def test_reference_k1_exact_window_equals_sequential(multiplier: str) -> None:
-    rng = np.random.default_rng([SEED, 13])
+def test_reference_k1_exact_window_equals_sequential(multiplier: str, random_seed: int) -> None:
+    rng = np.random.default_rng([random_seed, 13])
     a = rng.standard_normal((6, 23)).astype(np.float32)
     b = (rng.standard_normal((23, 7)) * np.exp2(rng.integers(-20, 20, (23, 7)))).astype(
         np.float32)
@@ -348,9 +346,9 @@ def test_reference_k1_exact_window_equals_sequential(multiplier: str) -> None:
     assert (seq.view(np.uint32) != narrow.view(np.uint32)).any()
 
 
-def test_reference_chunks_are_steps_of_fused_sum_bits() -> None:
+def test_reference_chunks_are_steps_of_fused_sum_bits(random_seed: int) -> None:
     """Inner dimension 6, K = 4: two steps, the second padded, composed by hand here."""
-    rng = np.random.default_rng([SEED, 14])
+    rng = np.random.default_rng([random_seed, 14])
     a = rng.standard_normal((3, 6)).astype(np.float32)
     b = rng.standard_normal((6, 5)).astype(np.float32)
     bias = rng.standard_normal(5).astype(np.float32)
