@@ -14,6 +14,9 @@ LSTM gate product ``[batch x (28 + 128)] . [156 x 512]`` (default batch 1000):
   The fast L-Mul kernel is also timed with 1 thread (per-core speed).
   Paths 1 and 2 are timed on a slice of the rows and scaled to the full batch (said in the
   table); rows are independent, so the time is linear in the rows.
+  5. fused accumulation, ``lmul.matmul(..., accumulate=lmul.Fused(k, align_bits))`` for a few
+     steps and windows, each as a ratio to the sequential L-Mul kernel timed alternately with
+     it in the same run (target: <= 1.5x for 16 products per step).
 
 Elementwise products of 10 million float32 pairs: the seed multiplier (numpy), the numpy L-Mul
 path (``lmul._core.lmul_numpy``: round, ``lmul_bits``, widen), the fast elementwise kernels, and
@@ -60,6 +63,37 @@ def seed_style_gates(torch, a, w, bias):
     """
     prod = torch.from_numpy(seed_lmul_numpy(a.numpy()[:, None, :], w.numpy()[None, :, :]))
     return prod.sum(dim=2) + bias
+
+
+#: Fused-accumulation settings timed against the sequential kernel: (k, align_bits).
+FUSED_SETTINGS = ((16, lmul.FUSED_EXACT_ALIGN_BITS), (16, 32), (16, 24), (16, 8), (4, 24),
+                  (64, lmul.FUSED_EXACT_ALIGN_BITS))
+
+
+def print_fused_ratios(a: np.ndarray, w_t: np.ndarray, bias: np.ndarray, repeats: int) -> None:
+    """Time ``lmul.matmul`` with each of :data:`FUSED_SETTINGS` and the sequential kernel
+    alternately (best of ``2 * repeats`` each, so load changes hit both alike); print the
+    ratios."""
+    settings = [lmul.Fused(k, align) for k, align in FUSED_SETTINGS]
+    for acc in settings:  # compile or load the kernels outside the timing
+        mm.matmul(a[:2], w_t, bias, accumulate=acc)
+    best_seq = float("inf")
+    best = dict.fromkeys(settings, float("inf"))
+    for _ in range(2 * repeats):
+        for acc in settings:
+            best_seq = min(best_seq, best_time(lambda: mm.matmul(a, w_t, bias), 1))
+            best[acc] = min(best[acc], best_time(
+                lambda acc=acc: mm.matmul(a, w_t, bias, accumulate=acc), 1))
+    print("\n## Fused accumulation (lmul.Fused) vs the sequential kernel, same run\n")
+    print(f"sequential L-Mul kernel: {best_seq * 1e3:.2f} ms\n")
+    print("| k | align_bits | time (ms) | x sequential kernel's time |")
+    print("|---:|---:|---:|---:|")
+    for acc in settings:
+        print(f"| {acc.k} | {acc.align_bits} | {best[acc] * 1e3:.2f} "
+              f"| {best[acc] / best_seq:.2f} |")
+    worst16 = max(best[acc] / best_seq for acc in settings if acc.k == 16)
+    print(f"\nfused accumulation, 16 products per step: at most {worst16:.2f}x the sequential "
+          "kernel's time over the windows above (target <= 1.5x)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
               f"| {t_seed_style / t:,.1f} | {t / t_yard:,.1f} |")
     print(f"\nfast L-Mul kernel: {t_seed_style / t_fast:,.0f}x the seed-style path "
           f"(target >= 100x), {t_fast / t_yard:.1f}x torch float32's time (target <= 20x)")
+
+    print_fused_ratios(a, w_t, bias, args.repeats)
 
     # Sanity: the seed-style layer and the kernel's seed multiplier agree up to summation order.
     ref_seed = seed_style_gates(torch, at[:sr], wt, bt).numpy()
