@@ -8,8 +8,8 @@ torch modules pass :class:`TensorOps` (the MAC array's kernels with straight-thr
 Conventions shared by all cells (the hardware's): a gate pre-activation is one MAC-array product
 ``bias + [x_t, h] . W`` (``W`` = ``[W_ih | W_hh]``, bias ``b_ih + b_hh`` summed once in float32,
 accumulation from the bias in ``k`` order: inputs first, then the hidden state); sigmoid and tanh
-are evaluated in float64 and rounded once to float32; every elementwise product goes through the
-multiplier; sums of two products are float32 additions.
+are correctly rounded to float32 (:func:`lmul.sigmoid32`, :func:`lmul.tanh32`); every elementwise
+product goes through the multiplier; sums of two products are float32 additions.
 """
 
 from __future__ import annotations
