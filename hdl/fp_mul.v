@@ -35,6 +35,7 @@
 // If t < 0, shift right by -t (the bits shifted out go to the sticky bit): subnormal or zero.
 // Rounding increments the packed {exponent, mantissa} word, so a mantissa carry moves into the
 // exponent (subnormal -> smallest normal, largest finite -> Inf).
+`include "lmul_defs.vh"
 module fp_mul #(
     parameter integer EXP_BITS   = 8,
     parameter integer MAN_BITS   = 7,
@@ -46,44 +47,32 @@ module fp_mul #(
 );
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 8) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("fp_mul: EXP_BITS=%0d out of range 2..8", EXP_BITS);
-`else
-      PARAMETER_ERROR__fp_mul__EXP_BITS_must_be_2_to_8 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 23) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("fp_mul: MAN_BITS=%0d out of range 1..23", MAN_BITS);
-`else
-      PARAMETER_ERROR__fp_mul__MAN_BITS_must_be_1_to_23 u_param_error ();
-`endif
-    end
-    if (SUBNORMALS != 0 && SUBNORMALS != 1) begin : g_bad_subnormals
-`ifdef VERILATOR
-      $error("fp_mul: SUBNORMALS=%0d must be 0 or 1", SUBNORMALS);
-`else
-      PARAMETER_ERROR__fp_mul__SUBNORMALS_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 8, g_bad_exp_bits,
+                      PARAMETER_ERROR__fp_mul__EXP_BITS_must_be_2_to_8,
+                      ("fp_mul: EXP_BITS=%0d out of range 2..8", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 23, g_bad_man_bits,
+                      PARAMETER_ERROR__fp_mul__MAN_BITS_must_be_1_to_23,
+                      ("fp_mul: MAN_BITS=%0d out of range 1..23", MAN_BITS))
+    `LMUL_PARAM_CHECK(SUBNORMALS == 0 || SUBNORMALS == 1, g_bad_subnormals,
+                      PARAMETER_ERROR__fp_mul__SUBNORMALS_must_be_0_or_1,
+                      ("fp_mul: SUBNORMALS=%0d must be 0 or 1", SUBNORMALS))
   endgenerate
 
   localparam integer W = 1 + EXP_BITS + MAN_BITS;
   // Significand product width.
-  localparam integer PW = 2 * MAN_BITS + 2;
-  // Shift counts 0..PW.
-  localparam integer SW = $clog2(PW + 1);
+  localparam integer PROD_BITS = 2 * MAN_BITS + 2;
+  // Normalisation shift counts 0..PROD_BITS.
+  localparam integer SHIFT_BITS = $clog2(PROD_BITS + 1);
   // Exponent arithmetic width: ea + eb + 1 < 2^(EXP_BITS+1), plus room for shift counts.
-  localparam integer XW = ((EXP_BITS > SW) ? EXP_BITS : SW) + 2;
+  localparam integer XW = ((EXP_BITS > SHIFT_BITS) ? EXP_BITS : SHIFT_BITS) + 2;
   localparam integer BIAS = (1 << (EXP_BITS - 1)) - 1;
 
   localparam [XW-1:0] BIAS_X = BIAS[XW-1:0];
-  localparam [XW-1:0] PW_X = PW[XW-1:0];
+  localparam [XW-1:0] PROD_X = PROD_BITS[XW-1:0];
   localparam [XW-1:0] ONE_X = {{(XW - 1) {1'b0}}, 1'b1};
   localparam [EXP_BITS-1:0] EXP_ONES = {EXP_BITS{1'b1}};
   localparam [XW-1:0] EXP_ONES_X = {{(XW - EXP_BITS) {1'b0}}, EXP_ONES};
-  localparam [W-1:0] QNAN = {1'b0, EXP_ONES, {MAN_BITS{1'b0}}} | ({{(W - 1) {1'b0}}, 1'b1} << (MAN_BITS - 1));
+  localparam [W-1:0] QNAN = `LMUL_QNAN(EXP_BITS, MAN_BITS);
 
   // ---------------------------------------------------------------- unpack and classify
   wire                sa = a[W-1];
@@ -112,7 +101,8 @@ module fp_mul #(
 
   // ---------------------------------------------------------------- datapath
   // Outputs of either datapath variant:
-  wire [PW-1:0] pn;  // significand product, normalised (or denormalised) so bit PW-1 is the hidden bit
+  // Significand product, normalised (or denormalised) so bit PROD_BITS-1 is the hidden bit.
+  wire [PROD_BITS-1:0] pn;
   wire [EXP_BITS-1:0] e_field;  // exponent field before rounding (0 for a subnormal result)
   wire ovf;  // exponent too large before rounding: Inf
   wire flush;  // result flushed to zero (SUBNORMALS=0 only)
@@ -122,50 +112,52 @@ module fp_mul #(
     if (SUBNORMALS != 0) begin : g_ieee
       wire [MAN_BITS:0] siga = {~a_ezero, ma};
       wire [MAN_BITS:0] sigb = {~b_ezero, mb};
-      wire [PW-1:0] p = siga * sigb;
+      wire [PROD_BITS-1:0] p = siga * sigb;
       // A subnormal has the same scale as exponent field 1.
       wire [XW-1:0] ea_eff = {{(XW - EXP_BITS) {1'b0}}, ea[EXP_BITS-1:1], ea[0] | a_ezero};
       wire [XW-1:0] eb_eff = {{(XW - EXP_BITS) {1'b0}}, eb[EXP_BITS-1:1], eb[0] | b_ezero};
       wire [XW-1:0] esum = ea_eff + eb_eff;  // t + bias
 
       // Leading zeros of p (p = 0 only when an operand is zero; that case is overridden).
-      reg [SW-1:0] lz;
-      integer i;
-      always @* begin
-        lz = {SW{1'b0}};
-        for (i = 0; i < PW; i = i + 1) begin
-          if (p[i]) lz = PW[SW-1:0] - 1'b1 - i[SW-1:0];
-        end
-      end
-      wire [XW-1:0] lz_x = {{(XW - SW) {1'b0}}, lz};
+      wire [SHIFT_BITS-1:0] lz;
+      wire                  unused_p_zero;
+      lzc #(
+          .WIDTH(PROD_BITS)
+      ) u_lzc (
+          .x       (p),
+          .count   (lz),
+          .all_zero(unused_p_zero)
+      );
+      wire [XW-1:0] lz_x = {{(XW - SHIFT_BITS) {1'b0}}, lz};
 
       wire normal = (esum >= BIAS_X + lz_x);  // t >= lz
       wire right = (esum < BIAS_X);  // t < 0
       wire [XW-1:0] t_pos = esum - BIAS_X;  // t, valid when !right
       wire [XW-1:0] t_neg = BIAS_X - esum;  // -t, valid when right
-      wire [SW-1:0] sl = normal ? lz : (right ? {SW{1'b0}} : t_pos[SW-1:0]);
-      wire [SW-1:0] sr = (t_neg >= PW_X) ? PW[SW-1:0] : t_neg[SW-1:0];
-      wire [PW-1:0] p_left = p << sl;
-      wire [PW-1:0] p_right = p >> sr;
-      wire [PW-1:0] lost_mask = ~({PW{1'b1}} << sr);
+      wire [SHIFT_BITS-1:0] sl = normal ? lz : (right ? {SHIFT_BITS{1'b0}} : t_pos[SHIFT_BITS-1:0]);
+      wire [SHIFT_BITS-1:0] sr = (t_neg >= PROD_X) ? PROD_BITS[SHIFT_BITS-1:0]
+                                                   : t_neg[SHIFT_BITS-1:0];
+      wire [PROD_BITS-1:0] p_left = p << sl;
+      wire [PROD_BITS-1:0] p_right = p >> sr;
+      wire [PROD_BITS-1:0] lost_mask = ~({PROD_BITS{1'b1}} << sr);
       wire [XW-1:0] er = t_pos + ONE_X - lz_x;  // normal result exponent
 
       assign pn = right ? p_right : p_left;
-      assign sticky_shift = right & ((p & lost_mask) != {PW{1'b0}});
+      assign sticky_shift = right & ((p & lost_mask) != {PROD_BITS{1'b0}});
       assign ovf = normal & (er >= EXP_ONES_X);
       assign e_field = normal ? er[EXP_BITS-1:0] : {EXP_BITS{1'b0}};
       assign flush = 1'b0;
     end else begin : g_flush
       wire [MAN_BITS:0] siga = {1'b1, ma};
       wire [MAN_BITS:0] sigb = {1'b1, mb};
-      wire [PW-1:0] p = siga * sigb;  // in [2^(PW-2), 2^PW)
-      wire hi = p[PW-1];
+      wire [PROD_BITS-1:0] p = siga * sigb;  // in [2^(PROD_BITS-2), 2^PROD_BITS)
+      wire hi = p[PROD_BITS-1];
       // Result exponent + bias = ea + eb - bias + hi.
       wire [XW-1:0] esum_hi = {{(XW - EXP_BITS) {1'b0}}, ea} + {{(XW - EXP_BITS) {1'b0}}, eb}
                               + {{(XW - 1) {1'b0}}, hi};
       wire [XW-1:0] er = esum_hi - BIAS_X;  // valid when !flush
 
-      assign pn = hi ? p : {p[PW-2:0], 1'b0};
+      assign pn = hi ? p : {p[PROD_BITS-2:0], 1'b0};
       assign sticky_shift = 1'b0;
       assign flush = (esum_hi < BIAS_X + ONE_X);  // exponent < 1: tiny
       assign ovf = ~flush & (er >= EXP_ONES_X);
@@ -183,7 +175,7 @@ module fp_mul #(
   ) u_round (
       .sign    (s),
       .exp     (e_field),
-      .man     (pn[PW-2:MAN_BITS+1]),
+      .man     (pn[PROD_BITS-2:MAN_BITS+1]),
       .guard   (pn[MAN_BITS]),
       .sticky  ((pn[MAN_BITS-1:0] != {MAN_BITS{1'b0}}) | sticky_shift),
       .overflow(ovf),

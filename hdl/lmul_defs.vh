@@ -13,6 +13,13 @@
 `define LMUL_DEFAULT_OFFSET(man_bits) \
     (((man_bits) <= 3) ? 1 : (((man_bits) == 4) ? 2 : (1 << ((man_bits) - 4))))
 
+// The canonical quiet NaN of the format {sign, exponent[exp_bits], mantissa[man_bits]}: sign 0,
+// exponent all ones, mantissa MSB only (every NaN result of the datapaths; for binary32
+// 0x7FC00000). A (1 + exp_bits + man_bits)-bit constant; the model's Format.qnan_bits.
+`define LMUL_QNAN(exp_bits, man_bits) \
+    ({1'b0, {(exp_bits){1'b1}}, {(man_bits){1'b0}}} \
+     | ({{((exp_bits) + (man_bits)){1'b0}}, 1'b1} << ((man_bits) - 1)))
+
 // One parameter range check, written once (use inside a generate region):
 //   `LMUL_PARAM_CHECK(<condition that must hold>, <generate block label>,
 //                     <error module name>, (<$error format>, <arguments>))

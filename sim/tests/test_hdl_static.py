@@ -140,6 +140,26 @@ def test_default_offset_matches_model(tmp_path: Path) -> None:
     assert got == {m: lmul.paper_offset(m) for m in range(1, 24)}
 
 
+def test_qnan_matches_model(tmp_path: Path) -> None:
+    """`LMUL_QNAN (hdl/lmul_defs.vh) is the model's canonical quiet NaN for every format the
+    adder accepts (the widest range of any module)."""
+    require("iverilog")
+    (elo, ehi), (mlo, mhi) = lmul.FP_ADD_EXP_BITS_RANGE, lmul.FP_ADD_MAN_BITS_RANGE
+    formats = [(e, m) for e in range(elo, ehi + 1) for m in range(mlo, mhi + 1)]
+    lines = [f'$display("%0d %0d %0d %0d", {e}, {m}, $bits(`LMUL_QNAN({e}, {m})), '
+             f'`LMUL_QNAN({e}, {m}));' for e, m in formats]
+    tb = tmp_path / "qnan_tb.v"
+    tb.write_text('`include "lmul_defs.vh"\nmodule qnan_tb;\ninitial begin\n'
+                  + "\n".join(lines) + "\nend\nendmodule\n")
+    subprocess.run(["iverilog", "-g2012", f"-I{HDL}", "-o", str(tmp_path / "x"), str(tb)],
+                   check=True)
+    out = subprocess.run(["vvp", "-n", str(tmp_path / "x")], capture_output=True, text=True,
+                         check=True).stdout
+    got = {(int(e), int(m)): (int(w), int(v)) for e, m, w, v in
+           (ln.split() for ln in out.splitlines() if ln.strip())}
+    assert got == {(e, m): (1 + e + m, lmul.Format("f", e, m).qnan_bits) for e, m in formats}
+
+
 # ------------------------------------------------------------ the checkers fail on broken files
 GOOD = """`resetall
 `timescale 1ns/1ps
