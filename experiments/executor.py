@@ -48,7 +48,6 @@ import importlib.util
 import os
 import socket
 import sys
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -314,7 +313,6 @@ class RayExecutor(Executor):
         super().__init__()
         ray = self._ray = _import_ray()
         self._owns = False
-        t0 = time.perf_counter()
         if address:
             _probe(address)
         if ray.is_initialized():
@@ -336,7 +334,6 @@ class RayExecutor(Executor):
                 ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                          **opts)
             self._owns = True
-        self.startup_s = time.perf_counter() - t0
         self._remote = ray.remote(_call_in_task)
         self._refs: dict[int, Any] = {}        # job id -> ObjectRef of its (successful) result
         self._uses: dict[int, int] = {}        # job id -> dependents not finished yet
