@@ -3,24 +3,29 @@
 
 Nothing here is public API; :mod:`lmul._matmul` validates arguments and calls these. Work is
 split into tiles (row m, column chunk) like the sequential kernels of :mod:`lmul._kmatmul`, and
-B is prepared by the same ``prep_*_b`` kernels. Per tile and step of ``k`` products:
+B is prepared by the same ``prep_*_b`` kernels. A step of ``k`` products takes one of:
 
-1. the products' binary32 bits are written to a buffer ``[k, chunk]`` by the sequential
-   kernels' per-row paths (single-add, fast, zero operand, full spec);
-2. :func:`_fused_tile` sums the step for every column at once, vectorized across columns:
-   ``emax`` from the largest magnitude, each term scaled exactly to units of the window's LSB
-   in float64, truncated toward zero (``trunc``: the sign-magnitude truncation of the
-   contract), summed in float64 and converted once to float32.
+* L-Mul steps whose rows all take the sequential kernel's single-add path (products
+  ``a32 + bpre``, never zero, Inf or NaN) or hold only zero products, computed in registers
+  without a product buffer: :func:`_exact_sum_step` when the tile's exponent bounds prove that
+  no term loses a bit (the float64 sum is then exact; one conversion rounds it), else
+  :func:`_window_sum_step32` / ``64`` (per column ``emax``, each term scaled to the window's
+  LSB in float32 and converted to an integer truncating toward zero, integer sums);
+* any other step (other multipliers, specials, under/overflowing products, windows wider than
+  float64 holds): the products' bits into a buffer ``[k, chunk]`` by the sequential kernels'
+  per-row paths, then :func:`_fused_tile`: ``emax`` per column, terms scaled exactly in float64,
+  ``trunc`` (the contract's sign-magnitude truncation), float64 sums, one conversion.
 
 Why float64 is exact: with a window of ``w <= 52 - ceil(log2(k + 1))`` bits every truncated term
 is an integer below ``2**(w + 1)`` in units of the LSB, so every partial sum of the ``k + 1``
 terms is an integer below ``2**53`` and no float64 addition rounds; scaling by powers of two is
 exact and the final float64 -> float32 conversion is the one RNE rounding (gradual underflow and
 overflow to Inf included). Inf and NaN terms flow through the same IEEE operations to the
-contract's results (NaNs are made canonical at the end). Two cases take the exact scalar step
-:func:`_fused_step_scalar` (multi-word integers) instead, per column: a wider window
-(``align_bits`` above ``w``) where some term has bits below the float64 window's LSB, and a zero
-result (whose sign needs every term).
+contract's results (NaNs are made canonical at the end). A zero sum of terms not all zero is +0,
+as the contract says. Two cases take the exact scalar step :func:`_fused_step_scalar`
+(multi-word integers) instead, per column: a wider window (``align_bits`` above ``w``) where
+some term has bits below the float64 window's LSB, and a step whose terms are all zeros (the
+sign of the result needs every term).
 """
 
 from __future__ import annotations
@@ -226,7 +231,8 @@ def _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs):
     ``pb``: int32 product bits ``[nk * cs]`` (step-major); ``nk <= k`` products, the missing
     ``k - nk`` are +0 padding. ``wf``: the float64 window (:func:`float64_window`); where
     ``align > wf`` a column whose terms have bits below the float64 window's LSB is redone by
-    :func:`_fused_step_scalar`, as is every zero result. ``em, sc, s64, lost, tb, limbs``:
+    :func:`_fused_step_scalar`, as is a column of zeros only (the sign of its zero result needs
+    every term; any other zero result is +0). ``em, sc, s64, lost, tb, limbs``:
     scratch arrays of the tile.
     """
     for j in range(cs):
@@ -287,7 +293,7 @@ def _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs):
     for j in range(cs):
         # The scale is a power of two: dividing by it is exact.
         r = np.float32(s64[j] / sc[j])
-        bad = lost[j] | (r == 0)
+        bad = lost[j] | ((r == 0) & (em[j] == 0))  # all terms zero: the sign needs them all
         lost[j] = bad
         acc[j] = acc[j] if bad else r  # a redone column keeps its input for _redo_columns
         redo |= bad
@@ -437,10 +443,24 @@ def _acc_bounds(acc):
 
 
 @njit
+def _zero_rows_only(acc, flag):
+    """A step whose products are all zeros: the result is the accumulator, except that a -0
+    accumulator gives -0 only if every product is -0 (flagged for :func:`_redo_columns`).
+    Returns whether a column was flagged."""
+    redo = False
+    for j in range(acc.size):
+        bad = _f32_bits(acc[j]) == _INT32_MIN
+        flag[j] = bad
+        redo |= bad
+    return redo
+
+
+@njit
 def _exact_sum_step(bpre, nz, a32r, rowr, acc, s64, flag):
     """A single-add step that truncates nothing (see :func:`_lmul_rows`): the float64 sum of
-    the terms, exact, converted once to float32. ``flag[j]``: a zero result, left for
-    :func:`_redo_columns` (``acc[j]`` unchanged); returns whether there is one."""
+    the terms, exact, converted once to float32. Returns whether a column is left for
+    :func:`_redo_columns` (``flag[j]``, ``acc[j]`` unchanged): only a -0 accumulator in a step
+    of zero products."""
     cs = acc.size
     for j in range(cs):
         s64[j] = np.float64(acc[j])
@@ -462,14 +482,13 @@ def _exact_sum_step(bpre, nz, a32r, rowr, acc, s64, flag):
         b0 = bpre[rowr[g]:rowr[g] + cs]
         for j in range(cs):
             s64[j] += np.float64(_bits_f32(_i32(x0 + b0[j])))
-    redo = False
+    if nz == 0:
+        return _zero_rows_only(acc, flag)
     for j in range(cs):
-        r = np.float32(s64[j])
-        bad = r == 0
-        flag[j] = bad
-        acc[j] = acc[j] if bad else r
-        redo |= bad
-    return redo
+        # A zero sum of terms not all zero is +0 (exact cancellation): the float64 sum of
+        # nonzero terms that cancel is +0 in round-to-nearest, and conversion keeps it.
+        acc[j] = np.float32(s64[j])
+    return False
 
 
 def _make_window_step(ity):
@@ -477,6 +496,8 @@ def _make_window_step(ity):
 
     def window_step(bpre, nz, a32r, rowr, align, acc, em, sc, isum, flag):
         cs = acc.size
+        if nz == 0:
+            return np.int64(_zero_rows_only(acc, flag))
         for j in range(cs):
             em[j] = _i32(_f32_bits(acc[j]) & 0x7FFFFFFF)
         n4 = nz - nz % 4
@@ -525,15 +546,11 @@ def _make_window_step(ity):
             b0 = bpre[rowr[g]:rowr[g] + cs]
             for j in range(cs):
                 isum[j] = ity(isum[j] + ity(_bits_f32(_i32(x0 + b0[j])) * sc[j]))
-        redo = False
         for j in range(cs):
+            # An integer sum of 0 is +0 here, the contract's result when some term is nonzero.
             inv = _bits_f64(np.int64(1023 - 127 - align + em[j]) << 52)
-            r = np.float32(np.float64(isum[j]) * inv)
-            bad = r == 0
-            flag[j] = bad
-            acc[j] = acc[j] if bad else r
-            redo |= bad
-        return np.int64(redo)
+            acc[j] = np.float32(np.float64(isum[j]) * inv)
+        return np.int64(0)
 
     window_step.__doc__ = _WINDOW_DOC
     return njit(window_step)
@@ -546,8 +563,8 @@ _WINDOW_DOC = """A single-add step (see :func:`_lmul_rows`) free of Inf/NaN, wit
     underflows) and converted to an integer truncating toward zero (the contract's
     sign-magnitude truncation); the integer sum (exact in any order) scaled back in float64
     (exact: below 2**53) and converted once to float32. Returns -1 when some column's
-    ``emax < align`` (its scale would not be a float32; nothing written), else whether a zero
-    result was flagged (as :func:`_exact_sum_step`)."""
+    ``emax < align`` (its scale would not be a float32; nothing written), else whether a
+    column was flagged (as :func:`_exact_sum_step`)."""
 
 _window_sum_step32 = _make_window_step(np.int32)
 _window_sum_step64 = _make_window_step(np.int64)

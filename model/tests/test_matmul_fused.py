@@ -128,6 +128,27 @@ def test_signed_zero_results() -> None:
         assert int(bits(got)[0, 0]) == want, k
 
 
+def test_steps_of_zero_products() -> None:
+    """Steps whose A elements are all zeros (MNIST's blank pixel rows): the result is the
+    accumulator, a -0 one only while every product is -0 too."""
+    a = np.array([[-0.0, 0.0, 1.0, -2.0], [0.0, -0.0, 0.5, 0.25], [-0.0, -0.0, 0.0, -0.0]],
+                 dtype=np.float32)
+    b = np.array([[1.0, -1.0, 2.0, -0.5], [-1.0, 1.0, -3.0, 0.75], [1.0, 2.0, 3.0, 4.0],
+                  [-1.0, 0.5, 0.25, 8.0]], dtype=np.float32)
+    bias = np.array([-0.0, 0.0, -0.0, 1.0], dtype=np.float32)
+    for acc in (Fused(2, 24), Fused(2, FUSED_EXACT_ALIGN_BITS), Fused(1, 8), Fused(4, 8)):
+        check(a, b, bias, acc)
+    # Row 2, column 0: bias -0, products (-0)(1) = -0, (-0)(-1) = +0, ... -> +0; column 1:
+    # bias +0 -> +0.
+    got = bits(lmul.matmul(a, b, bias, accumulate=Fused(2, 24)))
+    assert got[2, 0] == 0 and got[2, 1] == 0
+    # Every term -0 (bias -0, products (-0)(1), (-0)(2)): -0.
+    one = lmul.matmul(np.array([[-0.0, -0.0]], dtype=np.float32),
+                      np.array([[1.0], [2.0]], dtype=np.float32),
+                      np.array([-0.0], dtype=np.float32), accumulate=Fused(2, 24))
+    assert int(bits(one)[0, 0]) == 0x80000000
+
+
 @pytest.mark.parametrize("multiplier", lmul.MULTIPLIERS)
 def test_k1_exact_window_is_the_sequential_kernel(multiplier: str, random_seed: int) -> None:
     """Fused(1, 276) is the sequential PE's step: the fast kernels agree with each other."""
