@@ -8,7 +8,11 @@ for each design:
   and 0 = flush like L-Mul), for every format of ``--formats`` (default: the 8- and 16-bit
   presets of ``lmul.PRESETS``);
 * ``pe``: ``mac_pe`` (``MULTIPLIER`` 0 = L-Mul, 1 = exact) per format;
-* ``array``: ``mac_array`` 4 x 4, both multipliers (default BF16, the LSTM's format).
+* ``array``: ``mac_array`` 4 x 4, both multipliers (default BF16, the LSTM's format);
+* ``dot`` (not in the default levels; ``--levels dot``, ``make energy-accuracy``'s cost side):
+  the energy-accuracy sweep of :func:`syn.designs.dot_sweep`, the sequential ``mac_pe`` and the
+  fused ``dot_pe`` for ``--dot-k`` x ``--dot-align``, each with the multipliers of
+  ``--dot-units``; ``--preset quick`` is a seconds-long version for tests.
 
 Flow per design (every step with a clear error naming the Debian package if a tool is missing):
 
@@ -70,7 +74,17 @@ from . import _gatesim as gs
 from . import _stdcell as sc
 from . import energy as energy_mod
 from ._stdcell import CostError, StaConstraints
-from .designs import HDL, REPO, Design, check_levels, hdl_includes, parameter_mismatch
+from .designs import (
+    DOT_ALIGN_BITS,
+    DOT_KS,
+    HDL,
+    REPO,
+    Design,
+    check_levels,
+    dot_sweep,
+    hdl_includes,
+    parameter_mismatch,
+)
 from .designs import designs as _designs
 from .designs import hdl_sources as _hdl_sources
 from .report import write_outputs
@@ -95,16 +109,43 @@ LEVELS = ("mul", "pe", "array")
 TIMINGS = ("zero", "specify")
 
 
+@dataclass(frozen=True)
+class DotSelection:
+    """Which designs the ``dot`` level measures (see :func:`syn.designs.dot_sweep`).
+
+    Attributes:
+        ks / align_bits: the fused PE's K and ALIGN_BITS grid. units: multipliers (``exact``,
+        ``lmul``, ``lmul_o<OFFSET>``; None = all). sequential: include the ``mac_pe`` rows.
+    """
+
+    ks: tuple[int, ...] = DOT_KS
+    align_bits: tuple[int, ...] = DOT_ALIGN_BITS
+    units: tuple[str, ...] | None = None
+    sequential: bool = True
+
+
+#: ``--preset quick``: one small fused design and its sequential baseline, a few vectors.
+QUICK_DOT = DotSelection((2,), (8,), ("lmul",), True)
+QUICK_SIZES = Sizes(mul_vectors=40, pe_tiles=1, array_tiles=1, check_mul_16=200,
+                    check_pe_tiles=3, check_array_tiles=1)
+
+
 def designs(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS,
-            array_formats: Sequence[str] = DEFAULT_ARRAY_FORMATS) -> list[Design]:
+            array_formats: Sequence[str] = DEFAULT_ARRAY_FORMATS,
+            dot: DotSelection | None = None) -> list[Design]:
     """All designs for ``formats`` x ``levels`` (arrays only for ``array_formats``): the
     ``cost`` rows of :data:`syn.designs.FLOWS`, multipliers and PEs format by format, then
-    the arrays."""
+    the arrays, then the ``dot`` sweep (``dot``, default :class:`DotSelection`) per format."""
     check_levels("cost", levels)
     per_format = [lv for lv in ("mul", "pe") if lv in levels]
     out = _designs("cost", formats, per_format, COST_FORMATS)
     if "array" in levels:
         out += _designs("cost", array_formats, ["array"], COST_FORMATS)
+    if "dot" in levels:
+        sel = dot or DotSelection()
+        for name in formats:
+            _designs("cost", [name], [], COST_FORMATS)  # validates the format name
+            out += dot_sweep(name, sel.ks, sel.align_bits, sel.units, sel.sequential)
     return out
 
 
@@ -143,7 +184,7 @@ class Tools:
 
 #: The stated clock of each level (ns): every energy and power figure is at this clock, the
 #: same for the L-Mul and the exact variant; each design's minimum period must fit in it.
-CLOCK_NS = {"mul": 20.0, "pe": 50.0, "array": 50.0}
+CLOCK_NS = {"mul": 20.0, "pe": 50.0, "array": 50.0, "dot": 100.0}
 
 
 def _period_for(design: Design, min_period_ns: float) -> float:
@@ -347,11 +388,12 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         out_dir: Path = REPO / "results", sizes: Sizes | None = None, seed: int = 1,
         constraints: StaConstraints | None = None, progress: bool = True,
         command: str = "python -m syn.cost", plot: bool = True,
-        operands: Path = DEFAULT_OPERANDS) -> list[dict[str, Any]]:
+        operands: Path = DEFAULT_OPERANDS,
+        dot: DotSelection | None = None) -> list[dict[str, Any]]:
     """Measure every design and write the reports; returns the per-design results.
 
     ``operands`` is the MNIST LSTM operand file (``make operands``), read for the ``mnist``
-    workload only."""
+    workload only; ``dot`` selects the ``dot`` level's designs."""
     from tqdm import tqdm
 
     sizes = sizes or Sizes()
@@ -363,7 +405,7 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         if t not in TIMINGS:
             raise ValueError(f"unknown timing {t!r}; choose from {', '.join(TIMINGS)}")
     t_start = time.perf_counter()
-    jobs = designs(formats, levels, array_formats)
+    jobs = designs(formats, levels, array_formats, dot)
     tools = Tools.find()
     print(f"cost: seed {seed}; {len(jobs)} designs; {tools.versions}", file=sys.stderr)
     cache_root = out_dir / "cache" / "cost"
@@ -389,7 +431,7 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
                              log=(lambda m: bar.write(f"  {m}", file=sys.stderr))
                              if progress else None)
         results.append({"level": d.level, "format": d.fmt, "unit": d.unit, "top": d.top,
-                        "params": d.param_dict, **rec,
+                        "name": d.name, "variant": d.variant, "params": d.param_dict, **rec,
                         "seconds": round(time.perf_counter() - t0, 1)})
         write_outputs(meta, results, out_dir, plot=False)
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
@@ -412,6 +454,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--mul-vectors", type=int, default=Sizes.mul_vectors)
     ap.add_argument("--pe-tiles", type=int, default=Sizes.pe_tiles)
     ap.add_argument("--array-tiles", type=int, default=Sizes.array_tiles)
+    ap.add_argument("--dot-k", default=",".join(map(str, DOT_KS)),
+                    help="the dot level's K values")
+    ap.add_argument("--dot-align", default=",".join(map(str, DOT_ALIGN_BITS)),
+                    help="the dot level's ALIGN_BITS values")
+    ap.add_argument("--dot-units", default="",
+                    help="the dot level's multipliers (exact,lmul,lmul_o6; default all)")
+    ap.add_argument("--no-seq", action="store_true",
+                    help="dot level: leave out the sequential mac_pe rows")
+    ap.add_argument("--preset", choices=("default", "quick"), default="default",
+                    help="quick: the dot level's smallest design and baseline, few vectors "
+                    "(for tests); sets --levels dot and the sizes")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite cost.md/.csv/.png from the existing cost.json, measure nothing")
@@ -435,9 +488,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CostError("--mul-vectors >= 2, --pe-tiles >= 1, --array-tiles >= 1")
             sizes = Sizes(mul_vectors=args.mul_vectors, pe_tiles=args.pe_tiles,
                           array_tiles=args.array_tiles)
-            run(split(args.formats), split(args.levels), split(args.array_formats),
+            levels = split(args.levels)
+            try:
+                dot = DotSelection(tuple(int(x) for x in split(args.dot_k)),
+                                   tuple(int(x) for x in split(args.dot_align)),
+                                   tuple(split(args.dot_units)) or None, not args.no_seq)
+            except ValueError:
+                raise CostError("--dot-k and --dot-align take comma-separated integers") \
+                    from None
+            if args.preset == "quick":
+                levels, sizes, dot = ["dot"], QUICK_SIZES, QUICK_DOT
+                args.formats = "bf16"
+            run(split(args.formats), levels, split(args.array_formats),
                 split(args.workloads), split(args.timings), args.out, sizes, args.seed,
-                command=cmd, plot=not args.no_plot, operands=args.operands)
+                command=cmd, plot=not args.no_plot, operands=args.operands, dot=dot)
         print((args.out / "cost.md").read_text())
         return 0
 

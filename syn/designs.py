@@ -14,6 +14,10 @@ level (flows)               designs (unit: top, parameters besides EXP_BITS / MA
                             SUBNORMALS=1 / 0
 ``pe`` (cost)               the clocked PE ``mac_pe``: lmul / exact: MULTIPLIER=0 / 1
 ``array`` (cost)            ``mac_array`` ROWS=COLS=4: lmul / exact: MULTIPLIER=0 / 1
+``dot`` (cost)              the energy-accuracy sweep (:func:`dot_sweep`): the sequential
+                            ``mac_pe`` and the fused ``dot_pe`` (K, ALIGN_BITS), each with
+                            the exact multiplier, L-Mul at the paper offset and L-Mul at
+                            :data:`TUNED_OFFSET`
 ==========================  =============================================================
 
 :data:`FLOWS` is that table. Both flows start their yosys script with :func:`yosys_front_end`
@@ -48,6 +52,8 @@ class Design:
         unit: ``lmul``, ``exact`` or ``exact_flush``. top: top module of ``hdl/``.
         params: Verilog parameters as (name, value) pairs, in the order they are set.
         clock: the clock port of a clocked design, None for a combinational one.
+        variant: what tells designs of one level, format and unit apart (the ``dot`` level:
+            ``seq`` or ``k<K>-a<ALIGN_BITS>``), empty otherwise.
     """
 
     level: str
@@ -56,11 +62,13 @@ class Design:
     top: str
     params: tuple[tuple[str, int], ...]
     clock: str | None = None
+    variant: str = ""
 
     @property
     def name(self) -> str:
-        """Short label, e.g. ``mul-bf16-lmul``."""
-        return f"{self.level}-{self.fmt}-{self.unit}"
+        """Short label, e.g. ``mul-bf16-lmul`` (``dot-bf16-lmul_o6-k8-a16`` with a variant)."""
+        base = f"{self.level}-{self.fmt}-{self.unit}"
+        return f"{base}-{self.variant}" if self.variant else base
 
     @property
     def param_dict(self) -> dict[str, int]:
@@ -114,10 +122,60 @@ def arrays(name: str) -> list[Design]:
             for unit, mult in (("lmul", 0), ("exact", 1))]
 
 
+#: L-Mul offset per format found best by ``make tune`` (docs/results/tune.md: BF16 offset 6).
+TUNED_OFFSET = {"bf16": 6}
+#: The ``dot`` level's grid: products per fused step and window widths (276 = exact).
+DOT_KS = (4, 8, 16)
+DOT_ALIGN_BITS = (8, 16, 32, 276)
+
+
+def dot_units(name: str) -> list[tuple[str, tuple[tuple[str, int], ...]]]:
+    """The multipliers of the ``dot`` level as (unit, parameters): ``exact`` (MULTIPLIER=1),
+    ``lmul`` (paper offset) and, where :data:`TUNED_OFFSET` has the format, ``lmul_o<OFFSET>``."""
+    paper = lmul.paper_offset(lmul.PRESETS[name].man_bits)
+    out = [("exact", (("MULTIPLIER", 1),)), ("lmul", (("MULTIPLIER", 0), ("OFFSET", paper)))]
+    if name in TUNED_OFFSET:
+        off = TUNED_OFFSET[name]
+        out.append((f"lmul_o{off}", (("MULTIPLIER", 0), ("OFFSET", off))))
+    return out
+
+
+def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
+              align_bits: Sequence[int] = DOT_ALIGN_BITS,
+              units: Sequence[str] | None = None, sequential: bool = True) -> list[Design]:
+    """The energy-accuracy sweep of one format: per multiplier of :func:`dot_units` (those
+    named in ``units``, all if None) the sequential ``mac_pe`` (variant ``seq``, if
+    ``sequential``) and ``dot_pe`` for every K x ALIGN_BITS (variant ``k<K>-a<ALIGN_BITS>``).
+    ValueError on an unknown unit or a K / ALIGN_BITS outside ``dot_pe``'s range."""
+    em = _em(name)
+    avail = dict(dot_units(name))
+    for u in units or ():
+        if u not in avail:
+            raise ValueError(f"unknown dot unit {u!r} for {name}; choose from "
+                             f"{', '.join(avail)}")
+    for k in ks:
+        if not 1 <= k <= 64:
+            raise ValueError(f"K={k} outside dot_pe's range 1..64")
+    for a in align_bits:
+        if not 1 <= a <= 276:
+            raise ValueError(f"ALIGN_BITS={a} outside dot_pe's range 1..276")
+    out = []
+    for unit, mult in avail.items():
+        if units is not None and unit not in units:
+            continue
+        if sequential:
+            out.append(Design("dot", name, unit, "mac_pe", (*em, *mult), "clk", "seq"))
+        out += [Design("dot", name, unit, "dot_pe",
+                       (("K", k), ("ALIGN_BITS", a), *em, *mult), "clk", f"k{k}-a{a}")
+                for k in ks for a in align_bits]
+    return out
+
+
 #: flow -> level -> the designs of one format at that level (see the module docstring).
 FLOWS: dict[str, dict[str, Callable[[str], list[Design]]]] = {
     "synth": {"mul": multipliers, "pe": datapaths},
-    "cost": {"mul": multipliers, "pe": processing_elements, "array": arrays},
+    "cost": {"mul": multipliers, "pe": processing_elements, "array": arrays,
+             "dot": dot_sweep},
 }
 
 

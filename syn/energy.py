@@ -28,6 +28,11 @@ class Energy:
             switching of the nets the input drivers charge (the design's input capacitance).
             clock: part of ``dynamic`` on the clock net (clock pins' internal energy and the
             net's switching). leakage: leakage power x time.
+        registers: internal energy of the sequential cells (flip-flops and latches, every
+            pin, their clock pins included). clock_and_registers: ``registers`` + the clock
+            net's switching: the part of ``dynamic`` that storing state costs.
+            datapath: ``dynamic - clock_and_registers``: the logic between the registers,
+            the switching of the registers' outputs and the input nets.
         cycles: simulated periods in the window; toggles: transitions of all counted nets.
     """
 
@@ -40,6 +45,9 @@ class Energy:
     leakage: float
     cycles: int
     toggles: int
+    registers: float = 0.0
+    clock_and_registers: float = 0.0
+    datapath: float = 0.0
 
 
 def window_energy(pwr: gs.Netlist, pins: sc.PinEnergies, net_toggles: dict[str, int],
@@ -52,7 +60,8 @@ def window_energy(pwr: gs.Netlist, pins: sc.PinEnergies, net_toggles: dict[str, 
     """
     inst_of = {i.name: i for i in pwr.instances}
     _check_pins_belong(pwr, pins)
-    li = ls = inp = clk = 0.0
+    li = ls = inp = clk = reg = clk_net = 0.0
+    seq = {c: is_sequential(lib, c) for c in {i.cell for i in pwr.instances}}
     for (iname, pin), e_int in pins.internal.items():
         inst = inst_of.get(iname)
         if inst is None:
@@ -64,6 +73,8 @@ def window_energy(pwr: gs.Netlist, pins: sc.PinEnergies, net_toggles: dict[str, 
         li += e
         if net == clock:
             clk += e
+        if seq[inst.cell]:
+            reg += e
     for (iname, pin), e_sw in pins.switching.items():
         inst = inst_of[iname]
         net = inst.pins[pin]
@@ -74,15 +85,29 @@ def window_energy(pwr: gs.Netlist, pins: sc.PinEnergies, net_toggles: dict[str, 
             ls += e
         if net == clock:
             clk += e
+            clk_net += e
     if clock:
         cap_pf = sum(lib.cells[i.cell].pin_cap.get(pin, 0.0) for i in pwr.instances
                      for pin, net in i.pins.items() if net == clock)
         e_net = net_toggles.get(clock, 0) * 0.5 * cap_pf * 1e-12 * lib.voltage ** 2
         ls += e_net
         clk += e_net
+        clk_net += e_net
     leak = pins.leakage_w * cycles * period_ns * 1e-9
     dyn = li + ls + inp
-    return Energy(dyn + leak, dyn, li, ls, inp, clk, leak, cycles, int(sum(net_toggles.values())))
+    cr = reg + clk_net
+    return Energy(dyn + leak, dyn, li, ls, inp, clk, leak, cycles, int(sum(net_toggles.values())),
+                  reg, cr, dyn - cr)
+
+
+def is_sequential(lib: sc.Library, cell: str) -> bool:
+    """Whether liberty cell ``cell`` is a flip-flop or a latch (has an ``ff`` or ``latch``
+    group); CostError if the library has no such cell."""
+    try:
+        g = lib.cell_group(cell)
+    except KeyError:
+        raise CostError(f"cell {cell} not in library {lib.path.name}") from None
+    return bool(g.find("ff") or g.find("latch"))
 
 
 def _check_pins_belong(pwr: gs.Netlist, pins: sc.PinEnergies) -> None:

@@ -67,18 +67,26 @@ ANCHORS = [
 ]
 
 
-CSV_FIELDS = ("level", "format", "unit", "top", "parameters", "area_um2", "cells",
+CSV_FIELDS = ("name", "level", "format", "unit", "top", "parameters", "area_um2", "cells",
               "min_period_ns", "period_ns", "workload", "timing", "ops", "cycles",
               "energy_per_op_pj", "power_mw", "dynamic_pj", "logic_internal_pj",
               "logic_switching_pj", "input_nets_pj", "clock_pj", "leakage_pj",
+              "registers_pj", "clock_and_registers_pj", "datapath_pj",
               "check_vectors", "check_bits")
+
+
+def design_name(r: dict[str, Any]) -> str:
+    """The design's label (``name`` of a result; results written before it existed:
+    level-format-unit)."""
+    return r.get("name") or f"{r['level']}-{r['format']}-{r['unit']}"
 
 
 def csv_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per design x workload x timing."""
     rows = []
     for r in results:
-        base = {"level": r["level"], "format": r["format"], "unit": r["unit"], "top": r["top"],
+        base = {"name": design_name(r), "level": r["level"], "format": r["format"],
+                "unit": r["unit"], "top": r["top"],
                 "parameters": " ".join(f"{k}={v}" for k, v in r["params"].items()),
                 "area_um2": r["synth"]["area"], "cells": r["synth"]["cells"],
                 "min_period_ns": r["timing"]["min_period_ns"], "period_ns": r["period_ns"],
@@ -96,7 +104,11 @@ def csv_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          "logic_switching_pj": round(e["logic_switching"] * per, 4),
                          "input_nets_pj": round(e["input_nets"] * per, 4),
                          "clock_pj": round(e["clock"] * per, 4),
-                         "leakage_pj": round(e["leakage"] * per, 6)})
+                         "leakage_pj": round(e["leakage"] * per, 6),
+                         "registers_pj": round(e.get("registers", math.nan) * per, 4),
+                         "clock_and_registers_pj": round(e.get("clock_and_registers", math.nan)
+                                                         * per, 4),
+                         "datapath_pj": round(e.get("datapath", math.nan) * per, 4)})
     return rows
 
 
@@ -114,10 +126,11 @@ def _epo(r: dict[str, Any] | None, key: str) -> float:
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """L-Mul / exact ratios per level, format and baseline: area, cells, delay, energy."""
+    """L-Mul / exact ratios per level, format and baseline: area, cells, delay, energy (not
+    for the ``dot`` sweep, whose designs the energy-accuracy study pairs itself)."""
     out = []
     for r in results:
-        if r["unit"] == "lmul":
+        if r["unit"] == "lmul" or r["level"] == "dot":
             continue
         lm = _get(results, r["level"], r["format"], "lmul")
         if lm is None:
@@ -210,16 +223,17 @@ def markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     lines += ["**All designs**", "",
               "| design | area um^2 | cells | delay / min period ns | f_max MHz | clock ns | "
               "check bits | workload | timing | energy/op pJ | power mW | of which clock pJ | "
-              "input nets pJ |",
-              "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+              "input nets pJ | clock + registers pJ | datapath pJ |",
+              "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in csv_rows(results):
         fmax = "—" if row["level"] == "mul" else f"{1000 / row['min_period_ns']:.1f}"
-        lines.append(f"| {row['level']}-{row['format']}-{row['unit']} | {row['area_um2']:.0f} | "
+        lines.append(f"| {row['name']} | {row['area_um2']:.0f} | "
                      f"{row['cells']} | {row['min_period_ns']:.3f} | {fmax} | "
                      f"{row['period_ns']:.0f} | "
                      f"{row['check_bits']} | {row['workload']} | {row['timing']} | "
                      f"{row['energy_per_op_pj']:.3f} | {row['power_mw']:.3f} | "
-                     f"{row['clock_pj']:.3f} | {row['input_nets_pj']:.3f} |")
+                     f"{row['clock_pj']:.3f} | {row['input_nets_pj']:.3f} | "
+                     f"{_f(row['clock_and_registers_pj'])} | {_f(row['datapath_pj'])} |")
     lines.append("")
     glitch = []
     for r in results:

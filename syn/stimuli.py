@@ -5,7 +5,10 @@ whose transitions count and the number of operations the counted steps perform. 
 
 * ``mul``: one operand pair per step (:func:`mul_stimulus`);
 * ``pe``: back-to-back dot products through ``mac_pe`` (:func:`pe_stimulus`);
-* ``array``: back-to-back tiles through ``mac_array`` (:func:`array_stimulus`).
+* ``array``: back-to-back tiles through ``mac_array`` (:func:`array_stimulus`);
+* ``dot``: the same dot products as ``pe`` through the sweep's sequential ``mac_pe``
+  (:func:`pe_stimulus`) or, K operand pairs per step, through ``dot_pe``
+  (:func:`dot_stimulus`); every design of the level sees the same dot products.
 
 Workloads (:func:`workload_stimulus`): ``uniform`` (operands uniform in (-1, 1), rounded to the
 format; dot products of length :data:`DOT_K`), ``mnist`` (operands of the MNIST LSTM's gate
@@ -31,7 +34,7 @@ from ._stdcell import CostError
 from .designs import ARRAY_COLS, ARRAY_ROWS, REPO, Design, preset
 
 #: Per level, bumped when that level's stimulus changes (re-measures only those designs).
-STIMULUS_VERSION = {"mul": 1, "pe": 1, "array": 2}
+STIMULUS_VERSION = {"mul": 1, "pe": 1, "array": 2, "dot": 1}
 WORKLOADS = ("uniform", "mnist")
 #: The LSTM's gate product: K = 28 inputs + 128 hidden state.
 DOT_K = 156
@@ -100,6 +103,43 @@ def pe_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> Stimulus
             macs += 1
     step(en=1)
     return Stimulus(v, len(v["rst"]), 2, macs)
+
+
+def dot_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, int]], k_lanes: int,
+                 width: int) -> Stimulus:
+    """Back-to-back dot products (a [L], b [L], bias bits) through ``dot_pe`` with ``k_lanes``
+    lanes of ``width`` bits: two reset cycles, one step per chunk of ``k_lanes`` pairs (lane i
+    at bits ``i*width``; a final partial chunk padded with +0 pairs, as the model pads),
+    ``in_first`` / ``in_last`` on the first / last chunk, one idle cycle at the end.
+    ``ops`` counts the MACs of the dot products (L each), not the padding."""
+    v, step = _recorder("rst", "en", "in_a", "in_b", "in_bias", "in_valid", "in_first",
+                        "in_last")
+    for _ in range(2):
+        step(rst=1, en=1)
+    macs = 0
+    for a, b, bias in tiles:
+        n = len(a)
+        chunks = max(1, -(-n // k_lanes))
+        for c in range(chunks):
+            lanes = range(c * k_lanes, min(n, (c + 1) * k_lanes))
+            a_word = sum(int(a[i]) << (width * (i - c * k_lanes)) for i in lanes)
+            b_word = sum(int(b[i]) << (width * (i - c * k_lanes)) for i in lanes)
+            step(en=1, in_a=a_word, in_b=b_word, in_bias=bias, in_valid=1, in_first=c == 0,
+                 in_last=c == chunks - 1)
+        macs += n
+    step(en=1)
+    return Stimulus(v, len(v["rst"]), 2, macs)
+
+
+def _dot_level(design: Design, tiles: Sequence[tuple[np.ndarray, np.ndarray, int]],
+               width: int) -> Stimulus:
+    """The ``dot`` level's stimulus of ``tiles``: ``mac_pe`` one pair per beat, ``dot_pe``
+    K pairs per step."""
+    if design.top == "mac_pe":
+        return pe_stimulus(tiles)
+    if design.top == "dot_pe":
+        return dot_stimulus(tiles, design.param_dict["K"], width)
+    raise ValueError(f"no dot-level stimulus for top {design.top}")
 
 
 def array_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int,
@@ -207,13 +247,14 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
                 a = rng.integers(0, 1 << width, sizes.check_mul_16)
                 b = rng.integers(0, 1 << width, sizes.check_mul_16)
             return mul_stimulus(a, b)
-        if design.level == "pe":
+        if design.level in ("pe", "dot"):
             tiles = []
             for _ in range(sizes.check_pe_tiles):
-                k = int(rng.integers(1, 12))
+                k = int(rng.integers(1, 12 if design.level == "pe" else 40))
                 tiles.append((rng.integers(0, 1 << width, k), rng.integers(0, 1 << width, k),
                               int(rng.integers(0, 1 << 32))))
-            return pe_stimulus(tiles)
+            return pe_stimulus(tiles) if design.level == "pe" else \
+                _dot_level(design, tiles, width)
         tiles3 = []
         for _ in range(sizes.check_array_tiles):
             k = int(rng.integers(ARRAY_ROWS, 20))
@@ -225,10 +266,11 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
         if design.level == "mul":
             return mul_stimulus(_uniform_bits(rng, fmt, sizes.mul_vectors),
                                 _uniform_bits(rng, fmt, sizes.mul_vectors))
-        if design.level == "pe":
-            return pe_stimulus([(_uniform_bits(rng, fmt, DOT_K), _uniform_bits(rng, fmt, DOT_K),
-                                 int(_f32_bits(rng.uniform(-1, 1, 1))[0]))
-                                for _ in range(sizes.pe_tiles)])
+        if design.level in ("pe", "dot"):
+            tiles = [(_uniform_bits(rng, fmt, DOT_K), _uniform_bits(rng, fmt, DOT_K),
+                      int(_f32_bits(rng.uniform(-1, 1, 1))[0])) for _ in range(sizes.pe_tiles)]
+            return pe_stimulus(tiles) if design.level == "pe" else \
+                _dot_level(design, tiles, width)
         return array_stimulus([(_uniform_bits(rng, fmt, (ARRAY_ROWS, DOT_K)),
                                 _uniform_bits(rng, fmt, (DOT_K, ARRAY_COLS)),
                                 _f32_bits(rng.uniform(-1, 1, ARRAY_COLS)))
@@ -244,7 +286,7 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
         return np.asarray(lmul.round_to_format_bits(np.asarray(x, dtype=np.float32), fmt,
                                                     "rne"), dtype=np.int64)
 
-    if design.level in ("mul", "pe"):
+    if design.level in ("mul", "pe", "dot"):
         n_dots = (sizes.mul_vectors + DOT_K - 1) // DOT_K if design.level == "mul" \
             else sizes.pe_tiles
         picks = [(int(rng.integers(steps)), int(rng.integers(batch)), int(rng.integers(n_out)))
@@ -253,6 +295,8 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
                 for t, i, c in picks]
         if design.level == "pe":
             return pe_stimulus(dots)
+        if design.level == "dot":
+            return _dot_level(design, dots, width)
         a = np.concatenate([d[0] for d in dots])[:sizes.mul_vectors]
         b = np.concatenate([d[1] for d in dots])[:sizes.mul_vectors]
         return mul_stimulus(a, b)
