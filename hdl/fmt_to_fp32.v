@@ -15,6 +15,7 @@
 //   NaN        -> canonical quiet NaN 0x7FC00000 (payload and sign dropped, as in lmul_core)
 //
 // Combinational. Bit-exact with lmul.format_bits_to_float32.
+`include "lmul_defs.vh"
 module fmt_to_fp32 #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 7
@@ -24,20 +25,12 @@ module fmt_to_fp32 #(
 );
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 8) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("fmt_to_fp32: EXP_BITS=%0d out of range 2..8", EXP_BITS);
-`else
-      PARAMETER_ERROR__fmt_to_fp32__EXP_BITS_must_be_2_to_8 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 23) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("fmt_to_fp32: MAN_BITS=%0d out of range 1..23", MAN_BITS);
-`else
-      PARAMETER_ERROR__fmt_to_fp32__MAN_BITS_must_be_1_to_23 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 8, g_bad_exp_bits,
+                      PARAMETER_ERROR__fmt_to_fp32__EXP_BITS_must_be_2_to_8,
+                      ("fmt_to_fp32: EXP_BITS=%0d out of range 2..8", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 23, g_bad_man_bits,
+                      PARAMETER_ERROR__fmt_to_fp32__MAN_BITS_must_be_1_to_23,
+                      ("fmt_to_fp32: MAN_BITS=%0d out of range 1..23", MAN_BITS))
   endgenerate
 
   localparam integer BIAS = (1 << (EXP_BITS - 1)) - 1;
@@ -77,25 +70,27 @@ module fmt_to_fp32 #(
       // Binary32 exponent field of a normal input: field + (127 - BIAS), at most 254.
       localparam integer EXP_ADJ = 127 - BIAS;
       localparam [7:0] EXP_ADJ8 = EXP_ADJ[7:0];
-      // A subnormal input man * 2^(1-BIAS-MAN_BITS) whose leading one is at mantissa bit p is a
-      // binary32 normal with exponent field SUB_BASE + p (42..148 over all formats here).
-      localparam integer SUB_BASE = 128 - BIAS - MAN_BITS;
-      localparam [7:0] SUB_BASE8 = SUB_BASE[7:0];
-      localparam [4:0] MB5 = MAN_BITS[4:0];
+      // Leading-zero counts of the mantissa, 0..MAN_BITS.
+      localparam integer LZ_BITS = $clog2(MAN_BITS + 1);
 
       assign exp_norm = {{(8 - EXP_BITS){1'b0}}, expf} + EXP_ADJ8;
 
-      reg [4:0] lead;
-      integer i;
-      always @* begin
-        lead = 5'd0;
-        for (i = 0; i < MAN_BITS; i = i + 1) begin
-          if (man[i]) lead = i[4:0];
-        end
-      end
+      // A subnormal input man * 2^(1-BIAS-MAN_BITS) with lz leading zeros (its leading one at
+      // mantissa bit MAN_BITS-1-lz) is a binary32 normal with exponent field EXP_ADJ - lz
+      // (42..126 over all formats here). lz is meaningful only for man != 0, i.e. a subnormal.
+      wire [LZ_BITS-1:0] lz;
+      wire               unused_man_zero;
+      lzc #(
+          .WIDTH(MAN_BITS)
+      ) u_lzc (
+          .x       (man),
+          .count   (lz),
+          .all_zero(unused_man_zero)
+      );
       // Shifting the leading one out of the MAN_BITS-wide word leaves the stored fraction.
-      wire [MAN_BITS-1:0] sub_frac = man << (MB5 - lead);
-      wire [7:0]          exp_sub  = SUB_BASE8 + {3'd0, lead};
+      wire [LZ_BITS-1:0]  sub_shift = lz + 1'b1;
+      wire [MAN_BITS-1:0] sub_frac  = man << sub_shift;
+      wire [7:0]          exp_sub   = EXP_ADJ8 - {{(8 - LZ_BITS){1'b0}}, lz};
       if (MAN_BITS == 23) begin : g_sub_full
         assign sub_word = {exp_sub, sub_frac};
       end else begin : g_sub_pad
@@ -105,7 +100,7 @@ module fmt_to_fp32 #(
   endgenerate
 
   always @* begin
-    if (is_nan) y = 32'h7FC0_0000;
+    if (is_nan) y = `LMUL_QNAN(8, 23);
     else if (is_inf) y = {sign, 8'hFF, 23'd0};
     else if (is_zero) y = {sign, 31'd0};
     else if (is_sub) y = {sign, sub_word};
