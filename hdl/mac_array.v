@@ -11,6 +11,15 @@
 // run-time length (the number of input beats of the tile).
 // Full description and timing diagram: docs/mac_array.md; stream rules and SKID: docs/hdl.md.
 //
+// DOT_K > 1 (1..64) puts fused dot-product PEs (dot_pe, docs/dot_product.md) in the grid: each
+// beat carries DOT_K k-steps, each PE sums DOT_K products and its accumulator in a window of
+// ALIGN_BITS bits (1..276; ignored with DOT_K = 1) and rounds once, bit for bit as
+// lmul.matmul(..., accumulate=lmul.Fused(DOT_K, ALIGN_BITS)). A beat's operands are then
+// in_a[(r*DOT_K + i)*W0 +: W0] = A[r][DOT_K*j + i], in_b[(c*DOT_K + i)*W0 +: W0] =
+// B[DOT_K*j + i][c] for beat j (W0 = 1 + EXP_BITS + MAN_BITS; a final partial chunk is padded
+// with +0 operands), and every timing statement below holds with K = the number of beats,
+// ceil(K / DOT_K). DOT_K = 1 is the sequential mac_pe, unchanged.
+//
 // Input stream (valid/ready), one k-step per beat:
 //   in_a[r*W +: W]      = A[r][k]       (column k of A)
 //   in_b[c*W +: W]      = B[k][c]       (row k of B)
@@ -45,15 +54,17 @@ module mac_array #(
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
     parameter integer MULTIPLIER = 0,
-    parameter integer SKID       = 0
+    parameter integer SKID       = 0,
+    parameter integer DOT_K      = 1,
+    parameter integer ALIGN_BITS = 276
 ) (
     input  wire                                      clk,
     input  wire                                      rst,
     // input stream
     input  wire                                      in_valid,
     output wire                                      in_ready,
-    input  wire [ROWS*(1+EXP_BITS+MAN_BITS)-1:0]     in_a,
-    input  wire [COLS*(1+EXP_BITS+MAN_BITS)-1:0]     in_b,
+    input  wire [ROWS*DOT_K*(1+EXP_BITS+MAN_BITS)-1:0] in_a,
+    input  wire [COLS*DOT_K*(1+EXP_BITS+MAN_BITS)-1:0] in_b,
     input  wire [COLS*32-1:0]                        in_bias,
     input  wire                                      in_last,
     // output stream
@@ -77,9 +88,17 @@ module mac_array #(
     `LMUL_PARAM_CHECK(SKID == 0 || SKID == 1, g_bad_skid,
                       PARAMETER_ERROR__mac_array__SKID_must_be_0_or_1,
                       ("mac_array: SKID=%0d must be 0 or 1", SKID))
+    `LMUL_PARAM_CHECK(DOT_K >= 1 && DOT_K <= 64, g_bad_dot_k,
+                      PARAMETER_ERROR__mac_array__DOT_K_must_be_1_to_64,
+                      ("mac_array: DOT_K=%0d out of range 1..64", DOT_K))
+    // Checked here too, so that a bad value never passes silently with the sequential PE.
+    `LMUL_PARAM_CHECK(ALIGN_BITS >= 1 && ALIGN_BITS <= 276, g_bad_align_bits,
+                      PARAMETER_ERROR__mac_array__ALIGN_BITS_must_be_1_to_276,
+                      ("mac_array: ALIGN_BITS=%0d out of range 1..276", ALIGN_BITS))
   endgenerate
 
-  localparam integer W = 1 + EXP_BITS + MAN_BITS;  // one operand word
+  // One operand slot of a PE: DOT_K words (one word with the sequential PE).
+  localparam integer W = DOT_K * (1 + EXP_BITS + MAN_BITS);
   localparam integer PTR_BITS = (ROWS > 1) ? $clog2(ROWS) : 1;  // drain pointer (row index)
   // Result chain of one row: chain(r,c) holds c+1 binary32 lanes; CHAIN_BITS bits per row.
   localparam integer CHAIN_BITS = 32 * COLS * (COLS + 1) / 2;
@@ -216,30 +235,59 @@ module mac_array #(
         // chain(r,c) offset: 32*c(c+1)/2 into row r's chain
         localparam integer CO = r * CHAIN_BITS + 16 * c * (c + 1);
 
-        mac_pe #(
-            .EXP_BITS  (EXP_BITS),
-            .MAN_BITS  (MAN_BITS),
-            .OFFSET    (OFFSET),
-            .SATURATE  (SATURATE),
-            .MULTIPLIER(MULTIPLIER)
-        ) u_pe (
-            .clk      (clk),
-            .rst      (rst),
-            .en       (en),
-            .in_a     (a_h[HI*W +: W]),
-            .in_b     (b_v[VI*W +: W]),
-            .in_bias  (bias_v[VI*32 +: 32]),
-            .in_valid (v_h[HI]),
-            .in_first (f_h[HI]),
-            .in_last  (l_h[HI]),
-            .out_a    (a_h[(HI+1)*W +: W]),
-            .out_b    (b_v[(VI+COLS)*W +: W]),
-            .out_bias (bias_v[(VI+COLS)*32 +: 32]),
-            .out_valid(v_h[HI+1]),
-            .out_first(f_h[HI+1]),
-            .out_last (l_h[HI+1]),
-            .out_sum  (sum_w[VI*32 +: 32])
-        );
+        if (DOT_K == 1) begin : g_seq
+          mac_pe #(
+              .EXP_BITS  (EXP_BITS),
+              .MAN_BITS  (MAN_BITS),
+              .OFFSET    (OFFSET),
+              .SATURATE  (SATURATE),
+              .MULTIPLIER(MULTIPLIER)
+          ) u_pe (
+              .clk      (clk),
+              .rst      (rst),
+              .en       (en),
+              .in_a     (a_h[HI*W +: W]),
+              .in_b     (b_v[VI*W +: W]),
+              .in_bias  (bias_v[VI*32 +: 32]),
+              .in_valid (v_h[HI]),
+              .in_first (f_h[HI]),
+              .in_last  (l_h[HI]),
+              .out_a    (a_h[(HI+1)*W +: W]),
+              .out_b    (b_v[(VI+COLS)*W +: W]),
+              .out_bias (bias_v[(VI+COLS)*32 +: 32]),
+              .out_valid(v_h[HI+1]),
+              .out_first(f_h[HI+1]),
+              .out_last (l_h[HI+1]),
+              .out_sum  (sum_w[VI*32 +: 32])
+          );
+        end else begin : g_fused
+          dot_pe #(
+              .K         (DOT_K),
+              .ALIGN_BITS(ALIGN_BITS),
+              .EXP_BITS  (EXP_BITS),
+              .MAN_BITS  (MAN_BITS),
+              .OFFSET    (OFFSET),
+              .SATURATE  (SATURATE),
+              .MULTIPLIER(MULTIPLIER)
+          ) u_pe (
+              .clk      (clk),
+              .rst      (rst),
+              .en       (en),
+              .in_a     (a_h[HI*W +: W]),
+              .in_b     (b_v[VI*W +: W]),
+              .in_bias  (bias_v[VI*32 +: 32]),
+              .in_valid (v_h[HI]),
+              .in_first (f_h[HI]),
+              .in_last  (l_h[HI]),
+              .out_a    (a_h[(HI+1)*W +: W]),
+              .out_b    (b_v[(VI+COLS)*W +: W]),
+              .out_bias (bias_v[(VI+COLS)*32 +: 32]),
+              .out_valid(v_h[HI+1]),
+              .out_first(f_h[HI+1]),
+              .out_last (l_h[HI+1]),
+              .out_sum  (sum_w[VI*32 +: 32])
+          );
+        end
 
         // Result chain: captured on the last step, read by the next column one cycle later,
         // i.e. exactly when the same last token reaches it.
