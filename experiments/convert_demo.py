@@ -69,11 +69,12 @@ from sim.lib.fileio import (
     check_writable_dir,
     check_writable_file,
 )
+from sim.lib.progress import bar_interval
 
 from . import data as data_mod
 from .accuracy import parse_seeds
 from .bench import best_time
-from .lstm import bar_interval, train_epoch
+from .lstm import train_epoch
 from .modes import parse_mode
 from .report import ResultsError, build_rows, derived_path, plot
 from .store import ResultsStore, now, run_key

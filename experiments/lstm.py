@@ -30,7 +30,6 @@ Pixels are scaled to float32 ``value / 255`` (as torchvision's ``ToTensor``).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from tqdm import tqdm
 import lmul
 import lmul.torch as lmul_torch
 from sim.lib.fileio import atomic_write
+from sim.lib.progress import bar_interval
 
 if TYPE_CHECKING:  # annotations only; the runner imports the modes after checking its options
     from .modes import Arithmetic
@@ -205,11 +205,6 @@ def predictions(logits: np.ndarray) -> np.ndarray:
     pred = np.argmax(np.nan_to_num(logits, nan=-np.inf), axis=1).astype(np.int64)
     pred[~np.all(np.isfinite(logits), axis=1)] = -1
     return pred
-
-
-def bar_interval() -> float:
-    """Seconds between progress-bar redraws: live on a terminal, sparse in a log file."""
-    return 0.1 if sys.stderr.isatty() else 30.0
 
 
 def train_epoch(fwd: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
