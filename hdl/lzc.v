@@ -9,8 +9,12 @@
 // count is $clog2(WIDTH + 1) bits wide (it holds 0 .. WIDTH). WIDTH: 1..1024.
 //
 // The one leading-zero count of the project's datapaths (fp_mul's normalisation, fp_add's
-// normaliser, fmt_to_fp32's subnormal widening). Written as a priority scan: synthesis builds
-// the same priority logic as the scans it replaces, and Icarus evaluates it in one pass.
+// normaliser, fmt_to_fp32's subnormal widening). Logarithmic normaliser: x, followed by a
+// sentinel one and zero padding to 2^COUNT_BITS bits, is shifted left by 2^k whenever its top
+// 2^k bits are zero, k = COUNT_BITS-1 .. 0, and those shifts add up to the count. The sentinel
+// stops an all-zero x at WIDTH; since count < 2^COUNT_BITS, the stages find it exactly.
+// (COUNT_BITS stages of whole-word operations: Icarus evaluates this several times faster
+// than a bit-by-bit priority scan.)
 `include "lmul_defs.vh"
 module lzc #(
     parameter integer WIDTH = 8
@@ -27,14 +31,19 @@ module lzc #(
   endgenerate
 
   localparam integer COUNT_BITS = $clog2(WIDTH + 1);
-  localparam [COUNT_BITS-1:0] WIDTH_C = WIDTH[COUNT_BITS-1:0];
+  localparam integer PAD_BITS = (1 << COUNT_BITS) - WIDTH;  // sentinel and padding, >= 1
+  localparam [PAD_BITS-1:0] SENTINEL = ~({PAD_BITS{1'b1}} >> 1);  // 1 then zeros
 
-  // The highest set bit is the last one the upward scan sees.
-  integer i;
+  reg [WIDTH+PAD_BITS-1:0] v;
+  integer k;
   always @* begin
-    count = WIDTH_C;
-    for (i = 0; i < WIDTH; i = i + 1) begin
-      if (x[i]) count = WIDTH_C - 1'b1 - i[COUNT_BITS-1:0];
+    v = {x, SENTINEL};
+    count = {COUNT_BITS{1'b0}};
+    for (k = COUNT_BITS - 1; k >= 0; k = k - 1) begin
+      if ((v >> (WIDTH + PAD_BITS - (1 << k))) == {(WIDTH + PAD_BITS) {1'b0}}) begin
+        v = v << (1 << k);
+        count[k] = 1'b1;
+      end
     end
   end
 

@@ -8,8 +8,8 @@ width w: ``count = w - x.bit_length()`` (so w for zero) and ``all_zero = (x == 0
   lone one and all ones below it): default 64 inputs per position (``LMUL_VECTORS`` overrides),
   seed ``COCOTB_RANDOM_SEED``; both printed.
 
-``test_lzc_regression_catches_a_broken_counter`` runs the same testbench on a copy of lzc.v whose
-scan skips the most significant bit and requires it to fail.
+``test_lzc_regression_catches_a_broken_counter`` runs the same testbench on a copy of lzc.v
+without its last normaliser stage and requires it to fail.
 """
 
 from __future__ import annotations
@@ -107,12 +107,14 @@ def test_lzc() -> None:
                parameters={"MAX_WIDTH": MAX_WIDTH, "LANES": LANES})
 
 
-#: A deliberately broken counter: the scan never looks at the most significant bit.
-BROKEN_LINE = ("for (i = 0; i < WIDTH; i = i + 1)", "for (i = 0; i < WIDTH - 1; i = i + 1)")
+#: A deliberately broken counter: the last normaliser stage (shift by one) is left out.
+BROKEN_LINE = ("for (k = COUNT_BITS - 1; k >= 0; k = k - 1)",
+               "for (k = COUNT_BITS - 1; k >= 1; k = k - 1)")
 
 
 def test_lzc_regression_catches_a_broken_counter(tmp_path: Path) -> None:
-    """The regression must fail on a copy of lzc.v whose scan skips the MSB (one changed line)."""
+    """The regression must fail on a copy of lzc.v without the shift-by-one stage (one changed
+    line)."""
     from cocotb_test.simulator import run
 
     src = (HDL_DIR / "lzc.v").read_text()
