@@ -12,6 +12,14 @@ float/array API). ``lmul.torch`` (autograd layers; numba kernel ``_torch_kernels
 optional submodule that needs PyTorch; ``import lmul`` imports neither numba nor torch.
 """
 
+from ._act_hw import (
+    ACT_FUNCS,
+    ACT_PRESETS,
+    ActConfig,
+    act_config,
+    act_hw,
+    act_hw_bits,
+)
 from ._activations import sigmoid32, tanh32
 from ._api import exact_mul, lmul, seed_lmul
 from ._convert import (
@@ -48,6 +56,8 @@ from ._matmul import (
 from ._reference import MULTIPLIERS, matmul_reference
 
 __all__ = [
+    "ACT_FUNCS",
+    "ACT_PRESETS",
     "FORMAT_EXP_BITS_RANGE",
     "FORMAT_MAN_BITS_RANGE",
     "FP32",
@@ -59,10 +69,14 @@ __all__ = [
     "LMUL_MAN_BITS_RANGE",
     "MULTIPLIERS",
     "PRESETS",
+    "ActConfig",
     "Format",
     "Fused",
     "LMulConfig",
     "PreparedB",
+    "act_config",
+    "act_hw",
+    "act_hw_bits",
     "canonicalize_nan",
     "elementwise_product",
     "exact_mul",
