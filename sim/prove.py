@@ -14,7 +14,10 @@ pattern like any other):
 * ``dot_datapath`` (the fused dot-product step, docs/dot_product.md): BF16 and E4M3 at several
   K, ALIGN_BITS and both multipliers, ``--dot-steps`` random steps each (default 10^9), plus one
   sweep of every (a_0, b_0) pair against 2^14 samples of the other lanes and the accumulator,
-  against the integer reference ``sim/lib/dot_oracle.py`` (details: :mod:`sim.prove_dot`).
+  against the integer reference ``sim/lib/dot_oracle.py`` (details: :mod:`sim.prove_dot`);
+* ``act`` (the activation unit ``hdl/act_unit.v``, docs/activation.md): every shipped parameter
+  set x sigmoid/tanh on all 2^32 binary32 inputs, against the model ``lmul.act_hw_bits``
+  (details: :mod:`sim.prove_act`).
 
 ``mul_reference`` and ``add_reference`` (``sim/lib/int_oracle.py``) don't use the project's
 model: they form the exact product or sum of the decoded operands in integers and round it once
@@ -61,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 import lmul
-from sim import prove_dot, rtlsim
+from sim import prove_act, prove_dot, rtlsim
 from sim.lib import dot_oracle, int_oracle
 from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text, sha256_file
@@ -101,7 +104,7 @@ class Config:
     ``space`` is ``"exhaustive"`` (all 2^(2W) pairs), ``"random"`` (binary32: seeded random and
     boundary pairs, count from ``--fp32-vectors``), ``"steps"`` (dot_datapath: seeded random
     steps, count from ``--dot-steps``) or ``"sweep"`` (dot_datapath: every lane-0 pair against
-    ``DOT_SWEEP_SAMPLES`` samples of the rest).
+    ``DOT_SWEEP_SAMPLES`` samples of the rest) or ``"unary"`` (act_unit: all 2^W inputs).
     """
 
     name: str
@@ -119,6 +122,8 @@ class Config:
     def total_pairs(self) -> int:
         if self.space == "sweep":
             return DOT_SWEEP_SAMPLES << (2 * self.width)
+        if self.space == "unary":
+            return 1 << self.width
         return 1 << (2 * self.width) if self.space == "exhaustive" else 0
 
     def expected(self) -> Reference:
@@ -167,6 +172,11 @@ def all_configs() -> list[Config]:
         configs.append(Config(prove_dot.config_name(name, k, align, mult, space), "dot_datapath",
                               tuple(sorted(params.items())), fmt,
                               "window sum, RNE (sim/lib/dot_oracle.py)", space))
+    for name, func in prove_act.configs_spec():
+        params = lmul.act_config(name, func).verilog_parameters()
+        configs.append(Config(prove_act.config_name(name, func), "act_unit",
+                              tuple(sorted(params.items())), lmul.FP32, "lmul.act_hw_bits",
+                              "unary"))
     return configs
 
 
@@ -357,7 +367,8 @@ def model_sources() -> list[Path]:
     files += [Path(__file__).resolve(), Path(int_oracle.__file__).resolve(),
               Path(rtlsim.__file__).resolve(), rtlsim.BINOP_DRIVER,
               Path(prove_dot.__file__).resolve(), Path(dot_oracle.__file__).resolve(),
-              rtlsim.DOT_DRIVER, rtlsim.SIM_HDL_DIR / "dot_datapath_lanes.v"]
+              rtlsim.DOT_DRIVER, rtlsim.SIM_HDL_DIR / "dot_datapath_lanes.v",
+              Path(prove_act.__file__).resolve(), prove_act.UNARY_DRIVER]
     return files
 
 
@@ -486,6 +497,9 @@ def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
         total = (block * blocks.size if config.space == "sweep" else plan.step_count())
         rtl, work = prove_dot.evaluator(params, config.fmt, config.space, plan.seed, total,
                                         threads, hdl_dirs)
+    elif config.top == "act_unit":
+        rtl, work = prove_act.evaluator(params, block, threads, hdl_dirs)
+        total = block * blocks.size
     else:
         rtl, work = _pair_evaluator(config, plan, block, threads, hdl_dirs)
         total = (block * blocks.size if config.space == "exhaustive"
@@ -751,6 +765,11 @@ def _main(args: argparse.Namespace) -> int:
             for v in out.first:
                 print(f"    a={v['a']} b={v['b']} acc={v['acc']} -> rtl={v['rtl']} "
                       f"expected={v['expected']}")
+        elif out.mismatches and config.top == "act_unit":
+            failed = True
+            print(f"  MISMATCH in {out.name}; first inputs (x -> rtl, expected):")
+            for v in out.first:
+                print(f"    x={v['a']} -> rtl={v['rtl']} expected={v['expected']}")
         elif out.mismatches:
             failed = True
             _, cmd = write_replay(config, out.first, state_path.parent)
