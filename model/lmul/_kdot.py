@@ -389,12 +389,14 @@ def _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0,
 
 
 @njit
-def _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0, c0, nk, prm, a32r, rowr):
+def _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0, c0, nk, prm, a32r, rowr,
+               rlo, rhi):
     """Whether every row of an L-Mul step takes the single-add path of
     :func:`lmul._kmatmul.matmul_lmul` or holds only zero products (which add nothing to a
     nonzero sum); then, in ``a32r``/``rowr``, A's half of each nonzero row's product bits and
-    the row's offset into ``bpre``. Returns ``(ok, rows, hi, low)``: the float32 exponent field
-    bound of the products, and the lowest bit position (same units) any of them can have."""
+    the row's offset into ``bpre``, in ``rlo``/``rhi`` the bounds of its products' float32
+    exponent fields. Returns ``(ok, rows, hi, low)``: the float32 exponent field bound of all
+    the products, and the lowest bit position (same units) any of them can have."""
     ebits, man = prm[_P_E], prm[_P_M]
     emaxf, field_mask = prm[_P_EMAXF], prm[_P_FIELD]
     nz = 0
@@ -424,8 +426,10 @@ def _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0, c0, nk, prm, a32r
         rowr[nz] = kr * n_len + n0
         nz += 1
         # float32 exponent fields of the row's products; their lowest bit is M below.
-        p_hi = max(p_hi, (fa + fbmax[kr] + cadd) >> man)
-        p_low = min(p_low, ((fa + fbmin[kr] + cadd) >> man) - man)
+        rhi[nz - 1] = (fa + fbmax[kr] + cadd) >> man
+        rlo[nz - 1] = (fa + fbmin[kr] + cadd) >> man
+        p_hi = max(p_hi, rhi[nz - 1])
+        p_low = min(p_low, rlo[nz - 1] - man)
     return True, nz, p_hi, p_low
 
 
@@ -456,34 +460,108 @@ def _zero_rows_only(acc, flag):
 
 
 @njit
-def _exact_sum_step(bpre, nz, a32r, rowr, acc, s64, flag):
+def _group_rows(nz, man, rlo, rhi, quads, pairs, singles):
+    """Rows of a single-add step grouped so that float32 sums inside a group are exact.
+
+    A product has ``man + 1`` significant bits, its lowest at ``e - man`` for exponent field
+    ``e``; ``n`` of them whose fields span ``d`` (over every column of the tile) sum exactly in
+    24 bits when ``d + man + 1 + ceil(log2 n) <= 24``. Consecutive rows are grouped greedily in
+    fours, else twos, else alone (sorting first finds a few more groups but costs more than
+    they save). Returns the counts; ``quads``/``pairs``/``singles`` hold the row indices.
+    """
+    nq = npr = ns = 0
+    i = 0
+    while i < nz:
+        if i + 4 <= nz:
+            hi = max(max(rhi[i], rhi[i + 1]), max(rhi[i + 2], rhi[i + 3]))
+            lo = min(min(rlo[i], rlo[i + 1]), min(rlo[i + 2], rlo[i + 3]))
+            if hi - lo + man + 3 <= 24:
+                for t in range(4):
+                    quads[4 * nq + t] = i + t
+                nq += 1
+                i += 4
+                continue
+        if (i + 2 <= nz
+                and max(rhi[i], rhi[i + 1]) - min(rlo[i], rlo[i + 1]) + man + 2 <= 24):
+            pairs[2 * npr] = i
+            pairs[2 * npr + 1] = i + 1
+            npr += 1
+            i += 2
+            continue
+        singles[ns] = i
+        ns += 1
+        i += 1
+    return nq, npr, ns
+
+
+@njit
+def _prod(x, b, j):
+    """A single-add product's float32: A's half plus B's, the bits wrapping mod 2**32."""
+    return _bits_f32(_i32(x + b[j]))
+
+
+@njit
+def _exact_sum_step(bpre, nz, a32r, rowr, man, rlo, rhi, acc, s64, flag, grp):
     """A single-add step that truncates nothing (see :func:`_lmul_rows`): the float64 sum of
-    the terms, exact, converted once to float32. Returns whether a column is left for
-    :func:`_redo_columns` (``flag[j]``, ``acc[j]`` unchanged): only a -0 accumulator in a step
-    of zero products."""
+    the terms, exact (in any order), converted once to float32. Rows whose products sum exactly
+    in float32 (:func:`_group_rows`) are added in float32 first: fewer conversions. Returns
+    whether a column is left for :func:`_redo_columns` (``flag[j]``, ``acc[j]`` unchanged):
+    only a -0 accumulator in a step of zero products."""
     cs = acc.size
-    for j in range(cs):
-        s64[j] = np.float64(acc[j])
-    n4 = nz - nz % 4
-    for g in range(0, n4, 4):
-        x0, x1, x2, x3 = a32r[g], a32r[g + 1], a32r[g + 2], a32r[g + 3]
-        b0 = bpre[rowr[g]:rowr[g] + cs]
-        b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
-        b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
-        b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
-        for j in range(cs):
-            # Exact additions: any order gives the same sum, so the shortest chain.
-            s64[j] += ((np.float64(_bits_f32(_i32(x0 + b0[j])))
-                        + np.float64(_bits_f32(_i32(x1 + b1[j]))))
-                       + (np.float64(_bits_f32(_i32(x2 + b2[j])))
-                          + np.float64(_bits_f32(_i32(x3 + b3[j])))))
-    for g in range(n4, nz):
-        x0 = a32r[g]
-        b0 = bpre[rowr[g]:rowr[g] + cs]
-        for j in range(cs):
-            s64[j] += np.float64(_bits_f32(_i32(x0 + b0[j])))
     if nz == 0:
         return _zero_rows_only(acc, flag)
+    k = a32r.size
+    quads, pairs, singles = grp[:4 * k], grp[4 * k:6 * k], grp[6 * k:7 * k]
+    nq, npr, ns = _group_rows(nz, man, rlo, rhi, quads, pairs, singles)
+    for j in range(cs):
+        s64[j] = np.float64(acc[j])
+    for g in range(nq):
+        r = quads[4 * g:4 * g + 4]
+        x0, x1, x2, x3 = a32r[r[0]], a32r[r[1]], a32r[r[2]], a32r[r[3]]
+        b0 = bpre[rowr[r[0]]:rowr[r[0]] + cs]
+        b1 = bpre[rowr[r[1]]:rowr[r[1]] + cs]
+        b2 = bpre[rowr[r[2]]:rowr[r[2]] + cs]
+        b3 = bpre[rowr[r[3]]:rowr[r[3]] + cs]
+        for j in range(cs):
+            s64[j] += np.float64((_prod(x0, b0, j) + _prod(x1, b1, j))
+                                 + (_prod(x2, b2, j) + _prod(x3, b3, j)))
+    g = 0
+    while g + 2 <= npr:
+        r = pairs[2 * g:2 * g + 4]
+        x0, x1, x2, x3 = a32r[r[0]], a32r[r[1]], a32r[r[2]], a32r[r[3]]
+        b0 = bpre[rowr[r[0]]:rowr[r[0]] + cs]
+        b1 = bpre[rowr[r[1]]:rowr[r[1]] + cs]
+        b2 = bpre[rowr[r[2]]:rowr[r[2]] + cs]
+        b3 = bpre[rowr[r[3]]:rowr[r[3]] + cs]
+        for j in range(cs):
+            s64[j] += (np.float64(_prod(x0, b0, j) + _prod(x1, b1, j))
+                       + np.float64(_prod(x2, b2, j) + _prod(x3, b3, j)))
+        g += 2
+    if g < npr:
+        r = pairs[2 * g:2 * g + 2]
+        x0, x1 = a32r[r[0]], a32r[r[1]]
+        b0 = bpre[rowr[r[0]]:rowr[r[0]] + cs]
+        b1 = bpre[rowr[r[1]]:rowr[r[1]] + cs]
+        for j in range(cs):
+            s64[j] += np.float64(_prod(x0, b0, j) + _prod(x1, b1, j))
+    g = 0
+    while g + 4 <= ns:
+        r = singles[g:g + 4]
+        x0, x1, x2, x3 = a32r[r[0]], a32r[r[1]], a32r[r[2]], a32r[r[3]]
+        b0 = bpre[rowr[r[0]]:rowr[r[0]] + cs]
+        b1 = bpre[rowr[r[1]]:rowr[r[1]] + cs]
+        b2 = bpre[rowr[r[2]]:rowr[r[2]] + cs]
+        b3 = bpre[rowr[r[3]]:rowr[r[3]] + cs]
+        for j in range(cs):
+            s64[j] += ((np.float64(_prod(x0, b0, j)) + np.float64(_prod(x1, b1, j)))
+                       + (np.float64(_prod(x2, b2, j)) + np.float64(_prod(x3, b3, j))))
+        g += 4
+    while g < ns:
+        x0 = a32r[singles[g]]
+        b0 = bpre[rowr[singles[g]]:rowr[singles[g]] + cs]
+        for j in range(cs):
+            s64[j] += np.float64(_prod(x0, b0, j))
+        g += 1
     for j in range(cs):
         # A zero sum of terms not all zero is +0 (exact cancellation): the float64 sum of
         # nonzero terms that cancel is +0 in round-to-nearest, and conversion keeps it.
@@ -580,6 +658,7 @@ def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_le
     :func:`_window_sum_step32`/``64`` (windows up to ``wf``), the others :func:`_fused_tile`."""
     # int32 window sums: every truncated term is below 2**(align + 1), k + 1 of them.
     narrow = align + 1 + _ceil_log2(k + 1) <= 31
+    man = prm[_P_M]
     n_chunks = (n_len + chunk - 1) // chunk
     n_tiles = m_len * n_chunks
     n_blocks = min(n_tiles, _BLOCKS)
@@ -588,6 +667,9 @@ def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_le
         pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
         a32r = np.empty(k, dtype=np.int32)
         rowr = np.empty(k, dtype=np.int64)
+        rlo = np.empty(k, dtype=np.int64)
+        rhi = np.empty(k, dtype=np.int64)
+        grp = np.empty(7 * k, dtype=np.int64)
         sc32 = np.empty(chunk, dtype=np.float32)
         isum = np.empty(chunk, dtype=np.int32)
         isum64 = np.empty(chunk, dtype=np.int64)
@@ -601,13 +683,14 @@ def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_le
             for c0 in range(0, k_len, k):
                 nk = min(k, k_len - c0)
                 ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0,
-                                                 c0, nk, prm, a32r, rowr)
+                                                 c0, nk, prm, a32r, rowr, rlo, rhi)
                 state = -1  # -1: general path; 0: done; 1: done but for zero results
                 if ok:
                     a_hi, a_low = _acc_bounds(acc)
                     e_hi = max(p_hi, a_hi)
                     if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
-                        state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, acc, s64, lost))
+                        state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, man, rlo, rhi,
+                                                         acc, s64, lost, grp))
                     elif narrow and e_hi < 255:
                         state = _window_sum_step32(bpre, nz, a32r, rowr, align, acc, em, sc32,
                                                    isum, lost)

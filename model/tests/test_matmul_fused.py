@@ -215,6 +215,31 @@ def test_scalar_step_matches_reference(random_seed: int) -> None:
             assert (got == want.astype(np.int64)).all(), (t_len, align)
 
 
+def test_row_groups_sum_exactly_in_float32(random_seed: int) -> None:
+    """The exact step adds rows in float32 groups first: every group it forms must provably sum
+    without rounding (fields spanning d: d + man + 1 + log2(group size) <= 24 bits), and the
+    groups must cover every row once."""
+    kdot = mm._load_dot_kernels()
+    rng = np.random.default_rng([random_seed, 28])
+    k = 16
+    grp = np.empty(7 * k, dtype=np.int64)
+    formed = 0
+    for _ in range(300):
+        nz = int(rng.integers(0, k + 1))
+        man = int(rng.choice([2, 3, 7, 10]))
+        rlo = rng.integers(100, 130, k).astype(np.int64)
+        rhi = rlo + rng.integers(0, 12, k)
+        quads, pairs, singles = grp[:4 * k], grp[4 * k:6 * k], grp[6 * k:]
+        nq, npr, ns = kdot._group_rows(nz, man, rlo, rhi, quads, pairs, singles)
+        rows = [*quads[:4 * nq], *pairs[:2 * npr], *singles[:ns]]
+        assert sorted(rows) == list(range(nz))
+        for g, size in [(quads[4 * i:4 * i + 4], 4) for i in range(nq)] + \
+                [(pairs[2 * i:2 * i + 2], 2) for i in range(npr)]:
+            assert rhi[g].max() - rlo[g].min() + man + 1 + (size // 2) <= 24
+        formed += nq + npr
+    assert formed > 100
+
+
 def test_bad_accumulate() -> None:
     a = np.ones((2, 2), dtype=np.float32)
     for fn in (lambda: lmul.matmul(a, a, accumulate=(4, 24)),
