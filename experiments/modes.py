@@ -21,8 +21,14 @@ are rounded to the format; default ``rne``; the seed multiplier always truncates
 ``fp32`` takes ``head=fp32``: the final linear layer (128 -> classes) then stays float32, as in
 the seed notebook, whose L-Mul model only replaced the LSTM cell's products; by default the head
 uses the mode too (in hardware it runs on the same MAC array). ``seed:head=fp32`` is therefore
-the notebook's configuration. Equal configurations get the same canonical name
-(:attr:`Arithmetic.name`): ``lmul:offset=8`` is ``lmul``.
+the notebook's configuration. Every mode but ``fp32`` and ``seed`` also takes
+``acc=fused,k=K,align=A``: the matrix products then accumulate in fused dot-product steps of K
+products with an ALIGN_BITS = A window (``lmul.matmul(..., accumulate=lmul.Fused(K, A))``, the
+arithmetic of ``hdl/dot_pe.v``, docs/dot_product.md); ``align=exact`` is A = 276 (the correctly
+rounded sum); ``acc=seq`` (the default) is the sequential binary32 sum. Elementwise products are
+unchanged. Equal configurations get the same canonical name (:attr:`Arithmetic.name`):
+``lmul:offset=8`` is ``lmul``, ``lmul:acc=fused,k=8,align=exact`` is
+``lmul:acc=fused,k=8,align=276``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Arithmetic:
         use_reference: use ``lmul.matmul_reference`` instead of the fast ``lmul.matmul`` (matrix
             products only; elementwise products have the same bits either way).
         fp32_head: the final linear layer (classifier) runs in float32 instead of this mode.
+        accumulate: the matrix products' fused accumulation (None: sequential binary32 sums).
     """
 
     kind: str
@@ -59,6 +66,7 @@ class Arithmetic:
     name: str
     use_reference: bool = False
     fp32_head: bool = False
+    accumulate: lmul.Fused | None = None
 
     def head_matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """The classifier's ``bias + a . b``: float32 if :attr:`fp32_head`, else :meth:`matmul`."""
@@ -73,7 +81,8 @@ class Arithmetic:
         fn = lmul.matmul_reference if self.use_reference else lmul.matmul
         multiplier = {"exact": "exact", "lmul": "lmul", "seed": "seed"}[self.kind]
         return np.asarray(fn(a, b, bias, cfg=self.cfg, rounding=self.rounding,
-                             multiplier=multiplier), dtype=np.float32)
+                             multiplier=multiplier, accumulate=self.accumulate),
+                          dtype=np.float32)
 
     def mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Elementwise product of float32 arrays with this mode's multiplier -> float32."""
@@ -95,16 +104,49 @@ class Arithmetic:
         if self.kind == "lmul":
             d.update(offset=self.cfg.offset_value, saturate=self.cfg.saturate)
         d["head"] = "fp32" if self.fp32_head else "mode"
+        if self.accumulate is not None:
+            d.update(accumulate="fused", k=self.accumulate.k,
+                     align_bits=self.accumulate.align_bits)
         return d
 
 
-def _split_options(text: str) -> tuple[str, str, bool]:
-    """Take ``rounding=`` and ``head=`` out of an option string; return (rest, rounding,
-    fp32_head)."""
+_ACC_KEYS = ("acc", "k", "align")
+
+
+def _accumulation(opts: dict[str, str]) -> lmul.Fused | None:
+    """The fused accumulation of the ``acc``, ``k``, ``align`` options (None for ``acc=seq``
+    or none given); ValueError for an incomplete or bad combination."""
+    acc = opts.get("acc", "seq")
+    if acc not in ("seq", "fused"):
+        raise ValueError(f"acc must be seq or fused, got {acc!r}")
+    if acc == "seq":
+        if "k" in opts or "align" in opts:
+            raise ValueError("k= and align= need acc=fused")
+        return None
+    if "k" not in opts or "align" not in opts:
+        raise ValueError("acc=fused needs k=K and align=A (A an integer or exact)")
+    align = opts["align"]
+    try:
+        k = int(opts["k"])
+        a = lmul.FUSED_EXACT_ALIGN_BITS if align == "exact" else int(align)
+    except ValueError:
+        raise ValueError(f"k and align must be integers (align may be exact), got "
+                         f"k={opts['k']!r}, align={align!r}") from None
+    return lmul.Fused(k, a)
+
+
+def _split_options(text: str) -> tuple[str, str, bool, lmul.Fused | None]:
+    """Take ``rounding=``, ``head=`` and the accumulation options out of an option string;
+    return (rest, rounding, fp32_head, accumulate)."""
     rest, rounding, fp32_head = [], "rne", False
+    acc_opts: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = (t.strip().lower() for t in item.partition("="))
-        if key == "rounding":
+        if key in _ACC_KEYS:
+            if key in acc_opts:
+                raise ValueError(f"{key}= given twice")
+            acc_opts[key] = value
+        elif key == "rounding":
             if value not in ("rne", "truncate"):
                 raise ValueError(f"rounding must be rne or truncate, got {value!r}")
             rounding = value
@@ -114,7 +156,11 @@ def _split_options(text: str) -> tuple[str, str, bool]:
             fp32_head = value == "fp32"
         else:
             rest.append(item)
-    return ",".join(rest), rounding, fp32_head
+    return ",".join(rest), rounding, fp32_head, _accumulation(acc_opts)
+
+
+def _acc_suffix(acc: lmul.Fused | None) -> list[str]:
+    return [] if acc is None else ["acc=fused", f"k={acc.k}", f"align={acc.align_bits}"]
 
 
 def _format_suffix(cfg: lmul.LMulConfig) -> list[str]:
@@ -139,14 +185,16 @@ def parse_mode(text: str, use_reference: bool = False) -> Arithmetic:
         raise ValueError(f"unknown mode {text!r}; known: {', '.join(KINDS)} "
                          "(options after ':', e.g. lmul:offset=7)")
     try:
-        rest, rounding, fp32_head = _split_options(opts)
-        tail = ([] if rounding == "rne" else [f"rounding={rounding}"]) + (
+        rest, rounding, fp32_head, acc = _split_options(opts)
+        tail = _acc_suffix(acc) + ([] if rounding == "rne" else [f"rounding={rounding}"]) + (
             ["head=fp32"] if fp32_head else [])
         if kind == "fp32":
             if opts.strip():
                 raise ValueError("mode fp32 takes no options")
             return Arithmetic("fp32", lmul.LMulConfig(), "rne", "fp32", use_reference)
         if kind == "seed":
+            if acc is not None:
+                raise ValueError("mode seed takes no fused accumulation")
             if rest or rounding != "rne":
                 raise ValueError("mode seed takes only head=fp32 (it is BF16 by truncation)")
             return Arithmetic("seed", lmul.LMulConfig(), "truncate", _name("seed", tail),
@@ -159,7 +207,7 @@ def parse_mode(text: str, use_reference: bool = False) -> Arithmetic:
                 raise ValueError("the exact multiplier has no offset/saturate options")
             fmt = _format_suffix(cfg)
             name = _name("exact", fmt + tail) if fmt else _name("bf16", tail)
-            return Arithmetic("exact", cfg, rounding, name, use_reference, fp32_head)
+            return Arithmetic("exact", cfg, rounding, name, use_reference, fp32_head, acc)
         parts = _format_suffix(cfg)
         if kind == "lmul-mitchell":
             if cfg.offset is not None:
@@ -170,7 +218,7 @@ def parse_mode(text: str, use_reference: bool = False) -> Arithmetic:
         if cfg.saturate:
             parts.append("saturate=1")
         return Arithmetic("lmul", cfg, rounding, _name(kind, parts + tail), use_reference,
-                          fp32_head)
+                          fp32_head, acc)
     except ValueError as err:
         raise ValueError(f"bad mode {text!r}: {err}") from None
 

@@ -1,0 +1,494 @@
+"""Energy against accuracy: the design space of L-Mul MACs (sequential and fused accumulation).
+
+    make energy-accuracy                                   # cost sweep, then this (EA=quick|full)
+    python -m experiments.energy_accuracy --preset quick   # accuracy grid + join + report
+    python -m experiments.energy_accuracy --report-only    # join and report what is there
+    python -m experiments.energy_accuracy --executor ray   # every evaluation a Ray task
+
+Designs: the multiplier (``exact`` BF16, L-Mul at the paper offset ``lmul``, L-Mul at make tune's
+best offset ``lmul_o6``) x the accumulation (the sequential binary32 PE ``mac_pe``, variant
+``seq``; the fused ``dot_pe`` at K x ALIGN_BITS, variant ``k<K>-a<A>``). Their hardware cost
+comes from ``python -m syn.cost --levels dot`` (``results/energy_cost/cost.json``: area, f_max,
+energy per MAC with the MNIST LSTM's operands and uniform ones, clock + register energy apart
+from the datapath); their accuracy from the LSTM grid (:func:`experiments.grid.run`) in the mode
+each design computes bit for bit (:func:`mode_of`: ``bf16`` / ``lmul`` / ``lmul:offset=6``, with
+``acc=fused,k=K,align=A`` for ``dot_pe``), float32-trained weights, paired differences to
+``fp32`` per seed with 95 % t CIs.
+
+The join (:func:`join`) derives each design's mode from the parameters yosys elaborated for its
+netlist (not from its name) and refuses a row whose name, reported parameters and built
+parameters disagree. Outputs (atomic): ``results/energy_accuracy.{json,csv,md,png}`` (the plot:
+energy per MAC against the accuracy difference, one point per design, the Pareto front drawn);
+``--snapshot`` copies them to ``docs/results/``. Everything resumes: the grid skips finished
+rows and reuses cached weights; the cost flow has its own per-design cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.lib.cli import run_main
+from sim.lib.fileio import RESULTS_DIR, SNAPSHOT_DIR, atomic_write_bytes, atomic_write_text
+
+from . import executor as executor_mod
+from .stats import Summary, paired_differences, summarize
+
+#: ``python -m syn.cost --levels dot --formats bf16 --out results/energy_cost`` writes this.
+DEFAULT_COST = RESULTS_DIR / "energy_cost" / "cost.json"
+#: The multipliers of the sweep: cost unit -> the LSTM mode of that multiplier (BF16).
+UNIT_MODES = {"exact": "bf16", "lmul": "lmul", "lmul_o6": "lmul:offset=6"}
+PAPER_OFFSET_BF16 = 8
+#: MACs of one MNIST image through the LSTM (28 steps x 156 x 4*128 gate products, then the
+#: 128 -> 10 head); element-wise products (28 x 3 x 128) are not MACs.
+LSTM_STEPS, LSTM_IN, LSTM_HIDDEN, LSTM_CLASSES = 28, 28, 128, 10
+MACS_PER_IMAGE = (LSTM_STEPS * (LSTM_IN + LSTM_HIDDEN) * 4 * LSTM_HIDDEN
+                  + LSTM_HIDDEN * LSTM_CLASSES)
+#: The energy figure the verdicts use: MNIST operands, cell delays (glitches counted).
+ENERGY_KEY = "mnist/specify"
+TARGET_RATIO = 0.25
+
+
+class JoinError(ValueError):
+    """Cost and accuracy results that cannot be joined (mismatched or malformed designs)."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The accuracy grid's scope: datasets x seeds, float32 training epochs, test images,
+    and the fused designs (K x ALIGN_BITS) evaluated besides the sequential ones."""
+
+    name: str
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: int
+    test_limit: int | None
+    ks: tuple[int, ...]
+    align_bits: tuple[int, ...]
+    out: Path
+
+
+PRESETS = {
+    "quick": Preset("quick", ("mnist",), (0, 1), 1, 500, (8,), (8, 276),
+                    RESULTS_DIR / "energy_accuracy_quick.json"),
+    "medium": Preset("medium", ("mnist", "fashion"), (0, 1, 2), 1, None, (8,),
+                     (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy.json"),
+    "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
+                   (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full.json"),
+}
+
+
+def fused_mode(base: str, k: int, align_bits: int) -> str:
+    """The mode string of multiplier mode ``base`` with fused accumulation (K, ALIGN_BITS)."""
+    return f"{base}{',' if ':' in base else ':'}acc=fused,k={k},align={align_bits}"
+
+
+def preset_modes(p: Preset) -> list[str]:
+    """``fp32``, the sequential modes, then the fused ones (K, ALIGN_BITS, multiplier)."""
+    out = ["fp32", *UNIT_MODES.values()]
+    out += [fused_mode(m, k, a) for k in p.ks for a in p.align_bits for m in UNIT_MODES.values()]
+    return out
+
+
+def mode_of(params: dict[str, int], top: str) -> str:
+    """The canonical LSTM mode that computes what a design with these Verilog parameters
+    computes. JoinError for a design outside the sweep (not BF16, unknown top or offset)."""
+    from .modes import parse_mode
+
+    if (params.get("EXP_BITS"), params.get("MAN_BITS")) != (8, 7):
+        raise JoinError(f"{top} with EXP_BITS={params.get('EXP_BITS')}, "
+                        f"MAN_BITS={params.get('MAN_BITS')}: only BF16 designs are joined")
+    if params.get("MULTIPLIER") == 1:
+        base = "bf16"
+    elif params.get("MULTIPLIER") == 0:
+        off = params.get("OFFSET", PAPER_OFFSET_BF16)
+        base = "lmul" if off == PAPER_OFFSET_BF16 else f"lmul:offset={off}"
+    else:
+        raise JoinError(f"{top}: MULTIPLIER={params.get('MULTIPLIER')} is neither 0 nor 1")
+    if top == "mac_pe":
+        return parse_mode(base).name
+    if top == "dot_pe":
+        return parse_mode(fused_mode(base, params["K"], params["ALIGN_BITS"])).name
+    raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe)")
+
+
+_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+))")
+
+
+def check_design(r: dict[str, Any]) -> None:
+    """JoinError unless the cost row's name, its parameters and the parameters yosys built its
+    netlist with agree."""
+    name = r.get("name", "")
+    m = _NAME_RE.fullmatch(name)
+    if m is None:
+        raise JoinError(f"cost row {name!r} is not a dot-level design")
+    params, built = r["params"], r["synth"].get("params", {})
+    wrong = [f"{k}={built.get(k, 'unset')} (reported {v})" for k, v in params.items()
+             if built.get(k) != v]
+    if wrong:
+        raise JoinError(f"{name}: netlist built with {', '.join(wrong)}")
+    unit, variant = m.group(2), m.group(3)
+    if (variant == "seq") != (r["top"] == "mac_pe"):
+        raise JoinError(f"{name}: variant {variant} but top {r['top']}")
+    if variant != "seq" and (int(m.group(4)), int(m.group(5))) != (built.get("K"),
+                                                                      built.get("ALIGN_BITS")):
+        raise JoinError(f"{name}: netlist has K={built.get('K')}, "
+                        f"ALIGN_BITS={built.get('ALIGN_BITS')}")
+    want_mult = 1 if unit == "exact" else 0
+    if built.get("MULTIPLIER") != want_mult:
+        raise JoinError(f"{name}: netlist has MULTIPLIER={built.get('MULTIPLIER')}")
+    if unit.startswith("lmul_o") and built.get("OFFSET") != int(unit[6:]):
+        raise JoinError(f"{name}: netlist has OFFSET={built.get('OFFSET')}")
+    if unit == "lmul" and built.get("OFFSET", PAPER_OFFSET_BF16) != PAPER_OFFSET_BF16:
+        raise JoinError(f"{name}: netlist has OFFSET={built.get('OFFSET')}, not the paper's")
+
+
+def _per_op(r: dict[str, Any], key: str, part: str | None = None) -> float:
+    run = r["runs"].get(key)
+    if run is None:
+        return math.nan
+    if part is None:
+        return float(run["energy_per_op_pj"])
+    return float(run["energy"][part]) / run["ops"] * 1e12
+
+
+def accuracies(doc: dict[str, Any], test_limit: int | None, epochs: int
+               ) -> dict[tuple[str, str], dict[int, float]]:
+    """{(dataset, mode): {seed: accuracy %}} of the grid's rows (fp32-trained, rows)."""
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    for run in doc.get("runs", []):
+        if run.get("recipe") or run.get("seq") != "rows" or run.get("epochs") != epochs \
+                or run.get("test_limit") != test_limit:
+            continue
+        out.setdefault((run["dataset"], run["mode"]), {})[int(run["seed"])] = \
+            float(run["accuracy"])
+    return out
+
+
+def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
+         datasets: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per cost design: its mode, hardware figures (pJ per MAC), and per dataset the
+    paired difference to ``fp32`` (percentage points). Raises JoinError (see
+    :func:`check_design`); a design whose mode has no accuracy rows gets None deltas."""
+    rows = []
+    seen: dict[str, str] = {}
+    for r in cost_doc["designs"]:
+        if r.get("level") != "dot":
+            continue
+        check_design(r)
+        mode = mode_of(r["synth"]["params"], r["top"])
+        if mode in seen:
+            raise JoinError(f"{r['name']} and {seen[mode]} are the same design ({mode})")
+        seen[mode] = r["name"]
+        row: dict[str, Any] = {
+            "design": r["name"], "mode": mode, "unit": r["unit"], "top": r["top"],
+            "k": r["params"].get("K", 1), "align_bits": r["params"].get("ALIGN_BITS"),
+            "area_um2": r["synth"]["area"], "fmax_mhz": 1000.0 / r["timing"]["min_period_ns"],
+            "period_ns": r["period_ns"]}
+        for wl in ("mnist", "uniform"):
+            key = f"{wl}/specify"
+            row[f"e_{wl}_pj"] = _per_op(r, key)
+            row[f"e_{wl}_zero_pj"] = _per_op(r, f"{wl}/zero")
+            row[f"clkreg_{wl}_pj"] = _per_op(r, key, "clock_and_registers")
+            row[f"datapath_{wl}_pj"] = _per_op(r, key, "datapath")
+            row[f"leak_{wl}_pj"] = _per_op(r, key, "leakage")
+        for ds in datasets:
+            base, this = acc.get((ds, "fp32"), {}), acc.get((ds, mode), {})
+            d = paired_differences(this, base)
+            row[f"{ds}_delta"] = summarize(d) if d else None
+            row[f"{ds}_acc"] = (summarize([this[s] for s in sorted(this)]) if this else None)
+        rows.append(row)
+    return rows
+
+
+def pareto(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the Pareto-optimal points (energy x: lower is better; delta y: higher is
+    better), by increasing energy. A point is dominated if another has energy <= and delta >=
+    with one of them strict; NaN points are never on the front."""
+    idx = [i for i, (x, y) in enumerate(points) if not (math.isnan(x) or math.isnan(y))]
+    front = []
+    for i in idx:
+        xi, yi = points[i]
+        if not any((points[j][0] <= xi and points[j][1] >= yi)
+                   and (points[j][0] < xi or points[j][1] > yi) for j in idx):
+            front.append(i)
+    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
+
+
+def _mean(s: Summary | None) -> float:
+    return math.nan if s is None else s.mean
+
+
+def _worst_delta(row: dict[str, Any], datasets: Sequence[str]) -> float:
+    """The design's accuracy cost: the lower of its mean deltas over the datasets."""
+    return min(_mean(row[f"{ds}_delta"]) for ds in datasets)
+
+
+def _includes_zero(s: Summary | None) -> bool:
+    return s is not None and not math.isnan(s.ci_low) and s.ci_low <= 0.0 <= s.ci_high
+
+
+def _fmt_delta(s: Summary | None) -> str:
+    if s is None:
+        return "—"
+    if s.n < 2:
+        return f"{s.mean:+.2f} (n={s.n})"
+    return f"{s.mean:+.2f} [{s.ci_low:+.2f}, {s.ci_high:+.2f}]"
+
+
+def _find(rows: Sequence[dict[str, Any]], unit: str, top: str, k: int = 1,
+          align: int | None = None) -> dict[str, Any] | None:
+    for r in rows:
+        if (r["unit"], r["top"], r["k"], r["align_bits"]) == (unit, top, k, align):
+            return r
+    return None
+
+
+def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> dict[str, Any]:
+    """The three verdicts of the study (see the module docstring), as numbers."""
+    base = _find(rows, "exact", "mac_pe")
+    out: dict[str, Any] = {"baseline": base["design"] if base else None}
+    if base is None:
+        return out
+    e0 = base["e_mnist_pj"]
+    ok = [r for r in rows if r["unit"] != "exact"
+          and all(_includes_zero(r[f"{ds}_delta"]) for ds in datasets)]
+    lmul_rows = [r for r in rows if r["unit"] != "exact" and not math.isnan(r["e_mnist_pj"])]
+    best = min(ok, key=lambda r: r["e_mnist_pj"]) if ok else None
+    cheapest = min(lmul_rows, key=lambda r: r["e_mnist_pj"]) if lmul_rows else None
+    out.update(baseline_pj=e0, target_ratio=TARGET_RATIO,
+               best=best and best["design"], best_pj=best and best["e_mnist_pj"],
+               best_ratio=best and best["e_mnist_pj"] / e0,
+               cheapest=cheapest and cheapest["design"],
+               cheapest_ratio=cheapest and cheapest["e_mnist_pj"] / e0,
+               reaches_target=bool(best and best["e_mnist_pj"] / e0 <= TARGET_RATIO))
+    chosen = best or cheapest
+    if chosen is None:
+        return out
+    twin = (_find(rows, "exact", "dot_pe", chosen["k"], chosen["align_bits"])
+            if chosen["top"] == "dot_pe" else base)
+    if twin is not None:
+        saving = e0 - chosen["e_mnist_pj"]
+        lmul_part = twin["e_mnist_pj"] - chosen["e_mnist_pj"]
+        out.update(fused_exact=twin["design"], fused_exact_pj=twin["e_mnist_pj"],
+                   ratio_to_fused_exact=chosen["e_mnist_pj"] / twin["e_mnist_pj"],
+                   lmul_share_of_saving=lmul_part / saving if saving else math.nan)
+    out.update(chosen=chosen["design"],
+               chosen_clkreg_share=chosen["clkreg_mnist_pj"] / chosen["e_mnist_pj"],
+               chosen_datapath_pj=chosen["datapath_mnist_pj"],
+               chosen_clkreg_pj=chosen["clkreg_mnist_pj"],
+               per_image_uj=chosen["e_mnist_pj"] * MACS_PER_IMAGE * 1e-6,
+               baseline_per_image_uj=e0 * MACS_PER_IMAGE * 1e-6)
+    return out
+
+
+# ------------------------------------------------------------------------------------ outputs
+CSV_FIELDS = ("design", "mode", "unit", "top", "k", "align_bits", "area_um2", "fmax_mhz",
+              "e_mnist_pj", "e_uniform_pj", "e_mnist_zero_pj", "e_uniform_zero_pj",
+              "clkreg_mnist_pj", "datapath_mnist_pj", "leak_mnist_pj", "clkreg_uniform_pj",
+              "datapath_uniform_pj", "ratio_to_seq_exact")
+
+
+def _csv(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> str:
+    fields = [*CSV_FIELDS]
+    for ds in datasets:
+        fields += [f"{ds}_delta_mean", f"{ds}_delta_ci_low", f"{ds}_delta_ci_high", f"{ds}_n"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        out = {k: r.get(k) for k in CSV_FIELDS}
+        for ds in datasets:
+            s = r[f"{ds}_delta"]
+            out.update({f"{ds}_delta_mean": s and s.mean, f"{ds}_delta_ci_low": s and s.ci_low,
+                        f"{ds}_delta_ci_high": s and s.ci_high, f"{ds}_n": s and s.n})
+        w.writerow(out)
+    return buf.getvalue()
+
+
+def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: (v.__dict__ if isinstance(v, Summary) else v) for k, v in r.items()}
+            for r in rows]
+
+
+def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, Any],
+             datasets: Sequence[str]) -> str:
+    """The report: table, Pareto front and the three verdicts."""
+    lines = ["<!-- generated by python -m experiments.energy_accuracy; do not edit by hand -->",
+             "", "# Energy against accuracy: L-Mul MACs, sequential and fused (BF16)", "",
+             f"Commands: `{meta['cost_command']}` (hardware), `{meta['command']}` (accuracy, "
+             "join, report).", "",
+             f"Accuracy: MNIST LSTM (rows), float32-trained weights ({meta['epochs']} epoch), "
+             f"seeds {', '.join(map(str, meta['seeds']))}, "
+             f"{meta['test_limit'] or 'all'} test images; Δ = per-seed paired difference to "
+             "float32 in percentage points, mean [95 % t CI]. Each design's mode is the "
+             "bit-exact model of its RTL (lmul.matmul with accumulate=lmul.Fused(K, A) for "
+             "dot_pe). Hardware: OSU 0.18 um, 1.8 V, OpenSTA + gate-level activity, at the "
+             f"stated {rows[0]['period_ns']:.0f} ns clock; energy per MAC = energy per step "
+             "/ MACs of the workload (dot products of 156, the LSTM's gate products; the fused "
+             "PE's padding lanes are counted as its cost, not as MACs), cell delays (glitches "
+             "counted). clk+reg = flip-flop internal energy + clock-net switching; datapath = "
+             "the rest of the dynamic energy.", ""] if rows else ["no designs"]
+    if not rows:
+        return "\n".join(lines) + "\n"
+    e0 = v.get("baseline_pj", math.nan)
+    head = ("| design | mode | area um^2 | f_max MHz | pJ/MAC MNIST | pJ/MAC uniform | "
+            "clk+reg pJ | datapath pJ | vs seq exact | "
+            + " | ".join(f"{ds} Δ (pp)" for ds in datasets) + " | Pareto |")
+    lines += [head, "|" + "---|" * (10 + len(datasets))]
+    front = set(meta["pareto"])
+    for r in rows:
+        lines.append(
+            f"| {r['design']} | `{r['mode']}` | {r['area_um2']:.0f} | {r['fmax_mhz']:.1f} | "
+            f"{r['e_mnist_pj']:.1f} | {r['e_uniform_pj']:.1f} | {r['clkreg_mnist_pj']:.1f} | "
+            f"{r['datapath_mnist_pj']:.1f} | {r['e_mnist_pj'] / e0:.3f} | "
+            + " | ".join(_fmt_delta(r[f"{ds}_delta"]) for ds in datasets)
+            + f" | {'yes' if r['design'] in front else ''} |")
+    lines += ["", "Pareto front (pJ per MAC with MNIST operands against the lower of the "
+              "datasets' mean Δ): " + ", ".join(f"`{d}`" for d in meta["pareto"]), "",
+              "## Verdicts", ""]
+    if v.get("best") is None:
+        lines.append("No L-Mul design has CIs that include 0 on every dataset; the cheapest "
+                     f"L-Mul design is {v.get('cheapest')}.")
+    b = v.get("chosen")
+    if b:
+        lines += [
+            f"1. **Best L-Mul design vs the sequential exact PE.** `{b}`: "
+            f"{v['chosen_datapath_pj'] + v['chosen_clkreg_pj']:.1f} pJ dynamic per MAC vs "
+            f"{e0:.1f} pJ total for `{v['baseline']}`: "
+            f"{(v['best_ratio'] if v.get('best') else v['cheapest_ratio']):.3f}x "
+            f"(target <= {TARGET_RATIO}x: "
+            f"{'reached' if v.get('reaches_target') else 'not reached'}).",
+            f"2. **Against the fused exact design with the same K and window** "
+            f"(`{v.get('fused_exact')}`, {v.get('fused_exact_pj', math.nan):.1f} pJ/MAC): "
+            f"{v.get('ratio_to_fused_exact', math.nan):.3f}x; L-Mul's share of the saving "
+            f"over the sequential exact PE: {100 * v.get('lmul_share_of_saving', math.nan):.0f}"
+            " % (the rest is the fused accumulation).",
+            f"3. **Per image** (MNIST LSTM, {MACS_PER_IMAGE:,} MACs): "
+            f"{v['per_image_uj']:.0f} uJ vs {v['baseline_per_image_uj']:.0f} uJ on the "
+            "sequential exact PE (PE energy per MAC x MACs; the 4x4 array's MAC costs what "
+            "its PE's does within 1 % in docs/results/cost.md; element-wise products not "
+            "included).",
+            f"   What is left of `{b}`'s energy: clock + registers "
+            f"{v['chosen_clkreg_pj']:.1f} pJ/MAC ({100 * v['chosen_clkreg_share']:.0f} %), "
+            f"datapath {v['chosen_datapath_pj']:.1f} pJ/MAC."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
+             datasets: Sequence[str]) -> bytes:
+    """Energy per MAC (MNIST operands) against the lower mean Δ of the datasets; one point
+    per design (marker per multiplier), the Pareto front as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    marks = {"exact": "s", "lmul": "o", "lmul_o6": "^"}
+    for unit, mk in marks.items():
+        sel = [r for r in rows if r["unit"] == unit]
+        ax.scatter([r["e_mnist_pj"] for r in sel], [_worst_delta(r, datasets) for r in sel],
+                   marker=mk, label=unit, alpha=0.8)
+        for r in sel:
+            ax.annotate(r["design"].split("-", 3)[-1], (r["e_mnist_pj"],
+                                                        _worst_delta(r, datasets)),
+                        fontsize=6, xytext=(3, 2), textcoords="offset points")
+    by = {r["design"]: r for r in rows}
+    fx = [by[d]["e_mnist_pj"] for d in front]
+    fy = [_worst_delta(by[d], datasets) for d in front]
+    ax.step(fx, fy, where="post", color="k", lw=1, label="Pareto front")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("energy per MAC, MNIST operands (pJ, OSU 0.18 um)")
+    ax.set_ylabel(f"accuracy Δ vs float32, min over {', '.join(datasets)} (pp)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def report(cost_path: Path, results: Path, p: Preset, out_stem: Path, command: str,
+           plot: bool = True) -> list[Path]:
+    """Join ``cost_path`` with the accuracy ``results`` and write json/csv/md(/png)."""
+    from .report import load_results
+
+    if not cost_path.is_file():
+        raise JoinError(f"{cost_path} not found; run `python -m syn.cost --levels dot --formats "
+                        "bf16 --out results/energy_cost` first")
+    cost_doc = json.loads(cost_path.read_text(encoding="utf-8"))
+    doc = load_results(results) if results.is_file() else {"runs": []}
+    rows = join(cost_doc, accuracies(doc, p.test_limit, p.epochs), p.datasets)
+    if not rows:
+        raise JoinError(f"{cost_path} holds no dot-level designs")
+    e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
+    for r in rows:
+        r["ratio_to_seq_exact"] = r["e_mnist_pj"] / e0
+    pts = [(r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
+    front = [rows[i]["design"] for i in pareto(pts)]
+    v = verdicts(rows, p.datasets)
+    meta = {"command": command, "cost_command": cost_doc["meta"]["command"],
+            "preset": p.name, "seeds": list(p.seeds), "epochs": p.epochs,
+            "test_limit": p.test_limit, "datasets": list(p.datasets), "pareto": front,
+            "macs_per_image": MACS_PER_IMAGE}
+    paths = [out_stem.with_suffix(s) for s in (".json", ".csv", ".md")]
+    atomic_write_text(paths[0], json.dumps({"meta": meta, "verdicts": v,
+                                            "designs": _jsonable(rows)}, indent=1) + "\n")
+    atomic_write_text(paths[1], _csv(rows, p.datasets))
+    atomic_write_text(paths[2], markdown(rows, v, meta, p.datasets))
+    if plot:
+        paths.append(out_stem.with_suffix(".png"))
+        atomic_write_bytes(paths[3], plot_png(rows, front, p.datasets))
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the process exit status."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="medium")
+    ap.add_argument("--cost", type=Path, default=DEFAULT_COST,
+                    help="cost.json of `python -m syn.cost --levels dot`")
+    ap.add_argument("--report-only", action="store_true", help="join and report, run nothing")
+    ap.add_argument("--snapshot", action="store_true",
+                    help="also copy the outputs to docs/results/")
+    ap.add_argument("--no-plot", action="store_true")
+    executor_mod.add_arguments(ap)
+    args = ap.parse_args(argv)
+    executor_mod.check_arguments(ap, args)
+    p = PRESETS[args.preset]
+    cmd = "python -m experiments.energy_accuracy " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+
+    def body() -> int:
+        if not args.report_only:
+            from . import grid
+
+            with executor_mod.from_arguments(args) as ex:
+                grid.run([grid.Job(list(p.datasets), list(p.seeds), p.epochs)],
+                         preset_modes(p), p.out, test_limit=p.test_limit, executor=ex,
+                         task_cpus=args.task_cpus, retries=args.retries)
+        stem = p.out.with_suffix("")
+        paths = report(args.cost, p.out, p, stem, cmd.strip(), plot=not args.no_plot)
+        if args.snapshot:
+            SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
+            for path in paths:
+                shutil.copyfile(path, SNAPSHOT_DIR / path.name)
+        print(paths[2].read_text())
+        return 0
+
+    return run_main("energy_accuracy", body, (JoinError, ValueError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

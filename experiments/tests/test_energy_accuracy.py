@@ -1,0 +1,177 @@
+"""Tests of the energy-accuracy study (experiments/energy_accuracy.py) and the fused
+accumulation option of the arithmetic modes (experiments/modes.py)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import lmul
+from experiments import energy_accuracy as ea
+from experiments import grid
+from experiments.modes import parse_mode
+
+from .helpers import synthetic_images
+
+
+# ------------------------------------------------------------------------------------ modes
+def test_fused_mode_options_parse_and_compute_the_fused_matmul() -> None:
+    m = parse_mode("lmul:offset=6,acc=fused,k=8,align=exact")
+    assert m.name == "lmul:offset=6,acc=fused,k=8,align=276"
+    assert m.accumulate == lmul.Fused(8, 276) and m.cfg.offset == 6
+    assert parse_mode(m.name) == m
+    assert parse_mode("bf16:acc=seq") == parse_mode("bf16")
+    d = m.describe()
+    assert (d["accumulate"], d["k"], d["align_bits"]) == ("fused", 8, 276)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 20)).astype(np.float32)
+    b = rng.standard_normal((20, 5)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    for mode, mult in (("lmul:acc=fused,k=4,align=8", "lmul"),
+                       ("bf16:acc=fused,k=4,align=8", "exact")):
+        got = parse_mode(mode).matmul(a, b, bias)
+        want = lmul.matmul_reference(a, b, bias, multiplier=mult,
+                                     accumulate=lmul.Fused(4, 8))
+        assert np.array_equal(got.view(np.uint32), np.asarray(want, np.float32).view(np.uint32))
+    # a narrow window must change some bits, or the option would be ignored unnoticed
+    seq = parse_mode("lmul").matmul(a, b, bias)
+    assert not np.array_equal(seq, parse_mode("lmul:acc=fused,k=4,align=2").matmul(a, b, bias))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("lmul:acc=fused,k=8", "needs k=K and align=A"), ("lmul:k=8", "need acc=fused"),
+    ("lmul:acc=sum", "acc must be seq or fused"), ("seed:acc=fused,k=8,align=8", "seed"),
+    ("lmul:acc=fused,k=x,align=8", "must be integers"),
+    ("lmul:acc=fused,k=65,align=8", "1..64"), ("fp32:acc=fused,k=8,align=8", "no options"),
+    ("lmul:acc=fused,k=8,k=4,align=8", "given twice")])
+def test_bad_fused_mode_options(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_mode(text)
+
+
+# ------------------------------------------------------------------------------------- join
+def _cost_row(unit: str, top: str, k: int = 1, align: int | None = None,
+              e: float = 100.0, clkreg: float = 20.0) -> dict[str, Any]:
+    params: dict[str, int] = {"EXP_BITS": 8, "MAN_BITS": 7}
+    if top == "dot_pe":
+        params = {"K": k, "ALIGN_BITS": align or 8, **params}
+    params["MULTIPLIER"] = 1 if unit == "exact" else 0
+    if unit == "lmul":
+        params["OFFSET"] = 8
+    if unit == "lmul_o6":
+        params["OFFSET"] = 6
+    variant = "seq" if top == "mac_pe" else f"k{k}-a{align}"
+    ops = 156
+    run = {"ops": ops, "energy_per_op_pj": e,
+           "energy": {"clock_and_registers": clkreg * ops * 1e-12,
+                      "datapath": (e - clkreg) * ops * 1e-12, "leakage": 0.0}}
+    return {"level": "dot", "name": f"dot-bf16-{unit}-{variant}", "unit": unit, "top": top,
+            "params": dict(params), "synth": {"area": 1000.0, "params": {**params, "SATURATE": 0}},
+            "timing": {"min_period_ns": 20.0}, "period_ns": 100.0,
+            "runs": {"mnist/specify": run, "uniform/specify": run}}
+
+
+def _cost_doc() -> dict[str, Any]:
+    return {"meta": {"command": "python -m syn.cost --levels dot"}, "designs": [
+        _cost_row("exact", "mac_pe", e=500.0, clkreg=40.0),
+        _cost_row("lmul", "mac_pe", e=350.0, clkreg=40.0),
+        _cost_row("exact", "dot_pe", 8, 16, e=200.0, clkreg=30.0),
+        _cost_row("lmul", "dot_pe", 8, 16, e=110.0, clkreg=30.0),
+        _cost_row("lmul_o6", "dot_pe", 8, 16, e=110.0, clkreg=30.0)]}
+
+
+def _acc() -> dict[tuple[str, str], dict[int, float]]:
+    base = {0: 90.0, 1: 91.0, 2: 92.0}
+    out = {}
+    for ds in ("mnist", "fashion"):
+        out[(ds, "fp32")] = dict(base)
+        out[(ds, "bf16")] = {s: v + 0.01 * (s - 1) for s, v in base.items()}
+        out[(ds, "lmul")] = {s: v - 1.0 - 0.1 * s for s, v in base.items()}
+        out[(ds, "bf16:acc=fused,k=8,align=16")] = dict(base)
+        out[(ds, "lmul:acc=fused,k=8,align=16")] = {s: v - 2.0 for s, v in base.items()}
+        out[(ds, "lmul:offset=6,acc=fused,k=8,align=16")] = {
+            s: v + (0.2, -0.2, 0.1)[s] for s, v in base.items()}
+    return out
+
+
+def test_join_pairs_each_design_with_the_mode_of_its_built_parameters() -> None:
+    rows = ea.join(_cost_doc(), _acc(), ["mnist", "fashion"])
+    by = {r["design"]: r for r in rows}
+    assert by["dot-bf16-lmul_o6-k8-a16"]["mode"] == "lmul:offset=6,acc=fused,k=8,align=16"
+    assert by["dot-bf16-exact-seq"]["mode"] == "bf16"
+    d = by["dot-bf16-lmul-k8-a16"]["mnist_delta"]
+    assert d.n == 3 and d.mean == pytest.approx(-2.0)
+    assert by["dot-bf16-lmul-k8-a16"]["clkreg_mnist_pj"] == pytest.approx(30.0)
+    v = ea.verdicts(rows, ["mnist", "fashion"])
+    # the only L-Mul design whose CIs include 0 is the tuned-offset fused one
+    assert v["best"] == "dot-bf16-lmul_o6-k8-a16"
+    assert v["best_ratio"] == pytest.approx(110.0 / 500.0) and v["reaches_target"]
+    assert v["fused_exact"] == "dot-bf16-exact-k8-a16"
+    assert v["ratio_to_fused_exact"] == pytest.approx(110.0 / 200.0)
+    assert v["lmul_share_of_saving"] == pytest.approx((200.0 - 110.0) / (500.0 - 110.0))
+    assert v["per_image_uj"] == pytest.approx(110.0 * ea.MACS_PER_IMAGE * 1e-6)
+    assert ea.MACS_PER_IMAGE == 28 * 156 * 512 + 128 * 10 == 2_237_696
+
+
+@pytest.mark.parametrize("tamper, match", [
+    (lambda r: r["synth"]["params"].update(ALIGN_BITS=8), "built with ALIGN_BITS=8"),
+    (lambda r: (r["params"].update(ALIGN_BITS=8), r["synth"]["params"].update(ALIGN_BITS=8)),
+     "netlist has K=8, ALIGN_BITS=8"),
+    (lambda r: (r["params"].update(MULTIPLIER=1), r["synth"]["params"].update(MULTIPLIER=1)),
+     "MULTIPLIER=1"),
+    (lambda r: (r["params"].update(OFFSET=7), r["synth"]["params"].update(OFFSET=7)),
+     "not the paper's"),
+    (lambda r: r.update(top="mac_pe"), "variant k8-a16 but top mac_pe"),
+    (lambda r: r.update(name="pe-bf16-lmul"), "not a dot-level design")])
+def test_join_refuses_mismatched_designs(tamper: Any, match: str) -> None:
+    doc = _cost_doc()
+    tamper(next(r for r in doc["designs"] if r["name"] == "dot-bf16-lmul-k8-a16"))
+    with pytest.raises(ea.JoinError, match=match):
+        ea.join(doc, _acc(), ["mnist"])
+
+
+def test_join_refuses_two_rows_of_one_design() -> None:
+    doc = _cost_doc()
+    dup = copy.deepcopy(doc["designs"][3])
+    doc["designs"].append(dup)
+    with pytest.raises(ea.JoinError, match="are the same design"):
+        ea.join(doc, _acc(), ["mnist"])
+
+
+def test_pareto_front_on_a_hand_made_set() -> None:
+    pts = [(10.0, -1.0), (5.0, -2.0), (12.0, 0.0), (11.0, -1.0), (5.0, -3.0),
+           (20.0, 0.0), (3.0, math.nan), (15.0, 0.5)]
+    # (11,-1) is dominated by (10,-1), (5,-3) by (5,-2), (20,0) by (12,0), NaN never counts
+    assert ea.pareto(pts) == [1, 0, 2, 7]
+    assert ea.pareto([(1.0, 0.0), (1.0, 0.0)]) == [0, 1]
+
+
+# -------------------------------------------------------------------------------- end to end
+def _loader(name: str, root: Path | None) -> Any:
+    return synthetic_images(name, n_train=64, n_test=20)
+
+
+def test_quick_grid_and_report_end_to_end(tmp_path: Path) -> None:
+    p = ea.Preset("t", ("mnist",), (0, 1), 1, None, (8,), (16,), tmp_path / "acc.json")
+    grid.run([grid.Job(list(p.datasets), list(p.seeds), p.epochs)],
+             [m for m in ea.preset_modes(p) if "lmul" not in m or "offset" in m],
+             p.out, load_fn=_loader, progress=False, log=lambda m: None,
+             weights_dir=tmp_path / "w")
+    cost = tmp_path / "cost.json"
+    doc = _cost_doc()
+    doc["designs"] = [r for r in doc["designs"] if r["unit"] != "lmul"]
+    cost.write_text(json.dumps(doc))
+    paths = ea.report(cost, p.out, p, tmp_path / "ea", "test", plot=True)
+    assert [x.suffix for x in paths] == [".json", ".csv", ".md", ".png"]
+    out = json.loads(paths[0].read_text())
+    by = {r["design"]: r for r in out["designs"]}
+    assert by["dot-bf16-lmul_o6-k8-a16"]["mnist_delta"]["n"] == 2
+    assert out["meta"]["pareto"][0] == "dot-bf16-lmul_o6-k8-a16"
+    md = paths[2].read_text()
+    assert "Verdicts" in md and "dot-bf16-exact-seq" in md
