@@ -250,3 +250,37 @@ def test_a_broken_dot_datapath_is_caught(tmp_path: Path,
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "MISMATCH in dot/bf16/K=4/align=32/exact" in out and " acc=0x" in out
+
+
+def test_act_slice_of_the_proof(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A slice of every activation configuration (random blocks of 2^16 consecutive binary32
+    inputs): 0 mismatches, every input counted, the unit's sources hashed."""
+    rc = prove.main(["--configs", "act/*", "--pairs", "2^18", "--state",
+                     str(tmp_path / "state.json"), "--out-dir", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    doc = json.loads((tmp_path / "proof.json").read_text())
+    names = [e["config"] for e in doc["configs"]]
+    assert names == [f"act/{s}/{f}" for s in lmul.ACT_PRESETS for f in lmul.ACT_FUNCS]
+    for entry in doc["configs"]:
+        assert entry["mismatches"] == 0 and entry["complete"] and entry["pairs"] == 1 << 18
+    assert {"hdl/act_unit.v", "hdl/act_coef.vh"} <= set(doc["sources"]["verilog"])
+    assert prove.select_configs(["act/pwl16/tanh"])[0].total_pairs == 1 << 32
+
+
+def test_a_broken_act_unit_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """hdl/ with act_unit's segment offset product one bit short: the proof of a slice around
+    x = 1.0 reports mismatching inputs and exits 1."""
+    hdl = tmp_path / "hdl_broken"
+    shutil.copytree(rtlsim.HDL_DIR, hdl)
+    path = hdl / "act_unit.v"
+    text, count = re.subn(r"a \+ \{1'b0, prod\[COEF_BITS\+K-1:K\]\}",
+                          "a + {1'b0, prod[COEF_BITS+K-2:K-1]}", path.read_text())
+    assert count == 1, "the mutation no longer applies to hdl/act_unit.v: update this test"
+    path.write_text(text)
+    rc = prove.main(["--configs", "act/pwl16/tanh", "--pairs", "2^16", "--start",
+                     str(0x3F800000), "--hdl-dir", str(hdl), "--state",
+                     str(tmp_path / "state.json"), "--no-results", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "MISMATCH in act/pwl16/tanh" in out and "x=0x3f8" in out
