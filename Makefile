@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick snapshot clean
+.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick energy-accuracy snapshot clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -113,6 +113,17 @@ tune: $(STAMP)
 ## make tune's reduced preset (2 seeds, 1 epoch, 2000 test images).
 tune-quick: $(STAMP)
 	$(PY) -m experiments.tune --preset quick
+
+## Energy against accuracy of L-Mul MACs: syn.cost's dot level (sequential and fused BF16 PEs,
+## results/energy_cost/, quick: energy_cost_quick/), then the LSTM accuracy of each design and the join
+## (results/energy_accuracy*.{md,csv,json,png}). EA=quick|medium|full (default medium),
+## EA_COST_ARGS / EA_ARGS for more options (e.g. EA_ARGS='--executor ray').
+EA ?= medium
+energy-accuracy: $(STAMP) operands
+	$(PY) -m syn.cost --levels dot --formats bf16 --out results/energy_cost$(if $(filter quick,$(EA)),_quick,) --no-plot \
+	  $(if $(filter quick,$(EA)),--preset quick,)$(if $(filter medium,$(EA)),--dot-k 8,) \
+	  $(EA_COST_ARGS)
+	$(PY) -m experiments.energy_accuracy --preset $(EA) $(EA_ARGS)
 
 ## Targets write into results/ (generated, git-ignored); the committed snapshots are docs/results/.
 ## make snapshot NAME=cost copies results/cost.* there (NAME may list several stems, e.g.

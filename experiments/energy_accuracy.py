@@ -76,11 +76,13 @@ class Preset:
     ks: tuple[int, ...]
     align_bits: tuple[int, ...]
     out: Path
+    cost: Path = DEFAULT_COST
 
 
 PRESETS = {
-    "quick": Preset("quick", ("mnist",), (0, 1), 1, 500, (8,), (8, 276),
-                    RESULTS_DIR / "energy_accuracy_quick.json"),
+    "quick": Preset("quick", ("mnist",), (0, 1), 1, 500, (2,), (8,),
+                    RESULTS_DIR / "energy_accuracy_quick.json",
+                    RESULTS_DIR / "energy_cost_quick" / "cost.json"),
     "medium": Preset("medium", ("mnist", "fashion"), (0, 1, 2), 1, None, (8,),
                      (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy.json"),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
@@ -457,8 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the process exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="medium")
-    ap.add_argument("--cost", type=Path, default=DEFAULT_COST,
-                    help="cost.json of `python -m syn.cost --levels dot`")
+    ap.add_argument("--cost", type=Path, default=None,
+                    help="cost.json of `python -m syn.cost --levels dot` (default: the "
+                    "preset's, results/energy_cost/cost.json; quick: energy_cost_quick/)")
     ap.add_argument("--report-only", action="store_true", help="join and report, run nothing")
     ap.add_argument("--snapshot", action="store_true",
                     help="also copy the outputs to docs/results/")
@@ -479,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          preset_modes(p), p.out, test_limit=p.test_limit, executor=ex,
                          task_cpus=args.task_cpus, retries=args.retries)
         stem = p.out.with_suffix("")
-        paths = report(args.cost, p.out, p, stem, cmd.strip(), plot=not args.no_plot)
+        paths = report(args.cost or p.cost, p.out, p, stem, cmd.strip(), plot=not args.no_plot)
         if args.snapshot:
             SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
             for path in paths:
