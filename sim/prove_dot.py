@@ -28,7 +28,8 @@ import numpy as np
 
 import lmul
 from sim import rtlsim
-from sim.lib.dot_oracle import dot_reference
+from sim.lib.dot_oracle import dot_reference, widen_reference
+from sim.lib.int_oracle import mul_reference
 
 #: Steps per block (the proof's block size).
 BLOCK = 1 << 16
@@ -185,9 +186,6 @@ def evaluator(params: dict[str, int], fmt: lmul.Format, space: str, seed: int,
         return None  # dot_reference's exact product
 
     def widened(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        from sim.lib.dot_oracle import widen_reference
-        from sim.lib.int_oracle import mul_reference
-
         bits = product_bits(a, b)
         if bits is None:
             bits = mul_reference(a.reshape(-1), b.reshape(-1), e, m, True).reshape(a.shape)

@@ -141,10 +141,6 @@ def _lead_exp(x: np.ndarray) -> np.ndarray:
     return np.where(field == 0, sub_lead, field - 127)
 
 
-def _finite_nonzero(x: np.ndarray) -> np.ndarray:
-    return (((x >> 23) & 0xFF) != 0xFF) & ((x & 0x7FFFFFFF) != 0)
-
-
 def dot_vectors(n: int, seed: int, fmt: lmul.Format, k: int, align: int, multiplier: int,
                 cfg: lmul.LMulConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """(a [N, K], b [N, K], acc [N], counts per class): the directed classes plus ``n``
