@@ -58,6 +58,9 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
                      {"K": 8, "ALIGN_BITS": 32}, {"K": 16, "MULTIPLIER": 1},
                      {"K": 64, "ALIGN_BITS": 1},
                      {"EXP_BITS": 4, "MAN_BITS": 3, "K": 3, "MULTIPLIER": 1, "SUBNORMALS": 0}],
+    # every shipped activation set (the defaults are pwl16 sigmoid)
+    "act_unit": [lmul.act_config(name, func).verilog_parameters()
+                 for name in lmul.ACT_PRESETS for func in lmul.ACT_FUNCS],
     "dot_pe": [{"K": 1, "ALIGN_BITS": 24}, {"K": 8, "MULTIPLIER": 1},
                {"EXP_BITS": 4, "MAN_BITS": 3, "K": 2, "ALIGN_BITS": 32, "MULTIPLIER": 1}],
 }
