@@ -32,6 +32,9 @@ ILLEGAL_LMUL = [({"OFFSET": 128}, "OFFSET"), ({"OFFSET": -1}, "OFFSET"),
                 ({"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 8}, "OFFSET"),  # OFFSET < 2^MAN_BITS
                 ({"SATURATE": 2}, "SATURATE")]
 ILLEGAL_EXTRA = {
+    "act_unit": [({"FUNC": 2}, "FUNC"), ({"SEGMENTS": 24}, "SEGMENTS"),
+                 ({"SEGMENTS": 512}, "SEGMENTS"), ({"COEF_BITS": 11}, "COEF_BITS"),
+                 ({"SEGMENTS": 32}, "table")],
     "mac_array": [({"ROWS": 0}, "ROWS"), ({"COLS": 65}, "COLS"),
                   ({"MULTIPLIER": 2}, "MULTIPLIER"), ({"MULTIPLIER": -1}, "MULTIPLIER"),
                   ({"SKID": 2}, "SKID"), ({"SKID": -1}, "SKID"),
