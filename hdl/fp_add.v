@@ -20,6 +20,7 @@
 // carry out of the mantissa moves into the exponent (subnormal -> normal, max finite -> Inf).
 // Three extra bits suffice: a left shift of more than one place only happens when the exponents
 // differ by at most one, and then nothing has been shifted out.
+`include "lmul_defs.vh"
 module fp_add #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 23
@@ -30,40 +31,31 @@ module fp_add #(
 );
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 11) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("fp_add: EXP_BITS=%0d out of range 2..11", EXP_BITS);
-`else
-      PARAMETER_ERROR__fp_add__EXP_BITS_must_be_2_to_11 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 52) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("fp_add: MAN_BITS=%0d out of range 1..52", MAN_BITS);
-`else
-      PARAMETER_ERROR__fp_add__MAN_BITS_must_be_1_to_52 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 11, g_bad_exp_bits,
+                      PARAMETER_ERROR__fp_add__EXP_BITS_must_be_2_to_11,
+                      ("fp_add: EXP_BITS=%0d out of range 2..11", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 52, g_bad_man_bits,
+                      PARAMETER_ERROR__fp_add__MAN_BITS_must_be_1_to_52,
+                      ("fp_add: MAN_BITS=%0d out of range 1..52", MAN_BITS))
   endgenerate
 
   localparam integer W = 1 + EXP_BITS + MAN_BITS;
   // Aligned significand: {hidden, mantissa, guard, round, sticky}.
-  localparam integer SW = MAN_BITS + 4;
+  localparam integer ALIGN_BITS = MAN_BITS + 4;
   // Sum: one more bit for the carry of an effective addition.
-  localparam integer RW = MAN_BITS + 5;
-  // Normalisation shift counts 0..RW (the normaliser's stages shift by 2^(LZW-1) .. 1).
-  localparam integer LZW = $clog2(RW + 1);
+  localparam integer SUM_BITS = MAN_BITS + 5;
+  // Normalisation shift counts 0..SUM_BITS (leading zeros of the sum).
+  localparam integer LZ_BITS = $clog2(SUM_BITS + 1);
   // Exponent arithmetic width: room for e + 1 and for comparisons with shift counts.
-  localparam integer XW = ((EXP_BITS > LZW) ? EXP_BITS : LZW) + 2;
+  localparam integer XW = ((EXP_BITS > LZ_BITS) ? EXP_BITS : LZ_BITS) + 2;
 
-  localparam [XW-1:0] SW_X = SW[XW-1:0];
-  localparam [XW-1:0] RW_X = RW[XW-1:0];
+  localparam [XW-1:0] ALIGN_X = ALIGN_BITS[XW-1:0];
+  localparam [XW-1:0] SUM_X = SUM_BITS[XW-1:0];
   localparam [XW-1:0] X_ONE = {{(XW - 1) {1'b0}}, 1'b1};
-  localparam [RW-1:0] R_ONE = {{(RW - 1) {1'b0}}, 1'b1};
+  localparam [SUM_BITS-1:0] SUM_ONE = {{(SUM_BITS - 1) {1'b0}}, 1'b1};
   localparam [EXP_BITS-1:0] EXP_ONE = {{(EXP_BITS - 1) {1'b0}}, 1'b1};
   localparam [EXP_BITS-1:0] EXP_ONES = {EXP_BITS{1'b1}};
-  localparam [W-1:0] QNAN = {1'b0, EXP_ONES, {MAN_BITS{1'b0}}}
-                          | ({{(W - 1) {1'b0}}, 1'b1} << (MAN_BITS - 1));
+  localparam [W-1:0] QNAN = `LMUL_QNAN(EXP_BITS, MAN_BITS);
 
   wire a_nan, b_nan, a_inf, b_inf;
   wire unused_a_zero, unused_a_sub, unused_a_norm, unused_a_snan, unused_a_qnan;
@@ -77,19 +69,19 @@ module fp_add #(
       .is_inf(b_inf), .is_nan(b_nan), .is_signalling(unused_b_snan), .is_quiet(unused_b_qnan)
   );
 
-  // The datapath is one combinational block: it synthesises to the same logic as a net of
-  // continuous assignments, and an event-driven simulator evaluates it once per input change
-  // instead of once per intermediate wire (3x faster in Icarus, which the regressions and the
-  // MAC array simulations feel).
-  reg                sa, sb, a_ge_b, eff_sub;
-  reg                s_l, h_l, h_s, hid, rnd, stk, s_r;
-  reg [EXP_BITS-1:0] ea, eb, e_l, e_s, x_l, x_s, e_n, e_f;
-  reg [MAN_BITS-1:0] ma, mb, m_l, m_s, m_n;
-  reg [XW-1:0]       d_x, d_c, x_lx, sh;
-  reg [SW-1:0]       sig_l, sig_s, s_al;
-  reg [2*SW-1:0]     s_wide;
-  reg [RW-1:0]       r, r_s, r_n;
-  integer            k;
+  // The datapath is two combinational blocks around the leading-zero counter: they synthesise
+  // to the same logic as a net of continuous assignments, and an event-driven simulator
+  // evaluates each once per input change instead of once per intermediate wire (3x faster in
+  // Icarus, which the regressions and the MAC array simulations feel).
+  reg                  sa, sb, a_ge_b, eff_sub;
+  reg                  s_l, h_l, h_s, hid, rnd, stk, s_r;
+  reg [EXP_BITS-1:0]   ea, eb, e_l, e_s, x_l, x_s, e_n, e_f;
+  reg [MAN_BITS-1:0]   ma, mb, m_l, m_s, m_n;
+  reg [XW-1:0]         d_x, d_c, x_lx, sh;
+  reg [ALIGN_BITS-1:0] sig_l, sig_s, s_al;
+  reg [2*ALIGN_BITS-1:0] s_wide;
+  reg [SUM_BITS-1:0]   r, r_s, r_n;
+  wire [LZ_BITS-1:0]   lz;
 
   always @* begin
     // ---------------------------------------------------------------- unpack
@@ -116,41 +108,49 @@ module fp_add #(
     x_s = h_s ? e_s : EXP_ONE;
 
     // ---------------------------------------------------------------- align
-    // x_l >= x_s because |l| >= |s|. Shifting by SW already moves everything into the sticky
-    // half; the clamp keeps larger shifts from pushing the bits off the word, so the sticky bit
-    // stays exact. (Under round-to-nearest a lone sticky bit never changes the result, so the
-    // clamp is not observable at the output; it keeps the datapath's invariant simple.)
+    // x_l >= x_s because |l| >= |s|. Shifting by ALIGN_BITS already moves everything into the
+    // sticky half; the clamp keeps larger shifts from pushing the bits off the word, so the
+    // sticky bit stays exact. (Under round-to-nearest a lone sticky bit never changes the
+    // result, so the clamp is not observable at the output; it keeps the datapath's invariant
+    // simple.)
     d_x = {{(XW - EXP_BITS) {1'b0}}, x_l - x_s};
-    d_c = (d_x > SW_X) ? SW_X : d_x;
+    d_c = (d_x > ALIGN_X) ? ALIGN_X : d_x;
     sig_l = {h_l, m_l, 3'b000};
     sig_s = {h_s, m_s, 3'b000};
-    s_wide = {sig_s, {SW{1'b0}}} >> d_c;
-    s_al = {s_wide[2*SW-1:SW+1], s_wide[SW] | (|s_wide[SW-1:0])};
+    s_wide = {sig_s, {ALIGN_BITS{1'b0}}} >> d_c;
+    s_al = {s_wide[2*ALIGN_BITS-1:ALIGN_BITS+1],
+            s_wide[ALIGN_BITS] | (|s_wide[ALIGN_BITS-1:0])};
 
     // ---------------------------------------------------------------- add / subtract
     if (eff_sub) r = {1'b0, sig_l} - {1'b0, s_al};
     else r = {1'b0, sig_l} + {1'b0, s_al};
 
     // ---------------------------------------------------------------- normalise
-    // Moving the MSB of r to bit RW-1 gives exponent x_l + 1 - lz(r). The shift is capped at
-    // x_l so the exponent stops at 1 (the subnormal exponent), leaving the hidden bit 0: a
-    // sentinel one at bit RW-1-x_l makes the leading-zero count min(lz(r), x_l). The count is
-    // found by a logarithmic normaliser (shift by 2^k when the top 2^k bits are zero).
+    // Moving the MSB of r to bit SUM_BITS-1 gives exponent x_l + 1 - lz(r). The shift is capped
+    // at x_l so the exponent stops at 1 (the subnormal exponent), leaving the hidden bit 0: a
+    // sentinel one at bit SUM_BITS-1-x_l makes the leading-zero count of r_s min(lz(r), x_l).
     x_lx = {{(XW - EXP_BITS) {1'b0}}, x_l};
     r_s = r;
-    if (x_lx < RW_X) r_s = r | (R_ONE << (RW_X - X_ONE - x_lx));
-    sh = {XW{1'b0}};
-    for (k = LZW - 1; k >= 0; k = k - 1) begin
-      if ((r_s >> (RW - (1 << k))) == {RW{1'b0}}) begin
-        r_s = r_s << (1 << k);
-        sh = sh | (X_ONE << k);
-      end
-    end
+    if (x_lx < SUM_X) r_s = r | (SUM_ONE << (SUM_X - X_ONE - x_lx));
+  end
+
+  // lz = SUM_BITS only when r_s (so r) is 0: then r_n = 0, the hidden bit is 0 and e_n unused.
+  wire unused_r_s_zero;
+  lzc #(
+      .WIDTH(SUM_BITS)
+  ) u_lzc (
+      .x       (r_s),
+      .count   (lz),
+      .all_zero(unused_r_s_zero)
+  );
+
+  always @* begin
+    sh = {{(XW - LZ_BITS) {1'b0}}, lz};
     r_n = r << sh;
     // Exact in EXP_BITS bits: 1 <= e_n <= 2^E - 1 because sh <= x_l <= 2^E - 2.
     e_n = x_l + EXP_ONE - sh[EXP_BITS-1:0];
-    hid = r_n[RW-1];
-    m_n = r_n[RW-2:4];
+    hid = r_n[SUM_BITS-1];
+    m_n = r_n[SUM_BITS-2:4];
     rnd = r_n[3];
     stk = |r_n[2:0];
 
@@ -160,7 +160,7 @@ module fp_add #(
     e_f = hid ? e_n : {EXP_BITS{1'b0}};
     // Zero results come only from exact sums (subnormal sums are exact), so the only -0 is
     // -0 + -0.
-    s_r = (r == {RW{1'b0}}) ? (sa & sb) : s_l;
+    s_r = (r == {SUM_BITS{1'b0}}) ? (sa & sb) : s_l;
   end
 
   // ---------------------------------------------------------------- round and pack
