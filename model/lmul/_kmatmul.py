@@ -173,28 +173,58 @@ def prep_seed_b(bf, k_len, n_len, hb, bpre, fbmin, fbmax):
 # ----------------------------------------------------------------------------------------------
 
 
+#: k terms one pass of the wide L-Mul product adds into each output (blocks where every product
+#: is a single add); each output still receives its terms in k order.
+_K_GROUP = 8
+#: Most rows of A one wide L-Mul tile covers (B's rows of a k group are reused across them).
+_ROW_BLOCK = 8
+
+
+@njit
+def _single_add_ok(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32):
+    """1 (int32) where every product of an A element with row k of B is one integer add.
+
+    ``ea``: the A element's exponent field; ``fz``: its field (for a zero/subnormal element the
+    stand-in field :func:`matmul_lmul` chose); ``fmn``/``fmx``: row k's ``fbmin``/``fbmax``;
+    ``special_k``: row k holds an Inf/NaN. Holds when the format takes the int32 loops, neither
+    operand is Inf/NaN, B's row has no zero/subnormal (``fmn`` is then ``-2**31``) and every
+    field sum ``fz + fb`` lies in ``[lo, hi)``: no under- or overflow, so the product is a
+    normal binary32 (:func:`matmul_lmul`). Branch-free int32 (it sits in a vectorized loop).
+    """
+    return _i32(fast32 & _i32(special_k == 0) & _i32(ea != emaxf32)
+                & _i32(_i32(fz + fmn) >= lo) & _i32(_i32(fz + fmx) < hi))
+
+
 @njit(parallel=True, cache=True)
 def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len,
                 chunk, prm, out):
     """L-Mul matrix product of A (flat float32 [M*K]) and B prepared by :func:`prep_lmul_b`.
 
-    Per (m, k), A's element is rounded to the format, then on the row chunk of B:
+    Tiles are (block of up to ``_ROW_BLOCK`` rows, column chunk). Per tile, each A element is
+    rounded to the format once, and :func:`_single_add_ok` decides from B's per-row exponent
+    ranges (``fbmin``/``fbmax``, ``special``) whether all its products with row k of B are
+    single adds. Then, per k group of ``_K_GROUP`` and row:
 
-    * single-add path (E + M <= 29, A element normal, row k free of Inf/NaN/zero/subnormal, and
-      ``fbmin``/``fbmax`` prove no product of the row under- or overflows): every product's
-      float32 bits are ``(sa << 31) + (fa << (23 - M)) + bpre`` mod 2**32. The magnitude
-      ``(t + ((127 - bias) << M)) << (23 - M)`` of a normal L-Mul result is below 2**31, so the
-      two sign bits add into bit 31 as their XOR. L-Mul results are never subnormal.
-    * fast path (same, but some products may under/overflow or B is zero/subnormal):
-      ``t = field(a) + fb``; ``t < 2**M`` underflows, ``t >= (2**E - 1) << M`` overflows.
-    * zero/subnormal A element: signed zeros (they can still flip a -0 sum).
-    * everything else (Inf/NaN operands): the full spec per product, :func:`_lmul32` (int32,
-      vectorized) when E + M <= 29, else :func:`_lmul64`.
+    * every element of the group single-add (the common case, decided once per block, never
+      per product): each output adds the group's products in k order in a register, each
+      product's float32 bits being ``(sa << 31) + (fa << (23 - M)) + bpre`` mod 2**32: the
+      magnitude ``(t + ((127 - bias) << M)) << (23 - M)`` of a normal L-Mul result is below
+      2**31, so the two sign bits add into bit 31 as their XOR. A zero/subnormal A element
+      takes a stand-in field keeping the row's sums in range and its (finite) product is
+      multiplied by 0.0: the signed zero ``sa ^ sb`` of the L-Mul spec.
+    * otherwise, per k, the exact paths: the single add; the int32 path where some products of
+      the row may under/overflow or B is zero/subnormal (``t = field(a) + fb``; ``t < 2**M``
+      underflows, ``t >= (2**E - 1) << M`` overflows); signed zeros for a zero/subnormal A
+      element; the full spec per product for Inf/NaN (:func:`_lmul32`, int32, when E + M <=
+      29, else :func:`_lmul64`).
+
+    Every output gets ``bias`` then its K products in k order by binary32 adds, whichever path.
     """
     ebits, man, bias_e = prm[_P_E], prm[_P_M], prm[_P_BIAS]
     offset, sat = prm[_P_OFFSET], prm[_P_SAT]
     emaxf, inf_bits, field_mask = prm[_P_EMAXF], prm[_P_INF], prm[_P_FIELD]
     fast = prm[_P_FAST] != 0
+    fast32 = _i32(1) if fast else _i32(0)
     cadd, sh = _i32(prm[_P_CADD]), _i32(prm[_P_SH])
     lo, hi, ovf = _i32(prm[_P_LO]), _i32(inf_bits), _i32(prm[_P_OVF])
     inf32, maxfin, field32 = _i32(inf_bits), _i32(prm[_P_MAXFIN]), _i32(field_mask)
@@ -204,55 +234,139 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
     k0 = _i32(prm[_P_K0])
     sbit = _i32(ebits + man)  # position of the sign bit in format bits
     n_chunks = (n_len + chunk - 1) // chunk
-    for tile in prange(m_len * n_chunks):
-        m = tile // n_chunks
+    # Row blocks only while they leave enough tiles to share among threads.
+    rb = max(1, min(_ROW_BLOCK, (m_len * n_chunks) // 32))
+    n_blocks = (m_len + rb - 1) // rb
+    for tile in prange(n_blocks * n_chunks):
+        m0 = (tile // n_chunks) * rb
+        m1 = min(m0 + rb, m_len)
         n0 = (tile % n_chunks) * chunk
         n1 = min(n0 + chunk, n_len)
-        acc = out[m * n_len + n0:m * n_len + n1]
-        acc[:] = bias[n0:n1]
-        for k in range(k_len):
-            a_i = _round32(_f32_bits(af[m * k_len + k]), m32, emin, rne32, inf32, maxfin,
-                           sign_bit, qnan)
-            a = np.int64(a_i)
-            ea = (a >> man) & emaxf
-            sa = _i32(_INT32_MIN) if ((a >> (ebits + man)) & 1) != 0 else _i32(0)
-            row = k * n_len
-            if (fast and special[k] == 0 and ea != 0 and ea != emaxf
-                    and (a & field_mask) + fbmin[k] >= lo and (a & field_mask) + fbmax[k] < hi):
-                a32 = _i32(sa + _i32((a & field_mask) << sh))
-                bpr = bpre[row + n0:row + n1]
-                for j in range(acc.size):
-                    acc[j] += _bits_f32(_i32(a32 + bpr[j]))
-            elif fast and special[k] == 0 and ea != 0 and ea != emaxf:
-                fa = _i32(a & field_mask)
-                fbr = fb[row + n0:row + n1]
-                bbr = bb[row + n0:row + n1]
-                for j in range(acc.size):
-                    t = _i32(fa + fbr[j])
-                    r = _i32(_i32(t + cadd) << sh)
-                    if t < lo:
-                        r = _i32(0)
-                    if t >= hi:
-                        r = ovf
-                    sgn = _i32(_sra(bbr[j], sbit) << 31)
-                    acc[j] += _bits_f32(_i32(r | _i32(sa ^ sgn)))
-            elif special[k] == 0 and ea == 0:
-                # Zero/subnormal a times finite b: a zero of sign sa^sb (it can flip a -0 sum).
-                bbr = bb[row + n0:row + n1]
-                for j in range(acc.size):
-                    acc[j] += _bits_f32(_i32(sa ^ _i32(_sra(bbr[j], sbit) << 31)))
-            elif fast:
-                bbr = bb[row + n0:row + n1]
-                for j in range(acc.size):
-                    acc[j] += _bits_f32(_lmul32(a_i, bbr[j], e32, m32, emaxf32, k0, cadd, lo, hi,
-                                                ovf))
-            else:
-                bbr = bb[row + n0:row + n1]
-                for j in range(acc.size):
-                    r = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat)
-                    acc[j] += _bits_f32(_widen32(r, e32, m32, inf32, field32, cadd,
-                                                 sub_scale))
-        _canonical_nans(acc)
+        w = n1 - n0
+        # The tile's A elements, once each (small per-tile arrays: numba's allocator would
+        # page-fault on large ones): format bits ab, single-add term ax, scale asc (1.0, or 0.0
+        # for a zero/subnormal element), decision aok.
+        nr = m1 - m0
+        ab = np.empty(nr * k_len, dtype=np.int32)
+        ax = np.empty(nr * k_len, dtype=np.int32)
+        asc = np.empty(nr * k_len, dtype=np.float32)
+        aok = np.empty(nr * k_len, dtype=np.int32)
+        for r in range(nr):
+            # int32 and branch-free, so it vectorizes over k.
+            for k in range(k_len):
+                i = r * k_len + k
+                a_i = _round32(_f32_bits(af[(m0 + r) * k_len + k]), m32, emin, rne32, inf32,
+                               maxfin, sign_bit, qnan)
+                ab[i] = a_i
+                ea = _i32(_sra(a_i, m32) & emaxf32)
+                fmn = fbmin[k]
+                fz = _i32(a_i & field32)
+                if ea == 0:
+                    # The smallest stand-in field whose sums with row k reach lo; fbmin is
+                    # -2**31 on rows with zeros (never single-add), clamped so this cannot wrap.
+                    fz = _i32(lo - max(fmn, _i32(-(1 << 30))))
+                ok = _single_add_ok(ea, fz, fmn, fbmax[k], special[k], fast32, lo, hi, emaxf32)
+                sa = _i32(_i32(_sra(a_i, sbit) & 1) << 31)
+                ax[i] = _i32(_i32(sa + _i32(fz << sh)) * ok)
+                asc[i] = np.float32(0.0) if ea == 0 else np.float32(1.0)
+                aok[i] = ok
+        for m in range(m0, m1):
+            out[m * n_len + n0:m * n_len + n1] = bias[n0:n1]
+        for kg in range(0, k_len, _K_GROUP):
+            kn = min(_K_GROUP, k_len - kg)
+            for r in range(nr):
+                o0 = (m0 + r) * n_len + n0
+                acc = out[o0:o0 + w]
+                i0 = r * k_len + kg
+                allok = np.int64(kn == _K_GROUP)
+                anyzero = False
+                for u in range(kn):
+                    allok &= aok[i0 + u]
+                    anyzero |= asc[i0 + u] == 0
+                if allok != 0:
+                    x0, x1, x2, x3 = ax[i0], ax[i0 + 1], ax[i0 + 2], ax[i0 + 3]
+                    x4, x5, x6, x7 = ax[i0 + 4], ax[i0 + 5], ax[i0 + 6], ax[i0 + 7]
+                    r0 = kg * n_len + n0
+                    b0 = bpre[r0:r0 + w]
+                    b1 = bpre[r0 + n_len:r0 + n_len + w]
+                    b2 = bpre[r0 + 2 * n_len:r0 + 2 * n_len + w]
+                    b3 = bpre[r0 + 3 * n_len:r0 + 3 * n_len + w]
+                    b4 = bpre[r0 + 4 * n_len:r0 + 4 * n_len + w]
+                    b5 = bpre[r0 + 5 * n_len:r0 + 5 * n_len + w]
+                    b6 = bpre[r0 + 6 * n_len:r0 + 6 * n_len + w]
+                    b7 = bpre[r0 + 7 * n_len:r0 + 7 * n_len + w]
+                    if not anyzero:
+                        for j in range(w):
+                            t = acc[j]
+                            t += _bits_f32(_i32(x0 + b0[j]))
+                            t += _bits_f32(_i32(x1 + b1[j]))
+                            t += _bits_f32(_i32(x2 + b2[j]))
+                            t += _bits_f32(_i32(x3 + b3[j]))
+                            t += _bits_f32(_i32(x4 + b4[j]))
+                            t += _bits_f32(_i32(x5 + b5[j]))
+                            t += _bits_f32(_i32(x6 + b6[j]))
+                            t += _bits_f32(_i32(x7 + b7[j]))
+                            acc[j] = t
+                    else:
+                        s0, s1, s2, s3 = asc[i0], asc[i0 + 1], asc[i0 + 2], asc[i0 + 3]
+                        s4, s5, s6, s7 = asc[i0 + 4], asc[i0 + 5], asc[i0 + 6], asc[i0 + 7]
+                        for j in range(w):
+                            t = acc[j]
+                            t += _bits_f32(_i32(x0 + b0[j])) * s0
+                            t += _bits_f32(_i32(x1 + b1[j])) * s1
+                            t += _bits_f32(_i32(x2 + b2[j])) * s2
+                            t += _bits_f32(_i32(x3 + b3[j])) * s3
+                            t += _bits_f32(_i32(x4 + b4[j])) * s4
+                            t += _bits_f32(_i32(x5 + b5[j])) * s5
+                            t += _bits_f32(_i32(x6 + b6[j])) * s6
+                            t += _bits_f32(_i32(x7 + b7[j])) * s7
+                            acc[j] = t
+                    continue
+                for k in range(kg, kg + kn):
+                    i = r * k_len + k
+                    row = k * n_len + n0
+                    bpr = bpre[row:row + w]
+                    fbr = fb[row:row + w]
+                    bbr = bb[row:row + w]
+                    a_i = ab[i]
+                    a = np.int64(a_i)
+                    ea = (a >> man) & emaxf
+                    sa = _i32(_INT32_MIN) if ((a >> (ebits + man)) & 1) != 0 else _i32(0)
+                    if aok[i] != 0:
+                        a32 = ax[i]
+                        if asc[i] != 0:
+                            for j in range(w):
+                                acc[j] += _bits_f32(_i32(a32 + bpr[j]))
+                        else:
+                            for j in range(w):
+                                acc[j] += _bits_f32(_i32(a32 + bpr[j])) * np.float32(0.0)
+                    elif fast and special[k] == 0 and ea != 0 and ea != emaxf:
+                        fa = _i32(a & field_mask)
+                        for j in range(w):
+                            t = _i32(fa + fbr[j])
+                            rr = _i32(_i32(t + cadd) << sh)
+                            if t < lo:
+                                rr = _i32(0)
+                            if t >= hi:
+                                rr = ovf
+                            sgn = _i32(_sra(bbr[j], sbit) << 31)
+                            acc[j] += _bits_f32(_i32(rr | _i32(sa ^ sgn)))
+                    elif special[k] == 0 and ea == 0:
+                        # Zero/subnormal a times finite b: a zero of sign sa^sb (it can flip a
+                        # -0 sum).
+                        for j in range(w):
+                            acc[j] += _bits_f32(_i32(sa ^ _i32(_sra(bbr[j], sbit) << 31)))
+                    elif fast:
+                        for j in range(w):
+                            acc[j] += _bits_f32(_lmul32(a_i, bbr[j], e32, m32, emaxf32, k0, cadd,
+                                                        lo, hi, ovf))
+                    else:
+                        for j in range(w):
+                            rr = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat)
+                            acc[j] += _bits_f32(_widen32(rr, e32, m32, inf32, field32, cadd,
+                                                         sub_scale))
+        for m in range(m0, m1):
+            _canonical_nans(out[m * n_len + n0:m * n_len + n1])
 
 
 @njit(parallel=True, cache=True)
