@@ -37,8 +37,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
 fi
 if [ "$MODE" = base ]; then
-  echo "setup: installing the lmul package and test dependencies (no PyTorch)"
-  "$VENV/bin/pip" install -q -e ".[test]"
+  echo "setup: installing the lmul package and test dependencies, FuseSoC (no PyTorch)"
+  "$VENV/bin/pip" install -q -e ".[test,fusesoc]"  # fusesoc: sim/tests/test_fusesoc.py
   touch "$VENV/.setup-base"
   echo "setup: done (base)"
   exit 0
@@ -47,7 +47,7 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   echo "setup: installing torch==2.14.1 torchvision==0.29.1 (large, once)"
   "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
 fi
-echo "setup: installing the lmul package, test dependencies and Ray"
-"$VENV/bin/pip" install -q -e ".[test,ray]"
+echo "setup: installing the lmul package, test dependencies, FuseSoC and Ray"
+"$VENV/bin/pip" install -q -e ".[test,ray,fusesoc]"
 touch "$VENV/.setup-base" "$VENV/.setup-done"
 echo "setup: done"
