@@ -27,9 +27,10 @@ help:
 	  /^$$/{n = 0}' $(firstword $(MAKEFILE_LIST))
 
 ## Every test: model, sim (cocotb, RTL static checks, proof and co-simulation slices), syn,
-## experiments.
+## experiments; one pytest-xdist worker per core (JOBS=N: N workers, JOBS=0: serial).
+JOBS ?= auto
 test: $(STAMP)
-	$(PYTEST) model/tests sim syn/tests experiments/tests
+	$(PYTEST) -n $(JOBS) --dist worksteal model/tests sim syn/tests experiments/tests
 
 ## The model's and the experiments' tests only (no RTL simulation).
 test-model: $(STAMP)

