@@ -78,21 +78,27 @@ def module_parameters(module: str) -> set[str]:
     return set(_PARAM_RE.findall((REPO / "hdl" / f"{module}.v").read_text()))
 
 
-def fusesoc(root: Path, work: Path, target: str, *params: str) -> subprocess.CompletedProcess:
-    """``fusesoc run --target <target>`` of the core below ``root``, built in ``work``, with
-    backend arguments ``params`` (``--NAME=value``); stdout and stderr together."""
+def run_fusesoc(work: Path, *args: str) -> subprocess.CompletedProcess:
+    """``fusesoc <args>`` in directory ``work``, with FuseSoC's user configuration, data and cache
+    directories inside ``work``; stdout and stderr captured."""
     if not FUSESOC.is_file():
         pytest.fail(f"{FUSESOC} missing: install the extra (pip install -e '.[fusesoc]')")
     work.mkdir(parents=True, exist_ok=True)
-    conf = work / "fusesoc.conf"
-    conf.write_text("")
-    cmd = [str(FUSESOC), "--config", str(conf), "--cores-root", str(root), "run",
-           "--build-root", str(work / "build"), "--target", target, VLNV, *params]
     env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"),
            "XDG_DATA_HOME": str(work / "data"), "XDG_CONFIG_HOME": str(work / "config")}
     env["PATH"] = f"{FUSESOC.parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    return subprocess.run([str(FUSESOC), *args], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+
+
+def fusesoc(root: Path, work: Path, target: str, *params: str) -> subprocess.CompletedProcess:
+    """``fusesoc run --target <target>`` of the core below ``root``, built in ``work`` with an
+    empty configuration, with backend arguments ``params`` (``--NAME=value``)."""
+    conf = work / "empty.conf"
+    work.mkdir(parents=True, exist_ok=True)
+    conf.write_text("")
+    return run_fusesoc(work, "--config", str(conf), "--cores-root", str(root), "run",
+                       "--build-root", str(work / "build"), "--target", target, VLNV, *params)
 
 
 def build_dir(work: Path, target: str) -> Path:
@@ -186,3 +192,44 @@ def test_synth_target_maps_the_unit_with_its_parameters(tmp_path: Path) -> None:
         ports = netlist["modules"]["lmul_core"]["ports"]
         widths[fmt] = {p: len(ports[p]["bits"]) for p in ("a", "b", "y")}
     assert widths == {"bf16": {"a": 16, "b": 16, "y": 16}, "e4m3": {"a": 8, "b": 8, "y": 8}}
+
+
+#: A user's core and top level that pull the IP in as a dependency (README, "Use the IP").
+USER_CORE = """CAPI=2:
+name: user:demo:top:0.1.0
+filesets:
+  rtl:
+    files: [demo_top.v]
+    file_type: verilogSource
+    depend: [lmul:ip:lmul]
+targets:
+  default:
+    filesets: [rtl]
+    flow: lint
+    flow_options: {tool: verilator, verilator_options: [-Wall]}
+    toplevel: demo_top
+"""
+USER_TOP = """`default_nettype none
+module demo_top (input wire [15:0] a, input wire [15:0] b, output wire [15:0] y);
+  lmul_core u_mul (.a(a), .b(b), .y(y));
+endmodule
+"""
+
+
+def test_readme_lines_pull_the_ip_into_a_user_project(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "fusesoc library add lmul <path or git URL of this repository>" in readme
+    assert f"fusesoc run --target sim {VLNV}" in readme
+    add = run_fusesoc(tmp_path, "library", "add", "lmul", str(REPO))
+    assert add.returncode == 0, add.stdout + add.stderr
+    sim = run_fusesoc(tmp_path, "run", "--target", "sim", VLNV)
+    assert sim.returncode == 0 and "PASS lmul_selfcheck_tb" in sim.stdout, sim.stdout + sim.stderr
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "demo.core").write_text(USER_CORE)
+    (tmp_path / "user" / "demo_top.v").write_text(USER_TOP)
+    user = run_fusesoc(tmp_path, "--cores-root", "user", "run", "user:demo:top")
+    assert user.returncode == 0, user.stdout + user.stderr
+    vc = (tmp_path / "build" / "user_demo_top_0.1.0" / "default" / "user_demo_top_0.1.0.vc")
+    listed = vc.read_text()
+    # The dependency brings the design (its default target), not the project's testbenches.
+    assert "hdl/lmul_core.v" in listed and "lmul_selfcheck_tb" not in listed
