@@ -165,8 +165,9 @@ class _ModeOps:
                 return lmul.matmul_prepared(z, prepared, b)
             self.linear = linear
         self.mul = mode.mul
-        self.sigmoid = sigmoid32
-        self.tanh = tanh32
+        # the mode's activations (act= option); duck-typed modes without them get the exact ones
+        self.sigmoid = getattr(mode, "sigmoid", sigmoid32)
+        self.tanh = getattr(mode, "tanh", tanh32)
 
     @staticmethod
     def cat(x: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -29,11 +29,18 @@ rounded sum); ``acc=seq`` (the default) is the sequential binary32 sum. Elementw
 unchanged. Equal configurations get the same canonical name (:attr:`Arithmetic.name`):
 ``lmul:offset=8`` is ``lmul``, ``lmul:acc=fused,k=8,align=exact`` is
 ``lmul:acc=fused,k=8,align=276``.
+
+Every mode takes ``act=exact|<set>``: the LSTM cell's sigmoid and tanh. ``exact`` (the default)
+is the correctly rounded ``lmul.sigmoid32`` / ``lmul.tanh32``; a shipped parameter set of the
+activation unit (``lmul.ACT_PRESETS``: ``pwl16``, ``pwl64``, ``pwl256``) is the hardware's
+piecewise-linear unit, bit for bit (``lmul.act_hw``, ``hdl/act_unit.v``, docs/activation.md),
+e.g. ``lmul:act=pwl16`` or ``fp32:act=pwl64``. The canonical name ends in ``act=<set>`` when it
+is not exact.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +65,8 @@ class Arithmetic:
             products only; elementwise products have the same bits either way).
         fp32_head: the final linear layer (classifier) runs in float32 instead of this mode.
         accumulate: the matrix products' fused accumulation (None: sequential binary32 sums).
+        activation: ``exact`` or the name of a shipped activation-unit set (``lmul.ACT_PRESETS``)
+            for the cell's sigmoid and tanh.
     """
 
     kind: str
@@ -67,6 +76,19 @@ class Arithmetic:
     use_reference: bool = False
     fp32_head: bool = False
     accumulate: lmul.Fused | None = None
+    activation: str = "exact"
+
+    def sigmoid(self, x: np.ndarray) -> np.ndarray:
+        """Logistic sigmoid of float32 values -> float32: correctly rounded, or the unit's."""
+        if self.activation == "exact":
+            return lmul.sigmoid32(x)
+        return lmul.act_hw(x, lmul.act_config(self.activation, "sigmoid"))
+
+    def tanh(self, x: np.ndarray) -> np.ndarray:
+        """tanh of float32 values -> float32: correctly rounded, or the unit's."""
+        if self.activation == "exact":
+            return lmul.tanh32(x)
+        return lmul.act_hw(x, lmul.act_config(self.activation, "tanh"))
 
     def head_matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """The classifier's ``bias + a . b``: float32 if :attr:`fp32_head`, else :meth:`matmul`."""
@@ -93,11 +115,12 @@ class Arithmetic:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (format, offset, rounding, multiplier) for results files."""
+        act = {} if self.activation == "exact" else {"activation": self.activation}
         if self.kind == "fp32":
-            return {"multiplier": "fp32"}
+            return {"multiplier": "fp32", **act}
         if self.kind == "seed":
             return {"multiplier": "seed", "format": "bf16", "rounding": "truncate",
-                    "head": "fp32" if self.fp32_head else "mode"}
+                    "head": "fp32" if self.fp32_head else "mode", **act}
         d: dict[str, Any] = {"multiplier": self.kind, "format": self.cfg.fmt.name,
                              "exp_bits": self.cfg.exp_bits, "man_bits": self.cfg.man_bits,
                              "rounding": self.rounding}
@@ -107,6 +130,7 @@ class Arithmetic:
         if self.accumulate is not None:
             d.update(accumulate="fused", k=self.accumulate.k,
                      align_bits=self.accumulate.align_bits)
+        d.update(act)
         return d
 
 
@@ -172,6 +196,23 @@ def _name(base: str, parts: list[str]) -> str:
     return base + (":" + ",".join(parts) if parts else "")
 
 
+def _split_activation(opts: str) -> tuple[str, str]:
+    """Take ``act=`` out of an option string: (rest, activation)."""
+    rest, act = [], None
+    for item in filter(None, (p.strip() for p in opts.split(","))):
+        key, _, value = (t.strip().lower() for t in item.partition("="))
+        if key != "act":
+            rest.append(item)
+            continue
+        if act is not None:
+            raise ValueError("act= given twice")
+        if value != "exact" and value not in lmul.ACT_PRESETS:
+            raise ValueError(f"act must be exact or one of {', '.join(lmul.ACT_PRESETS)}, "
+                             f"got {value!r}")
+        act = value
+    return ",".join(rest), act or "exact"
+
+
 def parse_mode(text: str, use_reference: bool = False) -> Arithmetic:
     """Parse a mode string (see the module docstring) into an :class:`Arithmetic`.
 
@@ -179,6 +220,20 @@ def parse_mode(text: str, use_reference: bool = False) -> Arithmetic:
         ValueError: unknown mode, options where none are allowed, or a bad option; the message
         names the mode string.
     """
+    base, sep, opts = text.strip().partition(":")
+    try:
+        opts, act = _split_activation(opts)
+    except ValueError as err:
+        raise ValueError(f"bad mode {text!r}: {err}") from None
+    mode = _parse_multiplier(base + (sep if opts else "") + opts, use_reference)
+    if act == "exact":
+        return mode
+    name = mode.name + ("," if ":" in mode.name else ":") + f"act={act}"
+    return replace(mode, activation=act, name=name)
+
+
+def _parse_multiplier(text: str, use_reference: bool) -> Arithmetic:
+    """:func:`parse_mode` without the ``act=`` option."""
     kind, _, opts = text.strip().partition(":")
     kind = kind.strip().lower()
     if kind not in KINDS:
