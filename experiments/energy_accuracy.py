@@ -421,19 +421,39 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
     return buf.getvalue()
 
 
-def report(cost_path: Path, results: Path, p: Preset, out_stem: Path, command: str,
-           plot: bool = True) -> list[Path]:
-    """Join ``cost_path`` with the accuracy ``results`` and write json/csv/md(/png)."""
+def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
+    """The designs of one or more ``cost.json`` files of ``syn.cost --levels dot`` (runs of
+    parts of the sweep) as one document; ``meta.command`` lists their commands. JoinError if a
+    file is missing or the cost flows' settings (tools, sizes, seed, constraints) differ."""
+    designs: list[dict[str, Any]] = []
+    commands, settings = [], None
+    for path in paths:
+        if not path.is_file():
+            raise JoinError(f"{path} not found; run `python -m syn.cost --levels dot --formats "
+                            "bf16 --out results/energy_cost` first")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        these = {k: doc["meta"].get(k) for k in ("versions", "sizes", "seed", "constraints")}
+        if settings is not None and these != settings:
+            raise JoinError(f"{path}: measured with other cost-flow settings than {paths[0]}")
+        settings = these
+        commands.append(doc["meta"]["command"])
+        designs += doc["designs"]
+    return {"meta": {"command": "; ".join(commands)}, "designs": designs}
+
+
+def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem: Path,
+           command: str, plot: bool = True) -> list[Path]:
+    """Join the cost results (one or more ``cost.json``, :func:`read_cost`) with the accuracy
+    ``results`` and write json/csv/md(/png)."""
     from .report import load_results
 
-    if not cost_path.is_file():
-        raise JoinError(f"{cost_path} not found; run `python -m syn.cost --levels dot --formats "
-                        "bf16 --out results/energy_cost` first")
-    cost_doc = json.loads(cost_path.read_text(encoding="utf-8"))
+    if isinstance(cost_paths, Path):
+        cost_paths = [cost_paths]
+    cost_doc = read_cost(cost_paths)
     doc = load_results(results) if results.is_file() else {"runs": []}
     rows = join(cost_doc, accuracies(doc, p.test_limit, p.epochs), p.datasets)
     if not rows:
-        raise JoinError(f"{cost_path} holds no dot-level designs")
+        raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
     e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
     for r in rows:
         r["ratio_to_seq_exact"] = r["e_mnist_pj"] / e0
@@ -459,9 +479,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the process exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="medium")
-    ap.add_argument("--cost", type=Path, default=None,
-                    help="cost.json of `python -m syn.cost --levels dot` (default: the "
-                    "preset's, results/energy_cost/cost.json; quick: energy_cost_quick/)")
+    ap.add_argument("--cost", type=Path, action="append", default=None,
+                    help="cost.json of `python -m syn.cost --levels dot`, repeatable (parts of "
+                    "the sweep); default: the preset's, results/energy_cost/cost.json "
+                    "(quick: energy_cost_quick/)")
     ap.add_argument("--report-only", action="store_true", help="join and report, run nothing")
     ap.add_argument("--snapshot", action="store_true",
                     help="also copy the outputs to docs/results/")
@@ -482,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          preset_modes(p), p.out, test_limit=p.test_limit, executor=ex,
                          task_cpus=args.task_cpus, retries=args.retries)
         stem = p.out.with_suffix("")
-        paths = report(args.cost or p.cost, p.out, p, stem, cmd.strip(), plot=not args.no_plot)
+        paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot)
         if args.snapshot:
             SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
             for path in paths:

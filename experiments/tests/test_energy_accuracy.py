@@ -175,3 +175,22 @@ def test_quick_grid_and_report_end_to_end(tmp_path: Path) -> None:
     assert out["meta"]["pareto"][0] == "dot-bf16-lmul_o6-k8-a16"
     md = paths[2].read_text()
     assert "Verdicts" in md and "dot-bf16-exact-seq" in md
+
+
+def test_cost_files_of_parts_of_the_sweep_are_merged_only_with_equal_settings(
+        tmp_path: Path) -> None:
+    doc = _cost_doc()
+    meta = {"command": "a", "versions": {"yosys": "1"}, "sizes": {"pe_tiles": 6}, "seed": 1,
+            "constraints": {}}
+    one, two = tmp_path / "1.json", tmp_path / "2.json"
+    one.write_text(json.dumps({"meta": meta, "designs": doc["designs"][:2]}))
+    two.write_text(json.dumps({"meta": {**meta, "command": "b"}, "designs": doc["designs"][2:]}))
+    merged = ea.read_cost([one, two])
+    assert [r["name"] for r in merged["designs"]] == [r["name"] for r in doc["designs"]]
+    assert merged["meta"]["command"] == "a; b"
+    two.write_text(json.dumps({"meta": {**meta, "sizes": {"pe_tiles": 1}},
+                               "designs": doc["designs"][2:]}))
+    with pytest.raises(ea.JoinError, match="other cost-flow settings"):
+        ea.read_cost([one, two])
+    with pytest.raises(ea.JoinError, match="not found"):
+        ea.read_cost([tmp_path / "none.json"])
