@@ -65,7 +65,8 @@ class JoinError(ValueError):
 
 @dataclass(frozen=True)
 class Preset:
-    """The accuracy grid's scope: datasets x seeds, float32 training epochs, test images,
+    """The accuracy grid's scope: datasets x seeds, float32 training epochs, test images
+    (``test_limit``: the first N, None = all), training images (``train_limit``, None = all),
     and the fused designs (K x ALIGN_BITS) evaluated besides the sequential ones."""
 
     name: str
@@ -77,14 +78,15 @@ class Preset:
     align_bits: tuple[int, ...]
     out: Path
     cost: Path = DEFAULT_COST
+    train_limit: int | None = None
 
 
 PRESETS = {
     "quick": Preset("quick", ("mnist",), (0, 1), 1, 500, (2,), (8,),
                     RESULTS_DIR / "energy_accuracy_quick.json",
                     RESULTS_DIR / "energy_cost_quick" / "cost.json"),
-    "medium": Preset("medium", ("mnist", "fashion"), (0, 1, 2), 1, None, (8,),
-                     (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy.json"),
+    "medium": Preset("medium", ("mnist", "fashion"), (0, 1, 2), 1, 2000, (8,), (8, 16, 276),
+                     RESULTS_DIR / "energy_accuracy.json", train_limit=10000),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
                    (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full.json"),
 }
@@ -164,13 +166,15 @@ def _per_op(r: dict[str, Any], key: str, part: str | None = None) -> float:
     return float(run["energy"][part]) / run["ops"] * 1e12
 
 
-def accuracies(doc: dict[str, Any], test_limit: int | None, epochs: int
-               ) -> dict[tuple[str, str], dict[int, float]]:
-    """{(dataset, mode): {seed: accuracy %}} of the grid's rows (fp32-trained, rows)."""
+def accuracies(doc: dict[str, Any], test_limit: int | None, epochs: int,
+               train_limit: int | None = None) -> dict[tuple[str, str], dict[int, float]]:
+    """{(dataset, mode): {seed: accuracy %}} of the grid's rows (fp32-trained, rows) with
+    these test / training limits and epochs."""
     out: dict[tuple[str, str], dict[int, float]] = {}
     for run in doc.get("runs", []):
         if run.get("recipe") or run.get("seq") != "rows" or run.get("epochs") != epochs \
-                or run.get("test_limit") != test_limit:
+                or run.get("test_limit") != test_limit \
+                or run.get("train_limit") != train_limit:
             continue
         out.setdefault((run["dataset"], run["mode"]), {})[int(run["seed"])] = \
             float(run["accuracy"])
@@ -330,7 +334,8 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
              "", "# Energy against accuracy: L-Mul MACs, sequential and fused (BF16)", "",
              f"Commands: `{meta['cost_command']}` (hardware), `{meta['command']}` (accuracy, "
              "join, report).", "",
-             f"Accuracy: MNIST LSTM (rows), float32-trained weights ({meta['epochs']} epoch), "
+             f"Accuracy: MNIST LSTM (rows), float32-trained weights ({meta['epochs']} epoch, "
+             f"{meta.get('train_limit') or 'all'} training images), "
              f"seeds {', '.join(map(str, meta['seeds']))}, "
              f"{meta['test_limit'] or 'all'} test images; Δ = per-seed paired difference to "
              "float32 in percentage points, mean [95 % t CI]. Each design's mode is the "
@@ -451,7 +456,7 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
         cost_paths = [cost_paths]
     cost_doc = read_cost(cost_paths)
     doc = load_results(results) if results.is_file() else {"runs": []}
-    rows = join(cost_doc, accuracies(doc, p.test_limit, p.epochs), p.datasets)
+    rows = join(cost_doc, accuracies(doc, p.test_limit, p.epochs, p.train_limit), p.datasets)
     if not rows:
         raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
     e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
@@ -462,7 +467,8 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     v = verdicts(rows, p.datasets)
     meta = {"command": command, "cost_command": cost_doc["meta"]["command"],
             "preset": p.name, "seeds": list(p.seeds), "epochs": p.epochs,
-            "test_limit": p.test_limit, "datasets": list(p.datasets), "pareto": front,
+            "test_limit": p.test_limit, "train_limit": p.train_limit,
+            "datasets": list(p.datasets), "pareto": front,
             "macs_per_image": MACS_PER_IMAGE}
     paths = [out_stem.with_suffix(s) for s in (".json", ".csv", ".md")]
     atomic_write_text(paths[0], json.dumps({"meta": meta, "verdicts": v,
@@ -500,7 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with executor_mod.from_arguments(args) as ex:
                 grid.run([grid.Job(list(p.datasets), list(p.seeds), p.epochs)],
-                         preset_modes(p), p.out, test_limit=p.test_limit, executor=ex,
+                         preset_modes(p), p.out, test_limit=p.test_limit,
+                         train_limit=p.train_limit, executor=ex,
                          task_cpus=args.task_cpus, retries=args.retries)
         stem = p.out.with_suffix("")
         paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot)
