@@ -146,8 +146,8 @@ def act_hw_bits(x_bits: object, cfg: ActConfig) -> np.ndarray:
     from ._kact import _act_array  # numba: imported on first use, like _kdot
 
     a, d = coefficients(cfg)
-    _act_array(x.reshape(-1), out.reshape(-1), cfg.func == "tanh", cfg.coef_bits,
-               cfg.seg_log2, cfg.xmax_log2, a, d)
+    _act_array(x.reshape(-1), out.reshape(-1), cfg.func == "tanh", 127 - ACT_TANH_PASS_LOG2,
+               cfg.coef_bits, cfg.seg_log2, cfg.xmax_log2, a, d)
     return out
 
 

@@ -1,25 +1,24 @@
 """numba kernel of :func:`lmul._act_hw.act_hw_bits` (imported on first use: ``import lmul``
 does not import numba). The steps and their order are those of ``hdl/act_unit.v``; see
-:mod:`lmul._act_hw` for the definition."""
+:mod:`lmul._act_hw` for the definition. Imports nothing of the package (``_act_hw`` imports it
+and passes every constant)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from ._act_hw import ACT_TANH_PASS_LOG2
-
 _QNAN = 0x7FC00000
 
 
 @njit(cache=True)
-def _act_one(xb, is_tanh, coef_bits, seg_log2, xmax_log2, ta, td):
+def _act_one(xb, is_tanh, pass_exp, coef_bits, seg_log2, xmax_log2, ta, td):
     sign = (xb >> 31) & 1
     e = (xb >> 23) & 0xFF
     m = xb & 0x7FFFFF
     if e == 0xFF and m != 0:
         return _QNAN
-    if is_tanh and e < 127 - ACT_TANH_PASS_LOG2:
+    if is_tanh and e < pass_exp:
         return xb
     if e >= 127 + xmax_log2:
         y = np.int64(1) << coef_bits
@@ -60,6 +59,7 @@ def _act_one(xb, is_tanh, coef_bits, seg_log2, xmax_log2, ta, td):
 
 
 @njit(cache=True, parallel=True)
-def _act_array(x, out, is_tanh, coef_bits, seg_log2, xmax_log2, ta, td):
+def _act_array(x, out, is_tanh, pass_exp, coef_bits, seg_log2, xmax_log2, ta, td):
     for j in prange(x.size):
-        out[j] = _act_one(np.int64(x[j]), is_tanh, coef_bits, seg_log2, xmax_log2, ta, td)
+        out[j] = _act_one(np.int64(x[j]), is_tanh, pass_exp, coef_bits, seg_log2, xmax_log2,
+                          ta, td)

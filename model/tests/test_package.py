@@ -25,8 +25,8 @@ PKG = Path(lmul.__file__).resolve().parent
 
 #: The layers, lowest first: a module may import only from strictly lower layers.
 LAYERS = [
-    ["_formats", "_activations"],
-    ["_convert"],
+    ["_formats", "_activations", "_kact"],
+    ["_convert", "_act_hw"],
     ["_core", "_fpadd", "_dot"],
     ["_reference"],
     ["_kintrinsics"],
