@@ -11,7 +11,9 @@ in ulps is ``|y - r| / ulp(r)`` with ``ulp(r)`` the binary32 ulp at ``r``'s magn
 (``2^(max(floor(log2 |r|), -126) - 23)``), so it differs from the distance to the correctly
 rounded result by at most 0.5 ulp. NaN inputs (canonical NaN out) are left out of the
 statistics; the infinities are in. ``--inputs N`` evaluates N evenly spaced inputs instead of all
-(a quick look; the document says so).
+(a quick look; the document's rows say how many inputs each covers). The rows of sets not
+measured by a run are kept from the existing ``activation.json`` in the output directory, so
+sets can be measured by separate runs.
 """
 
 from __future__ import annotations
@@ -132,10 +134,9 @@ def measure(cfg: lmul.ActConfig, inputs: int | None = None, log=print) -> dict:
 
 def render_md(doc: dict) -> str:
     lines = ["# Activation unit accuracy (hdl/act_unit.v, model lmul.act_hw_bits)", "",
-             f"Command: `{doc['command']}`. Inputs: "
-             + ("all 2^32 binary32 bit patterns, NaNs left out (2^32 - 2^24 + 2 = "
-                "4,278,190,082 inputs per row)." if doc["all_inputs"]
-                else "evenly spaced bit patterns (not all), NaNs left out (count per row)."),
+             "Commands: " + "; ".join(f"{k}: `{v}`" for k, v in doc["commands"].items())
+             + ". Inputs per row: all 2^32 binary32 bit patterns but the NaNs "
+             "(4,278,190,082), or, where the row says fewer, evenly spaced bit patterns.",
              "", "Reference: the float64 function value (not the correctly rounded binary32 "
              "`lmul.sigmoid32`/`tanh32`; the ulp error differs from the distance to those by at "
              "most 0.5 ulp). ulp = the binary32 ulp at the reference's magnitude. 'range' = "
@@ -174,13 +175,20 @@ def main(argv: list[str] | None = None) -> int:
             lmul.act_config(name, "tanh")  # unknown names: one-line error
         if args.inputs is not None and args.inputs < 1:
             raise ValueError("--inputs must be >= 1")
-        doc = {"command": "python -m sim.act_accuracy " + " ".join(sys.argv[1:] if argv is None
-                                                                   else argv),
-               "all_inputs": args.inputs is None, "sets": {}}
+        command = "python -m sim.act_accuracy " + " ".join(sys.argv[1:] if argv is None else argv)
+        doc = {"commands": {}, "sets": {}}
+        old = args.out_dir / "activation.json"
+        if old.exists():
+            prev = json.loads(old.read_text())
+            doc["sets"] = {k: v for k, v in prev.get("sets", {}).items() if k not in args.sets}
+            for k in doc["sets"]:
+                doc["commands"][k] = prev.get("commands", {}).get(k, prev.get("command", "?"))
         args.out_dir.mkdir(parents=True, exist_ok=True)
         for name in args.sets:
+            doc["sets"][name] = []
+            doc["commands"][name] = command
             for f in lmul.ACT_FUNCS:
-                doc["sets"].setdefault(name, []).append(
+                doc["sets"][name].append(
                     measure(lmul.act_config(name, f), args.inputs))
                 # written after every row, so a long run leaves what it finished
                 atomic_write_text(args.out_dir / "activation.json",
