@@ -251,6 +251,8 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
         ax = np.empty(nr * k_len, dtype=np.int32)
         asc = np.empty(nr * k_len, dtype=np.float32)
         aok = np.empty(nr * k_len, dtype=np.int32)
+        gok = np.empty(nr, dtype=np.int64)  # per row: the k group is all single-add
+        gz = np.empty(nr, dtype=np.int64)  # per row: the k group holds a zero/subnormal
         for r in range(nr):
             # int32 and branch-free, so it vectorizes over k.
             for k in range(k_len):
@@ -275,15 +277,63 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
         for kg in range(0, k_len, _K_GROUP):
             kn = min(_K_GROUP, k_len - kg)
             for r in range(nr):
+                i0 = r * k_len + kg
+                allok = np.int64(kn == _K_GROUP)
+                anyzero = np.int64(0)
+                for u in range(kn):
+                    allok &= aok[i0 + u]
+                    anyzero |= np.int64(asc[i0 + u] == 0)
+                gok[r] = allok
+                gz[r] = anyzero
+            r = 0
+            while r < nr:
                 o0 = (m0 + r) * n_len + n0
                 acc = out[o0:o0 + w]
                 i0 = r * k_len + kg
-                allok = np.int64(kn == _K_GROUP)
-                anyzero = False
-                for u in range(kn):
-                    allok &= aok[i0 + u]
-                    anyzero |= asc[i0 + u] == 0
-                if allok != 0:
+                anyzero = gz[r] != 0
+                if r + 1 < nr and gok[r] != 0 and gok[r + 1] != 0 and gz[r] + gz[r + 1] == 0:
+                    # Two rows per pass: each of B's loads serves two products.
+                    i1 = i0 + k_len
+                    x0, x1, x2, x3 = ax[i0], ax[i0 + 1], ax[i0 + 2], ax[i0 + 3]
+                    x4, x5, x6, x7 = ax[i0 + 4], ax[i0 + 5], ax[i0 + 6], ax[i0 + 7]
+                    y0, y1, y2, y3 = ax[i1], ax[i1 + 1], ax[i1 + 2], ax[i1 + 3]
+                    y4, y5, y6, y7 = ax[i1 + 4], ax[i1 + 5], ax[i1 + 6], ax[i1 + 7]
+                    r0 = kg * n_len + n0
+                    b0 = bpre[r0:r0 + w]
+                    b1 = bpre[r0 + n_len:r0 + n_len + w]
+                    b2 = bpre[r0 + 2 * n_len:r0 + 2 * n_len + w]
+                    b3 = bpre[r0 + 3 * n_len:r0 + 3 * n_len + w]
+                    b4 = bpre[r0 + 4 * n_len:r0 + 4 * n_len + w]
+                    b5 = bpre[r0 + 5 * n_len:r0 + 5 * n_len + w]
+                    b6 = bpre[r0 + 6 * n_len:r0 + 6 * n_len + w]
+                    b7 = bpre[r0 + 7 * n_len:r0 + 7 * n_len + w]
+                    acc1 = out[o0 + n_len:o0 + n_len + w]
+                    for j in range(w):
+                        c0, c1, c2, c3 = b0[j], b1[j], b2[j], b3[j]
+                        c4, c5, c6, c7 = b4[j], b5[j], b6[j], b7[j]
+                        t = acc[j]
+                        t += _bits_f32(_i32(x0 + c0))
+                        t += _bits_f32(_i32(x1 + c1))
+                        t += _bits_f32(_i32(x2 + c2))
+                        t += _bits_f32(_i32(x3 + c3))
+                        t += _bits_f32(_i32(x4 + c4))
+                        t += _bits_f32(_i32(x5 + c5))
+                        t += _bits_f32(_i32(x6 + c6))
+                        t += _bits_f32(_i32(x7 + c7))
+                        acc[j] = t
+                        v = acc1[j]
+                        v += _bits_f32(_i32(y0 + c0))
+                        v += _bits_f32(_i32(y1 + c1))
+                        v += _bits_f32(_i32(y2 + c2))
+                        v += _bits_f32(_i32(y3 + c3))
+                        v += _bits_f32(_i32(y4 + c4))
+                        v += _bits_f32(_i32(y5 + c5))
+                        v += _bits_f32(_i32(y6 + c6))
+                        v += _bits_f32(_i32(y7 + c7))
+                        acc1[j] = v
+                    r += 2
+                    continue
+                if gok[r] != 0:
                     x0, x1, x2, x3 = ax[i0], ax[i0 + 1], ax[i0 + 2], ax[i0 + 3]
                     x4, x5, x6, x7 = ax[i0 + 4], ax[i0 + 5], ax[i0 + 6], ax[i0 + 7]
                     r0 = kg * n_len + n0
@@ -321,6 +371,7 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
                             t += _bits_f32(_i32(x6 + b6[j])) * s6
                             t += _bits_f32(_i32(x7 + b7[j])) * s7
                             acc[j] = t
+                    r += 1
                     continue
                 for k in range(kg, kg + kn):
                     i = r * k_len + k
@@ -365,6 +416,7 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
                             rr = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat)
                             acc[j] += _bits_f32(_widen32(rr, e32, m32, inf32, field32, cadd,
                                                          sub_scale))
+                r += 1
         for m in range(m0, m1):
             _canonical_nans(out[m * n_len + n0:m * n_len + n1])
 
