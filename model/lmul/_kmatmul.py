@@ -563,10 +563,10 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
     float32 [N*K], bias float32 [N]; rows are tiled in chunks of ``chunk``.
 
     Per chunk, X's row chunks are rounded and split as :func:`prep_lmul_b` splits a row of B
-    (extremes and Inf/NaN flag over the chunk only), four k at a time; then for each n, where
-    all four weight elements take the single-add path, one loop adds the four products in k
-    order (one load and store of each accumulator instead of four), otherwise each k runs the
-    path of :func:`matmul_lmul` for its weight element.
+    (extremes and Inf/NaN flag over the chunk only), ``_K_GROUP`` k at a time; then for each
+    n, where all the group's weight elements take the single-add path, one loop adds the
+    group's products in k order (one load and store of each accumulator per group), otherwise
+    each k runs the path of :func:`matmul_lmul` for its weight element.
 
     Zeros keep the single-add path: the extremes are taken over the nonzero elements only, a
     zero's ``bpre`` is its sign bit alone, so ``a32 + bpre`` is a finite nonzero float32 of
@@ -603,21 +603,21 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
     for c in prange(n_chunks):
         m0 = c * chunk
         cs = min(chunk, m_len - m0)
-        cs2, cs3 = 2 * cs, 3 * cs
+        cs2, cs3, cs4, cs5, cs6, cs7 = 2 * cs, 3 * cs, 4 * cs, 5 * cs, 6 * cs, 7 * cs
         mb = mbase[m0:m0 + cs]
         acc = np.empty(n_len * cs, dtype=np.float32)
-        bbq = np.empty(4 * cs, dtype=np.int32)
-        fbq = np.empty(4 * cs, dtype=np.int32)
-        bpq = np.empty(4 * cs, dtype=np.int32)
-        oneq = np.empty(4 * cs, dtype=np.float32)
-        fminq = np.empty(4, dtype=np.int64)
-        fmaxq = np.empty(4, dtype=np.int64)
-        specq = np.empty(4, dtype=np.bool_)
-        zerosq = np.empty(4, dtype=np.bool_)
+        bbq = np.empty(_K_GROUP * cs, dtype=np.int32)
+        fbq = np.empty(_K_GROUP * cs, dtype=np.int32)
+        bpq = np.empty(_K_GROUP * cs, dtype=np.int32)
+        oneq = np.empty(_K_GROUP * cs, dtype=np.float32)
+        fminq = np.empty(_K_GROUP, dtype=np.int64)
+        fmaxq = np.empty(_K_GROUP, dtype=np.int64)
+        specq = np.empty(_K_GROUP, dtype=np.bool_)
+        zerosq = np.empty(_K_GROUP, dtype=np.bool_)
         for n in range(n_len):
             acc[n * cs:(n + 1) * cs] = bias[n]
-        for kq0 in range(0, k_len, 4):
-            nq = min(4, k_len - kq0)
+        for kq0 in range(0, k_len, _K_GROUP):
+            nq = min(_K_GROUP, k_len - kq0)
             for q in range(nq):
                 ko = koff[kq0 + q]
                 bbr = bbq[q * cs:(q + 1) * cs]
@@ -658,7 +658,7 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
             for n in range(n_len):
                 accn = acc[n * cs:(n + 1) * cs]
                 i0 = n * k_len + kq0
-                fused = nq == 4
+                fused = nq == _K_GROUP
                 for q in range(nq):
                     fq = wfa[i0 + q]
                     fused &= (not specq[q]) and fq + fminq[q] >= lo and fq + fmaxq[q] < hi
@@ -666,6 +666,7 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
                     # Offsets into one array each (not four slices): few pointers to check for
                     # overlap, so the loop vectorizes.
                     x0, x1, x2, x3 = wa32[i0], wa32[i0 + 1], wa32[i0 + 2], wa32[i0 + 3]
+                    x4, x5, x6, x7 = wa32[i0 + 4], wa32[i0 + 5], wa32[i0 + 6], wa32[i0 + 7]
                     if not anyzero:
                         for j in range(cs):
                             t = accn[j]
@@ -673,6 +674,10 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
                             t += _bits_f32(_i32(x1 + bpq[j + cs]))
                             t += _bits_f32(_i32(x2 + bpq[j + cs2]))
                             t += _bits_f32(_i32(x3 + bpq[j + cs3]))
+                            t += _bits_f32(_i32(x4 + bpq[j + cs4]))
+                            t += _bits_f32(_i32(x5 + bpq[j + cs5]))
+                            t += _bits_f32(_i32(x6 + bpq[j + cs6]))
+                            t += _bits_f32(_i32(x7 + bpq[j + cs7]))
                             accn[j] = t
                     else:
                         for j in range(cs):
@@ -681,6 +686,10 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
                             t += _bits_f32(_i32(x1 + bpq[j + cs])) * oneq[j + cs]
                             t += _bits_f32(_i32(x2 + bpq[j + cs2])) * oneq[j + cs2]
                             t += _bits_f32(_i32(x3 + bpq[j + cs3])) * oneq[j + cs3]
+                            t += _bits_f32(_i32(x4 + bpq[j + cs4])) * oneq[j + cs4]
+                            t += _bits_f32(_i32(x5 + bpq[j + cs5])) * oneq[j + cs5]
+                            t += _bits_f32(_i32(x6 + bpq[j + cs6])) * oneq[j + cs6]
+                            t += _bits_f32(_i32(x7 + bpq[j + cs7])) * oneq[j + cs7]
                             accn[j] = t
                     continue
                 for q in range(nq):
