@@ -14,6 +14,7 @@
 //                                       is_signalling (MAN_BITS = 1 has no signalling NaN)
 //   otherwise                        -> is_normal
 // A module that flushes subnormal inputs treats is_zero | is_subnormal as zero.
+`include "lmul_defs.vh"
 module fp_classify #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 23
@@ -29,20 +30,12 @@ module fp_classify #(
 );
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 11) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("fp_classify: EXP_BITS=%0d out of range 2..11", EXP_BITS);
-`else
-      PARAMETER_ERROR__fp_classify__EXP_BITS_must_be_2_to_11 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 52) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("fp_classify: MAN_BITS=%0d out of range 1..52", MAN_BITS);
-`else
-      PARAMETER_ERROR__fp_classify__MAN_BITS_must_be_1_to_52 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 11, g_bad_exp_bits,
+                      PARAMETER_ERROR__fp_classify__EXP_BITS_must_be_2_to_11,
+                      ("fp_classify: EXP_BITS=%0d out of range 2..11", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 52, g_bad_man_bits,
+                      PARAMETER_ERROR__fp_classify__MAN_BITS_must_be_1_to_52,
+                      ("fp_classify: MAN_BITS=%0d out of range 1..52", MAN_BITS))
   endgenerate
 
   wire [EXP_BITS-1:0] e = x[EXP_BITS+MAN_BITS-1:MAN_BITS];

@@ -21,6 +21,7 @@
 // No saturation: overflow, before or after rounding, gives Inf with the given sign. NaN and the
 // other special operands are the caller's business (it selects them after this module).
 // inexact = guard | sticky (the result differs from the exact value).
+`include "lmul_defs.vh"
 module fp_round #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 23
@@ -36,20 +37,12 @@ module fp_round #(
 );
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 11) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("fp_round: EXP_BITS=%0d out of range 2..11", EXP_BITS);
-`else
-      PARAMETER_ERROR__fp_round__EXP_BITS_must_be_2_to_11 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 52) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("fp_round: MAN_BITS=%0d out of range 1..52", MAN_BITS);
-`else
-      PARAMETER_ERROR__fp_round__MAN_BITS_must_be_1_to_52 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 11, g_bad_exp_bits,
+                      PARAMETER_ERROR__fp_round__EXP_BITS_must_be_2_to_11,
+                      ("fp_round: EXP_BITS=%0d out of range 2..11", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 52, g_bad_man_bits,
+                      PARAMETER_ERROR__fp_round__MAN_BITS_must_be_1_to_52,
+                      ("fp_round: MAN_BITS=%0d out of range 1..52", MAN_BITS))
   endgenerate
 
   localparam integer FW = EXP_BITS + MAN_BITS;

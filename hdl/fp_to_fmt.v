@@ -27,6 +27,7 @@
 // The bits shifted out give guard and sticky, and the shared rounder fp_round increments the
 // packed word, so a mantissa carry moves into the exponent (subnormal -> smallest normal,
 // largest finite -> Inf).
+`include "lmul_defs.vh"
 module fp_to_fmt #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 7
@@ -36,20 +37,12 @@ module fp_to_fmt #(
 );
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 8) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("fp_to_fmt: EXP_BITS=%0d out of range 2..8", EXP_BITS);
-`else
-      PARAMETER_ERROR__fp_to_fmt__EXP_BITS_must_be_2_to_8 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 23) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("fp_to_fmt: MAN_BITS=%0d out of range 1..23", MAN_BITS);
-`else
-      PARAMETER_ERROR__fp_to_fmt__MAN_BITS_must_be_1_to_23 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 8, g_bad_exp_bits,
+                      PARAMETER_ERROR__fp_to_fmt__EXP_BITS_must_be_2_to_8,
+                      ("fp_to_fmt: EXP_BITS=%0d out of range 2..8", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 23, g_bad_man_bits,
+                      PARAMETER_ERROR__fp_to_fmt__MAN_BITS_must_be_1_to_23,
+                      ("fp_to_fmt: MAN_BITS=%0d out of range 1..23", MAN_BITS))
   endgenerate
 
   localparam integer FW = EXP_BITS + MAN_BITS;
@@ -65,7 +58,7 @@ module fp_to_fmt #(
   localparam [8:0] MAX_SHIFT9 = MAX_SHIFT[8:0];
   localparam [8:0] EMAX9 = EMAX_FIELD[8:0];
   localparam [FW-1:0] INF_FIELD = {{EXP_BITS{1'b1}}, {MAN_BITS{1'b0}}};
-  localparam [FW:0] QNAN = {1'b0, INF_FIELD} | ({{FW{1'b0}}, 1'b1} << (MAN_BITS - 1));
+  localparam [FW:0] QNAN = `LMUL_QNAN(EXP_BITS, MAN_BITS);
 
   wire x_zero, x_sub, x_normal, x_inf, x_nan, x_snan, x_qnan;
   fp_classify #(

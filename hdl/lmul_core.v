@@ -31,51 +31,36 @@ module lmul_core #(
     output wire [EXP_BITS+MAN_BITS:0] y
 );
   localparam integer FW = EXP_BITS + MAN_BITS;  // exponent|mantissa field width
-  localparam integer SW = FW + 2;               // field sum width: 2 fields + OFFSET < 2^(FW+2)
+  // Field sum width: two fields + OFFSET < 2^(FW+2).
+  localparam integer FIELD_SUM_BITS = FW + 2;
 
   generate
-    if (EXP_BITS < 2 || EXP_BITS > 8) begin : g_bad_exp_bits
-`ifdef VERILATOR
-      $error("lmul_core: EXP_BITS=%0d out of range 2..8", EXP_BITS);
-`else
-      PARAMETER_ERROR__lmul_core__EXP_BITS_must_be_2_to_8 u_param_error ();
-`endif
-    end
-    if (MAN_BITS < 1 || MAN_BITS > 23) begin : g_bad_man_bits
-`ifdef VERILATOR
-      $error("lmul_core: MAN_BITS=%0d out of range 1..23", MAN_BITS);
-`else
-      PARAMETER_ERROR__lmul_core__MAN_BITS_must_be_1_to_23 u_param_error ();
-`endif
-    end
-    if (OFFSET < 0 || OFFSET >= (1 << MAN_BITS)) begin : g_bad_offset
-`ifdef VERILATOR
-      $error("lmul_core: OFFSET=%0d out of range 0..2^MAN_BITS-1", OFFSET);
-`else
-      PARAMETER_ERROR__lmul_core__OFFSET_must_be_0_to_2_pow_MAN_BITS_minus_1 u_param_error ();
-`endif
-    end
-    if (SATURATE != 0 && SATURATE != 1) begin : g_bad_saturate
-`ifdef VERILATOR
-      $error("lmul_core: SATURATE=%0d must be 0 or 1", SATURATE);
-`else
-      PARAMETER_ERROR__lmul_core__SATURATE_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(EXP_BITS >= 2 && EXP_BITS <= 8, g_bad_exp_bits,
+                      PARAMETER_ERROR__lmul_core__EXP_BITS_must_be_2_to_8,
+                      ("lmul_core: EXP_BITS=%0d out of range 2..8", EXP_BITS))
+    `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 23, g_bad_man_bits,
+                      PARAMETER_ERROR__lmul_core__MAN_BITS_must_be_1_to_23,
+                      ("lmul_core: MAN_BITS=%0d out of range 1..23", MAN_BITS))
+    `LMUL_PARAM_CHECK(OFFSET >= 0 && OFFSET < (1 << MAN_BITS), g_bad_offset,
+                      PARAMETER_ERROR__lmul_core__OFFSET_must_be_0_to_2_pow_MAN_BITS_minus_1,
+                      ("lmul_core: OFFSET=%0d out of range 0..2^MAN_BITS-1", OFFSET))
+    `LMUL_PARAM_CHECK(SATURATE == 0 || SATURATE == 1, g_bad_saturate,
+                      PARAMETER_ERROR__lmul_core__SATURATE_must_be_0_or_1,
+                      ("lmul_core: SATURATE=%0d must be 0 or 1", SATURATE))
   endgenerate
 
-  localparam [SW-1:0] ONE_V      = {{(SW-1){1'b0}}, 1'b1};
-  localparam [SW-1:0] BIAS_V     = (ONE_V << (EXP_BITS - 1)) - ONE_V;
-  localparam [SW-1:0] EMAX_V     = (ONE_V << EXP_BITS) - ONE_V;   // all-ones exponent field
-  localparam [SW-1:0] OFFSET_V   = {{(SW-MAN_BITS){1'b0}}, OFFSET[MAN_BITS-1:0]};
-  localparam [SW-1:0] BIAS_SHIFT = BIAS_V << MAN_BITS;
+  localparam [FIELD_SUM_BITS-1:0] ONE_V = {{(FIELD_SUM_BITS - 1) {1'b0}}, 1'b1};
+  localparam [FIELD_SUM_BITS-1:0] BIAS_V = (ONE_V << (EXP_BITS - 1)) - ONE_V;
+  localparam [FIELD_SUM_BITS-1:0] EMAX_V = (ONE_V << EXP_BITS) - ONE_V;  // all-ones exponent
+  localparam [FIELD_SUM_BITS-1:0] OFFSET_V =
+      {{(FIELD_SUM_BITS - MAN_BITS) {1'b0}}, OFFSET[MAN_BITS-1:0]};
+  localparam [FIELD_SUM_BITS-1:0] BIAS_SHIFT = BIAS_V << MAN_BITS;
   // Raw sums below UNDER_LIMIT have a result exponent <= 0; at or above OVER_LIMIT, >= all ones.
-  localparam [SW-1:0] UNDER_LIMIT = (BIAS_V + ONE_V) << MAN_BITS;
-  localparam [SW-1:0] OVER_LIMIT  = (BIAS_V + EMAX_V) << MAN_BITS;
+  localparam [FIELD_SUM_BITS-1:0] UNDER_LIMIT = (BIAS_V + ONE_V) << MAN_BITS;
+  localparam [FIELD_SUM_BITS-1:0] OVER_LIMIT = (BIAS_V + EMAX_V) << MAN_BITS;
 
   localparam [FW-1:0] INF_FIELD  = {{EXP_BITS{1'b1}}, {MAN_BITS{1'b0}}};
   localparam [FW-1:0] MAXF_FIELD = INF_FIELD - {{(FW-1){1'b0}}, 1'b1};
-  localparam [FW-1:0] QNAN_FIELD = INF_FIELD | ({{(FW-1){1'b0}}, 1'b1} << (MAN_BITS - 1));
   localparam [FW-1:0] OVF_FIELD  = (SATURATE == 1) ? MAXF_FIELD : INF_FIELD;
 
   // Classification; subnormals count as zeros (flushed).
@@ -93,7 +78,7 @@ module lmul_core #(
   wire b_flush = b_zero | b_sub;
   wire sign    = a[FW] ^ b[FW];
 
-  wire [SW-1:0] sum  = {2'b00, a[FW-1:0]} + {2'b00, b[FW-1:0]} + OFFSET_V;
+  wire [FIELD_SUM_BITS-1:0] sum = {2'b00, a[FW-1:0]} + {2'b00, b[FW-1:0]} + OFFSET_V;
   wire [FW-1:0] norm = sum[FW-1:0] - BIAS_SHIFT[FW-1:0];  // exact modulo 2^FW
   wire underflow = sum < UNDER_LIMIT;
   wire overflow  = sum >= OVER_LIMIT;
@@ -101,7 +86,7 @@ module lmul_core #(
   reg [FW:0] y_r;
   always @* begin
     if (a_nan | b_nan | (a_inf & b_flush) | (b_inf & a_flush))
-      y_r = {1'b0, QNAN_FIELD};
+      y_r = `LMUL_QNAN(EXP_BITS, MAN_BITS);
     else if (a_inf | b_inf)
       y_r = {sign, INF_FIELD};
     else if (a_flush | b_flush | underflow)

@@ -36,13 +36,9 @@ module lmul_unit #(
   localparam integer W = 1 + EXP_BITS + MAN_BITS;
 
   generate
-    if (SKID != 0 && SKID != 1) begin : g_bad_skid
-`ifdef VERILATOR
-      $error("lmul_unit: SKID=%0d must be 0 or 1", SKID);
-`else
-      PARAMETER_ERROR__lmul_unit__SKID_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(SKID == 0 || SKID == 1, g_bad_skid,
+                      PARAMETER_ERROR__lmul_unit__SKID_must_be_0_or_1,
+                      ("lmul_unit: SKID=%0d must be 0 or 1", SKID))
   endgenerate
 
   // The stage's input, after the optional skid buffer.

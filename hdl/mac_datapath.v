@@ -34,36 +34,20 @@ module mac_datapath #(
   wire [31:0]  prod32;
 
   generate
-    if (MULTIPLIER != 0 && MULTIPLIER != 1) begin : g_bad_multiplier
-`ifdef VERILATOR
-      $error("mac_datapath: MULTIPLIER=%0d must be 0 (L-Mul) or 1 (exact)", MULTIPLIER);
-`else
-      PARAMETER_ERROR__mac_datapath__MULTIPLIER_must_be_0_or_1 u_param_error ();
-`endif
-    end
-    if (SUBNORMALS != 0 && SUBNORMALS != 1) begin : g_bad_subnormals
-`ifdef VERILATOR
-      $error("mac_datapath: SUBNORMALS=%0d must be 0 or 1", SUBNORMALS);
-`else
-      PARAMETER_ERROR__mac_datapath__SUBNORMALS_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(MULTIPLIER == 0 || MULTIPLIER == 1, g_bad_multiplier,
+                      PARAMETER_ERROR__mac_datapath__MULTIPLIER_must_be_0_or_1,
+                      ("mac_datapath: MULTIPLIER=%0d must be 0 (L-Mul) or 1 (exact)", MULTIPLIER))
+    `LMUL_PARAM_CHECK(SUBNORMALS == 0 || SUBNORMALS == 1, g_bad_subnormals,
+                      PARAMETER_ERROR__mac_datapath__SUBNORMALS_must_be_0_or_1,
+                      ("mac_datapath: SUBNORMALS=%0d must be 0 or 1", SUBNORMALS))
     // lmul_core checks OFFSET and SATURATE; repeat that for the exact multiplier so that a bad
     // value never passes silently.
-    if (OFFSET < 0 || OFFSET >= (1 << MAN_BITS)) begin : g_bad_offset
-`ifdef VERILATOR
-      $error("mac_datapath: OFFSET=%0d out of range 0..2^MAN_BITS-1", OFFSET);
-`else
-      PARAMETER_ERROR__mac_datapath__OFFSET_must_be_0_to_2_pow_MAN_BITS_minus_1 u_param_error ();
-`endif
-    end
-    if (SATURATE != 0 && SATURATE != 1) begin : g_bad_saturate
-`ifdef VERILATOR
-      $error("mac_datapath: SATURATE=%0d must be 0 or 1", SATURATE);
-`else
-      PARAMETER_ERROR__mac_datapath__SATURATE_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(OFFSET >= 0 && OFFSET < (1 << MAN_BITS), g_bad_offset,
+                      PARAMETER_ERROR__mac_datapath__OFFSET_must_be_0_to_2_pow_MAN_BITS_minus_1,
+                      ("mac_datapath: OFFSET=%0d out of range 0..2^MAN_BITS-1", OFFSET))
+    `LMUL_PARAM_CHECK(SATURATE == 0 || SATURATE == 1, g_bad_saturate,
+                      PARAMETER_ERROR__mac_datapath__SATURATE_must_be_0_or_1,
+                      ("mac_datapath: SATURATE=%0d must be 0 or 1", SATURATE))
 
     if (MULTIPLIER == 1) begin : g_exact
       fp_mul #(

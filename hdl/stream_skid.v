@@ -13,6 +13,7 @@
 // Both directions follow the stream rule: valid never waits for ready, and once valid is high,
 // valid and data stay until the transfer. Reset (synchronous, active high) empties the spare.
 // WIDTH: data bits, 1..65536.
+`include "lmul_defs.vh"
 module stream_skid #(
     parameter integer WIDTH = 8,
     parameter integer SKID  = 0
@@ -28,20 +29,12 @@ module stream_skid #(
 );
 
   generate
-    if (WIDTH < 1 || WIDTH > 65536) begin : g_bad_width
-`ifdef VERILATOR
-      $error("stream_skid: WIDTH=%0d out of range 1..65536", WIDTH);
-`else
-      PARAMETER_ERROR__stream_skid__WIDTH_must_be_1_to_65536 u_param_error ();
-`endif
-    end
-    if (SKID != 0 && SKID != 1) begin : g_bad_skid
-`ifdef VERILATOR
-      $error("stream_skid: SKID=%0d must be 0 or 1", SKID);
-`else
-      PARAMETER_ERROR__stream_skid__SKID_must_be_0_or_1 u_param_error ();
-`endif
-    end
+    `LMUL_PARAM_CHECK(WIDTH >= 1 && WIDTH <= 65536, g_bad_width,
+                      PARAMETER_ERROR__stream_skid__WIDTH_must_be_1_to_65536,
+                      ("stream_skid: WIDTH=%0d out of range 1..65536", WIDTH))
+    `LMUL_PARAM_CHECK(SKID == 0 || SKID == 1, g_bad_skid,
+                      PARAMETER_ERROR__stream_skid__SKID_must_be_0_or_1,
+                      ("stream_skid: SKID=%0d must be 0 or 1", SKID))
 
     if (SKID == 1) begin : g_skid
       reg             full;
