@@ -17,7 +17,8 @@ each design computes bit for bit (:func:`mode_of`: ``bf16`` / ``lmul`` / ``lmul:
 
 The join (:func:`join`) derives each design's mode from the parameters yosys elaborated for its
 netlist (not from its name) and refuses a row whose name, reported parameters and built
-parameters disagree. Outputs (atomic): ``results/energy_accuracy.{json,csv,md,png}`` (the plot:
+parameters disagree. The grid's rows go to ``results/energy_accuracy_runs.json``; outputs
+(atomic): ``results/energy_accuracy.{json,csv,md,png}`` (the plot:
 energy per MAC against the accuracy difference, one point per design, the Pareto front drawn);
 ``--snapshot`` copies them to ``docs/results/``. Everything resumes: the grid skips finished
 rows and reuses cached weights; the cost flow has its own per-design cache.
@@ -80,15 +81,20 @@ class Preset:
     cost: Path = DEFAULT_COST
     train_limit: int | None = None
 
+    @property
+    def report_stem(self) -> Path:
+        """Where the report goes: ``out`` without its ``_runs.json`` (json/csv/md/png)."""
+        return self.out.with_name(self.out.name.removesuffix(".json").removesuffix("_runs"))
+
 
 PRESETS = {
     "quick": Preset("quick", ("mnist",), (0, 1), 1, 500, (2,), (8,),
-                    RESULTS_DIR / "energy_accuracy_quick.json",
+                    RESULTS_DIR / "energy_accuracy_quick_runs.json",
                     RESULTS_DIR / "energy_cost_quick" / "cost.json"),
     "medium": Preset("medium", ("mnist", "fashion"), (0, 1, 2), 1, 2000, (8,), (8, 16, 276),
-                     RESULTS_DIR / "energy_accuracy.json", train_limit=10000),
+                     RESULTS_DIR / "energy_accuracy_runs.json", train_limit=10000),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
-                   (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full.json"),
+                   (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full_runs.json"),
 }
 
 
@@ -465,6 +471,9 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
 
     if isinstance(cost_paths, Path):
         cost_paths = [cost_paths]
+    if out_stem.with_suffix(".json").resolve() == Path(results).resolve():
+        raise JoinError(f"the report {out_stem}.json would overwrite the accuracy results "
+                        f"{results}")
     cost_doc = read_cost(cost_paths)
     doc = load_results(results) if results.is_file() else {"runs": []}
     rows = join(cost_doc, accuracies(doc, p.test_limit, p.epochs, p.train_limit), p.datasets)
@@ -520,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          preset_modes(p), p.out, test_limit=p.test_limit,
                          train_limit=p.train_limit, executor=ex,
                          task_cpus=args.task_cpus, retries=args.retries)
-        stem = p.out.with_suffix("")
+        stem = p.report_stem
         paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot)
         if args.snapshot:
             SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)

@@ -175,6 +175,12 @@ def test_quick_grid_and_report_end_to_end(tmp_path: Path) -> None:
     assert out["meta"]["pareto"][0] == "dot-bf16-lmul_o6-k8-a16"
     md = paths[2].read_text()
     assert "Verdicts" in md and "dot-bf16-exact-seq" in md
+    # a report written over the grid's own results file would destroy them
+    before = p.out.read_bytes()
+    with pytest.raises(ea.JoinError, match="would overwrite the accuracy results"):
+        ea.report(cost, p.out, p, p.out.with_suffix(""), "test")
+    assert p.out.read_bytes() == before
+    assert all(q.report_stem.with_suffix(".json") != q.out for q in ea.PRESETS.values())
 
 
 def test_cost_files_of_parts_of_the_sweep_are_merged_only_with_equal_settings(
