@@ -51,7 +51,7 @@ module fp_add #(
 
   localparam [XW-1:0] ALIGN_X = ALIGN_BITS[XW-1:0];
   localparam [XW-1:0] SUM_X = SUM_BITS[XW-1:0];
-  localparam [XW-1:0] X_ONE = {{(XW - 1) {1'b0}}, 1'b1};
+  localparam [XW-1:0] ONE_X = {{(XW - 1) {1'b0}}, 1'b1};
   localparam [SUM_BITS-1:0] SUM_ONE = {{(SUM_BITS - 1) {1'b0}}, 1'b1};
   localparam [EXP_BITS-1:0] EXP_ONE = {{(EXP_BITS - 1) {1'b0}}, 1'b1};
   localparam [EXP_BITS-1:0] EXP_ONES = {EXP_BITS{1'b1}};
@@ -131,7 +131,7 @@ module fp_add #(
     // sentinel one at bit SUM_BITS-1-x_l makes the leading-zero count of r_s min(lz(r), x_l).
     x_lx = {{(XW - EXP_BITS) {1'b0}}, x_l};
     r_s = r;
-    if (x_lx < SUM_X) r_s = r | (SUM_ONE << (SUM_X - X_ONE - x_lx));
+    if (x_lx < SUM_X) r_s = r | (SUM_ONE << (SUM_X - ONE_X - x_lx));
   end
 
   // lz = SUM_BITS only when r_s (so r) is 0: then r_n = 0, the hidden bit is 0 and e_n unused.
