@@ -193,7 +193,20 @@ def test_cost_files_of_parts_of_the_sweep_are_merged_only_with_equal_settings(
     two.write_text(json.dumps({"meta": {**meta, "command": "b"}, "designs": doc["designs"][2:]}))
     merged = ea.read_cost([one, two])
     assert [r["name"] for r in merged["designs"]] == [r["name"] for r in doc["designs"]]
-    assert merged["meta"]["command"] == "a; b"
+    assert merged["meta"]["command"] == "a; b" and merged["meta"]["superseded"] == []
+    # a re-measured design in a later file replaces the earlier row
+    again = copy.deepcopy(doc["designs"][0])
+    again["runs"]["mnist/specify"]["energy_per_op_pj"] = 480.0
+    three = tmp_path / "3.json"
+    three.write_text(json.dumps({"meta": {**meta, "command": "c"}, "designs": [again]}))
+    merged = ea.read_cost([one, two, three])
+    assert len(merged["designs"]) == len(doc["designs"])
+    assert [r["runs"]["mnist/specify"]["energy_per_op_pj"] for r in merged["designs"]
+            if r["name"] == "dot-bf16-exact-seq"] == [480.0]
+    assert merged["meta"]["superseded"] == [f"dot-bf16-exact-seq (by {three})"]
+    three.write_text(json.dumps({"meta": meta, "designs": [again, again]}))
+    with pytest.raises(ea.JoinError, match="appears twice"):
+        ea.read_cost([three])
     two.write_text(json.dumps({"meta": {**meta, "sizes": {"pe_tiles": 1}},
                                "designs": doc["designs"][2:]}))
     with pytest.raises(ea.JoinError, match="other cost-flow settings"):
