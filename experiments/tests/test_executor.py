@@ -361,10 +361,11 @@ def test_grid_records_a_failing_job_and_keeps_the_rest(ray_address: str, tmp_pat
         store = grid.run(jobs, GRID_MODES, out, load_fn=broken_loader, executor=ex,
                          retries=1, **kw)
     doc = load_results(out)
-    assert [(r["dataset"], r["mode"]) for r in doc["runs"]] == [("mnist", "fp32"),
-                                                                  ("mnist", "lmul")]
+    # Ray finishes the two MNIST cells in either order; the file keeps completion order.
+    assert sorted((r["dataset"], r["mode"]) for r in doc["runs"]) == [("mnist", "fp32"),
+                                                                        ("mnist", "lmul")]
     why = "dependency 'train fashion/rows seed 0 1ep' failed: RuntimeError: disk on fire"
-    assert [(f["dataset"], f["mode"], f["error"], f["attempts"]) for f in doc["failed"]] == [
+    assert sorted((f["dataset"], f["mode"], f["error"], f["attempts"]) for f in doc["failed"]) == [
         ("fashion", "fp32", why, 0), ("fashion", "lmul", why, 0)]
     assert any("train fashion/rows seed 0 1ep after 2 attempts" in m for m in logs), logs
     assert store.doc["runs"] == doc["runs"]
