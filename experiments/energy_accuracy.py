@@ -356,7 +356,10 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
              "/ MACs of the workload (dot products of 156, the LSTM's gate products; the fused "
              "PE's padding lanes are counted as its cost, not as MACs), cell delays (glitches "
              "counted). clk+reg = flip-flop internal energy + clock-net switching; datapath = "
-             "the rest of the dynamic energy.", ""] if rows else ["no designs"]
+             "the rest of the dynamic energy."
+             + "".join(f" float32 accuracy on {ds}: {a['mean']:.2f} % ± {a['std']:.2f} "
+                       f"(n={a['n']})." for ds, a in meta.get("fp32_accuracy", {}).items()),
+             ""] if rows else ["no designs"]
     if not rows:
         return "\n".join(lines) + "\n"
     e0 = v.get("baseline_pj", math.nan)
@@ -409,6 +412,8 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                "sequential exact PE's zero-delay figure"
                if not math.isnan(v.get("chosen_zero_pj", math.nan)) else "")
             + f". The {TARGET_RATIO}x target needs <= {TARGET_RATIO * e0:.1f} pJ/MAC."]
+    if meta.get("notes"):
+        lines += ["", "## Notes", "", *(f"- {n}" for n in meta["notes"])]
     return "\n".join(lines) + "\n"
 
 
@@ -478,7 +483,7 @@ def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
 
 
 def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem: Path,
-           command: str, plot: bool = True) -> list[Path]:
+           command: str, plot: bool = True, notes: Sequence[str] = ()) -> list[Path]:
     """Join the cost results (one or more ``cost.json``, :func:`read_cost`) with the accuracy
     ``results`` and write json/csv/md(/png)."""
     from .report import load_results
@@ -490,7 +495,8 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
                         f"{results}")
     cost_doc = read_cost(cost_paths)
     doc = load_results(results) if results.is_file() else {"runs": []}
-    rows = join(cost_doc, accuracies(doc, p.test_limit, p.epochs, p.train_limit), p.datasets)
+    acc = accuracies(doc, p.test_limit, p.epochs, p.train_limit)
+    rows = join(cost_doc, acc, p.datasets)
     if not rows:
         raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
     e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
@@ -503,7 +509,9 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
             "cost_superseded": cost_doc["meta"]["superseded"],
             "preset": p.name, "seeds": list(p.seeds), "epochs": p.epochs,
             "test_limit": p.test_limit, "train_limit": p.train_limit,
-            "datasets": list(p.datasets), "pareto": front,
+            "datasets": list(p.datasets), "pareto": front, "notes": list(notes),
+            "fp32_accuracy": {ds: summarize([v for _, v in sorted(acc[(ds, "fp32")].items())])
+                              .__dict__ for ds in p.datasets if acc.get((ds, "fp32"))},
             "macs_per_image": MACS_PER_IMAGE}
     paths = [out_stem.with_suffix(s) for s in (".json", ".csv", ".md")]
     atomic_write_text(paths[0], json.dumps({"meta": meta, "verdicts": v,
@@ -527,13 +535,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="join and report, run nothing")
     ap.add_argument("--snapshot", action="store_true",
                     help="also copy the outputs to docs/results/")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a caveat to print under the report's notes (repeatable)")
     ap.add_argument("--no-plot", action="store_true")
     executor_mod.add_arguments(ap)
     args = ap.parse_args(argv)
     executor_mod.check_arguments(ap, args)
     p = PRESETS[args.preset]
-    cmd = "python -m experiments.energy_accuracy " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    words = list(argv if argv is not None else sys.argv[1:])
+    shown = [w for i, w in enumerate(words)  # the notes are printed under their own heading
+             if w != "--note" and not (i and words[i - 1] == "--note")
+             and not w.startswith("--note=")]
+    cmd = "python -m experiments.energy_accuracy " + " ".join(shown)
 
     def body() -> int:
         if not args.report_only:
@@ -545,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          train_limit=p.train_limit, executor=ex,
                          task_cpus=args.task_cpus, retries=args.retries)
         stem = p.report_stem
-        paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot)
+        paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot,
+                       notes=args.note)
         if args.snapshot:
             SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
             for path in paths:
