@@ -574,8 +574,9 @@ def _make_window_step(ity):
 
     def window_step(bpre, nz, a32r, rowr, align, acc, em, sc, isum, flag):
         cs = acc.size
-        if nz == 0:
-            return np.int64(_zero_rows_only(acc, flag))
+        # No shortcut for nz == 0: the window truncates the accumulator even when it is the
+        # only nonzero term (a zero column, whose sign needs every term, takes the general
+        # path below: e_min == 1).
         for j in range(cs):
             em[j] = _i32(_f32_bits(acc[j]) & 0x7FFFFFFF)
         n4 = nz - nz % 4
@@ -600,7 +601,7 @@ def _make_window_step(ity):
             e = max(_sra(em[j], 23), _i32(1))
             em[j] = e
             e_min = min(e_min, e)
-        if e_min < align:
+        if e_min < align or e_min == 1:
             return -1
         for j in range(cs):
             scale = _bits_f32(_i32(_i32(align + 254 - em[j]) << 23))

@@ -138,6 +138,11 @@ def test_steps_of_zero_products() -> None:
     bias = np.array([-0.0, 0.0, -0.0, 1.0], dtype=np.float32)
     for acc in (Fused(2, 24), Fused(2, FUSED_EXACT_ALIGN_BITS), Fused(1, 8), Fused(4, 8)):
         check(a, b, bias, acc)
+    # The accumulator alone is still truncated to a window narrower than its significand.
+    full = np.array([1.0000001, -3.1415927, 0.1, 1e-3], dtype=np.float32)
+    for acc in (Fused(2, 16), Fused(4, 8), Fused(2, 1)):
+        for multiplier in lmul.MULTIPLIERS:
+            check(a, b, full, acc, multiplier=multiplier)
     # Row 2, column 0: bias -0, products (-0)(1) = -0, (-0)(-1) = +0, ... -> +0; column 1:
     # bias +0 -> +0.
     got = bits(lmul.matmul(a, b, bias, accumulate=Fused(2, 24)))
