@@ -3,7 +3,8 @@
 `default_nettype none
 // fp_dot_sum: the sum of TERMS binary32 terms, rounded once (the fused dot product's adder).
 // Combinational. The contract (docs/dot_product.md, bit-exact with lmul.fused_sum_bits):
-//   1. any term NaN, or +Inf and -Inf among the terms -> canonical quiet NaN 0x7FC00000;
+//   1. any term NaN, or +Inf and -Inf among the terms -> canonical quiet NaN `LMUL_QNAN
+//      (0x7FC00000);
 //      otherwise any Inf -> that Inf;
 //   2. finite term j: sig_j = {hidden, fraction} (24 bits), e_j = max(exponent field, 1);
 //   3. every term zero -> -0 if every term is -0, else +0;
@@ -49,12 +50,11 @@ module fp_dot_sum #(
   localparam integer NW = MW + 25;
   // Exponent arithmetic: emax + LOGT <= 261, shift counts <= 284, sums of the two.
   localparam integer XW = 11;
-  // Leading-zero count stages: shifts by 2^(LZW-1) .. 1.
+  // Width of lzc's count of MW bits.
   localparam integer LZW = $clog2(MW + 1);
 
   localparam [XW-1:0] LOGT_X = LOGT[XW-1:0];
   localparam [XW-1:0] MW_X = MW[XW-1:0];
-  localparam [XW-1:0] X_ONE = {{(XW - 1) {1'b0}}, 1'b1};
   localparam [XW-1:0] X_255 = 255;
   localparam [MW-1:0] M_ONE = {{(MW - 1) {1'b0}}, 1'b1};
 
@@ -73,8 +73,9 @@ module fp_dot_sum #(
     end
   endgenerate
 
-  // The datapath is one combinational block (as in fp_add: an event-driven simulator evaluates
-  // it once per input change instead of once per intermediate wire).
+  // The datapath is two combinational blocks around the leading-zero counter (as in fp_add:
+  // an event-driven simulator evaluates a block once per input change instead of once per
+  // intermediate wire).
   reg  [7:0]      ej, emax;
   reg  [23:0]     sig;
   reg  [7:0]      shr;
@@ -84,8 +85,8 @@ module fp_dot_sum #(
   reg  [SW-1:0]   tree [0:P-1];
   reg  [SW-1:0]   s_sum;
   reg             s_neg, all_zero, all_neg;
-  reg  [MW-1:0]   mag, mag_s, lz_w;
-  reg  [XW-1:0]   eb, lz, sh, e_n;
+  reg  [MW-1:0]   mag, mag_s;
+  reg  [XW-1:0]   eb, sh, e_n;
   reg  [NW-1:0]   nrm;
   reg             hid, grd, stk, ovf, s_r;
   reg  [7:0]      e_f;
@@ -140,21 +141,21 @@ module fp_dot_sum #(
     eb = {{(XW - 8) {1'b0}}, emax} + LOGT_X;
     mag_s = mag;
     if (eb <= MW_X) mag_s = mag | (M_ONE << (MW_X - eb));
-    // Leading-zero count of mag_s, logarithmic (shift by 2^k while the top 2^k bits are zero;
-    // exact for a non-zero mag_s, and a zero mag_s has a zero sum, whose shift is irrelevant).
-    // (The shared hdl/lzc.v, a priority scan, gives the same count, but a simulation of it
-    // by Verilator is three times slower at ALIGN_BITS = 276, which the proof feels.)
-    lz = {XW{1'b0}};
-    lz_w = mag_s;
-    for (k = LZW - 1; k >= 0; k = k - 1) begin
-      if ((1 << k) <= MW) begin
-        if ((lz_w >> (MW - (1 << k))) == {MW{1'b0}}) begin
-          lz_w = lz_w << (1 << k);
-          lz = lz | (X_ONE << k);
-        end
-      end
-    end
-    sh = lz;
+  end
+
+  // A zero mag_s (possible only when the sum is zero) gives MW; any shift of a zero mag is zero.
+  wire [LZW-1:0] lz;
+  wire           unused_mag_s_zero;
+  lzc #(
+      .WIDTH(MW)
+  ) u_lzc (
+      .x       (mag_s),
+      .count   (lz),
+      .all_zero(unused_mag_s_zero)
+  );
+
+  always @* begin
+    sh = {{(XW - LZW) {1'b0}}, lz};
     nrm = {mag, 25'd0} << sh;
     e_n = eb - sh;
     hid = nrm[NW-1];
@@ -189,7 +190,7 @@ module fp_dot_sum #(
   wire pos_inf = |(t_inf & ~t_sign);
   wire neg_inf = |(t_inf & t_sign);
 
-  assign y = (any_nan | (pos_inf & neg_inf)) ? 32'h7FC0_0000 :
+  assign y = (any_nan | (pos_inf & neg_inf)) ? `LMUL_QNAN(8, 23) :
              pos_inf ? 32'h7F80_0000 :
              neg_inf ? 32'hFF80_0000 :
                        rounded;
