@@ -1,6 +1,7 @@
 """RTL in the loop: the LSTM classifies MNIST with every product and sum on the simulated RTL.
 
-    python -m experiments.cosim [--n 100] [--variants lmul,bf16] [--rows 4 --cols 4]
+    python -m experiments.cosim [--n 100] [--variants lmul,bf16,lmul-k8-a16,bf16-k8-a16]
+                                [--dot-k 8 --align-bits 16] [--rows 4 --cols 4]
     make cosim N=100
 
 For each test image (MNIST rows, the ``make experiment`` weights: seed 0, 1 epoch, trained and
@@ -23,20 +24,27 @@ sigmoid, tanh                          Python (float64, rounded once to float32)
 
 Variants: ``lmul`` is the array with L-Mul PEs (``MULTIPLIER=0``, BF16, paper offset) against the
 model's ``lmul`` mode; ``bf16`` the same array with the exact BF16 multiplier (``MULTIPLIER=1``)
-against the model's ``bf16`` mode. Images go through in batches of ROWS (one image per array row),
-so the array is full; the logits of every image must equal the model's (:func:`
-experiments.lstm.forward_logits` with the variant's mode) bit for bit.
+against the model's ``bf16`` mode. ``lmul-k<K>-a<A>`` and ``bf16-k<K>-a<A>`` are the same arrays
+with fused dot-product PEs (``DOT_K=K``, ``ALIGN_BITS=A``; ``hdl/dot_pe.v``, K products per beat,
+one rounding) against the modes ``lmul:acc=fused,k=K,align=A`` and ``bf16:acc=fused,k=K,align=A``.
+The default run has the four variants with K = 8, A = 16 (``--dot-k``, ``--align-bits``): the
+energy study's fused design (``syn/designs.py``, ``docs/results/energy_accuracy.md``). Images go
+through in batches of ROWS (one image per array row), so the array is full; the logits of every
+image must equal the model's (:func:`experiments.lstm.forward_logits` with the variant's mode) bit
+for bit.
 
 Output: a summary per variant (images, bit-identical logit vectors, accuracy of RTL and model
-on the same images, array cycles per image against the ideal MACs per image / PEs, simulated
-array cycles per second, images per second, wall time), ``results/cosim.json`` and
-``results/cosim.md``. The JSON is rewritten atomically every few seconds and keyed by the
-configuration (weights, array shape, every Verilog source, the drivers): a rerun skips images
-already done with the same configuration and recomputes stale ones.
+on the same images, array cycles per image against the ideal MACs per image / (PEs x DOT_K),
+tiles per image, array cycles per tile, simulated array cycles per second, images per second,
+wall time), ``results/cosim.json`` and ``results/cosim.md``. The JSON is rewritten atomically
+every few seconds and keyed by the configuration (weights, array shape, every Verilog source,
+the drivers): a rerun skips images already done with the same configuration and recomputes stale
+ones.
 
 JSON layout: ``{"schema", "command", "config": {...}, "variants": {name: {"config_key",
 "images": {index: {"label", "rtl_pred", "model_pred", "identical", "logits"}}, "batches":
-[{"first", "count", "wall_s", "array_cycles", "array_s", "ideal_cycles", "elementwise_ops"}]}},
+[{"first", "count", "wall_s", "array_cycles", "array_tiles", "array_s", "ideal_cycles",
+"elementwise_ops"}]}},
 "summary": {name: {...}}, "last_run": {"wall_s", "images"}}`` with logits as 8-digit hex
 binary32 patterns.
 
@@ -52,7 +60,8 @@ analysis) as an ``.npz`` of unsigned format patterns (uint16 for BF16), per vari
 
 The array computes tile (mb, nb) (m-block outer, n-block inner, K beats each, back to back);
 in beat k of it PE(r, c) multiplies ``A[mb*ROWS + r, k]`` by ``B[k, nb*COLS + c]`` (rows beyond
-the batch and columns beyond N are +0). With ``--dump-operands`` every image is run again (no
+the batch and columns beyond N are +0; with DOT_K > 1 beat j carries k = DOT_K*j .. DOT_K*j +
+DOT_K-1, the last chunk padded with +0). With ``--dump-operands`` every image is run again (no
 resume) so that the file holds all N.
 
 ``--fp-to-fmt FORMATS`` instead proves ``hdl/fp_to_fmt.v`` on all 2^32 binary32 inputs per
@@ -66,6 +75,7 @@ import argparse
 import ctypes
 import hashlib
 import json
+import re
 import sys
 import threading
 import time
@@ -108,18 +118,67 @@ class Variant:
         mode: model mode string (:func:`experiments.modes.parse_mode`).
         multiplier: the array's ``MULTIPLIER`` parameter (0 L-Mul, 1 exact ``fp_mul``).
         unit: the elementwise multiplier module.
+        dot_k: the array's ``DOT_K`` (1: sequential ``mac_pe``; K > 1: fused ``dot_pe``, K
+            products per beat).
+        align_bits: the fused PE's window ``ALIGN_BITS`` (bits; unused with ``dot_k`` = 1).
     """
 
     name: str
     mode: str
     multiplier: int
     unit: str
+    dot_k: int = 1
+    align_bits: int = 276
+
+    @property
+    def pe(self) -> str:
+        """The processing element, in words."""
+        if self.dot_k == 1:
+            return "mac_pe (sequential)"
+        return f"dot_pe (DOT_K={self.dot_k}, ALIGN_BITS={self.align_bits})"
 
 
+#: The sequential arrays; fused ones are ``<name>-k<K>-a<A>`` of these (:func:`variant`).
 VARIANTS: dict[str, Variant] = {
     "lmul": Variant("lmul", "lmul", 0, "lmul_core"),
     "bf16": Variant("bf16", "bf16", 1, "fp_mul"),
 }
+#: The default run's fused configuration: the energy study's fused design (syn/designs.py).
+DEFAULT_DOT_K, DEFAULT_ALIGN_BITS = 8, 16
+_FUSED_NAME = re.compile(r"^(?P<base>[a-z0-9]+)-k(?P<k>[0-9]+)-a(?P<a>[0-9]+)$")
+
+
+def fused_variant(base: str, dot_k: int, align_bits: int) -> Variant:
+    """The array of ``VARIANTS[base]`` with fused PEs: ``DOT_K`` = ``dot_k`` (2..64) products
+    per beat in an ``ALIGN_BITS`` = ``align_bits`` (1..276) window, against the model mode
+    ``<mode>:acc=fused,k=K,align=A``. ValueError on an unknown base or a value out of range."""
+    if base not in VARIANTS:
+        raise ValueError(f"unknown variant {base!r}; known: {', '.join(VARIANTS)}")
+    if not 2 <= dot_k <= 64:
+        raise ValueError(f"DOT_K must be 2..64 for a fused variant, got {dot_k}")
+    if not 1 <= align_bits <= 276:
+        raise ValueError(f"ALIGN_BITS must be 1..276, got {align_bits}")
+    seq = VARIANTS[base]
+    return Variant(f"{base}-k{dot_k}-a{align_bits}",
+                   f"{seq.mode}:acc=fused,k={dot_k},align={align_bits}", seq.multiplier,
+                   seq.unit, dot_k, align_bits)
+
+
+def variant(name: str) -> Variant:
+    """The variant called ``name``: ``lmul``, ``bf16`` or ``<lmul|bf16>-k<K>-a<A>``."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    m = _FUSED_NAME.match(name)
+    if m is None:
+        raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)} and "
+                         "<variant>-k<K>-a<A> (fused PEs)")
+    return fused_variant(m["base"], int(m["k"]), int(m["a"]))
+
+
+def default_variants(dot_k: int = DEFAULT_DOT_K,
+                     align_bits: int = DEFAULT_ALIGN_BITS) -> list[str]:
+    """The default run: both sequential arrays and both with fused PEs of this configuration."""
+    return [*VARIANTS, *(fused_variant(b, dot_k, align_bits).name for b in VARIANTS)]
 
 
 class CosimError(RuntimeError):
@@ -165,6 +224,7 @@ class Counters:
     """Work done on the RTL since the last :meth:`Hardware.take_counters`."""
 
     array_cycles: int = 0
+    array_tiles: int = 0
     array_s: float = 0.0
     array_beats: int = 0
     array_macs: int = 0
@@ -182,38 +242,47 @@ class Hardware:
         rows, cols: array shape.
         hdl_dirs: Verilog search path (default ``hdl/``); a directory with a modified copy of a
             module first overrides it (the broken-design test does this).
+        dot_k: the array's ``DOT_K`` (1: sequential PEs; 2..64: fused ``dot_pe``).
+        align_bits: the fused PEs' ``ALIGN_BITS`` (1..276; unused with ``dot_k`` = 1).
 
     All operands and results are numpy arrays; float32 values in, float32 values out, except
     :meth:`to_format` (format bit patterns out) and :meth:`matmul_bits` (format bits in).
     """
 
     def __init__(self, cfg: lmul.LMulConfig, multiplier: int, rows: int = 4, cols: int = 4,
-                 hdl_dirs: Sequence[Path] | None = None) -> None:
+                 hdl_dirs: Sequence[Path] | None = None, *, dot_k: int = 1,
+                 align_bits: int = 276) -> None:
         if multiplier not in (0, 1):
             raise ValueError(f"multiplier must be 0 (L-Mul) or 1 (exact), got {multiplier!r}")
         if not (1 <= rows <= 64 and 1 <= cols <= 64):
             raise ValueError(f"array shape must be 1..64 x 1..64, got {rows} x {cols}")
+        if not (1 <= dot_k <= 64 and 1 <= align_bits <= 276):
+            raise ValueError(f"DOT_K must be 1..64 and ALIGN_BITS 1..276, got {dot_k} and "
+                             f"{align_bits}")
         self.cfg = cfg
         self.multiplier = multiplier
         self.rows, self.cols = rows, cols
+        self.dot_k, self.align_bits = dot_k, align_bits
         self.fmt = cfg.fmt
         lparams = cfg.verilog_parameters()
         fparams = {"EXP_BITS": cfg.exp_bits, "MAN_BITS": cfg.man_bits}
         aparams = {**lparams, "ROWS": rows, "COLS": cols, "MULTIPLIER": multiplier}
+        if dot_k > 1:  # (DOT_K = 1 keeps the sequential array's parameters and its cached model)
+            aparams.update(DOT_K=dot_k, ALIGN_BITS=align_bits)
         dirs = list(hdl_dirs) if hdl_dirs else None
         self.libs: dict[str, Path] = {}
         lib = ctypes.CDLL(str(rtlsim.build("mac_array", aparams, (MAC_ARRAY_DRIVER,), dirs)))
         lib.mac_array_new.restype = ctypes.c_void_p
-        lib.mac_array_new.argtypes = [ctypes.c_int] * 3
+        lib.mac_array_new.argtypes = [ctypes.c_int] * 4
         lib.mac_array_free.argtypes = [ctypes.c_void_p]
         lib.mac_array_matmul.restype = ctypes.c_int
         lib.mac_array_matmul.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_int64] * 3
                                          + [ctypes.c_void_p] * 2)
         self._array_lib = lib
-        self._array = lib.mac_array_new(rows, cols, self.fmt.width)
+        self._array = lib.mac_array_new(rows, cols, self.fmt.width, dot_k)
         if not self._array:
             raise CosimError(f"mac_array model does not have the ports of a {rows} x {cols} "
-                             f"array of {self.fmt.width}-bit operands")
+                             f"array of {dot_k} x {self.fmt.width}-bit operands per PE")
         self._to_fmt = _Unary("fp_to_fmt", fparams, dirs)
         self._widen = _Unary("fmt_to_fp32", fparams, dirs)
         if multiplier == 0:
@@ -293,6 +362,7 @@ class Hardware:
             raise CosimError(f"mac_array driver: {what} (M={m_len}, K={k_len}, N={n_len})")
         self.counters.array_cycles += int(self._stats[0])
         self.counters.array_beats += int(self._stats[1])
+        self.counters.array_tiles += int(self._stats[2]) // self.rows
         self.counters.array_macs += m_len * k_len * n_len
         return y.view(np.float32)
 
@@ -417,11 +487,13 @@ def load_doc(path: Path) -> dict[str, Any]:
 
 
 def summarize(rec: dict[str, Any], n: int, ideal_per_image: float) -> dict[str, Any]:
-    """Summary numbers of one variant over images 0..n-1."""
+    """Summary numbers of one variant over images 0..n-1 (``ideal_per_image``: array cycles
+    per image at one beat per cycle, MACs / (PEs x DOT_K))."""
     imgs = [rec["images"].get(str(i)) for i in range(n)]
     done = [r for r in imgs if r is not None]
     batches = rec.get("batches", [])
     cycles = sum(b["array_cycles"] for b in batches)
+    tiles = sum(b.get("array_tiles", 0) for b in batches)
     images_run = sum(b["count"] for b in batches)
     array_s = sum(b["array_s"] for b in batches)
     wall = sum(b["wall_s"] for b in batches)
@@ -437,6 +509,8 @@ def summarize(rec: dict[str, Any], n: int, ideal_per_image: float) -> dict[str, 
         if k else None,
         "array_cycles_per_image": round(cycles / images_run, 1) if images_run else None,
         "ideal_cycles_per_image": round(ideal_per_image, 1),
+        "tiles_per_image": round(tiles / images_run, 1) if images_run else None,
+        "array_cycles_per_tile": round(cycles / tiles, 2) if tiles else None,
         "array_efficiency": round(ideal_per_image * images_run / cycles, 4) if cycles else None,
         "sim_cycles_per_s": round(cycles / array_s) if array_s else None,
         "images_per_s": round(images_run / wall, 2) if wall else None,
@@ -458,21 +532,37 @@ def markdown(doc: dict[str, Any]) -> str:
         f"On the RTL (Verilator): every product and sum of the cell and the head, the float32 -> "
         f"format rounding of every operand. In Python: only {PYTHON_PARTS}.",
         "",
-        "| variant | array multiplier | model mode | images | bit-identical logits | "
-        "RTL accuracy % | model accuracy % | array cycles / image | ideal (MACs / PEs) | "
-        "efficiency | sim. cycles/s | images/s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | array multiplier | PE | model mode | images | bit-identical logits | "
+        "RTL accuracy % | model accuracy % | array cycles / image | vs sequential | "
+        "ideal (MACs / (PEs x DOT_K)) | efficiency | tiles / image | cycles / tile | "
+        "sim. cycles/s | images/s |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, s in doc.get("summary", {}).items():
-        v = VARIANTS[name]
+    summary = doc.get("summary", {})
+    for name, s in summary.items():
+        v = variant(name)
         lines.append(
-            f"| {name} | {v.unit} (MULTIPLIER={v.multiplier}) | {v.mode} | {s['images']} | "
-            f"{s['identical']}/{s['images']} | {s['rtl_accuracy']} | {s['model_accuracy']} | "
-            f"{s['array_cycles_per_image']} | {s['ideal_cycles_per_image']} | "
-            f"{s['array_efficiency']} | {s['sim_cycles_per_s']} | {s['images_per_s']} |")
-    lines += ["", "images/s and cycles/s: this machine, measured over the images computed by "
+            f"| {name} | {v.unit} (MULTIPLIER={v.multiplier}) | {v.pe} | `{v.mode}` | "
+            f"{s['images']} | {s['identical']}/{s['images']} | {s['rtl_accuracy']} | "
+            f"{s['model_accuracy']} | {s['array_cycles_per_image']} | "
+            f"{_speedup(summary, v)} | {s['ideal_cycles_per_image']} | "
+            f"{s['array_efficiency']} | {s.get('tiles_per_image')} | "
+            f"{s.get('array_cycles_per_tile')} | {s['sim_cycles_per_s']} | {s['images_per_s']} |")
+    lines += ["", "vs sequential: array cycles per image of the sequential array with the same "
+              "multiplier divided by this variant's (both from this file). A tile is one ROWS x "
+              "COLS block of outputs of a product (K = 156 for the gates, 128 for the head); "
+              "cycles / tile averages both, back to back.",
+              "", "images/s and cycles/s: this machine, measured over the images computed by "
               "the runs that produced this file (a resumed run adds its own)."]
     return "\n".join(lines) + "\n"
+
+
+def _speedup(summary: Mapping[str, Any], v: Variant) -> str:
+    """Cycles per image of the same multiplier's sequential array over ``v``'s, as ``4.00x``."""
+    seq = next((n for n, sv in VARIANTS.items() if sv.multiplier == v.multiplier), None)
+    base = summary.get(seq, {}).get("array_cycles_per_image") if seq else None
+    mine = summary.get(v.name, {}).get("array_cycles_per_image")
+    return f"{base / mine:.2f}x" if base and mine else "-"
 
 
 # ----------------------------------------------------------------------------- the run
@@ -491,7 +581,8 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
         out: Path | None, *, rows: int = 4, cols: int = 4, hdl_dirs: Sequence[Path] | None = None,
         dump: Path | None = None, progress: bool = True, command: str = "make cosim",
         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Classify ``x_seq`` (float32 [N, T, I]) on the RTL for each variant; compare with the model.
+    """Classify ``x_seq`` (float32 [N, T, I]) on the RTL for each variant (names as
+    :func:`variant` takes them); compare with the model.
 
     Results are merged into ``out`` (atomically, every :data:`WRITE_INTERVAL_S` seconds and at
     the end; ``None`` keeps them in memory only). Returns the results document.
@@ -501,6 +592,7 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
     from .modes import parse_mode
 
     n, steps = x_seq.shape[0], x_seq.shape[1]
+    specs = {name: variant(name) for name in variants}
     wdigest = weights_digest(wts)
     doc = load_doc(out) if out is not None else {"schema": SCHEMA, "variants": {}}
     doc["command"] = command
@@ -509,13 +601,14 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
                      "weights_sha256": wdigest, "python": PYTHON_PARTS,
                      "hdl_sha256": rtlsim.source_hashes(
                          [Path(d) for d in hdl_dirs] if hdl_dirs else [rtlsim.HDL_DIR])}
-    ideal = macs_per_image(wts, steps) / (rows * cols)
+    ideal = {name: macs_per_image(wts, steps) / (rows * cols * v.dot_k)
+             for name, v in specs.items()}
     hws: dict[str, Hardware] = {}
     cells: dict[str, CellBits] = {}
     modes = {}
     todo: dict[str, list[int]] = {}
     for name in variants:
-        v = VARIANTS[name]
+        v = specs[name]
         mode = parse_mode(v.mode)
         modes[name] = mode
         key = config_key(v, rows, cols, wdigest, hdl_dirs)
@@ -527,7 +620,8 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
             doc["variants"][name] = rec
         todo[name] = [i for i in range(n) if str(i) not in rec["images"]]
         if todo[name]:
-            hws[name] = Hardware(mode.cfg, v.multiplier, rows, cols, hdl_dirs)
+            hws[name] = Hardware(mode.cfg, v.multiplier, rows, cols, hdl_dirs, dot_k=v.dot_k,
+                                 align_bits=v.align_bits)
             cells[name] = CellBits.on(hws[name], wts)
             hws[name].take_counters()
     # The model runs here, before the RTL threads start: its numba kernels are parallel
@@ -564,8 +658,9 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
                                          "logits": _hex_words(logits[j].view(np.uint32))}
             rec["batches"].append({"first": idx[0], "count": len(idx),
                                    "wall_s": round(wall, 4), "array_cycles": cnt.array_cycles,
+                                   "array_tiles": cnt.array_tiles,
                                    "array_s": round(cnt.array_s, 4),
-                                   "ideal_cycles": round(ideal * len(idx), 1),
+                                   "ideal_cycles": round(ideal[name] * len(idx), 1),
                                    "elementwise_ops": cnt.elementwise_ops})
             if trace is not None:
                 traces[name].append((len(idx), trace))
@@ -573,7 +668,8 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
             # Rewriting a large file after every batch would cost more than the batch: at most
             # every WRITE_INTERVAL_S seconds (and at the end), so a kill loses only that much.
             if out is not None and time.perf_counter() - last_write[0] >= WRITE_INTERVAL_S:
-                doc["summary"] = {v: summarize(doc["variants"][v], n, ideal) for v in variants}
+                doc["summary"] = {v: summarize(doc["variants"][v], n, ideal[v])
+                                  for v in variants}
                 _write(out, doc)
                 last_write[0] = time.perf_counter()
 
@@ -595,7 +691,8 @@ def run(wts: lstm.CellWeights, x_seq: np.ndarray, labels: np.ndarray, variants: 
         for hw in hws.values():
             hw.close()
     wall = time.perf_counter() - t_start
-    doc["summary"] = {name: summarize(doc["variants"][name], n, ideal) for name in variants}
+    doc["summary"] = {name: summarize(doc["variants"][name], n, ideal[name])
+                      for name in variants}
     doc["last_run"] = {"wall_s": round(wall, 2), "images": total}
     if out is not None:
         _write(out, doc)
@@ -627,7 +724,7 @@ def _write_dump(path: Path, traces: dict[str, list[tuple[int, OperandTrace]]],
         arrays[f"{name}.head_w"] = cells[name].fc_w
         arrays[f"{name}.ew_a"] = np.concatenate(ew_a)
         arrays[f"{name}.ew_b"] = np.concatenate(ew_b)
-    meta = {"rows": rows, "cols": cols, "variants": {n: VARIANTS[n].__dict__ for n in traces},
+    meta = {"rows": rows, "cols": cols, "variants": {n: variant(n).__dict__ for n in traces},
             "tile_order": "m-block outer, n-block inner; beat k of tile (mb, nb): PE(r, c) "
                           "multiplies A[mb*ROWS + r, k] by B[k, nb*COLS + c]",
             "ew_pairs": ["f*c", "i*g", "o*tanh(c)"]}
@@ -641,12 +738,16 @@ def print_summary(doc: dict[str, Any], log: Callable[[str], None] = print) -> No
     log(f"RTL in the loop: {cfg['dataset']} {cfg['seq']} LSTM (hidden {cfg['hidden']}), "
         f"mac_array {cfg['rows']}x{cfg['cols']}; in Python: only {PYTHON_PARTS}")
     for name, s in doc["summary"].items():
-        v = VARIANTS[name]
-        log(f"[{name}] array {v.unit} (MULTIPLIER={v.multiplier}) vs model mode '{v.mode}': "
+        v = variant(name)
+        log(f"[{name}] array {v.unit} (MULTIPLIER={v.multiplier}), {v.pe}, vs model mode "
+            f"'{v.mode}': "
             f"{s['images']} images classified, {s['identical']}/{s['images']} logit vectors "
             f"bit-identical; accuracy RTL {s['rtl_accuracy']} % / model {s['model_accuracy']} %"
-            f"; array cycles/image {s['array_cycles_per_image']} vs ideal "
-            f"{s['ideal_cycles_per_image']} (MACs/PEs, efficiency {s['array_efficiency']}); "
+            f"; array cycles/image {s['array_cycles_per_image']} "
+            f"({_speedup(doc['summary'], v)} vs sequential) vs ideal "
+            f"{s['ideal_cycles_per_image']} (MACs/(PEs x DOT_K), efficiency "
+            f"{s['array_efficiency']}); {s.get('tiles_per_image')} tiles/image, "
+            f"{s.get('array_cycles_per_tile')} cycles/tile; "
             f"{s['sim_cycles_per_s']} simulated cycles/s; {s['images_per_s']} images/s; "
             f"{s['wall_s']} s over {s['images_timed']} images")
     last = doc.get("last_run", {})
@@ -757,10 +858,14 @@ def prove_fp_to_fmt(formats: Sequence[str], out: Path, inputs: int | None = None
 
 def _variants(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in VARIANTS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown variant(s) {bad or text!r}; known: "
+    if not names:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {text!r}; known: "
                                          f"{', '.join(VARIANTS)}")
+    for name in names:
+        try:
+            variant(name)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
     return list(dict.fromkeys(names))
 
 
@@ -778,8 +883,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="LSTM inference with every product on the RTL.")
     p.add_argument("--n", type=int_in_range(1), default=DEFAULT_N,
                    help=f"test images, the first N of the test set (default {DEFAULT_N})")
-    p.add_argument("--variants", type=_variants, default=list(VARIANTS),
-                   help="comma list of lmul (L-Mul array) and bf16 (exact array)")
+    p.add_argument("--variants", type=_variants, default=None,
+                   help="comma list of lmul (L-Mul array), bf16 (exact array) and fused "
+                        "<lmul|bf16>-k<K>-a<A> (DOT_K=K, ALIGN_BITS=A); default lmul, bf16 and "
+                        "both fused with --dot-k/--align-bits")
+    p.add_argument("--dot-k", type=int_in_range(2, 64), default=DEFAULT_DOT_K,
+                   help=f"DOT_K of the default fused variants (default {DEFAULT_DOT_K})")
+    p.add_argument("--align-bits", type=int_in_range(1, 276), default=DEFAULT_ALIGN_BITS,
+                   help=f"ALIGN_BITS of the default fused variants (default "
+                        f"{DEFAULT_ALIGN_BITS})")
     p.add_argument("--rows", type=int_in_range(1), default=4, help="array rows (1..64)")
     p.add_argument("--cols", type=int_in_range(1), default=4, help="array columns (1..64)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (.md beside it)")
@@ -814,12 +926,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ds = data_mod.load(DATASET)
         n = min(args.n, ds.test_x.shape[0])
         x_seq = lstm.to_sequence(ds.test_x[:n], SEQ)
-        print(f"cosim: {n} test images, variants {', '.join(args.variants)}, array "
+        names = args.variants or default_variants(args.dot_k, args.align_bits)
+        print(f"cosim: {n} test images, variants {', '.join(names)}, array "
               f"{args.rows}x{args.cols}; building the Verilator models (cached in "
               f"{rtlsim.build_root()})", flush=True)
-        doc = run(wts, x_seq, ds.test_y[:n], args.variants, args.out, rows=args.rows,
-                  cols=args.cols, dump=args.dump_operands, progress=progress,
-                  command=f"make cosim N={n}" if args.n != DEFAULT_N else "make cosim")
+        command = f"make cosim N={n}" if args.n != DEFAULT_N else "make cosim"
+        extra = [f"--{k.replace('_', '-')} {v}" for k, v in
+                 (("variants", ",".join(args.variants or [])), ("dot_k", args.dot_k),
+                  ("align_bits", args.align_bits), ("rows", args.rows), ("cols", args.cols))
+                 if v and v != build_parser().get_default(k)]
+        if extra:
+            command += f' COSIM_ARGS="{" ".join(extra)}"'
+        doc = run(wts, x_seq, ds.test_y[:n], names, args.out, rows=args.rows,
+                  cols=args.cols, dump=args.dump_operands, progress=progress, command=command)
     except (CosimError, rtlsim.ToolMissingError, rtlsim.RtlBuildError, data_mod.DataError,
             ValueError) as err:
         print(f"cosim: error: {err}", file=sys.stderr)

@@ -162,7 +162,8 @@ class _ModeOps:
             def linear(z: np.ndarray, w_: np.ndarray, b: np.ndarray) -> np.ndarray:
                 if w_ is not w:  # only the weights prepared above may take the prepared path
                     return mode.matmul(z, w_, b)
-                return lmul.matmul_prepared(z, prepared, b)
+                return lmul.matmul_prepared(z, prepared, b,
+                                            accumulate=getattr(mode, "accumulate", None))
             self.linear = linear
         self.mul = mode.mul
         # the mode's activations (act= option); duck-typed modes without them get the exact ones

@@ -6,6 +6,10 @@
 * a copy of the RTL with one changed constant in ``lmul_core`` (the L-Mul offset plus one LSB,
   used by the PEs and the elementwise unit) makes the comparison fail, while the same images
   through the real RTL stay identical;
+* the fused arrays (``DOT_K`` = 8, ``ALIGN_BITS`` = 16, both multipliers): the same 4 images
+  bit-identical to the model's ``acc=fused`` modes (and not to the sequential modes), with the
+  cycle count of docs/dot_product.md; a copy of ``dot_datapath`` that pairs the operand lanes
+  wrongly is caught;
 * the cocotb + Icarus reference flow (``sim/cosim_step.py`` on ``sim/hdl/cosim_step_tb.v``)
   recomputes three steps of one image through a narrower LSTM (hidden 32; on a 1 x 16 array,
   against the Verilator path's 4 x 4) and must agree with the Verilator path bit for bit;
@@ -135,6 +139,97 @@ def _broken_hdl(tmp_path: Path) -> Path:
     return hdl
 
 
+FUSED = [cosim.fused_variant(b, cosim.DEFAULT_DOT_K, cosim.DEFAULT_ALIGN_BITS).name
+         for b in cosim.VARIANTS]
+
+
+def _array_cycles(m: int, k: int, n: int, dot_k: int, rows: int = 4, cols: int = 4) -> int:
+    """docs/mac_array.md, docs/dot_product.md: an isolated tile takes beats + ROWS + COLS cycles,
+    each further one max(beats, ROWS) more back to back; beats = ceil(K / DOT_K)."""
+    beats = -(-k // dot_k)
+    tiles = -(-m // rows) * -(-n // cols)
+    return (tiles - 1) * max(beats, rows) + beats + rows + cols
+
+
+@pytest.mark.parametrize("variant", FUSED)
+def test_fused_rtl_logits_bit_identical(variant: str, network, images, tmp_path) -> None:
+    """The array of fused dot_pe PEs: every logit equals the model in the matching
+    ``acc=fused`` mode, differs from the sequential mode's somewhere (so the comparison is
+    against the fused arithmetic), and the array takes the documented cycles."""
+    x_seq, labels = images
+    v = cosim.variant(variant)
+    assert v.dot_k == 8 and v.align_bits == 16 and v.mode.endswith(":acc=fused,k=8,align=16")
+    doc = cosim.run(network, x_seq, labels, [variant], tmp_path / "cosim.json", progress=False,
+                    log=lambda s: None)
+    s = doc["summary"][variant]
+    assert s["images"] == N_IMAGES and s["identical"] == N_IMAGES, s
+    stored = np.array([[int(h, 16) for h in doc["variants"][variant]["images"][str(i)]["logits"]]
+                       for i in range(N_IMAGES)], dtype=np.uint32)
+    mode = parse_mode(v.mode)
+    assert mode.accumulate == lmul.Fused(8, 16)
+    assert np.array_equal(stored, _bits(lstm.forward_logits(network, x_seq, mode)))
+    seq = parse_mode(cosim.VARIANTS[variant.split("-")[0]].mode)
+    assert not np.array_equal(stored, _bits(lstm.forward_logits(network, x_seq, seq)))
+    # One batch of 4 images: 28 gate products [4, 156] x [156, 512], then the head [4, 128] x
+    # [128, 10].
+    k_gate, n_gate = network.w.shape
+    cycles = (x_seq.shape[1] * _array_cycles(4, k_gate, n_gate, 8)
+              + _array_cycles(4, *network.fc_w.shape, 8))
+    assert s["array_cycles_per_image"] == round(cycles / N_IMAGES, 1)
+    tiles = x_seq.shape[1] * n_gate // 4 + 3
+    assert s["tiles_per_image"] == round(tiles / N_IMAGES, 1)
+    assert "dot_pe (DOT_K=8, ALIGN_BITS=16)" in (tmp_path / "cosim.md").read_text()
+
+
+def test_model_fused_mode_takes_the_fused_gates(network, images) -> None:
+    """forward_logits (W prepared once) equals the cell stepped with mode.matmul in a fused mode:
+    the prepared gate product must accumulate as the mode says, as the RTL does."""
+    x_seq = images[0][:, 8:12]  # rows through the strokes (the first rows are blank)
+    mode = parse_mode(cosim.variant(FUSED[0]).mode)
+    h = np.zeros((N_IMAGES, network.hidden), np.float32)
+    c = np.zeros_like(h)
+    for t in range(x_seq.shape[1]):
+        h, c = lstm.cell_step(network, x_seq[:, t], h, c, mode)
+    stepped = _bits(mode.head_matmul(h, network.fc_w, network.fc_b))
+    assert np.array_equal(_bits(lstm.forward_logits(network, x_seq, mode)), stepped)
+
+
+def _broken_dot_hdl(tmp_path: Path) -> Path:
+    """A copy of hdl/ whose dot_datapath multiplies lane i of A by lane K-1-i of B."""
+    hdl = tmp_path / "hdl_broken_dot"
+    shutil.copytree(rtlsim.HDL_DIR, hdl)
+    path = hdl / "dot_datapath.v"
+    src = path.read_text()
+    line = ".b(b[i*W+:W]),"
+    assert src.count(line) == 1, "dot_datapath.v changed: update the mutation in this test"
+    path.write_text(src.replace(line, ".b(b[(K-1-i)*W+:W]),"))
+    return hdl
+
+
+def test_broken_fused_rtl_is_caught(network, images, tmp_path) -> None:
+    """Two steps and the head through the fused array: identical to the model with hdl/, not
+    with the copy whose dot_datapath pairs the operand lanes wrongly."""
+    x_seq = images[0][:, 8:10]  # rows through the strokes: non-zero gate operands
+    v = cosim.variant(FUSED[0])
+    mode = parse_mode(v.mode)
+    ref = _bits(lstm.forward_logits(network, x_seq, mode))
+    for dirs, same in ((None, True), ([_broken_dot_hdl(tmp_path)], False)):
+        with cosim.Hardware(mode.cfg, v.multiplier, hdl_dirs=dirs, dot_k=v.dot_k,
+                            align_bits=v.align_bits) as hw:
+            got = _bits(cosim.rtl_forward(hw, cosim.CellBits.on(hw, network), x_seq))
+        assert np.array_equal(got, ref) == same
+
+
+def test_variant_names() -> None:
+    assert cosim.variant("bf16-k4-a24") == cosim.Variant(
+        "bf16-k4-a24", "bf16:acc=fused,k=4,align=24", 1, "fp_mul", 4, 24)
+    assert cosim.default_variants(4, 24) == ["lmul", "bf16", "lmul-k4-a24", "bf16-k4-a24"]
+    for bad, msg in (("fp64-k4-a8", "unknown variant"), ("lmul-k1-a8", "DOT_K must be 2..64"),
+                     ("lmul-k4-a300", "ALIGN_BITS must be 1..276"), ("lmul4", "unknown")):
+        with pytest.raises(ValueError, match=msg):
+            cosim.variant(bad)
+
+
 def test_broken_rtl_is_caught(network, images, tmp_path) -> None:
     x_seq = images[0][:, :2]  # two steps are plenty for a wrong multiplier to show
     mode = parse_mode("lmul")
@@ -191,22 +286,23 @@ def test_icarus_reference_flow_agrees(verilator_rtl: str, images, tmp_path) -> N
     assert "differs from the Verilator path" in reports, reports[-2000:]
 
 
-@pytest.mark.parametrize(("m", "k", "n"), [(4, 1, 4), (4, 156, 512), (5, 3, 7), (1, 2, 1)])
-def test_array_driver_products_and_cycles(m: int, k: int, n: int) -> None:
+@pytest.mark.parametrize("dot_k", [1, 8])
+@pytest.mark.parametrize(("m", "k", "n"), [(4, 1, 4), (4, 156, 512), (5, 3, 7), (1, 9, 1)])
+def test_array_driver_products_and_cycles(m: int, k: int, n: int, dot_k: int) -> None:
+    """Sequential and fused (DOT_K = 8, ALIGN_BITS = 16; K = 9: a chunk of 8 and one of 1)."""
     cfg = lmul.LMulConfig()
     rng = np.random.default_rng(m * 1000 + k)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = (rng.standard_normal((k, n)) * 0.2).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    with cosim.Hardware(cfg, 0) as hw:
+    with cosim.Hardware(cfg, 0, dot_k=dot_k, align_bits=16) as hw:
         y = hw.matmul_bits(lmul.round_to_format_bits(a, cfg.fmt),
                            lmul.round_to_format_bits(b, cfg.fmt), bias)
-        cycles = hw.take_counters().array_cycles
-    assert np.array_equal(_bits(y), _bits(lmul.matmul(a, b, bias, cfg)))
-    tiles = -(-m // 4) * -(-n // 4)
-    # docs/mac_array.md: an isolated tile takes K + ROWS + COLS cycles, each further one
-    # max(K, ROWS) more when they run back to back.
-    assert cycles == (tiles - 1) * max(k, 4) + k + 4 + 4
+        cnt = hw.take_counters()
+    acc = lmul.Fused(dot_k, 16) if dot_k > 1 else None
+    assert np.array_equal(_bits(y), _bits(lmul.matmul(a, b, bias, cfg, accumulate=acc)))
+    assert cnt.array_cycles == _array_cycles(m, k, n, dot_k)
+    assert cnt.array_tiles == -(-m // 4) * -(-n // 4)
 
 
 def test_array_driver_rejects_bad_sizes() -> None:
