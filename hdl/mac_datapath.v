@@ -8,8 +8,9 @@
 //   0 (default): lmul_core, the L-Mul approximation (OFFSET, SATURATE as there);
 //   1: fp_mul, the exact IEEE product rounded (RNE) to the operand format; SUBNORMALS as there
 //      (1, the default, is the model's exact mode: lmul.matmul(..., multiplier="exact")).
-// The product is widened exactly to binary32 (fmt_to_fp32), so with acc the running binary32
-// sum this is one k-step acc = fl32(acc + widen(mul(a, b))) of lmul.matmul.
+// The product is widened exactly to binary32 (fmt_to_fp32); mul and the widening are mul_widen,
+// shared with dot_datapath. With acc the running binary32 sum this is one k-step
+// acc = fl32(acc + widen(mul(a, b))) of lmul.matmul.
 // Operands: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; EXP_BITS 2..8, MAN_BITS 1..23 (checked
 // by the instantiated modules); OFFSET and SATURATE are ignored (but still range-checked) with
 // MULTIPLIER = 1, SUBNORMALS is ignored with MULTIPLIER = 0.
@@ -28,10 +29,7 @@ module mac_datapath #(
     output wire [31:0]                y
 );
 
-  localparam integer W = 1 + EXP_BITS + MAN_BITS;
-
-  wire [W-1:0] prod;
-  wire [31:0]  prod32;
+  wire [31:0] prod32;
 
   generate
     `LMUL_PARAM_CHECK(MULTIPLIER == 0 || MULTIPLIER == 1, g_bad_multiplier,
@@ -48,36 +46,18 @@ module mac_datapath #(
     `LMUL_PARAM_CHECK(SATURATE == 0 || SATURATE == 1, g_bad_saturate,
                       PARAMETER_ERROR__mac_datapath__SATURATE_must_be_0_or_1,
                       ("mac_datapath: SATURATE=%0d must be 0 or 1", SATURATE))
-
-    if (MULTIPLIER == 1) begin : g_exact
-      fp_mul #(
-          .EXP_BITS  (EXP_BITS),
-          .MAN_BITS  (MAN_BITS),
-          .SUBNORMALS(SUBNORMALS)
-      ) u_mul (
-          .a(a),
-          .b(b),
-          .y(prod)
-      );
-    end else begin : g_lmul
-      lmul_core #(
-          .EXP_BITS(EXP_BITS),
-          .MAN_BITS(MAN_BITS),
-          .OFFSET  (OFFSET),
-          .SATURATE(SATURATE)
-      ) u_mul (
-          .a(a),
-          .b(b),
-          .y(prod)
-      );
-    end
   endgenerate
 
-  fmt_to_fp32 #(
-      .EXP_BITS(EXP_BITS),
-      .MAN_BITS(MAN_BITS)
-  ) u_widen (
-      .x(prod),
+  mul_widen #(
+      .EXP_BITS  (EXP_BITS),
+      .MAN_BITS  (MAN_BITS),
+      .OFFSET    (OFFSET),
+      .SATURATE  (SATURATE),
+      .MULTIPLIER(MULTIPLIER),
+      .SUBNORMALS(SUBNORMALS)
+  ) u_mul (
+      .a(a),
+      .b(b),
       .y(prod32)
   );
 
