@@ -495,6 +495,12 @@ def _group_rows(nz, man, rlo, rhi, quads, pairs, singles):
 
 
 @njit
+def _mag(x, v):
+    """A single-add product's magnitude bits (A's half ``x``, B's ``v``)."""
+    return _i32(_i32(x + v) & 0x7FFFFFFF)
+
+
+@njit
 def _prod(x, b, j):
     """A single-add product's float32: A's half plus B's, the bits wrapping mod 2**32."""
     return _bits_f32(_i32(x + b[j]))
@@ -649,6 +655,174 @@ _window_sum_step32 = _make_window_step(np.int32)
 _window_sum_step64 = _make_window_step(np.int64)
 
 
+def _make_window_pair(ity):
+    """:func:`_window_pair32`: the window step for two rows of A at once, sums in ``ity``."""
+
+    @njit
+    def term(x, v, s):
+        return ity(_bits_f32(_i32(x + v)) * s)
+
+    def window_pair(bpre, nz, x, y, rowr, align, acc, acc1, em, em1, sc, sc1, isum, isum1):
+        cs = acc.size
+        for j in range(cs):
+            em[j] = _i32(_f32_bits(acc[j]) & 0x7FFFFFFF)
+            em1[j] = _i32(_f32_bits(acc1[j]) & 0x7FFFFFFF)
+        n4 = nz - nz % 4
+        n8 = nz - nz % 8
+        for g in range(0, n8, 8):
+            x0, x1, x2, x3 = x[g], x[g + 1], x[g + 2], x[g + 3]
+            x4, x5, x6, x7 = x[g + 4], x[g + 5], x[g + 6], x[g + 7]
+            y0, y1, y2, y3 = y[g], y[g + 1], y[g + 2], y[g + 3]
+            y4, y5, y6, y7 = y[g + 4], y[g + 5], y[g + 6], y[g + 7]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+            b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+            b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+            b4 = bpre[rowr[g + 4]:rowr[g + 4] + cs]
+            b5 = bpre[rowr[g + 5]:rowr[g + 5] + cs]
+            b6 = bpre[rowr[g + 6]:rowr[g + 6] + cs]
+            b7 = bpre[rowr[g + 7]:rowr[g + 7] + cs]
+            for j in range(cs):
+                v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+                v4, v5, v6, v7 = b4[j], b5[j], b6[j], b7[j]
+                em[j] = max(max(max(_mag(x0, v0), _mag(x1, v1)), max(_mag(x2, v2), _mag(x3, v3))),
+                            max(max(_mag(x4, v4), _mag(x5, v5)),
+                                max(max(_mag(x6, v6), _mag(x7, v7)), em[j])))
+                em1[j] = max(max(max(_mag(y0, v0), _mag(y1, v1)), max(_mag(y2, v2), _mag(y3, v3))),
+                             max(max(_mag(y4, v4), _mag(y5, v5)),
+                                 max(max(_mag(y6, v6), _mag(y7, v7)), em1[j])))
+        for g in range(n8, n4, 4):
+            x0, x1, x2, x3 = x[g], x[g + 1], x[g + 2], x[g + 3]
+            y0, y1, y2, y3 = y[g], y[g + 1], y[g + 2], y[g + 3]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+            b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+            b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+            for j in range(cs):
+                v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+                em[j] = max(max(em[j], _i32(_i32(x0 + v0) & 0x7FFFFFFF)),
+                            max(max(_i32(_i32(x1 + v1) & 0x7FFFFFFF),
+                                    _i32(_i32(x2 + v2) & 0x7FFFFFFF)),
+                                _i32(_i32(x3 + v3) & 0x7FFFFFFF)))
+                em1[j] = max(max(em1[j], _i32(_i32(y0 + v0) & 0x7FFFFFFF)),
+                             max(max(_i32(_i32(y1 + v1) & 0x7FFFFFFF),
+                                     _i32(_i32(y2 + v2) & 0x7FFFFFFF)),
+                                 _i32(_i32(y3 + v3) & 0x7FFFFFFF)))
+        for g in range(n4, nz):
+            x0, y0 = x[g], y[g]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            for j in range(cs):
+                em[j] = max(em[j], _i32(_i32(x0 + b0[j]) & 0x7FFFFFFF))
+                em1[j] = max(em1[j], _i32(_i32(y0 + b0[j]) & 0x7FFFFFFF))
+        e_min = _i32(255)
+        for j in range(cs):
+            e = max(_sra(em[j], 23), _i32(1))
+            e1 = max(_sra(em1[j], 23), _i32(1))
+            em[j] = e
+            em1[j] = e1
+            e_min = min(e_min, min(e, e1))
+        if e_min < align or e_min == 1:
+            return -1
+        for j in range(cs):
+            s0 = _bits_f32(_i32(_i32(align + 254 - em[j]) << 23))
+            s1 = _bits_f32(_i32(_i32(align + 254 - em1[j]) << 23))
+            sc[j] = s0
+            sc1[j] = s1
+            isum[j] = ity(acc[j] * s0)
+            isum1[j] = ity(acc1[j] * s1)
+        for g in range(0, n8, 8):
+            x0, x1, x2, x3 = x[g], x[g + 1], x[g + 2], x[g + 3]
+            x4, x5, x6, x7 = x[g + 4], x[g + 5], x[g + 6], x[g + 7]
+            y0, y1, y2, y3 = y[g], y[g + 1], y[g + 2], y[g + 3]
+            y4, y5, y6, y7 = y[g + 4], y[g + 5], y[g + 6], y[g + 7]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+            b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+            b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+            b4 = bpre[rowr[g + 4]:rowr[g + 4] + cs]
+            b5 = bpre[rowr[g + 5]:rowr[g + 5] + cs]
+            b6 = bpre[rowr[g + 6]:rowr[g + 6] + cs]
+            b7 = bpre[rowr[g + 7]:rowr[g + 7] + cs]
+            for j in range(cs):
+                v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+                v4, v5, v6, v7 = b4[j], b5[j], b6[j], b7[j]
+                s0 = sc[j]
+                s1 = sc1[j]
+                t0 = ity(ity(term(x0, v0, s0) + term(x1, v1, s0))
+                         + ity(term(x2, v2, s0) + term(x3, v3, s0)))
+                t1 = ity(ity(term(x4, v4, s0) + term(x5, v5, s0))
+                         + ity(term(x6, v6, s0) + term(x7, v7, s0)))
+                u0 = ity(ity(term(y0, v0, s1) + term(y1, v1, s1))
+                         + ity(term(y2, v2, s1) + term(y3, v3, s1)))
+                u1 = ity(ity(term(y4, v4, s1) + term(y5, v5, s1))
+                         + ity(term(y6, v6, s1) + term(y7, v7, s1)))
+                isum[j] = ity(isum[j] + ity(t0 + t1))
+                isum1[j] = ity(isum1[j] + ity(u0 + u1))
+        for g in range(n8, n4, 4):
+            x0, x1, x2, x3 = x[g], x[g + 1], x[g + 2], x[g + 3]
+            y0, y1, y2, y3 = y[g], y[g + 1], y[g + 2], y[g + 3]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            b1 = bpre[rowr[g + 1]:rowr[g + 1] + cs]
+            b2 = bpre[rowr[g + 2]:rowr[g + 2] + cs]
+            b3 = bpre[rowr[g + 3]:rowr[g + 3] + cs]
+            for j in range(cs):
+                v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+                s0 = sc[j]
+                s1 = sc1[j]
+                t01 = ity(ity(_bits_f32(_i32(x0 + v0)) * s0)
+                          + ity(_bits_f32(_i32(x1 + v1)) * s0))
+                t23 = ity(ity(_bits_f32(_i32(x2 + v2)) * s0)
+                          + ity(_bits_f32(_i32(x3 + v3)) * s0))
+                u01 = ity(ity(_bits_f32(_i32(y0 + v0)) * s1)
+                          + ity(_bits_f32(_i32(y1 + v1)) * s1))
+                u23 = ity(ity(_bits_f32(_i32(y2 + v2)) * s1)
+                          + ity(_bits_f32(_i32(y3 + v3)) * s1))
+                isum[j] = ity(isum[j] + ity(t01 + t23))
+                isum1[j] = ity(isum1[j] + ity(u01 + u23))
+        for g in range(n4, nz):
+            x0, y0 = x[g], y[g]
+            b0 = bpre[rowr[g]:rowr[g] + cs]
+            for j in range(cs):
+                isum[j] = ity(isum[j] + ity(_bits_f32(_i32(x0 + b0[j])) * sc[j]))
+                isum1[j] = ity(isum1[j] + ity(_bits_f32(_i32(y0 + b0[j])) * sc1[j]))
+        for j in range(cs):
+            inv = _bits_f64(np.int64(1023 - 127 - align + em[j]) << 52)
+            inv1 = _bits_f64(np.int64(1023 - 127 - align + em1[j]) << 52)
+            acc[j] = np.float32(np.float64(isum[j]) * inv)
+            acc1[j] = np.float32(np.float64(isum1[j]) * inv1)
+        return np.int64(0)
+
+    window_pair.__doc__ = _PAIR_DOC
+    return njit(window_pair)
+
+
+_PAIR_DOC = """:func:`_window_sum_step32` for two rows of A whose steps have the same nonzero
+    rows ``rowr`` of B (A's halves ``x`` and ``y``, accumulators ``acc`` and ``acc1``): each
+    load of B serves both rows' products; the same integer sums, so the same bits. Returns -1
+    (nothing written) when either row's step would return -1, else 0."""
+
+_window_pair32 = _make_window_pair(np.int32)
+
+
+@njit
+def _window_route(ok, acc, p_hi, p_low, wf, narrow, align):
+    """The route of a step whose rows :func:`_lmul_rows` judged (``ok``, bounds): 0 the exact
+    step, 1 the int32 window step, 2 the int64 window step, -1 the general path."""
+    if not ok:
+        return -1
+    a_hi, a_low = _acc_bounds(acc)
+    e_hi = max(p_hi, a_hi)
+    if e_hi >= 255:
+        return -1
+    if e_hi - min(p_low, a_low) <= wf:
+        return 0
+    if narrow:
+        return 1
+    if align <= wf:
+        return 2
+    return -1
+
+
 @njit(parallel=True, cache=True)
 def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len, chunk, prm,
                k, align, wf, out):
@@ -656,10 +830,99 @@ def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_le
     (B from ``prep_lmul_b``), steps of ``k`` products, window ``align`` bits, float64 window
     ``wf`` (:func:`float64_window`). The products are the bits ``matmul_lmul`` adds, by the
     same paths. Steps of single-add rows take :func:`_exact_sum_step` (nothing truncated) or
-    :func:`_window_sum_step32`/``64`` (windows up to ``wf``), the others :func:`_fused_tile`."""
+    :func:`_window_sum_step32`/``64`` (windows up to ``wf``), the others :func:`_fused_tile`.
+    Where the int32 window step applies, tiles are (pair of rows, column chunk), and a step
+    that takes it in both rows with no zero product takes :func:`_window_pair32` (both rows
+    in one pass over B)."""
     # int32 window sums: every truncated term is below 2**(align + 1), k + 1 of them.
     narrow = align + 1 + _ceil_log2(k + 1) <= 31
     man = prm[_P_M]
+    if narrow:
+        # Tiles of two rows: the int32 window steps of both share each load of B.
+        n_chunks = (n_len + chunk - 1) // chunk
+        n_pairs = (m_len + 1) // 2
+        n_tiles = n_pairs * n_chunks
+        n_blocks = min(n_tiles, _BLOCKS)
+        for blk in prange(n_blocks):
+            # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
+            pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
+            a32r = np.empty(k, dtype=np.int32)
+            rowr = np.empty(k, dtype=np.int64)
+            rlo = np.empty(k, dtype=np.int64)
+            rhi = np.empty(k, dtype=np.int64)
+            b32r = np.empty(k, dtype=np.int32)
+            rowr1 = np.empty(k, dtype=np.int64)
+            rlo1 = np.empty(k, dtype=np.int64)
+            rhi1 = np.empty(k, dtype=np.int64)
+            grp = np.empty(7 * k, dtype=np.int64)
+            sc32 = np.empty(chunk, dtype=np.float32)
+            sc32b = np.empty(chunk, dtype=np.float32)
+            em1 = np.empty(chunk, dtype=np.int32)
+            isum = np.empty(chunk, dtype=np.int32)
+            isum1 = np.empty(chunk, dtype=np.int32)
+            isum64 = np.empty(chunk, dtype=np.int64)
+            for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
+                m0 = 2 * (tile // n_chunks)
+                two = m0 + 1 < m_len
+                n0 = (tile % n_chunks) * chunk
+                n1 = min(n0 + chunk, n_len)
+                cs = n1 - n0
+                acc = out[m0 * n_len + n0:m0 * n_len + n1]
+                acc[:] = bias[n0:n1]
+                m1 = m0 + 1 if two else m0
+                acc1 = out[m1 * n_len + n0:m1 * n_len + n1]
+                if two:
+                    acc1[:] = bias[n0:n1]
+                for c0 in range(0, k_len, k):
+                    nk = min(k, k_len - c0)
+                    if two:
+                        ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m0, k_len,
+                                                         n_len, n0, c0, nk, prm, a32r, rowr, rlo,
+                                                         rhi)
+                        ok1, nz1, p_hi1, p_low1 = _lmul_rows(af, fbmin, fbmax, special, m1, k_len,
+                                                             n_len, n0, c0, nk, prm, b32r, rowr1,
+                                                             rlo1, rhi1)
+                        # No zero product in either row: both use every row of B, rowr == rowr1.
+                        if ok and ok1 and nz == nk and nz1 == nk:
+                            rt = _window_route(ok, acc, p_hi, p_low, wf, narrow, align)
+                            rt1 = _window_route(ok1, acc1, p_hi1, p_low1, wf, narrow, align)
+                            if rt == 1 and rt1 == 1:
+                                st = _window_pair32(bpre, nz, a32r, b32r, rowr, align, acc, acc1,
+                                                    em, em1, sc32, sc32b, isum, isum1)
+                                if st == 0:
+                                    continue
+                    for r in range(1 if two else 0, -1, -1):
+                        mr = m0 + r
+                        accr = out[mr * n_len + n0:mr * n_len + n1]
+                        ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, mr, k_len,
+                                                         n_len, n0, c0, nk, prm, a32r, rowr, rlo,
+                                                         rhi)
+                        state = -1  # -1: general path; 0: done; 1: done but for zero results
+                        if ok:
+                            a_hi, a_low = _acc_bounds(accr)
+                            e_hi = max(p_hi, a_hi)
+                            if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
+                                state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, man, rlo,
+                                                                 rhi, accr, s64, lost, grp))
+                            elif narrow and e_hi < 255:
+                                state = _window_sum_step32(bpre, nz, a32r, rowr, align, accr, em,
+                                                           sc32, isum, lost)
+                            elif align <= wf and e_hi < 255:
+                                state = _window_sum_step64(bpre, nz, a32r, rowr, align, accr, em,
+                                                           sc32, isum64, lost)
+                        if state == 0:
+                            continue
+                        _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, mr, k_len, n_len,
+                                       n0, n1, c0, nk, prm, pb)
+                        if state == 1:
+                            _redo_columns(accr, pb, nk, k, cs, align, lost, tb, limbs)
+                        else:
+                            _fused_tile(accr, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb,
+                                        limbs)
+                _canonical_nans(acc)
+                if two:
+                    _canonical_nans(acc1)
+        return
     n_chunks = (n_len + chunk - 1) // chunk
     n_tiles = m_len * n_chunks
     n_blocks = min(n_tiles, _BLOCKS)
