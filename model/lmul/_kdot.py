@@ -10,7 +10,9 @@ B is prepared by the same ``prep_*_b`` kernels. A step of ``k`` products takes o
   without a product buffer: :func:`_exact_sum_step` when the tile's exponent bounds prove that
   no term loses a bit (the float64 sum is then exact; one conversion rounds it), else
   :func:`_window_sum_step32` / ``64`` (per column ``emax``, each term scaled to the window's
-  LSB in float32 and converted to an integer truncating toward zero, integer sums);
+  LSB in float32 and converted to an integer truncating toward zero, integer sums); where the
+  int32 window applies, two rows of A whose steps both take it with no zero product share the
+  pass over B (:func:`_window_pair32`);
 * any other step (other multipliers, specials, under/overflowing products, windows wider than
   float64 holds): the products' bits into a buffer ``[k, chunk]`` by the sequential kernels'
   per-row paths, then :func:`_fused_tile`: ``emax`` per column, terms scaled exactly in float64,
