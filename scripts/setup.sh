@@ -47,7 +47,7 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
   echo "setup: installing torch==2.14.1 torchvision==0.29.1 (large, once)"
   "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
 fi
-echo "setup: installing the lmul package, test dependencies, FuseSoC and Ray"
-"$VENV/bin/pip" install -q -e ".[test,ray,fusesoc]"
+echo "setup: installing the lmul package, test dependencies, FuseSoC, Ray, yowasp (FPGA)"
+"$VENV/bin/pip" install -q -e ".[test,ray,fusesoc,fpga]"
 touch "$VENV/.setup-base" "$VENV/.setup-done"
 echo "setup: done"
