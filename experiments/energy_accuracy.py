@@ -266,8 +266,32 @@ def _find(rows: Sequence[dict[str, Any]], unit: str, top: str, k: int = 1,
     return None
 
 
-def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> dict[str, Any]:
-    """The three verdicts of the study (see the module docstring), as numbers."""
+def cell_rest(cost_doc: dict[str, Any], unit: str) -> dict[str, Any] | None:
+    """The rest of the LSTM cell per MNIST image for a design whose multiplier is ``unit``
+    (``exact``; any L-Mul unit takes the ``lmul`` element-wise multiplier): from the cost rows
+    of ``syn.cost --levels cell`` (BF16), each unit's pJ per operation (MNIST operands, cell
+    delays) x its operations per image (``meta.cell_ops_per_image`` of the cost file);
+    ``{"pj": {variant: pJ}, "uj": total}``, or None when a unit is missing."""
+    ops = cost_doc["meta"].get("cell_ops_per_image")
+    if not ops:
+        return None
+    mul_unit = "exact" if unit == "exact" else "lmul"
+    pj = {}
+    for variant in ops:
+        want = mul_unit if variant == "ewmul" else "common"
+        hit = [r for r in cost_doc["designs"] if r.get("level") == "cell"
+               and r.get("format") == "bf16" and r.get("unit") == want
+               and r.get("variant") == variant]
+        if not hit or ENERGY_KEY not in hit[0]["runs"]:
+            return None
+        pj[variant] = _per_op(hit[0], ENERGY_KEY)
+    return {"pj": pj, "uj": sum(ops[v] * e for v, e in pj.items()) * 1e-6}
+
+
+def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
+             cell: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    """The three verdicts of the study (see the module docstring), as numbers; ``cell``
+    (``exact`` / ``lmul`` -> :func:`cell_rest`) adds the whole cell's energy per image."""
     base = _find(rows, "exact", "mac_pe")
     out: dict[str, Any] = {"baseline": base["design"] if base else None}
     if base is None:
@@ -303,6 +327,15 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> dict[st
                chosen_clkreg_pj=chosen["clkreg_mnist_pj"],
                per_image_uj=chosen["e_mnist_pj"] * MACS_PER_IMAGE * 1e-6,
                baseline_per_image_uj=e0 * MACS_PER_IMAGE * 1e-6)
+    rest_l, rest_e = (cell or {}).get("lmul"), (cell or {}).get("exact")
+    if rest_l is not None and rest_e is not None:
+        mine = rest_e if chosen["unit"] == "exact" else rest_l
+        img = out["per_image_uj"] + mine["uj"]
+        img0 = out["baseline_per_image_uj"] + rest_e["uj"]
+        out.update(cell_rest_uj=mine["uj"], baseline_cell_rest_uj=rest_e["uj"],
+                   cell_pj=mine["pj"], baseline_cell_pj=rest_e["pj"],
+                   cell_per_image_uj=img, baseline_cell_per_image_uj=img0,
+                   cell_per_image_ratio=img / img0)
     return out
 
 
@@ -400,8 +433,13 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
             f"3. **Per image** (MNIST LSTM, {MACS_PER_IMAGE:,} MACs): "
             f"{v['per_image_uj']:.0f} uJ vs {v['baseline_per_image_uj']:.0f} uJ on the "
             "sequential exact PE (PE energy per MAC x MACs; in docs/results/cost.md the 4x4 "
-            "array's MAC costs what its PE's does within 1 %; element-wise products not "
-            "included).",
+            "array's MAC costs what its PE's does within 1 %)"
+            + (f"; **the whole cell** (array + element-wise products, the binary32 adder, the "
+               f"activation unit and the conversions of `syn.cost --levels cell`): "
+               f"{v['cell_per_image_uj']:.0f} uJ vs {v['baseline_cell_per_image_uj']:.0f} uJ, "
+               f"**{v['cell_per_image_ratio']:.3f}x** (the rest of the cell "
+               f"{v['cell_rest_uj']:.0f} vs {v['baseline_cell_rest_uj']:.0f} uJ)."
+               if "cell_per_image_uj" in v else "; element-wise products not included."),
             "",
             f"Where `{b}`'s {v['chosen_pj']:.1f} pJ/MAC go: clock + registers "
             f"{v['chosen_clkreg_pj']:.1f} pJ ({100 * v['chosen_clkreg_share']:.0f} %), "
@@ -460,6 +498,7 @@ def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
     by_name: dict[str, dict[str, Any]] = {}
     superseded: list[str] = []
     commands, settings = [], None
+    cell_ops: dict[str, int] | None = None
     for path in paths:
         if not path.is_file():
             raise JoinError(f"{path} not found; run `python -m syn.cost --levels dot --formats "
@@ -478,7 +517,9 @@ def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
                 superseded.append(f"{r['name']} (by {path})")
                 del by_name[r["name"]]
             by_name[r.get("name")] = r
-    return {"meta": {"command": "; ".join(commands), "superseded": superseded},
+        cell_ops = doc["meta"].get("cell_ops_per_image") or cell_ops
+    return {"meta": {"command": "; ".join(commands), "superseded": superseded,
+                     "cell_ops_per_image": cell_ops},
             "designs": list(by_name.values())}
 
 
@@ -504,7 +545,7 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
         r["ratio_to_seq_exact"] = r["e_mnist_pj"] / e0
     pts = [(r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
     front = [rows[i]["design"] for i in pareto(pts)]
-    v = verdicts(rows, p.datasets)
+    v = verdicts(rows, p.datasets, {u: cell_rest(cost_doc, u) for u in ("exact", "lmul")})
     meta = {"command": command, "cost_command": cost_doc["meta"]["command"],
             "cost_superseded": cost_doc["meta"]["superseded"],
             "preset": p.name, "seeds": list(p.seeds), "epochs": p.epochs,

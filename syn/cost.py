@@ -9,6 +9,9 @@ for each design:
   presets of ``lmul.PRESETS``);
 * ``pe``: ``mac_pe`` (``MULTIPLIER`` 0 = L-Mul, 1 = exact) per format;
 * ``array``: ``mac_array`` 4 x 4, both multipliers (default BF16, the LSTM's format);
+* ``cell``: the rest of the LSTM cell (:func:`syn.designs.cell_units`: element-wise
+  multiplier per unit, binary32 adder, activation unit, conversions), for the array's formats,
+  so that the energy of a classified image covers the whole cell;
 * ``dot`` (not in the default levels; ``--levels dot``, ``make energy-accuracy``'s cost side):
   the energy-accuracy sweep of :func:`syn.designs.dot_sweep`, the sequential ``mac_pe`` and the
   fused ``dot_pe`` for ``--dot-k`` x ``--dot-align``, each with the multipliers of
@@ -89,8 +92,10 @@ from .designs import designs as _designs
 from .designs import hdl_sources as _hdl_sources
 from .report import write_outputs
 from .stimuli import (
+    CELL_OPS_PER_IMAGE,
     COST_FORMATS,
     DEFAULT_OPERANDS,
+    MACS_PER_IMAGE,
     STIMULUS_VERSION,
     WORKLOADS,
     MnistOperands,
@@ -105,7 +110,7 @@ FLOW_VERSION = "cost-flow-2"  # bump when a change of the flow changes measured 
 #: Formats measured by default (names of ``lmul.PRESETS``; fp32 is too large to be useful here).
 DEFAULT_FORMATS = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 DEFAULT_ARRAY_FORMATS = ("bf16",)
-LEVELS = ("mul", "pe", "array")
+LEVELS = ("mul", "pe", "array", "cell")
 TIMINGS = ("zero", "specify")
 
 
@@ -135,12 +140,15 @@ def designs(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LE
             dot: DotSelection | None = None) -> list[Design]:
     """All designs for ``formats`` x ``levels`` (arrays only for ``array_formats``): the
     ``cost`` rows of :data:`syn.designs.FLOWS`, multipliers and PEs format by format, then
-    the arrays, then the ``dot`` sweep (``dot``, default :class:`DotSelection`) per format."""
+    the arrays and the ``cell`` units, then the ``dot`` sweep (``dot``, default
+    :class:`DotSelection`) per format."""
     check_levels("cost", levels)
     per_format = [lv for lv in ("mul", "pe") if lv in levels]
     out = _designs("cost", formats, per_format, COST_FORMATS)
     if "array" in levels:
         out += _designs("cost", array_formats, ["array"], COST_FORMATS)
+    if "cell" in levels:
+        out += _designs("cost", array_formats, ["cell"], COST_FORMATS)
     if "dot" in levels:
         sel = dot or DotSelection()
         for name in formats:
@@ -184,7 +192,7 @@ class Tools:
 
 #: The stated clock of each level (ns): every energy and power figure is at this clock, the
 #: same for the L-Mul and the exact variant; each design's minimum period must fit in it.
-CLOCK_NS = {"mul": 20.0, "pe": 50.0, "array": 50.0, "dot": 100.0}
+CLOCK_NS = {"mul": 20.0, "pe": 50.0, "array": 50.0, "dot": 100.0, "cell": 50.0}
 
 
 def _period_for(design: Design, min_period_ns: float) -> float:
@@ -352,7 +360,7 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
         log(f"{design.name}: equivalence check")
         stim = workload_stimulus(design, "check", sizes, seed, None)
         res = run_sim("check", "zero", stim, dump=False)
-        if design.unit == "lmul" and design.level == "mul":
+        if design.top == "lmul_core":
             cfg = lmul.LMulConfig(design.param_dict["EXP_BITS"], design.param_dict["MAN_BITS"])
             want = lmul.lmul_bits(np.array(stim.values["a"], dtype=np.uint32),
                                   np.array(stim.values["b"], dtype=np.uint32), cfg)
@@ -412,7 +420,9 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
     mnist = None
     meta: dict[str, Any] = {"command": command, "seed": seed, "versions": tools.versions,
                             "constraints": asdict(constraints), "sizes": asdict(sizes),
-                            "voltage": sc.load_library(tools.liberty).voltage}
+                            "voltage": sc.load_library(tools.liberty).voltage,
+                            "cell_ops_per_image": dict(CELL_OPS_PER_IMAGE),
+                            "macs_per_image": MACS_PER_IMAGE}
     if "mnist" in workloads:
         mnist = load_mnist_operands(operands)
         meta["mnist_source"] = mnist.source
@@ -443,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the process exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--formats", default=",".join(DEFAULT_FORMATS))
-    ap.add_argument("--levels", default=",".join(LEVELS), help="mul,pe,array")
+    ap.add_argument("--levels", default=",".join(LEVELS), help="mul,pe,array,cell,dot")
     ap.add_argument("--array-formats", default=",".join(DEFAULT_ARRAY_FORMATS))
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--timings", default=",".join(TIMINGS))

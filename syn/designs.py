@@ -18,6 +18,12 @@ level (flows)               designs (unit: top, parameters besides EXP_BITS / MA
                             ``mac_pe`` and the fused ``dot_pe`` (K, ALIGN_BITS), each with
                             the exact multiplier, L-Mul at the paper offset and L-Mul at
                             :data:`TUNED_OFFSET`
+``cell`` (cost)             the LSTM cell's arithmetic outside the array
+                            (:func:`cell_units`): the element-wise multiplier (lmul:
+                            ``lmul_core``, exact: ``fp_mul`` SUBNORMALS=1), and, shared by
+                            both (unit ``common``), the binary32 ``fp_add``, ``act_unit``
+                            sigmoid and tanh (set :data:`CELL_ACT_SET`), ``fp_to_fmt`` and
+                            ``fmt_to_fp32``
 ==========================  =============================================================
 
 :data:`FLOWS` is that table. Both flows start their yosys script with :func:`yosys_front_end`
@@ -39,7 +45,7 @@ import lmul
 REPO = Path(__file__).resolve().parents[1]
 HDL = REPO / "hdl"
 ARRAY_ROWS = ARRAY_COLS = 4
-UNIT_LABELS = {"lmul": "L-Mul", "exact": "exact (IEEE subnormals)",
+UNIT_LABELS = {"lmul": "L-Mul", "exact": "exact (IEEE subnormals)", "common": "common",
                "exact_flush": "exact (flush, as L-Mul)"}
 
 
@@ -171,11 +177,37 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
     return out
 
 
+#: The activation unit's parameter set of the ``cell`` level: the cheapest shipped set whose
+#: MNIST / FashionMNIST accuracy CI includes 0 (docs/results/act_accuracy.md).
+CELL_ACT_SET = "pwl64"
+
+
+def cell_units(name: str) -> list[Design]:
+    """The ``cell`` level of one operand format: what the LSTM cell computes besides the gate
+    products (c = f*c + i*g, h = o*tanh(c), the activations, the conversions to and from the
+    format), one combinational unit per design (variant = the operation): ``ewmul`` per
+    multiplier (lmul: ``lmul_core`` at the paper offset; exact: ``fp_mul`` with subnormals),
+    then the units both share (unit ``common``): ``add`` (binary32 ``fp_add``), ``sigmoid`` and
+    ``tanh`` (``act_unit`` FUNC 0 / 1 of :data:`CELL_ACT_SET`), ``to_fmt`` (``fp_to_fmt``) and
+    ``widen`` (``fmt_to_fp32``)."""
+    em = _em(name)
+    segments, coef_bits = lmul.ACT_PRESETS[CELL_ACT_SET]
+    act = (("SEGMENTS", segments), ("COEF_BITS", coef_bits))
+    return [Design("cell", name, "lmul", "lmul_core", (*em, ("SATURATE", 0)), None, "ewmul"),
+            Design("cell", name, "exact", "fp_mul", (*em, ("SUBNORMALS", 1)), None, "ewmul"),
+            Design("cell", name, "common", "fp_add", (("EXP_BITS", 8), ("MAN_BITS", 23)), None,
+                   "add"),
+            Design("cell", name, "common", "act_unit", (("FUNC", 0), *act), None, "sigmoid"),
+            Design("cell", name, "common", "act_unit", (("FUNC", 1), *act), None, "tanh"),
+            Design("cell", name, "common", "fp_to_fmt", em, None, "to_fmt"),
+            Design("cell", name, "common", "fmt_to_fp32", em, None, "widen")]
+
+
 #: flow -> level -> the designs of one format at that level (see the module docstring).
 FLOWS: dict[str, dict[str, Callable[[str], list[Design]]]] = {
     "synth": {"mul": multipliers, "pe": datapaths},
     "cost": {"mul": multipliers, "pe": processing_elements, "array": arrays,
-             "dot": dot_sweep},
+             "dot": dot_sweep, "cell": cell_units},
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sim.lib.fileio import atomic_write_bytes, atomic_write_text
 
 from .designs import UNIT_LABELS
-from .stimuli import DOT_K, ELEMENTWISE_PER_IMAGE, MACS_PER_IMAGE, WORKLOADS
+from .stimuli import CELL_OPS_PER_IMAGE, DOT_K, ELEMENTWISE_PER_IMAGE, MACS_PER_IMAGE, WORKLOADS
 
 
 # --------------------------------------------------------------------------- shared writers
@@ -130,7 +130,7 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for the ``dot`` sweep, whose designs the energy-accuracy study pairs itself)."""
     out = []
     for r in results:
-        if r["unit"] == "lmul" or r["level"] == "dot":
+        if r["unit"] == "lmul" or r["level"] in ("dot", "cell"):
             continue
         lm = _get(results, r["level"], r["format"], "lmul")
         if lm is None:
@@ -147,7 +147,10 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def per_image(results: list[dict[str, Any]], timing: str = "specify") -> dict[str, Any] | None:
     """Energy per classified MNIST image on the L-Mul vs the exact BF16 array: MACs x array
-    energy per MAC + element-wise products x multiplier energy per multiply (mnist workload)."""
+    energy per MAC + element-wise products x multiplier energy per multiply (mnist workload);
+    with the ``cell`` level measured, the whole cell instead: the array's MACs + every cell
+    unit's operations per image (:data:`syn.stimuli.CELL_OPS_PER_IMAGE`) x its energy per
+    operation (the element-wise multiplier of the same unit, the common units for both)."""
     key = f"mnist/{timing}"
     out: dict[str, Any] = {"macs": MACS_PER_IMAGE, "elementwise": ELEMENTWISE_PER_IMAGE,
                            "timing": timing}
@@ -159,7 +162,30 @@ def per_image(results: list[dict[str, Any]], timing: str = "specify") -> dict[st
         e_mac, e_mul = _epo(arr, key), _epo(mul, key)
         out[unit] = {"mac_pj": e_mac, "mul_pj": e_mul,
                      "image_uj": (MACS_PER_IMAGE * e_mac + ELEMENTWISE_PER_IMAGE * e_mul) * 1e-6}
+        cell = cell_energies(results, "bf16", unit, key)
+        if cell is not None:
+            cell_uj = sum(CELL_OPS_PER_IMAGE[v] * e for v, e in cell.items()) * 1e-6
+            out[unit].update({"cell_pj": cell, "array_uj": MACS_PER_IMAGE * e_mac * 1e-6,
+                              "cell_uj": cell_uj,
+                              "image_uj": MACS_PER_IMAGE * e_mac * 1e-6 + cell_uj})
+            out["cell_ops"] = dict(CELL_OPS_PER_IMAGE)
     out["ratio"] = out["lmul"]["image_uj"] / out["exact"]["image_uj"]
+    return out
+
+
+def cell_energies(results: list[dict[str, Any]], fmt: str, unit: str,
+                  key: str) -> dict[str, float] | None:
+    """pJ per operation of each ``cell``-level unit a ``unit`` (``lmul`` / ``exact``) cell
+    uses (variant -> pJ: its own element-wise multiplier, the ``common`` units), or None if one
+    of them has no ``key`` run."""
+    out = {}
+    for variant in CELL_OPS_PER_IMAGE:
+        want = unit if variant == "ewmul" else "common"
+        hit = [r for r in results if (r["level"], r["format"], r["unit"], r.get("variant")) ==
+               ("cell", fmt, want, variant)]
+        if not hit or key not in hit[0]["runs"]:
+            return None
+        out[variant] = _epo(hit[0], key)
     return out
 
 
@@ -226,7 +252,7 @@ def markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
               "input nets pJ | clock + registers pJ | datapath pJ |",
               "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in csv_rows(results):
-        fmax = "—" if row["level"] == "mul" else f"{1000 / row['min_period_ns']:.1f}"
+        fmax = "—" if row["level"] in ("mul", "cell") else f"{1000 / row['min_period_ns']:.1f}"
         lines.append(f"| {row['name']} | {row['area_um2']:.0f} | "
                      f"{row['cells']} | {row['min_period_ns']:.3f} | {fmax} | "
                      f"{row['period_ns']:.0f} | "
@@ -275,7 +301,26 @@ def markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
                     lines.append(f"| {r['format']} | {wl} | {d_pe:.1f} | {d_mul:.1f} |")
         lines.append("")
     img = per_image(results)
-    if img:
+    if img and "cell_ops" in img:
+        ops = img["cell_ops"]
+        lines += ["**Energy per classified MNIST image, the whole cell** (BF16 4x4 array + the "
+                  "`cell` units: each variant's element-wise multiplier, the adder, activation "
+                  "unit and conversions in common; `mnist` workload, `specify` timing): pJ per "
+                  "operation x operations per image", "",
+                  "| unit | operations per image | "
+                  + " | ".join(f"{UNIT_LABELS[u]} pJ/op" for u in ("lmul", "exact"))
+                  + " |", "|---|---:|---:|---:|",
+                  f"| array MAC | {img['macs']:,} | {img['lmul']['mac_pj']:.3f} | "
+                  f"{img['exact']['mac_pj']:.3f} |"]
+        lines += [f"| {v} | {n:,} | {img['lmul']['cell_pj'][v]:.3f} | "
+                  f"{img['exact']['cell_pj'][v]:.3f} |" for v, n in ops.items()]
+        lines += ["", "| cell | array uJ | rest of the cell uJ | image uJ |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {UNIT_LABELS[u]} | {img[u]['array_uj']:.1f} | "
+                  f"{img[u]['cell_uj']:.1f} | {img[u]['image_uj']:.1f} |"
+                  for u in ("lmul", "exact")]
+        lines += ["", f"L-Mul / exact per image, whole cell: **{img['ratio']:.3f}**.", ""]
+    elif img:
         lines += ["**Energy per classified MNIST image** (BF16 4x4 array, `mnist` workload, "
                   f"`specify` timing): {img['macs']:,} MACs x array energy per MAC + "
                   f"{img['elementwise']:,} element-wise products x multiplier energy", "",

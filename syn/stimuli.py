@@ -8,7 +8,9 @@ whose transitions count and the number of operations the counted steps perform. 
 * ``array``: back-to-back tiles through ``mac_array`` (:func:`array_stimulus`);
 * ``dot``: the same dot products as ``pe`` through the sweep's sequential ``mac_pe``
   (:func:`pe_stimulus`) or, K operand pairs per step, through ``dot_pe``
-  (:func:`dot_stimulus`); every design of the level sees the same dot products.
+  (:func:`dot_stimulus`); every design of the level sees the same dot products;
+* ``cell``: one operand (pair) per step of the cell's element-wise units
+  (:func:`cell_stimulus`).
 
 Workloads (:func:`workload_stimulus`): ``uniform`` (operands uniform in (-1, 1), rounded to the
 format; dot products of length :data:`DOT_K`), ``mnist`` (operands of the MNIST LSTM's gate
@@ -34,7 +36,7 @@ from ._stdcell import CostError
 from .designs import ARRAY_COLS, ARRAY_ROWS, REPO, Design, preset
 
 #: Per level, bumped when that level's stimulus changes (re-measures only those designs).
-STIMULUS_VERSION = {"mul": 1, "pe": 1, "array": 2, "dot": 1}
+STIMULUS_VERSION = {"mul": 1, "pe": 1, "array": 2, "dot": 1, "cell": 1}
 WORKLOADS = ("uniform", "mnist")
 #: The LSTM's gate product: K = 28 inputs + 128 hidden state.
 DOT_K = 156
@@ -43,6 +45,19 @@ LSTM_STEPS, LSTM_IN, LSTM_HIDDEN, LSTM_CLASSES = 28, 28, 128, 10
 MACS_PER_IMAGE = (LSTM_STEPS * (LSTM_IN + LSTM_HIDDEN) * 4 * LSTM_HIDDEN
                   + LSTM_HIDDEN * LSTM_CLASSES)
 ELEMENTWISE_PER_IMAGE = LSTM_STEPS * 3 * LSTM_HIDDEN
+#: Operations per image of each ``cell``-level unit (variant -> count), as ``make cosim`` runs
+#: the cell: per step and hidden unit three products (f*c, i*g, o*tanh(c)) and one binary32
+#: sum, three sigmoids (i, f, o) and two tanh (g, c), six roundings to the format (the
+#: products' operands) and three widenings (the products); per step the 156 gate inputs are
+#: rounded to the format, and once per image the final h for the head.
+CELL_OPS_PER_IMAGE = {
+    "ewmul": LSTM_STEPS * 3 * LSTM_HIDDEN,
+    "add": LSTM_STEPS * LSTM_HIDDEN,
+    "sigmoid": LSTM_STEPS * 3 * LSTM_HIDDEN,
+    "tanh": LSTM_STEPS * 2 * LSTM_HIDDEN,
+    "to_fmt": LSTM_STEPS * (LSTM_IN + LSTM_HIDDEN + 6 * LSTM_HIDDEN) + LSTM_HIDDEN,
+    "widen": LSTM_STEPS * 3 * LSTM_HIDDEN,
+}
 #: Formats the cost flow takes (names of ``lmul.PRESETS``; fp32 is too large to be useful).
 COST_FORMATS = tuple(k for k in lmul.PRESETS if k != "fp32")
 
@@ -229,6 +244,86 @@ class Sizes:
     check_array_tiles: int = 6
 
 
+def cell_ports(design: Design) -> dict[str, int]:
+    """The input ports of a ``cell``-level design and their widths in bits."""
+    width = cost_format(design.fmt).width
+    return {"ewmul": {"a": width, "b": width}, "add": {"a": 32, "b": 32},
+            "sigmoid": {"x": 32}, "tanh": {"x": 32}, "to_fmt": {"x": 32},
+            "widen": {"x": width}}[design.variant]
+
+
+def cell_operands(mnist: MnistOperands, fmt: lmul.Format) -> dict[str, list[np.ndarray]]:
+    """Per ``cell`` variant, the operand pools (float32 arrays, one per input port, in port
+    order) of the LSTM cell behind the captured gate products: gate pre-activations z W + b
+    (float32), activations in float64 rounded to float32, c carried over the captured steps
+    of each image (c = f*c + i*g with the products' operands rounded to ``fmt``, as the
+    hardware multiplies them)."""
+    pre = (np.einsum("tbk,kn->tbn", mnist.z.astype(np.float64), mnist.w.astype(np.float64))
+           + mnist.b).astype(np.float32)
+    hs = pre.shape[2] // 4
+
+    def sig(x: np.ndarray) -> np.ndarray:
+        return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+    def rnd(x: np.ndarray) -> np.ndarray:
+        return np.asarray(lmul.format_bits_to_float32(
+            lmul.round_to_format_bits(np.asarray(x, dtype=np.float32), fmt, "rne"), fmt),
+            dtype=np.float32)
+
+    i, f = sig(pre[..., :hs]), sig(pre[..., hs:2 * hs])
+    g, o = np.tanh(pre[..., 2 * hs:3 * hs]).astype(np.float32), sig(pre[..., 3 * hs:])
+    c = np.zeros((pre.shape[1], hs), dtype=np.float32)
+    mul_a, mul_b, add_a, add_b, c_all = [], [], [], [], []
+    for t in range(pre.shape[0]):
+        fc = rnd(f[t]) * rnd(c)
+        ig = rnd(i[t]) * rnd(g[t])
+        c_new = (fc + ig).astype(np.float32)
+        tc = np.tanh(c_new).astype(np.float32)
+        mul_a += [f[t], i[t], o[t]]
+        mul_b += [c, g[t], tc]
+        add_a.append(fc)
+        add_b.append(ig)
+        c_all.append(c_new)
+        c = c_new
+    flat = [np.concatenate([x.ravel() for x in xs]) for xs in (mul_a, mul_b, add_a, add_b)]
+    prods = rnd(flat[0]) * rnd(flat[1])
+    return {"ewmul": [rnd(flat[0]), rnd(flat[1])], "add": [flat[2], flat[3]],
+            "sigmoid": [np.concatenate([pre[..., :2 * hs].ravel(), pre[..., 3 * hs:].ravel()])],
+            "tanh": [np.concatenate([pre[..., 2 * hs:3 * hs].ravel(),
+                                     np.concatenate([x.ravel() for x in c_all])])],
+            "to_fmt": [np.concatenate([flat[0], flat[1], mnist.z.ravel()])],
+            "widen": [rnd(prods)]}
+
+
+def cell_stimulus(design: Design, workload: str, n: int, rng: np.random.Generator,
+                  mnist: MnistOperands | None) -> Stimulus:
+    """``n`` steps of one ``cell``-level unit, one operand (pair) per step (the first step only
+    sets the starting state). ``check``: random bit patterns of each port's width;
+    ``uniform``: values uniform in (-1, 1) (activations: (-8, 8)) rounded to the port's
+    format; ``mnist``: ``n`` random picks of :func:`cell_operands` (pairs kept together)."""
+    fmt = cost_format(design.fmt)
+    ports = cell_ports(design)
+    if workload == "check":
+        values = {p: rng.integers(0, 1 << w, n, dtype=np.int64) for p, w in ports.items()}
+    else:
+        if workload == "uniform":
+            span = 8.0 if design.variant in ("sigmoid", "tanh") else 1.0
+            pools = [rng.uniform(-span, span, n).astype(np.float32) for _ in ports]
+        elif workload == "mnist":
+            if mnist is None:
+                raise CostError("mnist workload requested without captured operands")
+            pools = cell_operands(mnist, fmt)[design.variant]
+            pick = rng.integers(0, len(pools[0]), n)
+            pools = [p[pick] for p in pools]
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+        values = {}
+        for (port, width), x in zip(ports.items(), pools, strict=True):
+            values[port] = (_f32_bits(x) if width == 32 else
+                            np.asarray(lmul.round_to_format_bits(x, fmt, "rne"), dtype=np.int64))
+    return Stimulus({p: [int(v) for v in vals] for p, vals in values.items()}, n, 1, n - 1)
+
+
 def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
                       mnist: MnistOperands | None) -> Stimulus:
     """The stimulus of ``workload`` (``uniform``, ``mnist`` or ``check``) for ``design``."""
@@ -236,6 +331,11 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
     rng = np.random.default_rng([seed, hash_name(design.level), hash_name(workload),
                                  hash_name(design.fmt)])
     width = fmt.width
+    if design.level == "cell":
+        # the variant, not the name: the lmul and exact multipliers see the same operands
+        rng = np.random.default_rng([seed, hash_name(design.variant), hash_name(workload)])
+        n = sizes.check_mul_16 if workload == "check" else sizes.mul_vectors
+        return cell_stimulus(design, workload, n, rng, mnist)
     if workload == "check":
         if design.level == "mul":
             if width <= 8:

@@ -119,6 +119,35 @@ def test_join_pairs_each_design_with_the_mode_of_its_built_parameters() -> None:
     assert ea.MACS_PER_IMAGE == 28 * 156 * 512 + 128 * 10 == 2_237_696
 
 
+def _cell_row(unit: str, variant: str, pj: float) -> dict[str, Any]:
+    return {"level": "cell", "format": "bf16", "unit": unit, "variant": variant,
+            "name": f"cell-bf16-{unit}-{variant}",
+            "runs": {"mnist/specify": {"ops": 10, "energy_per_op_pj": pj}}}
+
+
+def test_whole_cell_per_image_uses_each_designs_own_multiplier() -> None:
+    ops = {"ewmul": 100, "add": 10, "sigmoid": 30}
+    doc = _cost_doc()
+    doc["meta"]["cell_ops_per_image"] = ops
+    doc["designs"] += [_cell_row("lmul", "ewmul", 1.0), _cell_row("exact", "ewmul", 9.0),
+                       _cell_row("common", "add", 20.0), _cell_row("common", "sigmoid", 5.0)]
+    rest_l, rest_e = ea.cell_rest(doc, "lmul_o6"), ea.cell_rest(doc, "exact")
+    assert rest_l is not None and rest_e is not None
+    assert rest_l["uj"] == pytest.approx((100 * 1.0 + 10 * 20.0 + 30 * 5.0) * 1e-6)
+    assert rest_e["uj"] == pytest.approx((100 * 9.0 + 10 * 20.0 + 30 * 5.0) * 1e-6)
+    rows = ea.join(doc, _acc(), ["mnist", "fashion"])  # the cell rows are not designs
+    assert len(rows) == 5
+    v = ea.verdicts(rows, ["mnist", "fashion"], {"lmul": rest_l, "exact": rest_e})
+    macs = ea.MACS_PER_IMAGE
+    assert v["cell_per_image_uj"] == pytest.approx((110.0 * macs + 450.0) * 1e-6)
+    assert v["baseline_cell_per_image_uj"] == pytest.approx((500.0 * macs + 1250.0) * 1e-6)
+    # a missing unit leaves the cell out instead of counting it as free
+    doc["designs"] = [r for r in doc["designs"] if r.get("variant") != "sigmoid"]
+    assert ea.cell_rest(doc, "lmul") is None
+    assert "cell_per_image_uj" not in ea.verdicts(rows, ["mnist"], {"lmul": None,
+                                                                  "exact": rest_e})
+
+
 @pytest.mark.parametrize("tamper, match", [
     (lambda r: r["synth"]["params"].update(ALIGN_BITS=8), "built with ALIGN_BITS=8"),
     (lambda r: (r["params"].update(ALIGN_BITS=8), r["synth"]["params"].update(ALIGN_BITS=8)),
