@@ -248,16 +248,18 @@ def hdl_includes(hdl: Path = HDL) -> list[Path]:
 
 # ------------------------------------------------------------------------ yosys front end
 def yosys_front_end(sources: Sequence[Path], include: Path, top: str,
-                    params: Mapping[str, int], params_file: Path | None = None) -> list[str]:
+                    params: Mapping[str, int], params_file: Path | None = None,
+                    synth: str = "synth -flatten") -> list[str]:
     """The first commands of every synthesis script: read ``sources``, set ``params`` on
     ``top``, (with ``params_file``) write the top's elaborated module header, parameters
-    included, for :func:`parse_parameters`, then ``synth -flatten -top``."""
+    included, for :func:`parse_parameters`, then ``synth -flatten -top`` (``synth``: another
+    synthesis command, e.g. ``synth -flatten -booth`` or ``synth_ecp5 -json F``)."""
     lines = [f"read_verilog -I {include} {' '.join(str(s) for s in sources)}"]
     if params:
         lines.append(f"chparam {' '.join(f'-set {k} {v}' for k, v in params.items())} {top}")
     if params_file is not None:
         lines.append(f"tee -q -o {params_file} dump {top}")
-    lines.append(f"synth -flatten -top {top}")
+    lines.append(f"{synth} -top {top}")
     return lines
 
 
