@@ -80,6 +80,8 @@ class Preset:
     out: Path
     cost: Path = DEFAULT_COST
     train_limit: int | None = None
+    #: the fused (K, ALIGN_BITS) pairs instead of the ks x align_bits grid, when given
+    pairs: tuple[tuple[int, int], ...] | None = None
 
     @property
     def report_stem(self) -> Path:
@@ -93,6 +95,9 @@ PRESETS = {
                     RESULTS_DIR / "energy_cost_quick" / "cost.json"),
     "medium": Preset("medium", ("mnist", "fashion"), (0, 1, 2), 1, 2000, (8,), (8, 16, 276),
                      RESULTS_DIR / "energy_accuracy_runs.json", train_limit=10000),
+    "sweep": Preset("sweep", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, 2000, (), (),
+                    RESULTS_DIR / "energy_accuracy_sweep_runs.json", train_limit=10000,
+                    pairs=((4, 8), (8, 8), (16, 8), (8, 16), (8, 32), (8, 276))),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
                    (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full_runs.json"),
 }
@@ -106,7 +111,8 @@ def fused_mode(base: str, k: int, align_bits: int) -> str:
 def preset_modes(p: Preset) -> list[str]:
     """``fp32``, the sequential modes, then the fused ones (K, ALIGN_BITS, multiplier)."""
     out = ["fp32", *UNIT_MODES.values()]
-    out += [fused_mode(m, k, a) for k in p.ks for a in p.align_bits for m in UNIT_MODES.values()]
+    pairs = p.pairs if p.pairs is not None else [(k, a) for k in p.ks for a in p.align_bits]
+    out += [fused_mode(m, k, a) for k, a in pairs for m in UNIT_MODES.values()]
     return out
 
 

@@ -242,3 +242,15 @@ def test_cost_files_of_parts_of_the_sweep_are_merged_only_with_equal_settings(
         ea.read_cost([one, two])
     with pytest.raises(ea.JoinError, match="not found"):
         ea.read_cost([tmp_path / "none.json"])
+
+
+def test_sweep_preset_evaluates_the_named_pairs_only() -> None:
+    p = ea.PRESETS["sweep"]
+    modes = ea.preset_modes(p)
+    fused = [m for m in modes if "acc=fused" in m]
+    assert len(fused) == 3 * len(p.pairs or ())
+    assert "lmul:offset=6,acc=fused,k=16,align=8" in fused
+    assert "bf16:acc=fused,k=16,align=16" not in fused  # not a pair: not the ks x align grid
+    assert len(p.seeds) == 5 and p.datasets == ("mnist", "fashion")
+    for m in modes:
+        assert parse_mode(m).name == m
