@@ -267,7 +267,7 @@ def _parse_multiplier(text: str, use_reference: bool) -> Arithmetic:
         if kind == "lmul-mitchell":
             if cfg.offset is not None:
                 raise ValueError("lmul-mitchell fixes offset=0; use lmul:offset=N instead")
-            cfg = lmul.LMulConfig(cfg.exp_bits, cfg.man_bits, 0, cfg.saturate)
+            cfg = lmul.LMulConfig(cfg.exp_bits, cfg.man_bits, 0, cfg.saturate, cfg.finite_only)
         elif cfg.offset is not None and cfg.offset != lmul.paper_offset(cfg.man_bits):
             parts.append(f"offset={cfg.offset}")
         if cfg.saturate:

@@ -19,6 +19,7 @@ module dot_datapath #(
     parameter integer MAN_BITS   = 7,
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer MULTIPLIER = 0,
     parameter integer SUBNORMALS = 1
 ) (
@@ -47,6 +48,7 @@ module dot_datapath #(
           .MAN_BITS  (MAN_BITS),
           .OFFSET    (OFFSET),
           .SATURATE  (SATURATE),
+          .FINITE_ONLY(FINITE_ONLY),
           .MULTIPLIER(MULTIPLIER),
           .SUBNORMALS(SUBNORMALS)
       ) u_mul (

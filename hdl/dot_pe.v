@@ -32,6 +32,7 @@ module dot_pe #(
     parameter integer MAN_BITS   = 7,
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer MULTIPLIER = 0
 ) (
     input  wire                               clk,
@@ -62,6 +63,7 @@ module dot_pe #(
       .MAN_BITS  (MAN_BITS),
       .OFFSET    (OFFSET),
       .SATURATE  (SATURATE),
+      .FINITE_ONLY(FINITE_ONLY),
       .MULTIPLIER(MULTIPLIER)
   ) u_datapath (
       .a  (in_a),

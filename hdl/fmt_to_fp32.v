@@ -4,9 +4,11 @@
 // fmt_to_fp32: exact widening of a small binary floating-point pattern to IEEE binary32.
 //
 // Input format: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}, bias 2^(EXP_BITS-1)-1, IEEE-style
-// encodings (exponent field all ones: Inf if the mantissa is zero, else NaN). Supported parameters:
-// EXP_BITS 2..8, MAN_BITS 1..23; every value of such a format is exactly a binary32 value, so the
-// widening never rounds.
+// encodings (exponent field all ones: Inf if the mantissa is zero, else NaN), or with
+// FINITE_ONLY = 1 the OCP "FN" encodings (fp_classify: no Inf, NaN only at all ones, the other
+// all-ones-exponent patterns normal). Supported parameters: EXP_BITS 2..8 (2..7 finite-only),
+// MAN_BITS 1..23; every value of such a format is exactly a binary32 value, so the widening never
+// rounds.
 //
 //   zero       -> signed zero
 //   subnormal  -> normalised binary32 (EXP_BITS < 8) or binary32 subnormal (EXP_BITS = 8)
@@ -18,7 +20,8 @@
 `include "lmul_defs.vh"
 module fmt_to_fp32 #(
     parameter integer EXP_BITS = 8,
-    parameter integer MAN_BITS = 7
+    parameter integer MAN_BITS = 7,
+    parameter integer FINITE_ONLY = 0
 ) (
     input  wire [EXP_BITS+MAN_BITS:0] x,
     output reg  [31:0]                y
@@ -31,6 +34,13 @@ module fmt_to_fp32 #(
     `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 23, g_bad_man_bits,
                       PARAMETER_ERROR__fmt_to_fp32__MAN_BITS_must_be_1_to_23,
                       ("fmt_to_fp32: MAN_BITS=%0d out of range 1..23", MAN_BITS))
+    `LMUL_PARAM_CHECK(FINITE_ONLY == 0 || FINITE_ONLY == 1, g_bad_finite_only,
+                      PARAMETER_ERROR__fmt_to_fp32__FINITE_ONLY_must_be_0_or_1,
+                      ("fmt_to_fp32: FINITE_ONLY=%0d must be 0 or 1", FINITE_ONLY))
+    `LMUL_PARAM_CHECK(FINITE_ONLY == 0 || EXP_BITS <= `LMUL_FINITE_ONLY_MAX_EXP_BITS,
+                      g_bad_finite_only_exp,
+                      PARAMETER_ERROR__fmt_to_fp32__FINITE_ONLY_needs_EXP_BITS_at_most_7,
+                      ("fmt_to_fp32: FINITE_ONLY=1 needs EXP_BITS <= 7, got %0d", EXP_BITS))
   endgenerate
 
   localparam integer BIAS = (1 << (EXP_BITS - 1)) - 1;
@@ -41,7 +51,7 @@ module fmt_to_fp32 #(
 
   wire is_zero, is_sub, is_inf, is_nan;
   wire unused_norm, unused_snan, unused_qnan;
-  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class (
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .FINITE_ONLY(FINITE_ONLY)) u_class (
       .x(x), .is_zero(is_zero), .is_subnormal(is_sub), .is_normal(unused_norm), .is_inf(is_inf),
       .is_nan(is_nan), .is_signalling(unused_snan), .is_quiet(unused_qnan)
   );

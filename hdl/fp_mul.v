@@ -27,6 +27,11 @@
 //       normal that would round up to it still flushes). The significand product is then always
 //       in [1, 4), so one conditional 1-bit shift normalises it.
 //
+// FINITE_ONLY = 1 (EXP_BITS 2..7; OCP "FN" encodings, e.g. float8_e4m3fn: no Inf, NaN only at
+// exponent and mantissa all ones): no Inf operands; a product that rounds beyond the largest
+// finite value (E4M3FN: 448) gives the canonical NaN {0, all ones}, as ml_dtypes' float32 product
+// cast back to float8_e4m3fn does (up to the NaN's sign, canonical here as every NaN result).
+//
 // Algorithm (SUBNORMALS=1): P = {hidden,ma} * {hidden,mb} (2M+2 bits; a subnormal operand has
 // hidden bit 0 and effective exponent 1). With t = ea + eb - bias, the value is
 // P * 2^(t + 1 - bias - (2M+1)) read as a fixed-point number with its binary point below bit 2M+1.
@@ -39,7 +44,8 @@
 module fp_mul #(
     parameter integer EXP_BITS   = 8,
     parameter integer MAN_BITS   = 7,
-    parameter integer SUBNORMALS = 1
+    parameter integer SUBNORMALS = 1,
+    parameter integer FINITE_ONLY = 0
 ) (
     input  wire [EXP_BITS+MAN_BITS:0] a,
     input  wire [EXP_BITS+MAN_BITS:0] b,
@@ -56,6 +62,13 @@ module fp_mul #(
     `LMUL_PARAM_CHECK(SUBNORMALS == 0 || SUBNORMALS == 1, g_bad_subnormals,
                       PARAMETER_ERROR__fp_mul__SUBNORMALS_must_be_0_or_1,
                       ("fp_mul: SUBNORMALS=%0d must be 0 or 1", SUBNORMALS))
+    `LMUL_PARAM_CHECK(FINITE_ONLY == 0 || FINITE_ONLY == 1, g_bad_finite_only,
+                      PARAMETER_ERROR__fp_mul__FINITE_ONLY_must_be_0_or_1,
+                      ("fp_mul: FINITE_ONLY=%0d must be 0 or 1", FINITE_ONLY))
+    `LMUL_PARAM_CHECK(FINITE_ONLY == 0 || EXP_BITS <= `LMUL_FINITE_ONLY_MAX_EXP_BITS,
+                      g_bad_finite_only_exp,
+                      PARAMETER_ERROR__fp_mul__FINITE_ONLY_needs_EXP_BITS_at_most_7,
+                      ("fp_mul: FINITE_ONLY=1 needs EXP_BITS <= 7, got %0d", EXP_BITS))
   endgenerate
 
   localparam integer W = 1 + EXP_BITS + MAN_BITS;
@@ -72,7 +85,10 @@ module fp_mul #(
   localparam [XW-1:0] ONE_X = {{(XW - 1) {1'b0}}, 1'b1};
   localparam [EXP_BITS-1:0] EXP_ONES = {EXP_BITS{1'b1}};
   localparam [XW-1:0] EXP_ONES_X = {{(XW - EXP_BITS) {1'b0}}, EXP_ONES};
-  localparam [W-1:0] QNAN = `LMUL_QNAN(EXP_BITS, MAN_BITS);
+  localparam [W-1:0] QNAN = `LMUL_NAN(EXP_BITS, MAN_BITS, FINITE_ONLY);
+  // The exponent a product must exceed to overflow before rounding: all ones is Inf/NaN, but a
+  // normal binade of a finite-only format.
+  localparam [XW-1:0] EXP_TOP_X = (FINITE_ONLY != 0) ? EXP_ONES_X + ONE_X : EXP_ONES_X;
 
   // ---------------------------------------------------------------- unpack and classify
   wire                sa = a[W-1];
@@ -85,11 +101,11 @@ module fp_mul #(
 
   wire a_czero, a_sub, a_nan, a_inf, b_czero, b_sub, b_nan, b_inf;
   wire unused_a_norm, unused_a_snan, unused_a_qnan, unused_b_norm, unused_b_snan, unused_b_qnan;
-  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_a (
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .FINITE_ONLY(FINITE_ONLY)) u_class_a (
       .x(a), .is_zero(a_czero), .is_subnormal(a_sub), .is_normal(unused_a_norm), .is_inf(a_inf),
       .is_nan(a_nan), .is_signalling(unused_a_snan), .is_quiet(unused_a_qnan)
   );
-  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_class_b (
+  fp_classify #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .FINITE_ONLY(FINITE_ONLY)) u_class_b (
       .x(b), .is_zero(b_czero), .is_subnormal(b_sub), .is_normal(unused_b_norm), .is_inf(b_inf),
       .is_nan(b_nan), .is_signalling(unused_b_snan), .is_quiet(unused_b_qnan)
   );
@@ -144,7 +160,7 @@ module fp_mul #(
 
       assign pn = right ? p_right : p_left;
       assign sticky_shift = right & ((p & lost_mask) != {PROD_BITS{1'b0}});
-      assign ovf = normal & (er >= EXP_ONES_X);
+      assign ovf = normal & (er >= EXP_TOP_X);
       assign e_field = normal ? er[EXP_BITS-1:0] : {EXP_BITS{1'b0}};
       assign flush = 1'b0;
     end else begin : g_flush
@@ -160,7 +176,7 @@ module fp_mul #(
       assign pn = hi ? p : {p[PROD_BITS-2:0], 1'b0};
       assign sticky_shift = 1'b0;
       assign flush = (esum_hi < BIAS_X + ONE_X);  // exponent < 1: tiny
-      assign ovf = ~flush & (er >= EXP_ONES_X);
+      assign ovf = ~flush & (er >= EXP_TOP_X);
       assign e_field = er[EXP_BITS-1:0];
     end
   endgenerate
@@ -170,8 +186,9 @@ module fp_mul #(
   wire [W-1:0] rounded;
   wire         unused_inexact;
   fp_round #(
-      .EXP_BITS(EXP_BITS),
-      .MAN_BITS(MAN_BITS)
+      .EXP_BITS   (EXP_BITS),
+      .MAN_BITS   (MAN_BITS),
+      .FINITE_ONLY(FINITE_ONLY)
   ) u_round (
       .sign    (s),
       .exp     (e_field),
@@ -184,6 +201,8 @@ module fp_mul #(
   );
 
   // ---------------------------------------------------------------- specials
+  // A finite-only overflow: fp_round gives the NaN code {s, all ones}, made canonical here.
+  wire ovf_nan = (FINITE_ONLY != 0) & (&rounded[W-2:0]);
   wire res_nan = a_nan | b_nan | (a_inf & b_zero) | (b_inf & a_zero);
   wire res_inf = a_inf | b_inf;
   wire res_zero = a_zero | b_zero | flush;
@@ -191,6 +210,7 @@ module fp_mul #(
   assign y = res_nan  ? QNAN :
              res_inf  ? {s, EXP_ONES, {MAN_BITS{1'b0}}} :
              res_zero ? {s, {(EXP_BITS + MAN_BITS) {1'b0}}} :
+             ovf_nan  ? QNAN :
                         rounded;
 
 endmodule

@@ -8,6 +8,11 @@
 // Output format: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}, bias 2^(EXP_BITS-1)-1, IEEE-style
 // encodings (exponent field all ones: Inf if the mantissa is zero, else NaN). Supported
 // parameters: EXP_BITS 2..8, MAN_BITS 1..23 (the L-Mul range).
+// FINITE_ONLY = 1 (EXP_BITS 2..7): the OCP "FN" output encoding (no Inf; NaN only at exponent and
+// mantissa all ones, e.g. float8_e4m3fn), converted as the OCP FP8 spec's non-saturating mode and
+// ml_dtypes / torch casts do: where an IEEE-style format gets Inf (a magnitude that rounds beyond
+// the largest finite value, or a binary32 Inf) the result is the NaN code with the input's sign,
+// {sign, all ones}; a NaN input still gives the canonical NaN {0, all ones}.
 //
 // Semantics (bit-exact with lmul.round_to_format_bits(x, fmt, "rne") on float32 inputs):
 //   NaN (any sign or payload)  -> canonical quiet NaN {0, all ones, 1, 0...0}
@@ -30,7 +35,8 @@
 `include "lmul_defs.vh"
 module fp_to_fmt #(
     parameter integer EXP_BITS = 8,
-    parameter integer MAN_BITS = 7
+    parameter integer MAN_BITS = 7,
+    parameter integer FINITE_ONLY = 0
 ) (
     input  wire [31:0]                x,
     output wire [EXP_BITS+MAN_BITS:0] y
@@ -43,6 +49,13 @@ module fp_to_fmt #(
     `LMUL_PARAM_CHECK(MAN_BITS >= 1 && MAN_BITS <= 23, g_bad_man_bits,
                       PARAMETER_ERROR__fp_to_fmt__MAN_BITS_must_be_1_to_23,
                       ("fp_to_fmt: MAN_BITS=%0d out of range 1..23", MAN_BITS))
+    `LMUL_PARAM_CHECK(FINITE_ONLY == 0 || FINITE_ONLY == 1, g_bad_finite_only,
+                      PARAMETER_ERROR__fp_to_fmt__FINITE_ONLY_must_be_0_or_1,
+                      ("fp_to_fmt: FINITE_ONLY=%0d must be 0 or 1", FINITE_ONLY))
+    `LMUL_PARAM_CHECK(FINITE_ONLY == 0 || EXP_BITS <= `LMUL_FINITE_ONLY_MAX_EXP_BITS,
+                      g_bad_finite_only_exp,
+                      PARAMETER_ERROR__fp_to_fmt__FINITE_ONLY_needs_EXP_BITS_at_most_7,
+                      ("fp_to_fmt: FINITE_ONLY=1 needs EXP_BITS <= 7, got %0d", EXP_BITS))
   endgenerate
 
   localparam integer FW = EXP_BITS + MAN_BITS;
@@ -58,7 +71,9 @@ module fp_to_fmt #(
   localparam [8:0] MAX_SHIFT9 = MAX_SHIFT[8:0];
   localparam [8:0] EMAX9 = EMAX_FIELD[8:0];
   localparam [FW-1:0] INF_FIELD = {{EXP_BITS{1'b1}}, {MAN_BITS{1'b0}}};
-  localparam [FW:0] QNAN = `LMUL_QNAN(EXP_BITS, MAN_BITS);
+  localparam [FW:0] QNAN = `LMUL_NAN(EXP_BITS, MAN_BITS, FINITE_ONLY);
+  // The pattern of a signed binary32 Inf: Inf, or the NaN code of a finite-only format.
+  localparam [FW-1:0] BIG_FIELD = (FINITE_ONLY != 0) ? {FW{1'b1}} : INF_FIELD;
 
   wire x_zero, x_sub, x_normal, x_inf, x_nan, x_snan, x_qnan;
   fp_classify #(
@@ -96,13 +111,15 @@ module fp_to_fmt #(
   wire        guard  = wide[MAX_SHIFT-1];
   wire        sticky = (wide[MAX_SHIFT-2:0] != {(MAX_SHIFT - 1) {1'b0}});
 
-  wire                overflow = normal & (te >= EMAX9);
+  // An all-ones te is a normal binade of a finite-only format (fp_round finds its NaN code).
+  wire                overflow = normal & ((FINITE_ONLY != 0) ? (te > EMAX9) : (te >= EMAX9));
   wire [EXP_BITS-1:0] exp_field = normal ? te[EXP_BITS-1:0] : {EXP_BITS{1'b0}};
   wire [FW:0]         rounded;
   wire                inexact;
   fp_round #(
-      .EXP_BITS(EXP_BITS),
-      .MAN_BITS(MAN_BITS)
+      .EXP_BITS   (EXP_BITS),
+      .MAN_BITS   (MAN_BITS),
+      .FINITE_ONLY(FINITE_ONLY)
   ) u_round (
       .sign    (sign),
       .exp     (exp_field),
@@ -117,7 +134,7 @@ module fp_to_fmt #(
   // Zero and subnormal inputs need no case of their own: their significand rounds to a signed
   // zero (or, for EXP_BITS = 8, to the same subnormal).
   assign y = x_nan ? QNAN :
-             x_inf ? {sign, INF_FIELD} :
+             x_inf ? {sign, BIG_FIELD} :
              rounded;
 
   // Hidden bit of a normal result and the rest of the significand: consumed by the packing

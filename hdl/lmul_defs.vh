@@ -20,6 +20,17 @@
     ({1'b0, {(exp_bits){1'b1}}, {(man_bits){1'b0}}} \
      | ({{((exp_bits) + (man_bits)){1'b0}}, 1'b1} << ((man_bits) - 1)))
 
+// The canonical NaN of a format with FINITE_ONLY (0 or 1): `LMUL_QNAN for IEEE-style encodings;
+// for a finite-only (OCP "FN", e.g. float8_e4m3fn) format, whose one NaN magnitude is exponent
+// and mantissa all ones, sign 0 and every other bit 1 (E4M3FN 0x7F). The model's Format.qnan_bits.
+`define LMUL_NAN(exp_bits, man_bits, finite_only) \
+    (((finite_only) != 0) ? {1'b0, {((exp_bits) + (man_bits)){1'b1}}} \
+                          : `LMUL_QNAN(exp_bits, man_bits))
+
+// Widest EXP_BITS of a finite-only format in the modules that widen to binary32: its extra
+// binade (exponent field all ones) must fit binary32 (the model's LMUL_FINITE_ONLY_MAX_EXP_BITS).
+`define LMUL_FINITE_ONLY_MAX_EXP_BITS 7
+
 // One parameter range check, written once (use inside a generate region):
 //   `LMUL_PARAM_CHECK(<condition that must hold>, <generate block label>,
 //                     <error module name>, (<$error format>, <arguments>))

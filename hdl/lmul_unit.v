@@ -14,13 +14,14 @@
 //     is a register; same throughput, no added latency while out_ready stays high.
 // Reset: synchronous, active high (rst). It clears out_valid (and the skid buffer), so no stale
 // result is presented after reset; out_data is a data register without reset.
-// Parameters: EXP_BITS, MAN_BITS, OFFSET, SATURATE as in lmul_core; SKID 0 or 1.
+// Parameters: EXP_BITS, MAN_BITS, OFFSET, SATURATE, FINITE_ONLY as in lmul_core; SKID 0 or 1.
 `include "lmul_defs.vh"
 module lmul_unit #(
     parameter integer EXP_BITS = 8,
     parameter integer MAN_BITS = 7,
     parameter integer OFFSET   = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer SKID     = 0
 ) (
     input  wire                       clk,
@@ -66,7 +67,8 @@ module lmul_unit #(
       .EXP_BITS(EXP_BITS),
       .MAN_BITS(MAN_BITS),
       .OFFSET  (OFFSET),
-      .SATURATE(SATURATE)
+      .SATURATE   (SATURATE),
+      .FINITE_ONLY(FINITE_ONLY)
   ) u_core (
       .a(s_a),
       .b(s_b),

@@ -53,6 +53,7 @@ module mac_array #(
     parameter integer MAN_BITS   = 7,
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer MULTIPLIER = 0,
     parameter integer SKID       = 0,
     parameter integer DOT_K      = 1,
@@ -241,6 +242,7 @@ module mac_array #(
               .MAN_BITS  (MAN_BITS),
               .OFFSET    (OFFSET),
               .SATURATE  (SATURATE),
+              .FINITE_ONLY(FINITE_ONLY),
               .MULTIPLIER(MULTIPLIER)
           ) u_pe (
               .clk      (clk),
@@ -268,6 +270,7 @@ module mac_array #(
               .MAN_BITS  (MAN_BITS),
               .OFFSET    (OFFSET),
               .SATURATE  (SATURATE),
+              .FINITE_ONLY(FINITE_ONLY),
               .MULTIPLIER(MULTIPLIER)
           ) u_pe (
               .clk      (clk),

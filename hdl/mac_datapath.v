@@ -20,6 +20,7 @@ module mac_datapath #(
     parameter integer MAN_BITS   = 7,
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer MULTIPLIER = 0,
     parameter integer SUBNORMALS = 1
 ) (
@@ -53,6 +54,7 @@ module mac_datapath #(
       .MAN_BITS  (MAN_BITS),
       .OFFSET    (OFFSET),
       .SATURATE  (SATURATE),
+      .FINITE_ONLY(FINITE_ONLY),
       .MULTIPLIER(MULTIPLIER),
       .SUBNORMALS(SUBNORMALS)
   ) u_mul (

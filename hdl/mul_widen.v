@@ -8,7 +8,8 @@
 //   1: fp_mul, the exact IEEE product rounded (RNE) to the operand format; SUBNORMALS as there.
 // Combinational. Operands: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; EXP_BITS 2..8,
 // MAN_BITS 1..23 (checked by the instantiated modules); OFFSET and SATURATE are ignored (but still
-// range-checked) with MULTIPLIER = 1, SUBNORMALS is ignored with MULTIPLIER = 0.
+// range-checked) with MULTIPLIER = 1, SUBNORMALS is ignored with MULTIPLIER = 0. FINITE_ONLY
+// (the OCP "FN" operand encoding, fp_classify) goes to the multiplier and the widening.
 `include "lmul_defs.vh"
 module mul_widen #(
     parameter integer EXP_BITS   = 8,
@@ -16,7 +17,8 @@ module mul_widen #(
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
     parameter integer MULTIPLIER = 0,
-    parameter integer SUBNORMALS = 1
+    parameter integer SUBNORMALS = 1,
+    parameter integer FINITE_ONLY = 0
 ) (
     input  wire [EXP_BITS+MAN_BITS:0] a,
     input  wire [EXP_BITS+MAN_BITS:0] b,
@@ -47,7 +49,8 @@ module mul_widen #(
       fp_mul #(
           .EXP_BITS  (EXP_BITS),
           .MAN_BITS  (MAN_BITS),
-          .SUBNORMALS(SUBNORMALS)
+          .SUBNORMALS (SUBNORMALS),
+          .FINITE_ONLY(FINITE_ONLY)
       ) u_mul (
           .a(a),
           .b(b),
@@ -58,7 +61,8 @@ module mul_widen #(
           .EXP_BITS(EXP_BITS),
           .MAN_BITS(MAN_BITS),
           .OFFSET  (OFFSET),
-          .SATURATE(SATURATE)
+          .SATURATE   (SATURATE),
+          .FINITE_ONLY(FINITE_ONLY)
       ) u_mul (
           .a(a),
           .b(b),
@@ -68,8 +72,9 @@ module mul_widen #(
   endgenerate
 
   fmt_to_fp32 #(
-      .EXP_BITS(EXP_BITS),
-      .MAN_BITS(MAN_BITS)
+      .EXP_BITS   (EXP_BITS),
+      .MAN_BITS   (MAN_BITS),
+      .FINITE_ONLY(FINITE_ONLY)
   ) u_widen (
       .x(prod),
       .y(y)

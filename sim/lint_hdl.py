@@ -32,12 +32,18 @@ LMUL_RANGE = (tuple(lmul.LMUL_EXP_BITS_RANGE), tuple(lmul.LMUL_MAN_BITS_RANGE))
 
 #: Extra parameter sets per module, on top of the defaults and the presets.
 EXTRA_SETS: dict[str, list[dict[str, int]]] = {
-    "lmul_core": [{"OFFSET": 0, "SATURATE": 1}],
+    "lmul_core": [{"OFFSET": 0, "SATURATE": 1},
+                  {"EXP_BITS": 2, "MAN_BITS": 1, "SATURATE": 1, "FINITE_ONLY": 1},
+                  {"EXP_BITS": 7, "MAN_BITS": 23, "FINITE_ONLY": 1}],
+    "fp_mul": [{"EXP_BITS": 2, "MAN_BITS": 1, "FINITE_ONLY": 1},
+               {"EXP_BITS": 7, "MAN_BITS": 23, "SUBNORMALS": 0, "FINITE_ONLY": 1}],
     "lmul_unit": [{"OFFSET": 0, "SATURATE": 1}, {"SKID": 1},
                   {"EXP_BITS": 4, "MAN_BITS": 3, "SKID": 1}],
     "fp_add": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1}],
-    "fp_classify": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1}],
-    "fp_round": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1}],
+    "fp_classify": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1},
+                    {"EXP_BITS": 2, "MAN_BITS": 1, "FINITE_ONLY": 1}],
+    "fp_round": [{"EXP_BITS": 11, "MAN_BITS": 52}, {"EXP_BITS": 2, "MAN_BITS": 1},
+                 {"EXP_BITS": 4, "MAN_BITS": 3, "FINITE_ONLY": 1}],
     "mac_datapath": [{"MULTIPLIER": 1}, {"MULTIPLIER": 1, "SUBNORMALS": 0},
                      {"EXP_BITS": 4, "MAN_BITS": 3, "MULTIPLIER": 1},
                      {"OFFSET": 0, "SATURATE": 1}],
@@ -47,7 +53,9 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
                   {"ROWS": 3, "COLS": 2, "EXP_BITS": 4, "MAN_BITS": 3, "MULTIPLIER": 1,
                    "SKID": 1},
                   {"DOT_K": 4}, {"ROWS": 2, "COLS": 3, "DOT_K": 2, "ALIGN_BITS": 24,
-                                 "MULTIPLIER": 1, "SKID": 1}],
+                                 "MULTIPLIER": 1, "SKID": 1},
+                  {"ROWS": 2, "COLS": 2, "EXP_BITS": 4, "MAN_BITS": 3, "FINITE_ONLY": 1,
+                   "MULTIPLIER": 1}],
     "stream_skid": [{"SKID": 1}, {"WIDTH": 1, "SKID": 1}, {"WIDTH": 1}],
     "lzc": [{"WIDTH": 1}, {"WIDTH": 2}, {"WIDTH": 24}, {"WIDTH": 28}, {"WIDTH": 1024}],
     "fp_dot_sum": [{"TERMS": 2, "ALIGN_BITS": 1}, {"TERMS": 3, "ALIGN_BITS": 24},
@@ -73,6 +81,12 @@ def design_sources() -> list[str]:
     return sorted(str(p) for p in HDL.glob("*.v"))
 
 
+def has_parameter(module: str, name: str) -> bool:
+    """Whether hdl/<module>.v declares ``parameter integer <name>``."""
+    text = (HDL / f"{module}.v").read_text()
+    return re.search(rf"parameter\s+integer\s+{name}\b", text) is not None
+
+
 def format_range(module: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """((EXP_BITS lo, hi), (MAN_BITS lo, hi)) that ``module`` accepts, from its
     ``PARAMETER_ERROR__<module>__X_BITS_must_be_<lo>_to_<hi>`` checks; None for a module without
@@ -95,9 +109,14 @@ def parameter_sets(module: str) -> list[dict[str, int]]:
     rng = format_range(module)
     if rng is not None:
         (elo, ehi), (mlo, mhi) = rng
+        finite_only = has_parameter(module, "FINITE_ONLY")
         for fmt in lmul.PRESETS.values():
             if elo <= fmt.exp_bits <= ehi and mlo <= fmt.man_bits <= mhi:
                 p = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits}
+                if fmt.finite_only:
+                    if not finite_only:
+                        continue  # same widths as an IEEE-style preset, already linted
+                    p["FINITE_ONLY"] = 1
                 sets.append(p)
                 if module in SUBNORMAL_VARIANT:
                     sets.append({**p, **SUBNORMAL_VARIANT[module]})

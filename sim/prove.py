@@ -6,8 +6,10 @@ result bits with the reference on the same pairs, NaNs included (the canonical N
 pattern like any other):
 
 * ``lmul_core``: BF16, FP16, E4M3 (``e4m3_ieee``), E5M2 x OFFSET {paper, 0} x SATURATE {0, 1},
-  against the model ``lmul.lmul_bits``;
-* ``fp_mul``: the same formats x SUBNORMALS {1, 0}, against :func:`mul_reference`;
+  against the model ``lmul.lmul_bits``; E4M3FN (``e4m3fn``, OCP FP8 ``float8_e4m3fn``,
+  FINITE_ONLY=1) the same way;
+* ``fp_mul``: the same formats (E4M3FN included) x SUBNORMALS {1, 0}, against
+  :func:`mul_reference`;
 * ``fp_add``: the same formats, against :func:`add_reference`; binary32 can't be exhaustive, so
   it gets ``--fp32-vectors`` random and boundary pairs (specials, ties, cancellation, subnormal
   and overflow edges);
@@ -85,6 +87,8 @@ DEFAULT_DOT_STEPS = 1_000_000_000
 DOT_SWEEP_SAMPLES = 1 << 14
 MAX_REPORTED = 8
 PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
+#: Presets of the multipliers only (fp_add has no finite-only encoding): the OCP E4M3FN.
+MUL_ONLY_PRESET_NAMES = ("e4m3fn",)
 
 Reference = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -130,12 +134,14 @@ class Config:
         """The reference as ``f(a, b) -> bit patterns`` on arrays of the RTL's dtype."""
         p = dict(self.params)
         e, m = self.fmt.exp_bits, self.fmt.man_bits
+        fn = self.fmt.finite_only
         if self.top == "lmul_core":
-            cfg = lmul.LMulConfig(e, m, offset=p["OFFSET"], saturate=bool(p["SATURATE"]))
+            cfg = lmul.LMulConfig(e, m, offset=p["OFFSET"], saturate=bool(p["SATURATE"]),
+                                  finite_only=bool(p.get("FINITE_ONLY", 0)))
             return lambda a, b: lmul.lmul_bits(a, b, cfg)
         if self.top == "fp_mul":
             sub = bool(p["SUBNORMALS"])
-            return lambda a, b: mul_reference(a, b, e, m, sub)
+            return lambda a, b: mul_reference(a, b, e, m, sub, fn)
         if self.top == "fp_add":
             return lambda a, b: add_reference(a, b, e, m)
         raise ValueError(f"no reference for {self.top}")
@@ -144,19 +150,21 @@ class Config:
 def all_configs() -> list[Config]:
     """Every configuration of the proof, in run order."""
     configs = []
-    for name in PRESET_NAMES:
+    for name in (*PRESET_NAMES, *MUL_ONLY_PRESET_NAMES):
         fmt = lmul.PRESETS[name]
         for offset in (None, 0):
             for sat in (False, True):
-                cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=sat)
+                cfg = lmul.LMulConfig.for_format(fmt, offset=offset, saturate=sat)
                 tag = "paper" if offset is None else str(offset)
                 configs.append(Config(
                     f"lmul_core/{name}/offset={tag}/saturate={int(sat)}", "lmul_core",
                     tuple(sorted(cfg.verilog_parameters().items())), fmt, "lmul.lmul_bits"))
-    for name in PRESET_NAMES:
+    for name in (*PRESET_NAMES, *MUL_ONLY_PRESET_NAMES):
         fmt = lmul.PRESETS[name]
         for sub in (1, 0):
             params = {"EXP_BITS": fmt.exp_bits, "MAN_BITS": fmt.man_bits, "SUBNORMALS": sub}
+            if fmt.finite_only:
+                params["FINITE_ONLY"] = 1
             configs.append(Config(f"fp_mul/{name}/subnormals={sub}", "fp_mul",
                                   tuple(sorted(params.items())), fmt, "exact product, RNE"))
     for name in (*PRESET_NAMES, "fp32"):

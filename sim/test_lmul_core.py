@@ -92,7 +92,7 @@ async def run_lmul_core(dut) -> None:
 @pytest.mark.parametrize(("preset", "offset", "saturate"), lmul_core_cases())
 def test_lmul_core(preset: str, offset: int | None, saturate: int) -> None:
     fmt = lmul.PRESETS[preset]
-    cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=bool(saturate))
+    cfg = lmul.LMulConfig.for_format(fmt, offset=offset, saturate=bool(saturate))
     run_cocotb("test_lmul_core", "lmul_core_lanes", ("lmul_core_lanes.v",),
                parameters={**cfg.verilog_parameters(), "LANES": LANES})
 

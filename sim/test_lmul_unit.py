@@ -186,6 +186,6 @@ async def run_lmul_unit(dut) -> None:
 @pytest.mark.parametrize(("preset", "saturate", "skid"), lmul_unit_cases())
 def test_lmul_unit(preset: str, saturate: int, skid: int) -> None:
     fmt = lmul.PRESETS[preset]
-    cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, saturate=bool(saturate))
+    cfg = lmul.LMulConfig.for_format(fmt, saturate=bool(saturate))
     run_cocotb("test_lmul_unit", "lmul_unit",
                parameters={**cfg.verilog_parameters(), "SKID": skid})

@@ -607,7 +607,7 @@ def array_parameters(preset: str, rows: int, cols: int, offset: int | None = Non
                      skid: int = 0) -> dict[str, int]:
     """RTL parameters from the model's configuration (so RTL and model cannot drift)."""
     fmt = lmul.PRESETS[preset]
-    cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=saturate)
+    cfg = lmul.LMulConfig.for_format(fmt, offset=offset, saturate=saturate)
     return {**cfg.verilog_parameters(), "ROWS": rows, "COLS": cols, "MULTIPLIER": multiplier,
             "SKID": skid}
 

@@ -132,7 +132,7 @@ async def run_fused_array(dut) -> None:
 def _parameters(preset: str, rows: int, cols: int, dot_k: int, align: int,
                 multiplier: int) -> dict[str, int]:
     fmt = lmul.PRESETS[preset]
-    cfg = lmul.LMulConfig(fmt.exp_bits, fmt.man_bits)
+    cfg = lmul.LMulConfig.for_format(fmt)
     return {**cfg.verilog_parameters(), "ROWS": rows, "COLS": cols, "MULTIPLIER": multiplier,
             "DOT_K": dot_k, "ALIGN_BITS": align}
 

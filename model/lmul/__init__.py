@@ -24,6 +24,7 @@ from ._activations import sigmoid32, tanh32
 from ._api import exact_mul, lmul, seed_lmul
 from ._convert import (
     FP32_QNAN_BITS,
+    NARROW_DTYPES,
     canonicalize_nan,
     float32_bits,
     format_bits_to_float32,
@@ -36,12 +37,15 @@ from ._formats import (
     FORMAT_MAN_BITS_RANGE,
     FP32,
     LMUL_EXP_BITS_RANGE,
+    LMUL_FINITE_ONLY_MAX_EXP_BITS,
     LMUL_MAN_BITS_RANGE,
+    PRESET_ALIASES,
     PRESETS,
     Format,
     LMulConfig,
     format_for,
     paper_offset,
+    preset,
 )
 from ._fpadd import FP_ADD_EXP_BITS_RANGE, FP_ADD_MAN_BITS_RANGE, fp_add_bits
 from ._matmul import (
@@ -66,9 +70,12 @@ __all__ = [
     "FP_ADD_MAN_BITS_RANGE",
     "FUSED_EXACT_ALIGN_BITS",
     "LMUL_EXP_BITS_RANGE",
+    "LMUL_FINITE_ONLY_MAX_EXP_BITS",
     "LMUL_MAN_BITS_RANGE",
     "MULTIPLIERS",
+    "NARROW_DTYPES",
     "PRESETS",
+    "PRESET_ALIASES",
     "ActConfig",
     "Format",
     "Fused",
@@ -94,6 +101,7 @@ __all__ = [
     "matmul_reference",
     "paper_offset",
     "prepare_b",
+    "preset",
     "round_to_format_bits",
     "seed_lmul",
     "sigmoid32",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._convert import Rounding, as_float_array
+from ._convert import Rounding, as_float_array, narrow_like, widen_narrow
 from ._formats import LMulConfig
 from ._matmul import exact_mul_elementwise, lmul_elementwise, seed_lmul_elementwise
 
@@ -42,6 +42,20 @@ def _from_numpy(result: np.ndarray, *templates: Any) -> Any:
     return result
 
 
+def _binary(kernel: Any, x: Any, y: Any, cfg: LMulConfig, rounding: Rounding) -> Any:
+    """Run an elementwise product on float32 or narrow-dtype inputs (see :func:`lmul`)."""
+    if not isinstance(cfg, LMulConfig):
+        raise TypeError(f"cfg must be an lmul.LMulConfig, got {type(cfg).__name__}")
+    xw, x_narrow = widen_narrow(x, cfg.fmt, "x")
+    yw, y_narrow = widen_narrow(y, cfg.fmt, "y")
+    xa, xt = _to_numpy(xw, "x")
+    ya, yt = _to_numpy(yw, "y")
+    result = _from_numpy(kernel(xa, ya, cfg, rounding), xt, yt)
+    if x_narrow and y_narrow:
+        return narrow_like(result, x)
+    return result
+
+
 def lmul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne") -> Any:
     """Elementwise L-Mul of float32 values, as the hardware computes it.
 
@@ -49,23 +63,26 @@ def lmul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne")
     unit (:func:`lmul_bits`) and the result widened exactly to float32 (NaN -> ``0x7FC00000``).
 
     Args:
-        x, y: float32 numpy arrays or torch tensors, broadcastable.
+        x, y: float32 numpy arrays or torch tensors, broadcastable; or arrays/tensors of the
+            narrow dtype of ``cfg``'s format (``lmul.NARROW_DTYPES``: ``torch.float8_e4m3fn`` /
+            ``ml_dtypes.float8_e4m3fn`` for ``LMulConfig.for_format("e4m3fn")``, float8_e5m2,
+            ml_dtypes' float8_e4m3 (``e4m3_ieee``), bfloat16), taken exactly.
         cfg: the unit's configuration (default BF16 with the paper's offset).
         rounding: how float32 inputs are rounded to the format.
 
     Returns:
         float32 numpy array, or a torch tensor (on the input's device) if an input was one; the
-        broadcast shape of the inputs (0-d inputs give a 0-d result).
+        broadcast shape of the inputs (0-d inputs give a 0-d result). When both inputs have the
+        format's narrow dtype, the result has it too (exact: every product is a format value;
+        NaN stays NaN).
 
     Raises:
-        TypeError: an input is not float32, or is a torch tensor that requires grad (use
-            ``lmul.torch.lmul_mul`` for autograd: straight-through gradients).
+        TypeError: an input is not float32 (nor the narrow dtype of ``cfg``'s format: the
+            message names the configuration to use), or is a torch tensor that requires grad
+            (use ``lmul.torch.lmul_mul`` for autograd: straight-through gradients).
         ValueError: shapes that do not broadcast, an unknown rounding.
     """
-    xa, xt = _to_numpy(x, "x")
-    ya, yt = _to_numpy(y, "y")
-    result = lmul_elementwise(xa, ya, cfg, rounding)
-    return _from_numpy(result, xt, yt)
+    return _binary(lmul_elementwise, x, y, cfg, rounding)
 
 
 def exact_mul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "rne") -> Any:
@@ -75,12 +92,12 @@ def exact_mul(x: Any, y: Any, cfg: LMulConfig = _DEFAULT, rounding: Rounding = "
     product rounded once to the format with round-to-nearest-even (overflow -> Inf; NaN ->
     canonical NaN). ``cfg.offset`` and ``cfg.saturate`` are ignored.
 
-    Args/returns as :func:`lmul`.
+    For a finite-only format (``e4m3fn``) overflow gives NaN instead of Inf: the same bits as
+    ``ml_dtypes``' float32 product cast back to ``float8_e4m3fn``.
+
+    Args/returns as :func:`lmul` (narrow-dtype inputs included).
     """
-    xa, xt = _to_numpy(x, "x")
-    ya, yt = _to_numpy(y, "y")
-    result = exact_mul_elementwise(xa, ya, cfg, rounding)
-    return _from_numpy(result, xt, yt)
+    return _binary(exact_mul_elementwise, x, y, cfg, rounding)
 
 
 def seed_lmul(x: Any, y: Any) -> Any:

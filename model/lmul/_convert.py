@@ -6,11 +6,12 @@ smallest numpy unsigned dtype that holds ``1 + E + M`` bits (:attr:`Format.uint_
 
 from __future__ import annotations
 
-from typing import Literal
+import sys
+from typing import Any, Literal
 
 import numpy as np
 
-from ._formats import Format
+from ._formats import PRESETS, Format
 
 Rounding = Literal["rne", "truncate"]
 
@@ -35,6 +36,63 @@ def as_float_array(x: object, name: str = "x",
     if arr.dtype != np.float32:
         raise TypeError(f"{name} must be float32, got dtype {arr.dtype}")
     return arr
+
+
+#: Narrow float dtypes whose values are exactly one preset's, by dtype name (numpy / ml_dtypes
+#: ``dtype.name``; torch's without the ``torch.`` prefix): the array/tensor types that
+#: :func:`lmul.lmul`, :func:`lmul.exact_mul` and :func:`lmul.matmul` take besides float32.
+NARROW_DTYPES: dict[str, str] = {
+    "float8_e4m3fn": "e4m3fn",
+    "float8_e5m2": "e5m2",
+    "float8_e4m3": "e4m3_ieee",
+    "bfloat16": "bf16",
+}
+
+
+def narrow_dtype_format(x: object) -> Format | None:
+    """The preset whose values ``x``'s dtype holds (:data:`NARROW_DTYPES`), for a numpy /
+    ml_dtypes array or a torch tensor of such a dtype; None for anything else (float32 too).
+
+    torch is looked up in ``sys.modules``, never imported."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        name = str(x.dtype).removeprefix("torch.")
+    elif isinstance(x, (np.ndarray, np.generic)):
+        name = x.dtype.name
+    else:
+        return None
+    key = NARROW_DTYPES.get(name)
+    return None if key is None else PRESETS[key]
+
+
+def widen_narrow(x: Any, fmt: Format, name: str) -> tuple[Any, bool]:
+    """``(float32 values of x, True)`` when ``x`` has a narrow dtype of format ``fmt`` (numpy
+    array or torch tensor, same kind and device: the widening is exact); ``(x, False)`` for any
+    other input (left for the float32 checks).
+
+    Raises:
+        TypeError: ``x``'s dtype holds another format than ``fmt`` (the message names both).
+    """
+    got = narrow_dtype_format(x)
+    if got is None:
+        return x, False
+    if got != fmt:
+        raise TypeError(f"{name} has dtype {x.dtype} (format {got.name}) but the configuration's "
+                        f"format is {fmt.name}: use cfg=lmul.LMulConfig.for_format({got.name!r}) "
+                        "or float32 values")
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.to(torch.float32), True
+    return np.asarray(x).astype(np.float32), True
+
+
+def narrow_like(result: Any, like: Any) -> Any:
+    """``result`` (float32 values of ``like``'s format, numpy or torch) in ``like``'s dtype;
+    exact, NaN stays NaN."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(result, torch.Tensor):
+        return result.to(like.dtype)
+    return np.asarray(result).astype(like.dtype)
 
 
 def _check_int64_format(fmt: Format) -> None:
@@ -74,7 +132,10 @@ def round_to_format_bits(x: object, fmt: Format, rounding: Rounding = "rne") -> 
 
     Returns:
         Array of ``fmt.uint_dtype`` bit patterns, same shape. NaN becomes the canonical quiet
-        NaN (sign 0); signed zeros and infinities keep their sign.
+        NaN (sign 0); signed zeros and infinities keep their sign. A finite-only format (no Inf)
+        follows the OCP FP8 non-saturating conversion, as ``ml_dtypes``/``torch`` casts do:
+        where an IEEE format gets Inf (RNE overflow, an Inf input, either rounding) the result is
+        NaN, with the sign of ``x`` (``S.1...1.1...1``); truncation still saturates finite values.
     """
     if rounding not in ("rne", "truncate"):
         raise ValueError(f"rounding must be 'rne' or 'truncate', got {rounding!r}")
@@ -97,9 +158,10 @@ def round_to_format_bits(x: object, fmt: Format, rounding: Rounding = "rne") -> 
         # Binade offset plus rounded significand; a carry out of the significand bumps the
         # exponent by itself, and the subnormal binade encodes as exponent field 0.
         mag = ((e_eff - fmt.emin) << man) + r.astype(np.int64)
-        overflow_to = fmt.inf_bits if rounding == "rne" else fmt.max_finite_bits
-        mag = np.where(mag >= fmt.inf_bits, overflow_to, mag)
-        mag = np.where(np.isinf(ax), fmt.inf_bits, mag)
+        # For a finite-only format nonfinite_bits is its NaN magnitude.
+        overflow_to = fmt.nonfinite_bits if rounding == "rne" else fmt.max_finite_bits
+        mag = np.where(mag >= fmt.nonfinite_bits, overflow_to, mag)
+        mag = np.where(np.isinf(ax), fmt.nonfinite_bits, mag)
         bits = np.where(np.signbit(xd), mag | fmt.sign_bit, mag)
         bits = np.where(np.isnan(xd), fmt.qnan_bits, bits)
     return bits.astype(fmt.uint_dtype)
@@ -109,7 +171,8 @@ def format_bits_to_float64(bits: object, fmt: Format) -> np.ndarray:
     """Decode bit patterns of ``fmt`` to float64 values (exact for every format here).
 
     NaN patterns decode to a float64 NaN; use :func:`format_bits_to_float32` for the canonical
-    float32 NaN pattern.
+    float32 NaN pattern. A finite-only format's all-ones-exponent codes other than its NaN are
+    normal numbers (E4M3FN ``0x7E`` is 448).
     """
     b = check_bits(bits, fmt)
     man = fmt.man_bits
@@ -118,7 +181,11 @@ def format_bits_to_float64(bits: object, fmt: Format) -> np.ndarray:
     sig = np.where(e_field == 0, m_field, m_field | (1 << man)).astype(np.float64)
     exp = np.maximum(e_field, 1) - fmt.bias - man
     val = np.ldexp(sig, exp.astype(np.int32))
-    val = np.where(e_field == fmt.max_exp_field, np.where(m_field == 0, np.inf, np.nan), val)
+    mag = b & fmt.field_mask
+    if fmt.finite_only:
+        val = np.where(mag == fmt.nonfinite_bits, np.nan, val)
+    else:
+        val = np.where(e_field == fmt.max_exp_field, np.where(m_field == 0, np.inf, np.nan), val)
     return np.where((b & fmt.sign_bit) != 0, -val, val)
 
 

@@ -14,6 +14,13 @@ integers (Luo & Sun, arXiv 2410.00907, eq. 2):
 5. otherwise ``f = field(a) + field(b) - (bias << M) + OFFSET``; ``f >> M <= 0`` -> zero with
    sign ``s``; ``f >> M >= 2**E - 1`` -> Inf with sign ``s`` (largest finite when saturating);
    else the result is ``{s, f[E+M-1:0]}``. Nothing is rounded inside the unit.
+
+A finite-only format (``cfg.finite_only``, OCP E4M3FN: no Inf, NaN only at ``S.1...1.1...1``)
+keeps rules 1, 4 and 5 with two changes: NaN is that one magnitude (the canonical NaN is
+``0.1...1.1...1``), rules 2 and 3 cannot occur, and overflow is ``f >= 2**(E+M) - 1`` (a field
+sum reaching the NaN code; every other all-ones-exponent field is a normal result), which gives
+the canonical NaN, or the largest finite value (``0.1...1.1...10``, 448) when saturating. The
+OCP FP8 spec's two conversion modes are the same pair: non-saturating (NaN) and saturating.
 """
 
 from __future__ import annotations
@@ -53,23 +60,28 @@ def lmul_bits_numpy(a_bits: object, b_bits: object, cfg: LMulConfig = _DEFAULT) 
     a = check_bits(a_bits, fmt, "a_bits")
     b = check_bits(b_bits, fmt, "b_bits")
     a, b = broadcast_pair(a, b, ("a_bits", "b_bits"))
-    man, emax_field = fmt.man_bits, fmt.max_exp_field
-    ea, eb = (a >> man) & emax_field, (b >> man) & emax_field
-    a_special, b_special = ea == emax_field, eb == emax_field
+    man = fmt.man_bits
+    # Every magnitude at or above nonfinite_bits is Inf/NaN (finite-only: exactly the NaN).
+    a_special = (a & fmt.field_mask) >= fmt.nonfinite_bits
+    b_special = (b & fmt.field_mask) >= fmt.nonfinite_bits
     a_nan = a_special & ((a & fmt.man_mask) != 0)
     b_nan = b_special & ((b & fmt.man_mask) != 0)
-    a_zero, b_zero = ea == 0, eb == 0
+    a_zero, b_zero = (a & fmt.field_mask) >> man == 0, (b & fmt.field_mask) >> man == 0
     sign = (a ^ b) & fmt.sign_bit
 
     f = (a & fmt.field_mask) + (b & fmt.field_mask) - (fmt.bias << man) + cfg.offset_value
     f_exp = f >> man  # arithmetic shift: a negative sum means underflow
-    overflow_mag = fmt.max_finite_bits if cfg.saturate else fmt.inf_bits
-    mag = np.where(f_exp <= 0, 0, np.where(f_exp >= emax_field, overflow_mag, f & fmt.field_mask))
+    # The non-saturating overflow result is Inf, or NaN where the format has no Inf.
+    overflow_mag = fmt.max_finite_bits if cfg.saturate else fmt.nonfinite_bits
+    mag = np.where(f_exp <= 0, 0, np.where(f >= fmt.nonfinite_bits, overflow_mag,
+                                           f & fmt.field_mask))
     # Special classes, lowest priority first so that each later rule overrides the earlier ones.
     mag = np.where(a_zero | b_zero, 0, mag)
-    mag = np.where(a_special | b_special, fmt.inf_bits, mag)
+    mag = np.where(a_special | b_special, fmt.nonfinite_bits, mag)
     out = sign | mag
     invalid = a_nan | b_nan | (a_special & b_zero) | (b_special & a_zero)
+    if fmt.finite_only:
+        invalid |= mag == fmt.nonfinite_bits  # an overflow to NaN is the canonical NaN
     out = np.where(invalid, fmt.qnan_bits, out)
     return out.astype(fmt.uint_dtype)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._kparams import _P_BIAS, _P_E, _P_M, _P_OFFSET, _P_SAT, serial_and_parallel
+from ._kparams import _P_BIAS, _P_E, _P_FIN, _P_M, _P_OFFSET, _P_SAT, serial_and_parallel
 from ._kscalar import _lmul64
 
 
@@ -32,7 +32,7 @@ def _lmul_bits(a, b, prm, out):
         y = np.int64(b[i])
         bad_a += np.int64((x >> width) != 0)
         bad_b += np.int64((y >> width) != 0)
-        out[i] = _lmul64(x, y, ebits, man, bias_e, offset, sat)
+        out[i] = _lmul64(x, y, ebits, man, bias_e, offset, sat, prm[_P_FIN])
     return bad_a, bad_b
 
 

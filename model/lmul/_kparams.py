@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from . import _kintrinsics, _kscalar
-from ._kintrinsics import _F32_INF
+from ._kintrinsics import _F32_INF, _F32_QNAN
 
 
 def _prefer_passive_threading_layer() -> None:
@@ -62,8 +62,10 @@ _P_OFFSET = 3  # L-Mul offset in mantissa LSBs
 _P_SAT = 4  # 1: overflow gives the largest finite value
 _P_RNE = 5  # 1: round inputs to nearest even, 0: truncate
 _P_EMIN = 6  # 1 - bias: unbiased exponent of the smallest normal
-_P_EMAXF = 7  # 2**E - 1: the Inf/NaN exponent field
-_P_INF = 8  # format bits of +Inf
+_P_EMAXF = 7  # 2**E - 1: the all-ones exponent field (Inf/NaN; finite-only: also normals)
+# Format bits of +Inf, or of the NaN of a finite-only format: every magnitude at or above it is
+# Inf/NaN, so one comparison with it classifies (and bounds L-Mul field sums) for both encodings.
+_P_INF = 8
 _P_MAXFIN = 9  # format bits of the largest finite value
 _P_SIGN = 10  # the sign bit, 2**(E+M)
 _P_QNAN = 11  # format bits of the canonical quiet NaN
@@ -73,11 +75,12 @@ _P_SUB = 14  # float32 bits of 2**(emin - M), the format's subnormal quantum
 _P_FAST = 15  # 1: E + M <= 29, the int32 fast loops apply
 _P_K0 = 16  # OFFSET - (bias << M), the L-Mul field-sum constant (fast loops only, else 0)
 _P_LO = 17  # 2**M: an L-Mul field sum below it underflows
-_P_OVF = 18  # float32 bits of an overflowing L-Mul result (Inf, or the largest finite)
+_P_OVF = 18  # float32 bits of an overflowing L-Mul result (Inf or NaN, or the largest finite)
 _P_SH = 19  # 23 - M: format mantissa -> float32 mantissa shift
 _P_RND = 20  # half a format LSB minus one, in float32 mantissa units (RNE for E = 8)
 _P_KEEP = 21  # mask clearing the float32 mantissa bits below a format LSB
-_P_LEN = 22
+_P_FIN = 22  # 1: finite-only format (OCP "FN": no Inf, NaN only at S.1...1.1...1)
+_P_LEN = 23
 
 # Multiplier codes shared with lmul._matmul.
 MUL_LMUL = 0
@@ -89,14 +92,18 @@ _FAST_FIELD_BITS = 29
 
 
 @functools.lru_cache(maxsize=64)
-def make_params(exp_bits: int, man_bits: int, offset: int, saturate: bool, rne: bool) -> np.ndarray:
+def make_params(exp_bits: int, man_bits: int, offset: int, saturate: bool, rne: bool,
+                finite_only: bool = False) -> np.ndarray:
     """Every constant of a configuration, computed once, as the int64 array the kernels take.
 
-    Cached per configuration and read-only (the kernels never write it).
+    Cached per configuration and read-only (the kernels never write it). For a finite-only
+    format ``_P_INF`` holds its NaN (see the index's comment), so the canonical NaN, the
+    overflow threshold and the non-saturating overflow result (NaN) follow from it.
     """
     bias = (1 << (exp_bits - 1)) - 1
     emaxf = (1 << exp_bits) - 1
-    inf_bits = emaxf << man_bits
+    field_mask = (1 << (exp_bits + man_bits)) - 1
+    inf_bits = field_mask if finite_only else emaxf << man_bits
     cadd = (127 - bias) << man_bits
     fast = exp_bits + man_bits <= _FAST_FIELD_BITS
     sh = 23 - man_bits
@@ -113,16 +120,18 @@ def make_params(exp_bits: int, man_bits: int, offset: int, saturate: bool, rne: 
     prm[_P_MAXFIN] = inf_bits - 1
     prm[_P_SIGN] = 1 << (exp_bits + man_bits)
     prm[_P_QNAN] = inf_bits | (1 << (man_bits - 1))
-    prm[_P_FIELD] = (1 << (exp_bits + man_bits)) - 1
+    prm[_P_FIELD] = field_mask
     prm[_P_CADD] = cadd
     prm[_P_SUB] = int(np.float32(2.0 ** (1 - bias - man_bits)).view(np.uint32))
     prm[_P_FAST] = int(fast)
     prm[_P_K0] = offset - (bias << man_bits) if fast else 0
     prm[_P_LO] = 1 << man_bits
-    prm[_P_OVF] = ((inf_bits - 1 + cadd) << sh) if saturate else _F32_INF
+    prm[_P_OVF] = (((inf_bits - 1 + cadd) << sh) if saturate
+                   else _F32_QNAN if finite_only else _F32_INF)
     prm[_P_SH] = sh
     prm[_P_RND] = (1 << (sh - 1)) - 1 if sh > 0 else 0
     prm[_P_KEEP] = -(1 << sh)
+    prm[_P_FIN] = int(bool(finite_only))
     prm.flags.writeable = False
     return prm
 

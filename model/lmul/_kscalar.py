@@ -34,6 +34,8 @@ def _round32(u, man, emin, rne, inf_bits, maxfin, sign_bit, qnan):
     smallest normal, which encodes the same way). Truncation steps back one quantum where the
     rounded value exceeds |x|. Overflow gives Inf (RNE) or the largest finite value
     (truncate); NaN the canonical NaN; signs are kept. Branch-free, so the loops vectorize.
+    For a finite-only format ``inf_bits`` is its NaN (``_P_INF``), so RNE overflow and Inf
+    inputs give NaN (with the sign), as ``round_to_format_bits``.
     """
     sh = _i32(23 - man)
     rmask = _i32(1) if sh > 0 else _i32(0)
@@ -69,16 +71,19 @@ def _widen32(x, ebits, man, inf_bits, field_mask, cadd, sub_scale):
 
     Normal values rebias the exponent (``cadd = (127 - bias) << M``, 0 when E = 8); with E = 8 the
     format's subnormals are float32 subnormals on the same grid; with E < 8 they are float32
-    normals, computed as ``mantissa * 2**(emin - M)`` (``sub_scale``, exact).
+    normals, computed as ``mantissa * 2**(emin - M)`` (``sub_scale``, exact). ``inf_bits`` is
+    ``_P_INF``: it equals ``field_mask`` exactly for a finite-only format (an IEEE-style Inf
+    has mantissa 0, M >= 1), whose ``inf_bits`` is then its NaN.
     """
     neg = _i32(_sra(x, ebits + man) & 1)
     mag = _i32(x & field_mask)
     f = _i32(_i32(mag + cadd) << _i32(23 - man))
     if ebits != 8 and mag < _i32(1 << man):
         f = _f32_bits(np.float32(mag) * sub_scale)
+    is_inf = (mag == inf_bits) & (inf_bits != field_mask)
     if mag >= inf_bits:
-        f = _i32(_F32_INF) if mag == inf_bits else _i32(_F32_QNAN)
-    if mag <= inf_bits:
+        f = _i32(_F32_INF) if is_inf else _i32(_F32_QNAN)
+    if (mag < inf_bits) | is_inf:
         f = _i32(f | _i32(neg << 31))
     return f
 
@@ -88,24 +93,27 @@ def _lmul32(a, b, ebits, man, emaxf, k0, cadd, lo, hi, ovf):
     """The L-Mul unit on int32 format bits (E + M <= 29), returning float32 bits (int32).
 
     ``t = field(a) + field(b) + k0`` with ``k0 = OFFSET - (bias << M)``; exponent ``t >> M <= 0``
-    (``t < lo``) underflows to zero, ``>= 2**E - 1`` (``t >= hi``) gives ``ovf`` (Inf or the
-    largest finite value, as float32 bits); L-Mul results are never subnormal, so a normal result
-    widens as ``(t + cadd) << (23 - M)``. Special operands follow the spec (``lmul_bits``).
+    (``t < lo``) underflows to zero, ``t >= hi`` (``hi`` = ``_P_INF``: exponent ``>= 2**E - 1``,
+    or for a finite-only format the NaN code) gives ``ovf`` (Inf or NaN, or the largest finite
+    value, as float32 bits); L-Mul results are never subnormal, so a normal result widens as
+    ``(t + cadd) << (23 - M)``. Special operands follow the spec (``lmul_bits``): an operand is
+    Inf/NaN when its magnitude is ``>= hi``, zero when below ``lo`` (exponent field 0); ``emaxf``
+    is unused (kept so every caller's argument list stays one).
     """
     field_mask = _i32(_i32(1 << (ebits + man)) - 1)
     man_mask = _i32(_i32(1 << man) - 1)
-    ea = _i32(_sra(a, man) & emaxf)
-    eb = _i32(_sra(b, man) & emaxf)
-    t = _i32(_i32(_i32(a & field_mask) + _i32(b & field_mask)) + k0)
+    fa = _i32(a & field_mask)
+    fb = _i32(b & field_mask)
+    t = _i32(_i32(fa + fb) + k0)
     r = _i32(_i32(t + cadd) << _i32(23 - man))
     if t < lo:
         r = _i32(0)
     if t >= hi:
         r = ovf
-    a_zero = ea == 0
-    b_zero = eb == 0
-    a_spec = ea == emaxf
-    b_spec = eb == emaxf
+    a_zero = fa < lo
+    b_zero = fb < lo
+    a_spec = fa >= hi
+    b_spec = fb >= hi
     if a_zero | b_zero:
         r = _i32(0)
     if a_spec | b_spec:
@@ -113,16 +121,19 @@ def _lmul32(a, b, ebits, man, emaxf, k0, cadd, lo, hi, ovf):
     r = _i32(r | _i32(_sra(_i32(a ^ b), ebits + man) << 31))
     a_nan = a_spec & (_i32(a & man_mask) != 0)
     b_nan = b_spec & (_i32(b & man_mask) != 0)
-    if a_nan | b_nan | (a_spec & b_zero) | (b_spec & a_zero):
+    # The last term: a NaN overflow result (finite-only formats) loses the sign it just got.
+    if (a_nan | b_nan | (a_spec & b_zero) | (b_spec & a_zero)
+            | (_i32(r & 0x7FFFFFFF) > _i32(_F32_INF))):
         r = _i32(_F32_QNAN)
     return r
 
 
 @njit
-def _lmul64(a, b, ebits, man, bias, offset, sat):
+def _lmul64(a, b, ebits, man, bias, offset, sat, fin):
     """The L-Mul unit on format bits in int64 (any format), returning format bits.
 
-    The general path: rows of B holding Inf/NaN, and formats with E + M > 29.
+    The general path: rows of B holding Inf/NaN, and formats with E + M > 29. ``fin`` = 1: a
+    finite-only format (``lmul_bits_numpy``: NaN only at ``S.1...1.1...1``, overflow to NaN).
     """
     a = np.int64(a) & ((1 << (1 + ebits + man)) - 1)
     b = np.int64(b) & ((1 << (1 + ebits + man)) - 1)
@@ -130,26 +141,32 @@ def _lmul64(a, b, ebits, man, bias, offset, sat):
     man_mask = (1 << man) - 1
     field_mask = (1 << (ebits + man)) - 1
     sign_bit = 1 << (ebits + man)
-    inf_bits = emaxf << man
-    ea = (a >> man) & emaxf
-    eb = (b >> man) & emaxf
-    f = (a & field_mask) + (b & field_mask) - (bias << man) + offset
+    inf_bits = field_mask if fin != 0 else emaxf << man  # the nonfinite threshold
+    qnan = inf_bits | (1 << (man - 1))
+    fa = a & field_mask
+    fb = b & field_mask
+    f = fa + fb - (bias << man) + offset
     fe = f >> man
     if fe <= 0:
         mag = 0
-    elif fe >= emaxf:
+    elif f >= inf_bits:
         mag = inf_bits - 1 if sat != 0 else inf_bits
     else:
         mag = f
-    if ea == 0 or eb == 0:
+    a_zero = (fa >> man) == 0
+    b_zero = (fb >> man) == 0
+    a_spec = fa >= inf_bits
+    b_spec = fb >= inf_bits
+    if a_zero or b_zero:
         mag = 0
-    if ea == emaxf or eb == emaxf:
+    if a_spec or b_spec:
         mag = inf_bits
     out = ((a ^ b) & sign_bit) | mag
-    a_nan = ea == emaxf and (a & man_mask) != 0
-    b_nan = eb == emaxf and (b & man_mask) != 0
-    if a_nan or b_nan or (ea == emaxf and eb == 0) or (eb == emaxf and ea == 0):
-        out = inf_bits | (1 << (man - 1))
+    a_nan = a_spec and (a & man_mask) != 0
+    b_nan = b_spec and (b & man_mask) != 0
+    if (a_nan or b_nan or (a_spec and b_zero) or (b_spec and a_zero)
+            or (fin != 0 and mag == inf_bits)):
+        out = qnan
     return out
 
 

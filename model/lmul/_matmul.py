@@ -30,7 +30,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ._convert import Rounding, as_float_array, broadcast_pair, check_bits
+from ._convert import Rounding, as_float_array, broadcast_pair, check_bits, widen_narrow
 from ._core import exact_mul_numpy, lmul_bits_numpy, lmul_numpy, seed_lmul_numpy
 from ._dot import Fused
 from ._formats import LMulConfig
@@ -94,7 +94,7 @@ def _params(cfg: LMulConfig, rounding: str) -> np.ndarray:
     _kernels = _load_kernels()
     assert _kernels is not None
     return _kernels.make_params(cfg.exp_bits, cfg.man_bits, cfg.offset_value, cfg.saturate,
-                                rounding == "rne")  # cached: built once per configuration
+                                rounding == "rne", cfg.finite_only)  # cached: once per config
 
 
 def _chunk(m_len: int, n_len: int) -> int:
@@ -251,7 +251,10 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
 
     Args:
         A: float32 [M, K]; B: float32 [K, N]; bias: float32 [N] or None (= +0.0). Non-contiguous
-            arrays are copied; M, N or K may be 0.
+            arrays are copied; M, N or K may be 0. A and B may instead be numpy arrays or torch
+            tensors of the narrow dtype of ``cfg``'s format (``torch.float8_e4m3fn`` or
+            ``ml_dtypes.float8_e4m3fn`` with ``LMulConfig.for_format("e4m3fn")``, see
+            :func:`lmul.lmul`), widened exactly.
         cfg: L-Mul configuration (format of A and B, offset, saturation).
         rounding: how A and B are rounded to the format (``"rne"`` or ``"truncate"``).
         multiplier: ``"lmul"`` (the L-Mul unit), ``"exact"`` (IEEE product rounded RNE to the
@@ -259,7 +262,7 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
         accumulate: None (sequential binary32 sum) or an :class:`lmul.Fused`.
 
     Returns:
-        float32 [M, N].
+        float32 [M, N] (numpy, whatever the inputs: the accumulator is binary32).
 
     Raises:
         TypeError: an operand is not float32 or is a torch tensor that requires grad (the message
@@ -268,8 +271,9 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
         ValueError: wrong ranks, mismatched dimensions, unknown multiplier or rounding.
     """
     check_accumulate(accumulate)
-    a, b, c = check_matmul_args(A, B, bias, multiplier, rounding)
     _check_options(cfg, rounding)
+    A, B = _widen_operand(A, cfg, "A"), _widen_operand(B, cfg, "B")
+    a, b, c = check_matmul_args(A, B, bias, multiplier, rounding)
     if not fast_path_enabled():
         return matmul_reference(a, b, c, cfg, rounding, multiplier, accumulate)
     prm = _params(cfg, rounding)
@@ -287,6 +291,16 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
                        rounding, multiplier)
         return out
     return _wide_product(a, _prepare_arrays(b, prm, multiplier), c, n_len, prm, multiplier)
+
+
+def _widen_operand(x: object, cfg: LMulConfig, name: str) -> object:
+    """A narrow-dtype operand of ``cfg``'s format as float32 numpy values (exact); any other
+    operand unchanged (``check_matmul_args`` validates it)."""
+    wide, narrow = widen_narrow(x, cfg.fmt, name)
+    if not narrow:
+        return x
+    torch_tensor = type(wide).__module__.startswith("torch")
+    return wide.detach().cpu().numpy() if torch_tensor else wide
 
 
 def _prepare_arrays(b: np.ndarray, prm: np.ndarray, multiplier: str) -> tuple[np.ndarray, ...]:

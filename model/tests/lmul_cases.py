@@ -18,8 +18,7 @@ MULTIPLIERS: tuple[str, ...] = tuple(lmul.MULTIPLIERS)
 
 def preset(name: str, **options: object) -> LMulConfig:
     """An L-Mul configuration on the preset format ``name`` (``offset``/``saturate`` as given)."""
-    fmt = lmul.PRESETS[name]
-    return LMulConfig(fmt.exp_bits, fmt.man_bits, **options)
+    return LMulConfig.for_format(name, **options)  # type: ignore[arg-type]
 
 
 #: Test name -> configuration: every preset format, and the options the kernels treat
@@ -28,14 +27,16 @@ CONFIGS: dict[str, LMulConfig] = {
     "bf16": preset("bf16"),
     "bf16-mitchell": preset("bf16", offset=0),
     "e4m3_ieee": preset("e4m3_ieee"),
+    "e4m3fn": preset("e4m3fn"),  # OCP FP8: no Inf, NaN only at S.1111.111, overflow -> NaN
+    "e4m3fn-sat": preset("e4m3fn", saturate=True),
     "e5m2-sat": preset("e5m2", saturate=True),
     "fp16-sat": preset("fp16", saturate=True),
     "fp32": preset("fp32"),  # E + M = 31: the kernels' int64 path
 }
-#: One configuration per kind of kernel path (E = 8, E < 8, saturating, int64): what the
-#: product variants (narrow, prepared) are checked on.
+#: One configuration per kind of kernel path (E = 8, E < 8, finite-only, saturating, int64):
+#: what the product variants (narrow, prepared) are checked on.
 PATH_CONFIGS: dict[str, LMulConfig] = {
-    name: CONFIGS[name] for name in ("bf16", "e4m3_ieee", "e5m2-sat", "fp32")}
+    name: CONFIGS[name] for name in ("bf16", "e4m3_ieee", "e4m3fn", "e5m2-sat", "fp32")}
 
 #: float32 values at the formats' edges: NaN, Inf, signed zeros, float32 subnormals, the largest
 #: finite values of the presets, values beyond every format's range.

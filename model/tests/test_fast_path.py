@@ -30,8 +30,7 @@ K_GROUP = km._K_GROUP
 K = 2 * K_GROUP + K_GROUP // 2  # two full k groups, and a remainder taken per k
 N = 40  # wider than the narrow kernels' limit: the wide kernel runs
 
-PRESET_CONFIGS = {f"{name}{'-sat' if sat else ''}": LMulConfig(f.exp_bits, f.man_bits,
-                                                               saturate=sat)
+PRESET_CONFIGS = {f"{name}{'-sat' if sat else ''}": LMulConfig.for_format(f, saturate=sat)
                   for name, f in lmul.PRESETS.items() for sat in (False, True)}
 
 Kernel = Callable[..., None]
@@ -57,7 +56,7 @@ def wide(kernel: Kernel | None, a: np.ndarray, b: np.ndarray, bias: np.ndarray |
 def fmt_value(cfg: LMulConfig, field: int, rng: np.random.Generator, shape=()) -> np.ndarray:
     """float32 values with the format field ``field`` (exponent|mantissa) and random signs."""
     fmt = cfg.fmt
-    assert 1 << fmt.man_bits <= field < fmt.inf_bits, "not a normal field"
+    assert 1 << fmt.man_bits <= field < fmt.nonfinite_bits, "not a normal field"
     sign = rng.integers(0, 2, shape) << (fmt.exp_bits + fmt.man_bits)
     return lmul.format_bits_to_float32(np.asarray(sign + field, dtype=np.int64), fmt)
 
@@ -68,7 +67,7 @@ def edge_cases(cfg: LMulConfig, rng: np.random.Generator
     under- and overflow limits, on either side, in whole k groups and in single positions."""
     fmt = cfg.fmt
     man, bias_e = fmt.man_bits, fmt.bias
-    lo, hi = 1 << man, fmt.max_exp_field << man
+    lo, hi = 1 << man, fmt.nonfinite_bits  # Inf, or the NaN of a finite-only format
     kb = cfg.offset_value - (bias_e << man)
     one = bias_e << man
     small, big = (bias_e - 2) << man, (bias_e + 2) << man  # fields of 0.25 and 4

@@ -357,7 +357,7 @@ def test_rounding_ties_and_neighbours(cfg_name: str, random_seed: int) -> None:
     overflow threshold) and one float32 ulp either side: RNE ties to even, truncation floors."""
     fmt = CONFIGS[cfg_name].fmt
     rng = np.random.default_rng([random_seed, 31, len(cfg_name)])
-    n_pos = fmt.inf_bits  # every finite non-negative pattern, or a sample of them
+    n_pos = fmt.nonfinite_bits  # every finite non-negative pattern, or a sample of them
     pats = np.arange(n_pos) if n_pos <= 1 << 16 else rng.integers(0, n_pos - 1, 1 << 16)
     lo = lmul.format_bits_to_float64(pats, fmt)
     hi = np.where(pats + 1 < n_pos, lmul.format_bits_to_float64(np.minimum(pats + 1, n_pos - 1),
@@ -371,7 +371,7 @@ def test_rounding_ties_and_neighbours(cfg_name: str, random_seed: int) -> None:
         pytest.skip("numba kernels unavailable")
     # The kernels round inputs in every product; the exact product by 1.0 returns that rounding
     # unchanged, widened exactly (and injectively, but for NaN) to float32.
-    cfg = LMulConfig(fmt.exp_bits, fmt.man_bits)
+    cfg = LMulConfig.for_format(fmt)
     one = np.ones_like(x)
     for rounding in ("rne", "truncate"):
         got = bits(mm.exact_mul_elementwise(x, one, cfg, rounding))

@@ -32,7 +32,7 @@ def _id(setting: tuple[int | None, bool]) -> str:
 
 def config(preset: str, offset: int | None, saturate: bool) -> LMulConfig:
     fmt = lmul.PRESETS[preset]
-    return LMulConfig(fmt.exp_bits, fmt.man_bits, offset=offset, saturate=saturate)
+    return LMulConfig.for_format(fmt, offset=offset, saturate=saturate)
 
 
 @pytest.fixture

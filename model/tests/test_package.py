@@ -273,7 +273,7 @@ def test_config_rejects_wrong_types(kwargs: dict, field: str) -> None:
 def test_config_accepts_ints_and_normalizes() -> None:
     cfg = LMulConfig(np.int64(4), np.int32(3), offset=np.int16(1), saturate=1)
     params = cfg.verilog_parameters()
-    assert params == {"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 1, "SATURATE": 1}
+    assert params == {"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 1, "SATURATE": 1, "FINITE_ONLY": 0}
     assert all(type(v) is int for v in params.values())
     assert LMulConfig(saturate=np.bool_(True)).saturate is True
     assert LMulConfig(saturate=0).saturate is False

@@ -16,6 +16,7 @@ module cosim_step_tb #(
     parameter integer MAN_BITS   = 7,
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer MULTIPLIER = 0,
     parameter integer LANES      = 128
 ) (
@@ -52,6 +53,7 @@ module cosim_step_tb #(
       .MAN_BITS  (MAN_BITS),
       .OFFSET    (OFFSET),
       .SATURATE  (SATURATE),
+      .FINITE_ONLY(FINITE_ONLY),
       .MULTIPLIER(MULTIPLIER)
   ) u_array (
       .clk      (clk),
@@ -72,7 +74,7 @@ module cosim_step_tb #(
   genvar i;
   generate
     for (i = 0; i < LANES; i = i + 1) begin : g_lane
-      fp_to_fmt #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_cvt (
+      fp_to_fmt #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .FINITE_ONLY(FINITE_ONLY)) u_cvt (
           .x(cvt_x[i*32 +: 32]),
           .y(cvt_y[i*W +: W])
       );
@@ -81,20 +83,22 @@ module cosim_step_tb #(
             .EXP_BITS(EXP_BITS),
             .MAN_BITS(MAN_BITS),
             .OFFSET  (OFFSET),
-            .SATURATE(SATURATE)
+            .SATURATE(SATURATE),
+            .FINITE_ONLY(FINITE_ONLY)
         ) u_mul (
             .a(mul_a[i*W +: W]),
             .b(mul_b[i*W +: W]),
             .y(mul_y[i*W +: W])
         );
       end else begin : g_exact
-        fp_mul #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .SUBNORMALS(1)) u_mul (
+        fp_mul #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .SUBNORMALS(1),
+                 .FINITE_ONLY(FINITE_ONLY)) u_mul (
             .a(mul_a[i*W +: W]),
             .b(mul_b[i*W +: W]),
             .y(mul_y[i*W +: W])
         );
       end
-      fmt_to_fp32 #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS)) u_wid (
+      fmt_to_fp32 #(.EXP_BITS(EXP_BITS), .MAN_BITS(MAN_BITS), .FINITE_ONLY(FINITE_ONLY)) u_wid (
           .x(wid_x[i*W +: W]),
           .y(wid_y[i*32 +: 32])
       );

@@ -7,6 +7,7 @@ module fp_mul_lanes #(
     parameter integer EXP_BITS   = 8,
     parameter integer MAN_BITS   = 7,
     parameter integer SUBNORMALS = 1,
+    parameter integer FINITE_ONLY = 0,
     parameter integer LANES      = 64
 ) (
     input  wire [LANES*(1+EXP_BITS+MAN_BITS)-1:0] a_bus,
@@ -22,7 +23,8 @@ module fp_mul_lanes #(
       fp_mul #(
           .EXP_BITS  (EXP_BITS),
           .MAN_BITS  (MAN_BITS),
-          .SUBNORMALS(SUBNORMALS)
+          .SUBNORMALS (SUBNORMALS),
+          .FINITE_ONLY(FINITE_ONLY)
       ) u_mul (
           .a(a_bus[k*W+:W]),
           .b(b_bus[k*W+:W]),

@@ -9,6 +9,7 @@ module lmul_core_lanes #(
     parameter integer MAN_BITS = 7,
     parameter integer OFFSET   = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE = 0,
+    parameter integer FINITE_ONLY = 0,
     parameter integer LANES    = 16
 ) (
     input  wire [LANES*(1+EXP_BITS+MAN_BITS)-1:0] a_bus,
@@ -23,7 +24,8 @@ module lmul_core_lanes #(
           .EXP_BITS(EXP_BITS),
           .MAN_BITS(MAN_BITS),
           .OFFSET  (OFFSET),
-          .SATURATE(SATURATE)
+          .SATURATE(SATURATE),
+          .FINITE_ONLY(FINITE_ONLY)
       ) u_core (
           .a(a_bus[i*W +: W]),
           .b(b_bus[i*W +: W]),

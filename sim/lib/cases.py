@@ -1,8 +1,11 @@
 """The test-case table of the RTL regressions, built from the model's ``lmul.PRESETS`` and
 ``lmul.MULTIPLIERS`` so that a preset added to the model is a case of every testbench.
 
-* :data:`OPERAND_FORMATS` - the L-Mul operand formats: every preset narrower than binary32
-  (BF16, FP16, E4M3 (IEEE-style), E5M2), in the model's order;
+* :data:`OPERAND_FORMATS` - the L-Mul operand formats: every IEEE-style preset narrower than
+  binary32 (BF16, FP16, E4M3 (IEEE-style), E5M2), in the model's order;
+* :data:`FINITE_ONLY_FORMATS` - the finite-only presets (OCP E4M3FN, ``FINITE_ONLY=1``): cases
+  of the multiplier testbenches, fewer of them (``make prove`` and its test proves every
+  configuration of them exhaustively through Verilator);
 * :data:`REPRESENTATIVE` - one 16-bit and one 8-bit operand format (BF16, E4M3), for the
   expensive configurations;
 * :data:`MULTIPLIER_PARAMETER` - the RTL's ``MULTIPLIER`` value of each multiplier of
@@ -20,7 +23,10 @@ import pytest
 
 import lmul
 
-OPERAND_FORMATS: tuple[str, ...] = tuple(name for name, f in lmul.PRESETS.items() if f.width < 32)
+OPERAND_FORMATS: tuple[str, ...] = tuple(name for name, f in lmul.PRESETS.items()
+                                         if f.width < 32 and not f.finite_only)
+FINITE_ONLY_FORMATS: tuple[str, ...] = tuple(name for name, f in lmul.PRESETS.items()
+                                             if f.finite_only)
 REPRESENTATIVE: tuple[str, ...] = ("bf16", "e4m3_ieee")
 #: RTL ``MULTIPLIER`` parameter per multiplier name of ``lmul.MULTIPLIERS`` (the hardware has
 #: the L-Mul core and the exact IEEE multiplier; ``seed`` is a model-only variant).
@@ -34,15 +40,20 @@ def _offset_id(offset: int | None) -> str:
 
 def lmul_core_cases() -> list[Any]:
     """``(preset, offset, saturate)``: every operand format x OFFSET (paper default, 0) x
-    SATURATE (0, 1)."""
+    SATURATE (0, 1), then each finite-only format x SATURATE at the paper OFFSET."""
+    combos = [(name, offset, sat) for name in OPERAND_FORMATS for offset in (None, 0)
+              for sat in (0, 1)]
+    combos += [(name, None, sat) for name in FINITE_ONLY_FORMATS for sat in (0, 1)]
     return [pytest.param(name, offset, sat, id=f"{name}-off{_offset_id(offset)}-sat{sat}")
-            for name in OPERAND_FORMATS for offset in (None, 0) for sat in (0, 1)]
+            for name, offset, sat in combos]
 
 
 def fp_mul_cases() -> list[Any]:
-    """``(preset, subnormals)``: every operand format x SUBNORMALS (1, 0)."""
-    return [pytest.param(name, sub, id=f"{name}-sub{sub}")
-            for name in OPERAND_FORMATS for sub in (1, 0)]
+    """``(preset, subnormals)``: every operand format x SUBNORMALS (1, 0), then each
+    finite-only format with SUBNORMALS=1."""
+    combos = [(name, sub) for name in OPERAND_FORMATS for sub in (1, 0)]
+    combos += [(name, 1) for name in FINITE_ONLY_FORMATS]
+    return [pytest.param(name, sub, id=f"{name}-sub{sub}") for name, sub in combos]
 
 
 def lmul_unit_cases() -> list[Any]:

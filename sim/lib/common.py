@@ -123,14 +123,16 @@ def config_from_parameters(params: dict[str, int]) -> lmul.LMulConfig:
     """The model configuration of RTL parameters (OFFSET absent: both use their default)."""
     return lmul.LMulConfig(exp_bits=params["EXP_BITS"], man_bits=params["MAN_BITS"],
                            offset=params.get("OFFSET"),
-                           saturate=bool(params.get("SATURATE", 0)))
+                           saturate=bool(params.get("SATURATE", 0)),
+                           finite_only=bool(params.get("FINITE_ONLY", 0)))
 
 
 def special_values(fmt: lmul.Format) -> np.ndarray:
     """Bit patterns of every special class of ``fmt``, both signs (int64): zero; smallest,
     middle and largest subnormal; smallest normals; 0.5, 1.0, 1 + ulp, 2 - ulp; the two largest
     finite values; Inf; the canonical NaN, a signalling-style NaN (payload 1) and the NaN with
-    a full payload."""
+    a full payload (a finite-only format: its one NaN, and the first value of its
+    all-ones-exponent binade instead of the Inf/NaN codes)."""
     m = fmt.man_bits
     mags = {
         0,
@@ -138,9 +140,12 @@ def special_values(fmt: lmul.Format) -> np.ndarray:
         1 << m, (1 << m) | fmt.man_mask,
         (fmt.bias - 1) << m, fmt.bias << m, (fmt.bias << m) | 1, (fmt.bias << m) | fmt.man_mask,
         fmt.max_finite_bits, fmt.max_finite_bits - 1,
-        fmt.inf_bits,
-        fmt.qnan_bits, fmt.inf_bits | 1, fmt.inf_bits | fmt.man_mask,
+        fmt.qnan_bits,
     }
+    if fmt.has_inf:
+        mags |= {fmt.inf_bits, fmt.inf_bits | 1, fmt.inf_bits | fmt.man_mask}
+    else:
+        mags.add(fmt.max_exp_field << m)  # a finite-only format's top binade is normal
     arr = np.array(sorted(mags), dtype=np.int64)
     return np.concatenate([arr, arr | fmt.sign_bit])
 

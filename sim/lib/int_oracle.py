@@ -9,6 +9,8 @@ rational oracle.
 
 Bit layout of every operand and result: sign | exponent (E bits) | mantissa (M bits), IEEE
 encodings, bias 2^(E-1) - 1; the canonical NaN is sign 0, exponent all ones, mantissa MSB only.
+The product also takes finite-only formats (OCP "FN", ``finite_only=True``: no Inf, NaN only at
+exponent and mantissa all ones, which is also the canonical NaN with sign 0).
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ def _bit_length(x: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _round_pack(neg: int, mag: int, exp: int, ebits: int, man: int, subnormals: int) -> int:
+def _round_pack(neg: int, mag: int, exp: int, ebits: int, man: int, subnormals: int,
+                fin: int = 0) -> int:
     """Bits of ``(-1)^neg * mag * 2^exp`` (``mag > 0`` exact) rounded to nearest even.
 
-    Overflow gives Inf; results below the smallest normal are subnormals (``subnormals=1``) or,
-    with ``subnormals=0``, a zero when the exact magnitude is below the smallest normal.
+    Overflow gives Inf (``fin=1``, a finite-only format: the canonical NaN, sign 0, once the
+    rounded value exceeds the largest finite one); results below the smallest normal are
+    subnormals (``subnormals=1``) or, with ``subnormals=0``, a zero when the exact magnitude is
+    below the smallest normal.
     """
     bias = (1 << (ebits - 1)) - 1
     emin_lsb = 1 - bias - man  # weight of the subnormals' LSB, also the smallest normal's LSB
@@ -62,6 +67,11 @@ def _round_pack(neg: int, mag: int, exp: int, ebits: int, man: int, subnormals: 
     if q < (1 << man):
         return sign | q  # subnormal or zero: exponent field 0
     field = lsb - emin_lsb + 1
+    if fin != 0:
+        packed = (field << man) | (q - (1 << man))
+        if packed >= (1 << (ebits + man)) - 1:
+            return (1 << (ebits + man)) - 1
+        return sign | packed
     if field >= (1 << ebits) - 1:
         return sign | (((1 << ebits) - 1) << man)
     return sign | (field << man) | (q - (1 << man))
@@ -69,11 +79,12 @@ def _round_pack(neg: int, mag: int, exp: int, ebits: int, man: int, subnormals: 
 
 @njit(cache=True, nogil=True)
 def _mul_kernel(a: np.ndarray, b: np.ndarray, out: np.ndarray, ebits: int, man: int,
-                subnormals: int) -> None:
+                subnormals: int, fin: int) -> None:
     emaxf = (1 << ebits) - 1
     mmask = (1 << man) - 1
+    fmask = (1 << (ebits + man)) - 1
     bias = (1 << (ebits - 1)) - 1
-    qnan = (emaxf << man) | (1 << (man - 1))
+    qnan = fmask if fin != 0 else (emaxf << man) | (1 << (man - 1))
     for i in range(a.size):
         x = np.int64(a[i])
         y = np.int64(b[i])
@@ -88,6 +99,10 @@ def _mul_kernel(a: np.ndarray, b: np.ndarray, out: np.ndarray, ebits: int, man: 
             if ey == 0:
                 sy = 0
         x_inf, y_inf = ex == emaxf, ey == emaxf
+        if fin != 0:
+            # No Inf: an all-ones exponent is a normal binade; only all ones is NaN.
+            x_inf = (x & fmask) == fmask
+            y_inf = (y & fmask) == fmask
         if (x_inf and mx != 0) or (y_inf and my != 0):
             r = qnan
         elif x_inf or y_inf:
@@ -97,7 +112,7 @@ def _mul_kernel(a: np.ndarray, b: np.ndarray, out: np.ndarray, ebits: int, man: 
             r = neg << (ebits + man)
         else:
             e = (max(ex, 1) - bias - man) + (max(ey, 1) - bias - man)
-            r = _round_pack(neg, sx * sy, e, ebits, man, subnormals)
+            r = _round_pack(neg, sx * sy, e, ebits, man, subnormals, fin)
         out[i] = r
 
 
@@ -178,16 +193,18 @@ def _operands(a: object, b: object, exp_bits: int, man_bits: int
 
 
 def mul_reference(a: object, b: object, exp_bits: int, man_bits: int,
-                  subnormals: bool = True) -> np.ndarray:
+                  subnormals: bool = True, finite_only: bool = False) -> np.ndarray:
     """Correctly rounded IEEE products of bit patterns, as uint64 bit patterns.
 
     The significands are multiplied exactly in int64 and the product is rounded once to nearest,
     ties to even; overflow gives Inf, NaN the canonical quiet NaN (sign 0, exponent all ones,
     mantissa MSB), Inf x 0 NaN. ``subnormals=False``: operands with exponent field 0 are zeros of
     their sign and a product whose exact magnitude is below 2^(1-bias) is a zero of its sign.
+    ``finite_only=True``: the OCP "FN" encoding (no Inf; a product rounding beyond the largest
+    finite value is the canonical NaN ``0.1...1.1...1``).
     """
     av, bv, out = _operands(a, b, exp_bits, man_bits)
-    _mul_kernel(av, bv, out, exp_bits, man_bits, int(bool(subnormals)))
+    _mul_kernel(av, bv, out, exp_bits, man_bits, int(bool(subnormals)), int(bool(finite_only)))
     return out.astype(np.uint64)
 
 

@@ -8,6 +8,7 @@ from sim.lib import cases
 
 def test_operand_formats_are_the_presets_narrower_than_binary32() -> None:
     assert cases.OPERAND_FORMATS == ("bf16", "fp16", "e4m3_ieee", "e5m2")
+    assert cases.FINITE_ONLY_FORMATS == ("e4m3fn",)
     assert set(cases.REPRESENTATIVE) <= set(cases.OPERAND_FORMATS)
     assert {lmul.PRESETS[n].width for n in cases.REPRESENTATIVE} == {16, 8}
     # the RTL's MULTIPLIER values (hdl/mac_datapath.v: 0 = L-Mul, 1 = exact fp_mul)
@@ -17,9 +18,10 @@ def test_operand_formats_are_the_presets_narrower_than_binary32() -> None:
 def test_case_ids_are_the_ones_the_testbenches_had() -> None:
     assert cases.ids(cases.lmul_core_cases()) == [
         f"{n}-off{o}-sat{s}" for n in ("bf16", "fp16", "e4m3_ieee", "e5m2")
-        for o in ("paper", "0") for s in (0, 1)]
+        for o in ("paper", "0") for s in (0, 1)] + ["e4m3fn-offpaper-sat0", "e4m3fn-offpaper-sat1"]
     assert cases.ids(cases.fp_mul_cases()) == [
-        f"{n}-sub{s}" for n in ("bf16", "fp16", "e4m3_ieee", "e5m2") for s in (1, 0)]
+        f"{n}-sub{s}" for n in ("bf16", "fp16", "e4m3_ieee", "e5m2") for s in (1, 0)] + [
+        "e4m3fn-sub1"]
     assert cases.ids(cases.lmul_unit_cases()) == [
         "bf16-sat0-skid0", "bf16-sat1-skid0", "e4m3_ieee-sat0-skid0", "e4m3_ieee-sat1-skid0",
         "bf16-sat0-skid1", "e4m3_ieee-sat1-skid1"]

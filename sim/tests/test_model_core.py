@@ -40,7 +40,8 @@ def random_float32(n: int, seed: int = 0) -> np.ndarray:
 
 def test_presets_and_ranges() -> None:
     assert {k: (f.exp_bits, f.man_bits) for k, f in lmul.PRESETS.items()} == {
-        "bf16": (8, 7), "fp16": (5, 10), "e4m3_ieee": (4, 3), "e5m2": (5, 2), "fp32": (8, 23)}
+        "bf16": (8, 7), "fp16": (5, 10), "e4m3_ieee": (4, 3), "e4m3fn": (4, 3), "e5m2": (5, 2),
+        "fp32": (8, 23)}
     for bad in ((1, 7), (9, 7), (8, 0), (8, 24)):
         with pytest.raises(ValueError):
             lmul.LMulConfig(*bad)
@@ -69,7 +70,8 @@ def test_config_parse() -> None:
 
 def test_verilog_parameters() -> None:
     cfg = lmul.LMulConfig(4, 3, saturate=True)
-    assert cfg.verilog_parameters() == {"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 1, "SATURATE": 1}
+    assert cfg.verilog_parameters() == {"EXP_BITS": 4, "MAN_BITS": 3, "OFFSET": 1, "SATURATE": 1,
+                                        "FINITE_ONLY": 0}
 
 
 # ---------------------------------------------------------------------------- conversions
