@@ -188,8 +188,10 @@ def _acc_suffix(acc: lmul.Fused | None) -> list[str]:
 
 
 def _format_suffix(cfg: lmul.LMulConfig) -> list[str]:
-    return [] if (cfg.exp_bits, cfg.man_bits) == (8, 7) else [f"e={cfg.exp_bits}",
-                                                              f"m={cfg.man_bits}"]
+    if (cfg.exp_bits, cfg.man_bits) == (8, 7):
+        return []
+    # fn=1: the finite-only (OCP E4M3FN) encoding of these widths.
+    return [f"e={cfg.exp_bits}", f"m={cfg.man_bits}"] + (["fn=1"] if cfg.finite_only else [])
 
 
 def _name(base: str, parts: list[str]) -> str:

@@ -11,8 +11,9 @@ A preset is a sequence of steps, each one call of the accuracy runner
 same command skips every finished row and reuses every cached weight file (``results/weights``).
 
 1. **Inference sweep** on float32-trained weights: ``fp32``, ``bf16``, the BF16 L-Mul unit at
-   offsets 0, 4, 6, 7, 8 (the paper's), 9, 10, 12, and FP8: L-Mul in ``e4m3_ieee`` and ``e5m2`` at
-   offsets 0 and 1 (1 is the paper's for M <= 3) and the exact FP8 multiply (``exact:e=..``).
+   offsets 0, 4, 6, 7, 8 (the paper's), 9, 10, 12, and FP8: L-Mul in ``e4m3_ieee``, ``e4m3fn``
+   (OCP E4M3FN, ``torch.float8_e4m3fn``: mode names ``..e=4,m=3,fn=1``) and ``e5m2`` at offsets 0
+   and 1 (1 is the paper's for M <= 3) and the exact FP8 multiply (``exact:e=..``).
 2. **L-Mul-aware fine-tuning** (recipe ``ft``: the float32 weights trained N more epochs with the
    hardware's arithmetic in the forward pass, :mod:`experiments.recipes`) at the paper offset and
    the best BF16 offsets of step 1 (by mean paired difference on FashionMNIST), FP8 L-Mul at the
@@ -73,7 +74,7 @@ PRECISION_CSV = "precision_offsets.csv"
 BF16_OFFSETS = (0, 4, 6, 7, 8, 9, 10, 12)
 PAPER_BF16 = 8
 #: FP8 formats (names of ``lmul.PRESETS``) and the offsets swept for each (1 is the paper's).
-FP8_FORMATS = ("e4m3_ieee", "e5m2")
+FP8_FORMATS = ("e4m3_ieee", "e4m3fn", "e5m2")
 FP8_OFFSETS = (0, 1)
 
 

@@ -36,9 +36,11 @@ def test_inference_modes_are_canonical_and_cover_the_sweep() -> None:
     assert "lmul" in modes and "lmul:offset=8" not in modes  # the paper offset's own name
     assert {f"lmul:offset={o}" for o in (0, 4, 6, 7, 9, 10, 12)} <= set(modes)
     assert {"lmul:e=4,m=3,offset=0", "lmul:e=4,m=3", "exact:e=4,m=3",
+            "lmul:e=4,m=3,fn=1,offset=0", "lmul:e=4,m=3,fn=1", "exact:e=4,m=3,fn=1",
             "lmul:e=5,m=2,offset=0", "lmul:e=5,m=2", "exact:e=5,m=2"} <= set(modes)
     assert tune.fp8_paper_offset("e4m3_ieee") == tune.fp8_paper_offset("e5m2") == 1
-    assert len(modes) == len(set(modes)) == 2 + 8 + 6
+    assert tune.fp8_paper_offset("e4m3fn") == 1
+    assert len(modes) == len(set(modes)) == 2 + 8 + 9
 
 
 def test_plan_fine_tunes_the_best_offsets_of_the_sweep() -> None:
@@ -54,8 +56,8 @@ def test_plan_fine_tunes_the_best_offsets_of_the_sweep() -> None:
     assert [s.recipes for s in steps] == [("fp32",), ("ft1@128", "ft1@128:fp32"),
                                           ("ft1@128", "ft1@128:fp32")]
     assert steps[1].modes == ("fp32", "lmul", "lmul:offset=6")
-    # e4m3: offset 0 measured best; e5m2 not measured: its paper offset
-    assert steps[2].modes == ("lmul:e=4,m=3,offset=0", "lmul:e=5,m=2")
+    # e4m3: offset 0 measured best; e4m3fn and e5m2 not measured: their paper offset
+    assert steps[2].modes == ("lmul:e=4,m=3,offset=0", "lmul:e=4,m=3,fn=1", "lmul:e=5,m=2")
     assert steps[2].datasets == ("fashion",)
     assert tune.best_offsets(tune._runs(_doc(rows), TINY), "fashion", 3) == [6, 7, 9]
     # The full preset also fine-tunes FP8 at the paper offset and the exact FP8 multiply, and
@@ -71,8 +73,8 @@ def test_plan_fine_tunes_the_best_offsets_of_the_sweep() -> None:
     fp8 = dataclasses.replace(tune.PRESETS["full"], scratch_fp8=True)
     assert tune.plan(fp8, _doc([]))[3].modes == ("lmul", "lmul:e=4,m=3", "exact:e=4,m=3")
     quick = tune.plan(tune.PRESETS["quick"], _doc(rows, tune.PRESETS["quick"]))
-    assert quick[2].modes == ("lmul:e=4,m=3,offset=0", "exact:e=4,m=3", "lmul:e=5,m=2",
-                              "exact:e=5,m=2")
+    assert quick[2].modes == ("lmul:e=4,m=3,offset=0", "exact:e=4,m=3", "lmul:e=4,m=3,fn=1",
+                              "exact:e=4,m=3,fn=1", "lmul:e=5,m=2", "exact:e=5,m=2")
     assert (quick[3].datasets, quick[3].modes) == (("fashion",), ("lmul", "lmul:offset=6"))
 
 
