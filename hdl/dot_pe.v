@@ -23,7 +23,8 @@
 //
 // Operands: lane i is in_a[i*W +: W], in_b[i*W +: W], W = 1 + EXP_BITS + MAN_BITS, each
 // {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; K, ALIGN_BITS, EXP_BITS, MAN_BITS, OFFSET,
-// SATURATE, MULTIPLIER as in dot_datapath (checked there and in the modules it uses).
+// SATURATE, FINITE_ONLY, MULTIPLIER as in dot_datapath (checked there and in the modules it
+// uses).
 `include "lmul_defs.vh"
 module dot_pe #(
     parameter integer K          = 4,

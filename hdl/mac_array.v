@@ -8,7 +8,8 @@
 //   acc = bias[c]; for k = 0 .. K-1: acc = fl32(acc + widen(mul(A[r][k], B[k][c]))) -> Y[r][c]
 // bit for bit as lmul.matmul(A, B, bias, cfg, multiplier=...), where mul is L-Mul (MULTIPLIER = 0,
 // "lmul") or the exact IEEE product (MULTIPLIER = 1, "exact"); see mac_datapath. K >= 1 is a
-// run-time length (the number of input beats of the tile).
+// run-time length (the number of input beats of the tile). FINITE_ONLY = 1: the operands are in
+// the OCP "FN" encoding (float8_e4m3fn with EXP_BITS = 4, MAN_BITS = 3; docs/formats.md).
 // Full description and timing diagram: docs/mac_array.md; stream rules and SKID: docs/hdl.md.
 //
 // DOT_K > 1 (1..64) puts fused dot-product PEs (dot_pe, docs/dot_product.md) in the grid: each

@@ -13,7 +13,8 @@
 // acc = fl32(acc + widen(mul(a, b))) of lmul.matmul.
 // Operands: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; EXP_BITS 2..8, MAN_BITS 1..23 (checked
 // by the instantiated modules); OFFSET and SATURATE are ignored (but still range-checked) with
-// MULTIPLIER = 1, SUBNORMALS is ignored with MULTIPLIER = 0.
+// MULTIPLIER = 1, SUBNORMALS is ignored with MULTIPLIER = 0. FINITE_ONLY (0/1): the operands'
+// OCP "FN" encoding (float8_e4m3fn; fp_classify), passed to the multiplier and the widening.
 `include "lmul_defs.vh"
 module mac_datapath #(
     parameter integer EXP_BITS   = 8,

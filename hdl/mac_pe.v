@@ -21,7 +21,8 @@
 // without a valid token.
 //
 // Operands: {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; EXP_BITS 2..8, MAN_BITS 1..23,
-// OFFSET, SATURATE, MULTIPLIER as in mac_datapath (checked there and in the modules it uses).
+// OFFSET, SATURATE, FINITE_ONLY, MULTIPLIER as in mac_datapath (checked there and in the modules
+// it uses).
 `include "lmul_defs.vh"
 module mac_pe #(
     parameter integer EXP_BITS   = 8,
