@@ -96,6 +96,35 @@ _PIN_RE = re.compile(r"^\s*\.(\w+)\((.*)\),?\s*$")
 _ASSIGN_RE = re.compile(r"^\s*assign\s+(.+?)\s*=\s*(.+?)\s*;\s*$")
 
 
+_CONCAT_ASSIGN_RE = re.compile(r"^(\s*)assign\s*\{([^}]*)\}\s*=\s*(\d+)'b([01xz]+)\s*;\s*$",
+                               re.M)
+_BIT_RANGE_RE = re.compile(r"^(\S+?)\[(\d+):(\d+)\]$")
+
+
+def split_constant_assigns(text: str) -> str:
+    """The netlist with each ``assign { a, b[3:0] } = 5'b00000;`` (constant output bits, as
+    yosys writes them) split into one ``assign`` per bit, which OpenSTA's reader and
+    :func:`parse_netlist` take. CostError if a constant's width differs from its targets'."""
+    def one(m: re.Match[str]) -> str:
+        bits_lhs: list[str] = []
+        for item in (x.strip() for x in m.group(2).split(",")):
+            r = _BIT_RANGE_RE.match(item)
+            if r:
+                hi, lo = int(r.group(2)), int(r.group(3))
+                step = -1 if hi >= lo else 1
+                bits_lhs += [f"{r.group(1)}[{k}]" for k in range(hi, lo + step, step)]
+            else:
+                bits_lhs.append(item)
+        width, bits = int(m.group(3)), m.group(4)
+        if len(bits) != width or width != len(bits_lhs):
+            raise CostError(f"netlist: constant assignment of {width} bits to "
+                            f"{len(bits_lhs)} targets: {m.group(0).strip()}")
+        return "\n".join(f"{m.group(1)}assign {lhs} = 1'b{v};"
+                         for lhs, v in zip(bits_lhs, bits, strict=True))
+
+    return _CONCAT_ASSIGN_RE.sub(one, text)
+
+
 def parse_netlist(text: str) -> Netlist:
     """Parse a flat yosys netlist (``write_verilog -noattr -noexpr``) with one module."""
     m = _MODULE_RE.search(text)

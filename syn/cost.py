@@ -310,7 +310,7 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
             st_d = {**asdict(st), "seconds": round(time.perf_counter() - t0, 1)}
             (syn_dir / "tmp.v").replace(syn_net)
             atomic_write_text(syn_stat, json.dumps(st_d))
-        netlist.write_bytes(syn_net.read_bytes())
+        netlist.write_text(gs.split_constant_assigns(syn_net.read_text()))
         rec = {"synth": st_d}
         save()
     nl = gs.parse_netlist(netlist.read_text())

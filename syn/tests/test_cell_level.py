@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lmul
+from syn import _gatesim as gs
 from syn import _stdcell as sc
 from syn import cost, designs, report, stimuli
 
@@ -165,3 +166,19 @@ def test_cell_unit_is_measured_and_checked_against_the_rtl(tmp_path: Path) -> No
     assert rec["check"]["vectors"] == 200 and rec["check"]["bits_compared"] > 0
     run = rec["runs"]["uniform/zero"]
     assert run["ops"] == 29 and run["energy_per_op_pj"] > 0
+
+
+def test_constant_output_bits_are_split_into_one_assign_per_bit() -> None:
+    # yosys writes constant output bits of a port (sigmoid's sign, the pwl set's low bits) as
+    # one concatenation, which OpenSTA's reader refuses
+    text = ("module m(x, y);\n  input [1:0] x;\n  output [5:0] y;\n"
+            "  assign { y[5], y[2:0] } = 4'b0101;\n  assign y[4:3] = x;\nendmodule\n")
+    out = gs.split_constant_assigns(text)
+    assert "{" not in out
+    for bit, v in ((5, 0), (2, 1), (1, 0), (0, 1)):
+        assert f"  assign y[{bit}] = 1'b{v};" in out
+    assert "assign y[4:3] = x;" in out
+    nl = gs.parse_netlist(out)
+    assert ("y[2]", "1'b1") in nl.assigns
+    with pytest.raises(sc.CostError, match="3 bits to 4 targets"):
+        gs.split_constant_assigns("  assign { y[5], y[2:0] } = 3'b010;\n")
