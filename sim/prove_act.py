@@ -8,7 +8,6 @@ every result with the model :func:`lmul.act_hw_bits`; the whole space is the 2^3
 
 from __future__ import annotations
 
-import ctypes
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import lmul
 from sim import rtlsim
 
-UNARY_DRIVER = rtlsim.DRIVER_DIR / "unary_driver.cpp"
+UNARY_DRIVER = rtlsim.UNARY_DRIVER
 #: Inputs of one configuration: every binary32 bit pattern.
 TOTAL = 1 << 32
 MAX_REPORTED = 8
@@ -35,52 +34,14 @@ def config_name(name: str, func: str) -> str:
     return f"act/{name}/{func}"
 
 
-class Unary:
-    """A combinational ``x -> y`` module in Verilator, one model per thread.
-
-    Args:
-        top: module name; params: its Verilog parameters; threads: models to create (one per
-        concurrent caller); hdl_dirs: Verilog search directories (a broken copy first).
-    """
-
-    def __init__(self, top: str, params: dict[str, int], threads: int = 1,
-                 hdl_dirs: Sequence[Path] | None = None) -> None:
-        lib = rtlsim.load(top, params, (UNARY_DRIVER,), hdl_dirs)
-        lib.rtlsim_new.restype = ctypes.c_void_p
-        lib.rtlsim_free.argtypes = [ctypes.c_void_p]
-        lib.rtlsim_run.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_size_t]
-        lib.rtlsim_run.restype = None
-        if lib.rtlsim_in_bytes() != 4 or lib.rtlsim_out_bytes() != 4:
-            raise rtlsim.RtlBuildError(f"{top}: x and y must be 32 bits wide")
-        self._lib = lib
-        self._free = [lib.rtlsim_new() for _ in range(max(1, threads))]
-        self._handles = list(self._free)
-        self._lock = threading.Lock()
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """``y[i] = top(x[i])``, uint32 in and out (thread-safe up to ``threads`` callers)."""
-        xv = np.ascontiguousarray(x, dtype=np.uint32)
-        out = np.empty(xv.shape, dtype=np.uint32)
-        with self._lock:
-            h = self._free.pop()
-        try:
-            self._lib.rtlsim_run(h, xv.ctypes.data, out.ctypes.data, xv.size)
-        finally:
-            with self._lock:
-                self._free.append(h)
-        return out
-
-    def close(self) -> None:
-        for h in self._handles:
-            self._lib.rtlsim_free(h)
-        self._handles = self._free = []
-
-
 def evaluator(params: dict[str, int], block: int, threads: int, hdl_dirs: Sequence[Path]
-              ) -> tuple[Unary, Work]:
+              ) -> tuple[rtlsim.Unary, Work]:
     """The RTL model and ``work(block index) -> (inputs, mismatches, first mismatches)``."""
     cfg = lmul.ActConfig(lmul.ACT_FUNCS[params["FUNC"]], params["SEGMENTS"], params["COEF_BITS"])
-    rtl = Unary("act_unit", params, threads, hdl_dirs)
+    rtl = rtlsim.Unary("act_unit", params, threads, hdl_dirs)
+    if rtl.in_dtype != np.uint32 or rtl.out_dtype != np.uint32:
+        rtl.close()
+        raise rtlsim.RtlBuildError("act_unit: x and y must be 32 bits wide")
     model_lock = threading.Lock()  # the model's numba kernel is parallel: one caller at a time
     lo = np.arange(block, dtype=np.uint32)
     lmul.act_hw_bits(lo[:1], cfg)  # JIT compilation / cache loading outside the timed loop

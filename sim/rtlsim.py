@@ -5,10 +5,12 @@ example ``sim/verilator/binop.cpp``) and Verilator's runtime into ``lib<top>.so`
 under ``build/rtlsim/`` (``RTLSIM_BUILD_DIR`` overrides). The cache key is the SHA-256 of the top
 name, the parameters, every Verilog source in the search directories (``hdl/`` by default), the
 driver sources, the compiler flags and the Verilator version, so editing any of them rebuilds.
-:func:`load` returns the ``ctypes.CDLL``; :class:`BinOp` wraps the two-operand driver for
-combinational ``a, b -> y`` modules (``lmul_core``, ``fp_mul``, ``fp_add``) with numpy arrays,
-chunked across threads (each thread owns a model instance; ctypes releases the GIL, so two
-threads use both cores).
+:func:`load` returns the ``ctypes.CDLL``. Wrappers with numpy arrays, each owning model instances
+that threads take one at a time (ctypes releases the GIL, so two threads use both cores):
+:class:`BinOp`, the two-operand driver for combinational ``a, b -> y`` modules (``lmul_core``,
+``fp_mul``, ``fp_add``), chunked across threads; :class:`Unary`, the one-operand driver for
+``x -> y`` modules (``fp_to_fmt``, ``fmt_to_fp32``, ``act_unit``); :class:`DotOp`, the fused
+dot-product step. They share the library loading and the instance pool (:class:`ModelPool`).
 
 Errors are one line: :class:`ToolMissingError` names the Debian package to install; a parameter set
 the RTL rejects raises :class:`RtlBuildError` carrying the RTL's own ``$error`` message.
@@ -38,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 HDL_DIR = REPO / "hdl"
 DRIVER_DIR = REPO / "sim" / "verilator"
 BINOP_DRIVER = DRIVER_DIR / "binop.cpp"
+UNARY_DRIVER = DRIVER_DIR / "unary_driver.cpp"
 
 #: Oldest Verilator whose C++ model API (VerilatedContext, ports as members) the drivers use.
 MIN_VERILATOR = (5, 0)
@@ -283,6 +286,52 @@ def load(top: str, params: Mapping[str, int], cpp_sources: Sequence[Path | str] 
     return ctypes.CDLL(str(build(top, params, cpp_sources, hdl_dirs, defines)))
 
 
+class ModelPool:
+    """Model instances of one driver library (``rtlsim_new`` / ``rtlsim_free``,
+    ``sim/verilator/rtlsim_model.h``), lent to one thread at a time.
+
+    Args:
+        lib_path: the library (:func:`build`).
+        run: name of its C entry point, ``void run(void* handle, <pointers> x pointers,
+            size_t n)``; its ctypes signature is set here.
+        pointers: array arguments of ``run`` after the handle.
+        threads: model instances, i.e. how many threads may evaluate at once.
+        name: what error messages call it.
+    """
+
+    def __init__(self, lib_path: Path, run: str, pointers: int, threads: int, name: str) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        lib = ctypes.CDLL(str(lib_path))
+        lib.rtlsim_new.restype = ctypes.c_void_p
+        lib.rtlsim_free.argtypes = [ctypes.c_void_p]
+        fn = getattr(lib, run)
+        fn.argtypes = [ctypes.c_void_p] * (1 + pointers) + [ctypes.c_size_t]
+        fn.restype = None
+        self.lib, self.lib_path, self.name, self.threads = lib, Path(lib_path), name, threads
+        self._run = fn
+        self._handles: list[int] = [lib.rtlsim_new() for _ in range(threads)]
+        self._pool: queue.Queue[int] = queue.Queue()
+        for h in self._handles:
+            self._pool.put(h)
+
+    def call(self, n: int, *arrays: np.ndarray) -> None:
+        """``run(handle, arrays..., n)`` on a free instance; the arrays must be C-contiguous and
+        of the driver's types, long enough for ``n`` elements (no checks: the hot path)."""
+        if not self._handles:
+            raise RuntimeError(f"{self.name} is closed")
+        h = self._pool.get()
+        try:
+            self._run(h, *[a.ctypes.data for a in arrays], n)
+        finally:
+            self._pool.put(h)
+
+    def close(self) -> None:
+        """Free the model instances (the library stays loaded)."""
+        while self._handles:
+            self.lib.rtlsim_free(self._handles.pop())
+
+
 _DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _CTYPES = {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}
 #: Bits of operands per eval() when lanes are used: 16 BF16 lanes, 32 E4M3 lanes, 8 binary32.
@@ -365,25 +414,17 @@ class BinOp:
                 os.replace(tmp, wrap_file)
             self.lib_path = build(f"rtlsim_{top}_lanes", {}, (BINOP_DRIVER,), [wrap_dir, *dirs],
                                   defines)
-        lib = ctypes.CDLL(str(self.lib_path))
-        lib.rtlsim_new.restype = ctypes.c_void_p
-        lib.rtlsim_free.argtypes = [ctypes.c_void_p]
-        lib.rtlsim_run.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_size_t]
-        lib.rtlsim_run.restype = None
-        self._lib = lib
+        self._models = ModelPool(self.lib_path, "rtlsim_run", 3, threads, f"{top} BinOp")
+        lib = self._models.lib
         self.dtype = np.dtype(_DTYPES[nbytes])
         if int(lib.rtlsim_elem_bytes()) != nbytes or int(lib.rtlsim_lanes()) != lanes:
+            self._models.close()
             raise RtlBuildError(f"{self.lib_path} does not match its build options")
         self.threads = threads
-        self._handles: list[int] = [lib.rtlsim_new() for _ in range(threads)]
-        self._pool: queue.Queue[int] = queue.Queue()
-        for h in self._handles:
-            self._pool.put(h)
 
     def close(self) -> None:
         """Free the model instances (the library stays loaded)."""
-        while self._handles:
-            self._lib.rtlsim_free(self._handles.pop())
+        self._models.close()
 
     def __enter__(self) -> BinOp:
         return self
@@ -405,13 +446,7 @@ class BinOp:
     def run_unchecked(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         """Evaluate on one model instance: contiguous ``a``, ``b``, ``out`` of :attr:`dtype`,
         equal length, operands already in range (the hot path of the proof; no copies)."""
-        if not self._handles:
-            raise RuntimeError(f"{self.top}: BinOp is closed")
-        h = self._pool.get()
-        try:
-            self._lib.rtlsim_run(h, a.ctypes.data, b.ctypes.data, out.ctypes.data, a.size)
-        finally:
-            self._pool.put(h)
+        self._models.call(a.size, a, b, out)
 
     def run(self, a: object, b: object, chunk: int = 1 << 16) -> np.ndarray:
         """``y[i] = top(a[i], b[i])``: 1-D arrays of bit patterns in, :attr:`dtype` array out,
@@ -428,6 +463,49 @@ class BinOp:
             list(ex.map(lambda se: self.run_unchecked(av[se[0]:se[1]], bv[se[0]:se[1]],
                                                       out[se[0]:se[1]]), pieces))
         return out
+
+
+class Unary:
+    """A combinational ``x -> y`` module (``fp_to_fmt``, ``fmt_to_fp32``, ``act_unit``) in
+    Verilator, through ``sim/verilator/unary_driver.cpp`` (one ``eval()`` per element).
+
+    Args:
+        top: module name (ports ``x`` and ``y``, each at most 64 bits; they may differ in width).
+        params: Verilog parameters.
+        threads: model instances, i.e. how many threads may evaluate at once.
+        hdl_dirs: Verilog search directories (default ``hdl/``; a modified copy first overrides).
+
+    :attr:`in_dtype` / :attr:`out_dtype` are the ports' integer types (uint8/16/32/64 by width);
+    :meth:`run` is thread-safe.
+    """
+
+    def __init__(self, top: str, params: Mapping[str, int], threads: int = 1,
+                 hdl_dirs: Sequence[Path | str] | None = None) -> None:
+        self.top = top
+        self.lib_path = build(top, params, (UNARY_DRIVER,), hdl_dirs)
+        self._models = ModelPool(self.lib_path, "rtlsim_run", 2, threads, f"{top} Unary")
+        lib = self._models.lib
+        self.in_dtype = np.dtype(_DTYPES[int(lib.rtlsim_in_bytes())])
+        self.out_dtype = np.dtype(_DTYPES[int(lib.rtlsim_out_bytes())])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """``y[i] = top(x[i])`` for any-shaped ``x`` (converted to :attr:`in_dtype`; values are
+        taken modulo its width, the port's width being the caller's business); ``y`` has ``x``'s
+        shape and :attr:`out_dtype`."""
+        xv = np.ascontiguousarray(x, dtype=self.in_dtype)
+        out = np.empty(xv.shape, dtype=self.out_dtype)
+        self._models.call(xv.size, xv, out)
+        return out
+
+    def close(self) -> None:
+        """Free the model instances (the library stays loaded)."""
+        self._models.close()
+
+    def __enter__(self) -> Unary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 DOT_DRIVER = DRIVER_DIR / "dot_driver.cpp"
@@ -468,25 +546,17 @@ class DotOp:
                    f"RTLSIM_LANES={lanes}"]
         self.lib_path = build("dot_datapath_lanes", {**self.params, "LANES": lanes},
                               (DOT_DRIVER,), dirs, defines)
-        lib = ctypes.CDLL(str(self.lib_path))
-        lib.rtlsim_new.restype = ctypes.c_void_p
-        lib.rtlsim_free.argtypes = [ctypes.c_void_p]
-        lib.rtlsim_dot_run.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_size_t]
-        lib.rtlsim_dot_run.restype = None
+        self._models = ModelPool(self.lib_path, "rtlsim_dot_run", 4, threads, "DotOp")
+        lib = self._models.lib
         if (int(lib.rtlsim_elem_bytes()) != nbytes or int(lib.rtlsim_k()) != self.k
                 or int(lib.rtlsim_lanes()) != lanes):
+            self._models.close()
             raise RtlBuildError(f"{self.lib_path} does not match its build options")
-        self._lib = lib
         self.dtype = np.dtype(_DTYPES[nbytes])
-        self._handles: list[int] = [lib.rtlsim_new() for _ in range(threads)]
-        self._pool: queue.Queue[int] = queue.Queue()
-        for h in self._handles:
-            self._pool.put(h)
 
     def close(self) -> None:
         """Free the model instances (the library stays loaded)."""
-        while self._handles:
-            self._lib.rtlsim_free(self._handles.pop())
+        self._models.close()
 
     def __enter__(self) -> DotOp:
         return self
@@ -498,14 +568,7 @@ class DotOp:
                       out: np.ndarray) -> None:
         """Evaluate on one model instance: C-contiguous ``a``, ``b`` [n, K] of :attr:`dtype`,
         ``acc`` and ``out`` uint32 [n] (the proof's hot path; no checks, no copies)."""
-        if not self._handles:
-            raise RuntimeError("DotOp is closed")
-        h = self._pool.get()
-        try:
-            self._lib.rtlsim_dot_run(h, a.ctypes.data, b.ctypes.data, acc.ctypes.data,
-                                     out.ctypes.data, acc.size)
-        finally:
-            self._pool.put(h)
+        self._models.call(acc.size, a, b, acc, out)
 
     def run(self, a: object, b: object, acc: object) -> np.ndarray:
         """``y[s] = dot(acc[s], a[s], b[s])``: checked arrays in, uint32 [n] out."""

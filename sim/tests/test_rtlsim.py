@@ -45,6 +45,24 @@ def test_eight_bit_exhaustive_through_lanes() -> None:
         np.testing.assert_array_equal(op.run(a, b), lmul.lmul_bits(a, b, E4M3))
 
 
+def test_unary_widths_threads_and_close() -> None:
+    """The one-operand driver through the shared model pool: E4M3 patterns in (uint8), binary32
+    out (uint32), the model's widening bit for bit from two threads at once; a closed model
+    refuses to run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fmt = E4M3.fmt
+    x = np.tile(np.arange(256, dtype=np.uint8), 40).reshape(20, 512)
+    with rtlsim.Unary("fmt_to_fp32", {"EXP_BITS": 4, "MAN_BITS": 3}, threads=2) as unit:
+        assert unit.in_dtype == np.uint8 and unit.out_dtype == np.uint32
+        with ThreadPoolExecutor(2) as ex:
+            got = list(ex.map(unit.run, [x[:10], x[10:]]))
+    ref = np.ascontiguousarray(lmul.format_bits_to_float32(x, fmt)).view(np.uint32)
+    np.testing.assert_array_equal(np.concatenate(got), ref)
+    with pytest.raises(RuntimeError, match="closed"):
+        unit.run(x[:1])
+
+
 def test_operands_out_of_range_are_rejected() -> None:
     with rtlsim.BinOp("lmul_core", E4M3.verilog_parameters(), threads=1) as op:
         with pytest.raises(ValueError, match="outside"):
