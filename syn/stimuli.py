@@ -59,7 +59,8 @@ CELL_OPS_PER_IMAGE = {
     "widen": LSTM_STEPS * 3 * LSTM_HIDDEN,
 }
 #: Formats the cost flow takes (names of ``lmul.PRESETS``; fp32 is too large to be useful).
-COST_FORMATS = tuple(k for k in lmul.PRESETS if k != "fp32")
+# Finite-only presets (OCP E4M3FN) are left out: the designs pass EXP_BITS/MAN_BITS only.
+COST_FORMATS = tuple(k for k, f in lmul.PRESETS.items() if k != "fp32" and not f.finite_only)
 
 
 def cost_format(name: str) -> lmul.Format:
