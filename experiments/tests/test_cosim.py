@@ -223,7 +223,8 @@ def test_broken_fused_rtl_is_caught(network, images, tmp_path) -> None:
 def test_variant_names() -> None:
     assert cosim.variant("bf16-k4-a24") == cosim.Variant(
         "bf16-k4-a24", "bf16:acc=fused,k=4,align=24", 1, "fp_mul", 4, 24)
-    assert cosim.default_variants(4, 24) == ["lmul", "bf16", "lmul-k4-a24", "bf16-k4-a24"]
+    assert cosim.default_variants(4, 24, "exact") == ["lmul", "bf16", "lmul-k4-a24",
+                                                      "bf16-k4-a24"]
     for bad, msg in (("fp64-k4-a8", "unknown variant"), ("lmul-k1-a8", "DOT_K must be 2..64"),
                      ("lmul-k4-a300", "ALIGN_BITS must be 1..276"), ("lmul4", "unknown")):
         with pytest.raises(ValueError, match=msg):
