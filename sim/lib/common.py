@@ -72,6 +72,12 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
     for key in ("LMUL_VECTORS", "LMUL_TILES", "LMUL_FULL"):
         if os.environ.get(key, "").strip():
             env[key] = os.environ[key].strip()
+    # The testbenches' expected values through the model's numpy path (the same bits as the
+    # numba kernels: model/tests check that), unless the caller chose: each simulation is a new
+    # process, and importing numba, loading (or, on a fresh clone, compiling) the kernels and
+    # starting their threads there cost more than the small products a testbench computes.
+    if "LMUL_NO_NUMBA" not in os.environ:
+        env["LMUL_NO_NUMBA"] = "1"
     env.update(extra_env or {})
     hdl = Path(hdl_dir) if hdl_dir is not None else HDL_DIR
     sources = sorted(str(p) for p in hdl.glob("*.v")) + [str(SIM_HDL_DIR / w) for w in wrappers]
