@@ -10,12 +10,21 @@ read the same values as the testbenches, parsed once, here.
 ``make test`` runs on pytest-xdist workers: the knobs are checked in the controller before any
 worker starts (a bad value stops the run there, exit status 4) and again in each worker, which
 inherits the environment; the header is the controller's.
+
+Each worker also compiles a cached numba kernel under an exclusive ``flock`` beside the kernel's
+cache index (:func:`_compile_kernels_once`): on a fresh clone, a worker that needs a kernel
+another worker is compiling waits and then loads it from numba's on-disk cache instead of
+compiling it a second time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -39,6 +48,52 @@ def pytest_configure(config: pytest.Config) -> None:
                                       knobs.vector_count(0) or None)
     except knobs.KnobError as err:
         raise pytest.UsageError(str(err)) from None
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        _compile_kernels_once()
+
+
+def _compile_kernels_once() -> None:
+    """Serialize the compilation of each disk-cached numba kernel across processes.
+
+    numba's ``Dispatcher.compile`` looks in the on-disk cache before it compiles and saves what
+    it compiled; it is wrapped to hold an exclusive ``flock`` on ``<cache index>.lock`` meanwhile,
+    so of two workers that want one kernel, the second waits for the first and then loads its
+    result. Kernels without a disk cache (test copies of a kernel) compile as before. numba's
+    own (reentrant) compiler lock is taken first, so one thread per process compiles, and each
+    file lock once (a kernel compiling its cached callees re-enters ``compile``); the call graph
+    has no cycles, so two processes cannot wait on each other. Without numba, nothing.
+    """
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:
+        return
+    compile_ = Dispatcher.compile
+    if getattr(compile_, "_lmul_once", False):
+        return
+    held: set[str] = set()
+
+    def compile_once(self: Any, sig: Any) -> Any:
+        index = getattr(getattr(getattr(self, "_cache", None), "_cache_file", None),
+                        "_index_path", None)
+        if index is None:
+            return compile_(self, sig)
+        with global_compiler_lock, contextlib.ExitStack() as stack:
+            if index in held:
+                return compile_(self, sig)
+            try:
+                os.makedirs(os.path.dirname(index), exist_ok=True)
+                fd = os.open(index + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:  # an unwritable cache directory: numba will not cache either
+                return compile_(self, sig)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.add(index)
+            stack.callback(held.discard, index)
+            return compile_(self, sig)
+
+    compile_once._lmul_once = True  # type: ignore[attr-defined]
+    Dispatcher.compile = compile_once
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
