@@ -299,8 +299,11 @@ def _widen_operand(x: object, cfg: LMulConfig, name: str) -> object:
     wide, narrow = widen_narrow(x, cfg.fmt, name)
     if not narrow:
         return x
-    torch_tensor = type(wide).__module__.startswith("torch")
-    return wide.detach().cpu().numpy() if torch_tensor else wide
+    if not type(wide).__module__.startswith("torch"):
+        return wide
+    if wide.requires_grad:  # a bfloat16 tensor can require grad: refuse it, naming it
+        as_float_array(wide, name, "lmul.torch.lmul_linear")
+    return wide.cpu().numpy()
 
 
 def _prepare_arrays(b: np.ndarray, prm: np.ndarray, multiplier: str) -> tuple[np.ndarray, ...]:

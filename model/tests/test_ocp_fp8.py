@@ -220,3 +220,11 @@ def test_torch_float8_e4m3fn() -> None:
     ref = lmul.matmul_reference(x.reshape(64, 64).float().numpy(),
                                 y.reshape(64, 64).float().numpy(), cfg=cfg)
     assert np.array_equal(y2.view(np.uint32), ref.view(np.uint32))
+
+
+def test_narrow_torch_tensor_that_requires_grad_is_refused() -> None:
+    torch = pytest.importorskip("torch")
+    a = torch.ones(2, 3, dtype=torch.bfloat16, requires_grad=True)
+    for call in (lambda: lmul.matmul(a, a.detach().T), lambda: lmul.lmul(a, a.detach())):
+        with pytest.raises(TypeError, match="requires grad"):
+            call()
