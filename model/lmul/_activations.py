@@ -8,7 +8,9 @@ rounding can only be wrong where the float64 value lies within its error bound o
 rounding boundary (the midpoint of two adjacent float32 values). Those inputs, a few per million
 plus a family near ``sigmoid(0)`` (``0.5 + x/4`` on a midpoint for tiny ``x``), are found
 vectorized and settled with mpmath interval arithmetic, precision doubled until the enclosure of
-``f(x)`` lies on one side of the midpoint.
+``f(x)`` lies on one side of the midpoint. The sigmoid family, whose midpoint is exactly
+``1/2 + x/4``, needs no arithmetic: ``sigmoid(x) = (1 + tanh(x/2)) / 2`` and ``|tanh(t)| < |t|``
+put ``f(x)`` on the side of ``-x``.
 
 Error bound relied on: the float64 value ``y64`` satisfies ``|y64 - f(x)| <= 2**-45 |f(x)|``.
 It holds if numpy's float64 ``exp`` and ``tanh`` are within ``2**-46`` relative error, i.e.
@@ -72,6 +74,11 @@ def _tanh_iv(ctx, x):  # for x >= 0; one occurrence of exp(2x): a tight enclosur
 def _side(fn_iv: Callable, x: float, mid: float) -> int:
     """-1 / +1 if f(x) is below / above ``mid`` (both exact binary values); 0 if no enclosure
     up to 3072 bits separates them (an exact tie: impossible for x != 0)."""
+    if fn_iv is _sigmoid_iv and x != 0.0 and 0.25 <= mid <= 1.0 and (mid - 0.5) * 4.0 == x:
+        # The family near sigmoid(0): mid = 1/2 + x/4 exactly (mid - 0.5 is exact by Sterbenz,
+        # * 4 is exact), and sigmoid(x) = (1 + tanh(x/2)) / 2 with tanh(t) < t for t > 0 (and
+        # > t for t < 0) puts f(x) strictly on the side of -x: no interval arithmetic needed.
+        return -1 if x > 0.0 else 1
     from mpmath.libmp import from_float, mpf_gt, mpf_lt
     m = from_float(mid)
     with _ctx_lock:
