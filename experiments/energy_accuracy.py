@@ -193,11 +193,30 @@ def accuracies(doc: dict[str, Any], test_limit: int | None, epochs: int,
     return out
 
 
+def carried_accuracy(path: Path) -> tuple[dict[str, dict[str, Summary | None]],
+                                           dict[str, Any]]:
+    """The accuracy columns of an earlier report of this study (its ``.json``): per mode the
+    ``<dataset>_delta`` / ``<dataset>_acc`` summaries, and that report's meta (preset, seeds,
+    epochs, test and training limits). JoinError if the file is not such a report."""
+    if not path.is_file():
+        raise JoinError(f"{path} not found")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if "designs" not in doc or "meta" not in doc:
+        raise JoinError(f"{path} is not an energy_accuracy report")
+    out: dict[str, dict[str, Summary | None]] = {}
+    for r in doc["designs"]:
+        out[r["mode"]] = {k: (Summary(**v) if isinstance(v, dict) else None)
+                          for k, v in r.items() if k.endswith(("_delta", "_acc"))}
+    return out, doc["meta"]
+
+
 def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
-         datasets: Sequence[str]) -> list[dict[str, Any]]:
+         datasets: Sequence[str],
+         carried: dict[str, dict[str, Summary | None]] | None = None) -> list[dict[str, Any]]:
     """One row per cost design: its mode, hardware figures (pJ per MAC), and per dataset the
     paired difference to ``fp32`` (percentage points). Raises JoinError (see
-    :func:`check_design`); a design whose mode has no accuracy rows gets None deltas."""
+    :func:`check_design`); a design whose mode has no accuracy rows takes them from
+    ``carried`` (:func:`carried_accuracy`, ``accuracy_from`` set), else gets None deltas."""
     rows = []
     seen: dict[str, str] = {}
     for r in cost_doc["designs"]:
@@ -220,11 +239,17 @@ def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
             row[f"clkreg_{wl}_pj"] = _per_op(r, key, "clock_and_registers")
             row[f"datapath_{wl}_pj"] = _per_op(r, key, "datapath")
             row[f"leak_{wl}_pj"] = _per_op(r, key, "leakage")
+        row["accuracy_from"] = None
         for ds in datasets:
             base, this = acc.get((ds, "fp32"), {}), acc.get((ds, mode), {})
             d = paired_differences(this, base)
             row[f"{ds}_delta"] = summarize(d) if d else None
             row[f"{ds}_acc"] = (summarize([this[s] for s in sorted(this)]) if this else None)
+        if all(row[f"{ds}_delta"] is None for ds in datasets) and carried and mode in carried:
+            row["accuracy_from"] = "carried"
+            for ds in datasets:
+                row[f"{ds}_delta"] = carried[mode].get(f"{ds}_delta")
+                row[f"{ds}_acc"] = carried[mode].get(f"{ds}_acc")
         rows.append(row)
     return rows
 
@@ -384,7 +409,10 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
              + (f" Re-measured rows (the later command's kept): "
                 f"{'; '.join(meta['cost_superseded'])}." if meta.get("cost_superseded") else ""),
              "",
-             f"Accuracy: MNIST LSTM (rows), float32-trained weights ({meta['epochs']} epoch, "
+             (f"Accuracy carried from `{meta['accuracy_from']}` (an earlier run of this study, "
+              f"preset {meta.get('accuracy_preset')}; same bit-exact modes). "
+              if meta.get("accuracy_from") else "")
+             + f"Accuracy: MNIST LSTM (rows), float32-trained weights ({meta['epochs']} epoch, "
              f"{meta.get('train_limit') or 'all'} training images), "
              f"seeds {', '.join(map(str, meta['seeds']))}, "
              f"{meta['test_limit'] or 'all'} test images; Δ = per-seed paired difference to "
@@ -530,9 +558,12 @@ def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
 
 
 def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem: Path,
-           command: str, plot: bool = True, notes: Sequence[str] = ()) -> list[Path]:
+           command: str, plot: bool = True, notes: Sequence[str] = (),
+           accuracy_from: Path | None = None) -> list[Path]:
     """Join the cost results (one or more ``cost.json``, :func:`read_cost`) with the accuracy
-    ``results`` and write json/csv/md(/png)."""
+    ``results`` and write json/csv/md(/png). ``accuracy_from``: an earlier report of this study
+    whose accuracy columns fill the modes ``results`` lacks (:func:`carried_accuracy`); its
+    accuracy settings (seeds, epochs, test and training images) are then the ones reported."""
     from .report import load_results
 
     if isinstance(cost_paths, Path):
@@ -543,7 +574,8 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     cost_doc = read_cost(cost_paths)
     doc = load_results(results) if results.is_file() else {"runs": []}
     acc = accuracies(doc, p.test_limit, p.epochs, p.train_limit)
-    rows = join(cost_doc, acc, p.datasets)
+    carried, cmeta = carried_accuracy(accuracy_from) if accuracy_from else (None, {})
+    rows = join(cost_doc, acc, p.datasets, carried)
     if not rows:
         raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
     e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
@@ -560,6 +592,11 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
             "fp32_accuracy": {ds: summarize([v for _, v in sorted(acc[(ds, "fp32")].items())])
                               .__dict__ for ds in p.datasets if acc.get((ds, "fp32"))},
             "macs_per_image": MACS_PER_IMAGE}
+    if carried is not None and not acc:
+        # every accuracy column is the earlier report's: state its settings, not the preset's
+        meta.update({k: cmeta.get(k) for k in ("seeds", "epochs", "test_limit", "train_limit",
+                                               "fp32_accuracy")},
+                    accuracy_from=str(accuracy_from), accuracy_preset=cmeta.get("preset"))
     paths = [out_stem.with_suffix(s) for s in (".json", ".csv", ".md")]
     atomic_write_text(paths[0], json.dumps({"meta": meta, "verdicts": v,
                                             "designs": _jsonable(rows)}, indent=1) + "\n")
@@ -585,6 +622,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--note", action="append", default=[],
                     help="a caveat to print under the report's notes (repeatable)")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--accuracy-from", type=Path, default=None,
+                    help="an earlier report (.json) of this study whose accuracy columns fill "
+                    "the modes without accuracy rows (with --report-only)")
     executor_mod.add_arguments(ap)
     args = ap.parse_args(argv)
     executor_mod.check_arguments(ap, args)
@@ -606,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          task_cpus=args.task_cpus, retries=args.retries)
         stem = p.report_stem
         paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot,
-                       notes=args.note)
+                       notes=args.note, accuracy_from=args.accuracy_from)
         if args.snapshot:
             SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
             for path in paths:

@@ -254,3 +254,27 @@ def test_sweep_preset_evaluates_the_named_pairs_only() -> None:
     assert len(p.seeds) == 5 and p.datasets == ("mnist", "fashion")
     for m in modes:
         assert parse_mode(m).name == m
+
+
+def test_accuracy_carried_from_an_earlier_report_fills_only_missing_modes(
+        tmp_path: Path) -> None:
+    rows = ea.join(_cost_doc(), _acc(), ["mnist", "fashion"])
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"meta": {"preset": "medium", "seeds": [0, 1, 2]},
+                                   "designs": ea._jsonable(rows)}))
+    carried, meta = ea.carried_accuracy(earlier)
+    assert meta["preset"] == "medium"
+    doc = _cost_doc()
+    doc["designs"].append(_cost_row("exact", "dot_pe", 16, 8, e=150.0))  # not in the earlier
+    acc = {k: v for k, v in _acc().items() if k[1] in ("fp32", "bf16")}  # bf16 measured anew
+    acc[("mnist", "bf16")] = {0: 50.0, 1: 51.0, 2: 52.0}
+    new = {r["design"]: r for r in ea.join(doc, acc, ["mnist", "fashion"], carried)}
+    lm = new["dot-bf16-lmul-k8-a16"]
+    assert lm["accuracy_from"] == "carried"
+    assert lm["mnist_delta"].mean == pytest.approx(-2.0) and lm["mnist_delta"].n == 3
+    assert new["dot-bf16-exact-seq"]["accuracy_from"] is None  # its own rows win
+    assert new["dot-bf16-exact-seq"]["mnist_delta"].mean == pytest.approx(-40.0)
+    assert new["dot-bf16-exact-k16-a8"]["mnist_delta"] is None
+    with pytest.raises(ea.JoinError, match="not an energy_accuracy report"):
+        (tmp_path / "bad.json").write_text("{}")
+        ea.carried_accuracy(tmp_path / "bad.json")
