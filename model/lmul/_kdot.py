@@ -9,7 +9,8 @@ B is prepared by the same ``prep_*_b`` kernels. A step of ``k`` products takes o
   ``a32 + bpre``, never zero, Inf or NaN) or hold only zero products, computed in registers
   without a product buffer: :func:`_exact_sum_step` when the tile's exponent bounds prove that
   no term loses a bit (the float64 sum is then exact; one conversion rounds it), else
-  :func:`_window_sum_step32` / ``64`` (per column ``emax``, each term scaled to the window's
+  :func:`_window_sum_step32` / ``64`` (per column ``emax``, :func:`_emax_pass`: from the
+  operands' field sums, int16 where the format fits 15 bits; each term scaled to the window's
   LSB in float32 and converted to an integer truncating toward zero, integer sums); where the
   int32 window applies, two rows of A whose steps both take it with no zero product share the
   pass over B (:func:`_window_pair32`);
@@ -83,9 +84,6 @@ _i16 = np.int16
 _BLOCKS = 256
 #: 32-bit limbs of the scalar step's exact sum: 276 + 1 bits, 7 carry bits, a sign, spare.
 _LIMBS = 12
-#: Columns per block of a step's route (:func:`_plan_blocks`): bounds of fewer columns are
-#: tighter, more blocks cost more decisions.
-_BLOCK_COLS = 32
 
 
 @njit
@@ -635,7 +633,8 @@ def _emax_pass(bpre, fbn, nz, x, rowr, off, sh, cadd, acc, em, emf):
 
 
 def _make_window_step(ity):
-    """:func:`_window_sum_step32`/``64``: the window step with sums in ``ity`` lanes."""
+    """:func:`_window_sum_step32`/``64``: the window step, terms converted (truncating) and
+    summed by ``ity`` (int32, or :func:`_trunc64`)."""
 
     def window_step(bpre, fbn, nz, a32r, rowr, off, sh, cadd, align, acc, em, emf, sc, isum,
                     flag):
@@ -685,17 +684,27 @@ def _make_window_step(ity):
 
 
 _WINDOW_DOC = """A single-add step (see :func:`_lmul_rows`) free of Inf/NaN, with a window of at
-    most the float64 window (:func:`float64_window`) bits, narrow enough for the sums' integer type
-    (``align + 1 + ceil(log2(k + 1))`` bits). Per column: ``emax`` from the largest magnitude;
-    each term times ``2**(align + 127 - emax)`` in float32 (exact, or below 1 where it
-    underflows) and converted to an integer truncating toward zero (the contract's
-    sign-magnitude truncation); the integer sum (exact in any order) scaled back in float64
-    (exact: below 2**53) and converted once to float32. Returns -1 when some column's
-    ``emax < align`` (its scale would not be a float32; nothing written), else whether a
-    column was flagged (as :func:`_exact_sum_step`)."""
+    most the float64 window (:func:`float64_window`) bits, narrow enough for the sums' type
+    (``align + 1 + ceil(log2(k + 1))`` bits: int32, or integers in float64). Per column:
+    ``emax`` from the largest magnitude (:func:`_emax_pass`); each term times
+    ``2**(align + 127 - emax)`` in float32 (exact, or below 1 where it underflows) and
+    truncated toward zero (the contract's sign-magnitude truncation); the integer sum (exact in
+    any order) scaled back in float64 (exact: below 2**53) and converted once to float32.
+    Returns -1 when some column's ``emax < align`` (its scale would not be a float32; nothing
+    written), else whether a column was flagged (as :func:`_exact_sum_step`)."""
 
 _window_sum_step32 = _make_window_step(np.int32)
-_window_sum_step64 = _make_window_step(np.int64)
+
+
+@njit
+def _trunc64(v):
+    """``v`` truncated toward zero, as float64: the float64 window step's "integer type"
+    (float32 -> int64 conversions do not vectorize; float32 truncation and float64 sums do, and
+    every sum of the window's terms is an integer below 2**53 there)."""
+    return np.float64(np.trunc(v))
+
+
+_window_sum_step64 = _make_window_step(_trunc64)
 
 
 def _make_window_pair(ity):
@@ -803,296 +812,194 @@ _window_pair32 = _make_window_pair(np.int32)
 
 
 @njit
-def _exact_octets(bpre, nz, x, rowr, off, acc, s32, s64, one):
-    """A single-add step (``nz >= 1``) that truncates nothing, rows summed in float32 eight at
-    a time (exact: :func:`_plan_blocks` bounds each octet's fields). ``one``: every partial sum
-    of all the products is exact in float32 too, and the result is ``acc + S`` in one float32
-    addition (the contract's one rounding of the exact sum); else the octet sums and the
-    accumulator are added in float64 (exact: the float64 window) and converted once."""
-    cs = acc.size
-    for j in range(cs):
-        s32[j] = np.float32(0.0)
-        s64[j] = np.float64(acc[j])
-    g = 0
-    while g + 8 <= nz:
-        x0, x1, x2, x3 = x[g], x[g + 1], x[g + 2], x[g + 3]
-        x4, x5, x6, x7 = x[g + 4], x[g + 5], x[g + 6], x[g + 7]
-        b0 = bpre[rowr[g] + off:rowr[g] + off + cs]
-        b1 = bpre[rowr[g + 1] + off:rowr[g + 1] + off + cs]
-        b2 = bpre[rowr[g + 2] + off:rowr[g + 2] + off + cs]
-        b3 = bpre[rowr[g + 3] + off:rowr[g + 3] + off + cs]
-        b4 = bpre[rowr[g + 4] + off:rowr[g + 4] + off + cs]
-        b5 = bpre[rowr[g + 5] + off:rowr[g + 5] + off + cs]
-        b6 = bpre[rowr[g + 6] + off:rowr[g + 6] + off + cs]
-        b7 = bpre[rowr[g + 7] + off:rowr[g + 7] + off + cs]
-        if one:
-            for j in range(cs):
-                s32[j] += (((_prod(x0, b0, j) + _prod(x1, b1, j))
-                            + (_prod(x2, b2, j) + _prod(x3, b3, j)))
-                           + ((_prod(x4, b4, j) + _prod(x5, b5, j))
-                              + (_prod(x6, b6, j) + _prod(x7, b7, j))))
-        else:
-            for j in range(cs):
-                s64[j] += np.float64(((_prod(x0, b0, j) + _prod(x1, b1, j))
-                                      + (_prod(x2, b2, j) + _prod(x3, b3, j)))
-                                     + ((_prod(x4, b4, j) + _prod(x5, b5, j))
-                                        + (_prod(x6, b6, j) + _prod(x7, b7, j))))
-        g += 8
-    while g < nz:
-        x0 = x[g]
-        b0 = bpre[rowr[g] + off:rowr[g] + off + cs]
-        if one:
-            for j in range(cs):
-                s32[j] += _prod(x0, b0, j)
-        else:
-            for j in range(cs):
-                s64[j] += np.float64(_prod(x0, b0, j))
-        g += 1
-    if one:
-        for j in range(cs):
-            acc[j] = acc[j] + s32[j]
-    else:
-        for j in range(cs):
-            # Nonzero terms that cancel give +0 in round-to-nearest, the contract's zero.
-            acc[j] = np.float32(s64[j])
-
-
-#: Route codes of a step's column block (:func:`_plan_blocks`).
-_R_ONE, _R_OCT, _R_EXACT, _R_WIN32, _R_WIN64, _R_GENERAL = 0, 1, 2, 3, 4, 5
-
-
-@njit
-def _route(nz, p_hi, p_lo, osp, a_hi, a_low, man, wf, narrow, align):
-    """The route of one block of a single-add step from exponent bounds: the products' float32
-    exponent fields lie in ``[p_lo, p_hi]``, each octet of rows spans at most ``osp``, the
-    accumulators' fields are at most ``a_hi`` and their lowest bit is at ``a_low`` (``nz == 0``:
-    no products; ``a_low = 2**20``: only zero accumulators). The decision is only as good as
-    the bounds: every route must give the contract's bits for any terms inside them."""
-    lg = _ceil_log2(nz)
-    if nz == 0:
-        p_hi, p_low = 0, 1 << 20
-    else:
-        p_low = p_lo - man
-    e_hi = max(p_hi, a_hi)
-    span = e_hi - min(p_low, a_low)
-    if e_hi >= 255:
-        return _R_GENERAL
-    # Nothing below the window (span <= align) and the products' sum exact in float32.
-    if nz and span <= align and p_hi - p_lo + man + 1 + lg <= 24 and p_hi + lg <= 254:
-        return _R_ONE
-    if span <= wf:
-        return _R_OCT if nz and osp + man + 4 <= 24 else _R_EXACT
-    if narrow:
-        return _R_WIN32
-    if align <= wf:
-        return _R_WIN64
-    return _R_GENERAL
-
-
-@njit
-def _plan_blocks(ok, nz, x, rowr, n_len, prm, bmn, bmx, bi0, nb, nbt, acc, wf, narrow, align,
-                 oh, ol, ph, pl, osp, rt):
-    """``rt[b]``: the route (``_R_*``) of block ``b`` (``_BLOCK_COLS`` columns) of one row's
-    step, from the blocks' field extremes ``bmn``/``bmx`` (:func:`lmul_block_bounds`; block
-    ``bi0 + b`` of row ``k`` at ``k * nbt + bi0 + b``) and A's fields: tighter than bounds
-    over the whole row of B, so more blocks provably lose nothing to the window."""
+def _window_route(ok, acc, p_hi, p_low, wf, narrow, align):
+    """The route of a step whose rows :func:`_lmul_rows` judged (``ok``, bounds): 0 the exact
+    step, 1 the int32 window step, 2 the int64 window step, -1 the general path."""
     if not ok:
-        for b in range(nb):
-            rt[b] = _R_GENERAL
-        return
-    man, sh, cadd = prm[_P_M], prm[_P_SH], prm[_P_CADD]
-    big = np.int64(1) << 40
-    for b in range(nb):
-        ph[b] = -big
-        pl[b] = big
-        osp[b] = 0
-    for o in range(0, nz, 8):
-        for b in range(nb):
-            oh[b] = -big
-            ol[b] = big
-        for g in range(o, min(o + 8, nz)):
-            fa = np.int64(x[g] & 0x7FFFFFFF) >> sh
-            base = (rowr[g] // n_len) * nbt + bi0
-            for b in range(nb):
-                oh[b] = max(oh[b], fa + bmx[base + b])
-                ol[b] = min(ol[b], fa + bmn[base + b])
-        for b in range(nb):
-            h = (oh[b] + cadd) >> man
-            lw = (ol[b] + cadd) >> man
-            osp[b] = max(osp[b], h - lw)
-            ph[b] = max(ph[b], h)
-            pl[b] = min(pl[b], lw)
-    for b in range(nb):
-        a_hi, a_low = _acc_bounds(acc[b * _BLOCK_COLS:(b + 1) * _BLOCK_COLS])
-        rt[b] = _route(nz, ph[b], pl[b], osp[b], a_hi, a_low, man, wf, narrow, align)
-
-
-@njit
-def _row_run(rt, af, bb, fb, bpre, fbn, special, fbmin, fbmax, m, k_len, n_len, n0, off, c0,
-             nk, k, prm, align, wf, nz, x, rowr, rlo, rhi, acc, pb, em, emf, sc, sc32, s32, s64,
-             isum, isum64, lost, tb, limbs, grp):
-    """One row's step on the columns ``n0 + off ...`` of ``acc`` by route ``rt``; a window
-    step that declines, or leaves columns, falls back to the products' bits."""
-    cs = acc.size
-    sh, cadd = prm[_P_SH], prm[_P_CADD]
-    state = np.int64(-1)  # -1: general path; 0: done; 1: done but for flagged columns
-    if rt == _R_ONE or rt == _R_OCT:
-        _exact_octets(bpre, nz, x, rowr, off, acc, s32, s64, rt == _R_ONE)
-        return
-    if rt == _R_EXACT:
-        state = np.int64(_exact_sum_step(bpre, nz, x, rowr, off, prm[_P_M], rlo, rhi, acc, s64,
-                                         lost, grp))
-    elif rt == _R_WIN32:
-        state = _window_sum_step32(bpre, fbn, nz, x, rowr, off, sh, cadd, align, acc, em, emf,
-                                   sc32, isum, lost)
-    elif rt == _R_WIN64:
-        state = _window_sum_step64(bpre, fbn, nz, x, rowr, off, sh, cadd, align, acc, em, emf,
-                                   sc32, isum64, lost)
-    if state == 0:
-        return
-    _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0 + off,
-                   n0 + off + cs, c0, nk, prm, pb)
-    if state == 1:
-        _redo_columns(acc, pb, nk, k, cs, align, lost, tb, limbs)
-    else:
-        _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
+        return -1
+    a_hi, a_low = _acc_bounds(acc)
+    e_hi = max(p_hi, a_hi)
+    if e_hi >= 255:
+        return -1
+    if e_hi - min(p_low, a_low) <= wf:
+        return 0
+    if narrow:
+        return 1
+    if align <= wf:
+        return 2
+    return -1
 
 
 @njit(parallel=True, cache=True)
-def lmul_block_bounds(fb, k_len, n_len, chunk, nsb, bmn, bmx, fbn):
-    """Per row ``k`` of B and block of ``_BLOCK_COLS`` columns (``nsb`` blocks per column chunk
-    of ``chunk``, blocks not crossing chunks): the extremes of ``fb`` into ``bmn``/``bmx``
-    (``[k_len, n_chunks * nsb]``); ``fbn``, unless empty, ``fb`` clamped to int16 (exact on
-    every row the single-add path takes, for formats of at most 15 bits)."""
-    n_chunks = (n_len + chunk - 1) // chunk
-    nbt = n_chunks * nsb
-    for kr in prange(k_len):
-        row = kr * n_len
-        for c in range(n_chunks):
-            for i in range(nsb):
-                j0 = min(c * chunk + i * _BLOCK_COLS, n_len)
-                j1 = min(min(j0 + _BLOCK_COLS, (c + 1) * chunk), n_len)
-                lo = np.int64(0x7FFFFFFF)
-                hi = np.int64(_INT32_MIN)
-                for j in range(j0, j1):
-                    lo = min(lo, np.int64(fb[row + j]))
-                    hi = max(hi, np.int64(fb[row + j]))
-                bmn[kr * nbt + c * nsb + i] = lo
-                bmx[kr * nbt + c * nsb + i] = hi
-        if fbn.size != 0:
-            for j in range(n_len):
-                fbn[row + j] = max(min(np.int64(fb[row + j]), 32767), -32768)
+def lmul_fields16(fb, fbn):
+    """``fbn = fb`` clamped to int16: exact on every row of B that the single-add path takes,
+    for formats of at most 15 bits (a row's field sums lie in ``[2**M, 2**15)``)."""
+    for i in prange(fb.size):
+        fbn[i] = max(min(np.int64(fb[i]), 32767), -32768)
 
 
 def fused_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len, chunk, prm,
                k, align, wf, out):
     """L-Mul product with fused accumulation; operands as :func:`lmul._kmatmul.matmul_lmul`
     (B from ``prep_lmul_b``), steps of ``k`` products, window ``align`` bits, float64 window
-    ``wf`` (:func:`float64_window`), result into ``out`` (float32 [M*N]): B's per-block field
-    extremes (:func:`lmul_block_bounds`), then :func:`fused_lmul_tiles`."""
-    nsb = -(-chunk // _BLOCK_COLS)
-    nbt = -(-n_len // chunk) * nsb
-    bmn = np.empty(k_len * nbt, dtype=np.int32)
-    bmx = np.empty(k_len * nbt, dtype=np.int32)
-    fbn = np.empty(k_len * n_len if prm[_P_E] + prm[_P_M] <= 15 else 0, dtype=np.int16)
-    lmul_block_bounds(fb, k_len, n_len, chunk, nsb, bmn, bmx, fbn)
+    ``wf`` (:func:`float64_window`), result into ``out``: B's fields as int16 where the format
+    fits 15 bits (:func:`lmul_fields16`), then :func:`fused_lmul_tiles`."""
+    fbn = np.empty(fb.size if prm[_P_E] + prm[_P_M] <= 15 else 0, dtype=np.int16)
+    lmul_fields16(fb[:fbn.size], fbn)
     fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len, chunk,
-                     prm, k, align, wf, nsb, bmn, bmx, fbn, out)
+                     prm, k, align, wf, fbn, out)
 
 
 @njit(parallel=True, cache=True)
 def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_len, chunk,
-                     prm, k, align, wf, nsb, bmn, bmx, fbn, out):
-    """The tiles of :func:`fused_lmul`: (pair of rows, column chunk). Per step and row,
-    :func:`_lmul_rows` checks the single-add path, :func:`_plan_blocks` routes each block of
-    columns, and consecutive blocks of one route run together (:func:`_row_run`); blocks that
-    take the int32 window step in both rows with no zero product take :func:`_window_pair32`
-    (each load of B serves both rows)."""
+                     prm, k, align, wf, fbn, out):
+    """The tiles of :func:`fused_lmul`. The products are the bits ``matmul_lmul`` adds, by the
+    same paths. Steps of single-add rows take :func:`_exact_sum_step` (nothing truncated) or
+    :func:`_window_sum_step32`/``64`` (windows up to ``wf``), the others :func:`_fused_tile`.
+    Where the int32 window step applies, tiles are (pair of rows, column chunk), and a step
+    that takes it in both rows with no zero product takes :func:`_window_pair32` (both rows
+    in one pass over B)."""
     # int32 window sums: every truncated term is below 2**(align + 1), k + 1 of them.
     narrow = align + 1 + _ceil_log2(k + 1) <= 31
+    man, sh, cadd = prm[_P_M], prm[_P_SH], prm[_P_CADD]
+    if narrow:
+        # Tiles of two rows: the int32 window steps of both share each load of B.
+        n_chunks = (n_len + chunk - 1) // chunk
+        n_pairs = (m_len + 1) // 2
+        n_tiles = n_pairs * n_chunks
+        n_blocks = min(n_tiles, _BLOCKS)
+        for blk in prange(n_blocks):
+            # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
+            pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
+            a32r = np.empty(k, dtype=np.int32)
+            rowr = np.empty(k, dtype=np.int64)
+            rlo = np.empty(k, dtype=np.int64)
+            rhi = np.empty(k, dtype=np.int64)
+            b32r = np.empty(k, dtype=np.int32)
+            rowr1 = np.empty(k, dtype=np.int64)
+            rlo1 = np.empty(k, dtype=np.int64)
+            rhi1 = np.empty(k, dtype=np.int64)
+            grp = np.empty(7 * k, dtype=np.int64)
+            sc32 = np.empty(chunk, dtype=np.float32)
+            sc32b = np.empty(chunk, dtype=np.float32)
+            em1 = np.empty(chunk, dtype=np.int32)
+            isum = np.empty(chunk, dtype=np.int32)
+            isum1 = np.empty(chunk, dtype=np.int32)
+            isum64 = np.empty(chunk, dtype=np.float64)
+            emf = np.empty(chunk, dtype=np.int16)
+            for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
+                m0 = 2 * (tile // n_chunks)
+                two = m0 + 1 < m_len
+                n0 = (tile % n_chunks) * chunk
+                n1 = min(n0 + chunk, n_len)
+                cs = n1 - n0
+                acc = out[m0 * n_len + n0:m0 * n_len + n1]
+                acc[:] = bias[n0:n1]
+                m1 = m0 + 1 if two else m0
+                acc1 = out[m1 * n_len + n0:m1 * n_len + n1]
+                if two:
+                    acc1[:] = bias[n0:n1]
+                for c0 in range(0, k_len, k):
+                    nk = min(k, k_len - c0)
+                    if two:
+                        ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m0, k_len,
+                                                         n_len, n0, c0, nk, prm, a32r, rowr, rlo,
+                                                         rhi)
+                        ok1, nz1, p_hi1, p_low1 = _lmul_rows(af, fbmin, fbmax, special, m1, k_len,
+                                                             n_len, n0, c0, nk, prm, b32r, rowr1,
+                                                             rlo1, rhi1)
+                        # No zero product in either row: both use every row of B, rowr == rowr1.
+                        if ok and ok1 and nz == nk and nz1 == nk:
+                            rt = _window_route(ok, acc, p_hi, p_low, wf, narrow, align)
+                            rt1 = _window_route(ok1, acc1, p_hi1, p_low1, wf, narrow, align)
+                            if rt == 1 and rt1 == 1:
+                                st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd,
+                                                    align, acc, acc1, em, em1, emf, sc32,
+                                                    sc32b, isum, isum1)
+                                if st == 0:
+                                    continue
+                    for r in range(1 if two else 0, -1, -1):
+                        mr = m0 + r
+                        accr = out[mr * n_len + n0:mr * n_len + n1]
+                        ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, mr, k_len,
+                                                         n_len, n0, c0, nk, prm, a32r, rowr, rlo,
+                                                         rhi)
+                        state = -1  # -1: general path; 0: done; 1: done but for zero results
+                        if ok:
+                            a_hi, a_low = _acc_bounds(accr)
+                            e_hi = max(p_hi, a_hi)
+                            if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
+                                state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, 0, man, rlo,
+                                                                 rhi, accr, s64, lost, grp))
+                            elif narrow and e_hi < 255:
+                                state = _window_sum_step32(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
+                                                           align, accr, em, emf, sc32, isum,
+                                                           lost)
+                            elif align <= wf and e_hi < 255:
+                                state = _window_sum_step64(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
+                                                           align, accr, em, emf, sc32, isum64,
+                                                           lost)
+                        if state == 0:
+                            continue
+                        _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, mr, k_len, n_len,
+                                       n0, n1, c0, nk, prm, pb)
+                        if state == 1:
+                            _redo_columns(accr, pb, nk, k, cs, align, lost, tb, limbs)
+                        else:
+                            _fused_tile(accr, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb,
+                                        limbs)
+                _canonical_nans(acc)
+                if two:
+                    _canonical_nans(acc1)
+        return
     n_chunks = (n_len + chunk - 1) // chunk
-    nbt = n_chunks * nsb
-    sh, cadd = prm[_P_SH], prm[_P_CADD]
-    n_tiles = (m_len + 1) // 2 * n_chunks
+    n_tiles = m_len * n_chunks
     n_blocks = min(n_tiles, _BLOCKS)
     for blk in prange(n_blocks):
         # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
         pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
-        x0r, x1r = np.empty(k, dtype=np.int32), np.empty(k, dtype=np.int32)
-        rowr0, rowr1 = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
-        rlo0, rhi0 = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
-        rlo1, rhi1 = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
+        a32r = np.empty(k, dtype=np.int32)
+        rowr = np.empty(k, dtype=np.int64)
+        rlo = np.empty(k, dtype=np.int64)
+        rhi = np.empty(k, dtype=np.int64)
         grp = np.empty(7 * k, dtype=np.int64)
-        sc32, sc32b, s32 = (np.empty(chunk, dtype=np.float32), np.empty(chunk, dtype=np.float32),
-                            np.empty(chunk, dtype=np.float32))
-        em1 = np.empty(chunk, dtype=np.int32)
+        sc32 = np.empty(chunk, dtype=np.float32)
+        isum = np.empty(chunk, dtype=np.int32)
+        isum64 = np.empty(chunk, dtype=np.float64)
         emf = np.empty(chunk, dtype=np.int16)
-        isum, isum1 = np.empty(chunk, dtype=np.int32), np.empty(chunk, dtype=np.int32)
-        isum64 = np.empty(chunk, dtype=np.int64)
-        oh, ol, ph, pl, osp = (np.empty(nsb, dtype=np.int64), np.empty(nsb, dtype=np.int64),
-                               np.empty(nsb, dtype=np.int64), np.empty(nsb, dtype=np.int64),
-                               np.empty(nsb, dtype=np.int64))
-        rt0, rt1 = np.empty(nsb, dtype=np.int64), np.empty(nsb, dtype=np.int64)
         for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
-            m0 = 2 * (tile // n_chunks)
-            two = m0 + 1 < m_len
-            ci = tile % n_chunks
-            n0 = ci * chunk
+            m = tile // n_chunks
+            n0 = (tile % n_chunks) * chunk
             n1 = min(n0 + chunk, n_len)
             cs = n1 - n0
-            nb = (cs + _BLOCK_COLS - 1) // _BLOCK_COLS
-            acc0 = out[m0 * n_len + n0:m0 * n_len + n1]
-            acc0[:] = bias[n0:n1]
-            m1 = m0 + 1 if two else m0
-            acc1 = out[m1 * n_len + n0:m1 * n_len + n1]
-            if two:
-                acc1[:] = bias[n0:n1]
+            acc = out[m * n_len + n0:m * n_len + n1]
+            acc[:] = bias[n0:n1]
             for c0 in range(0, k_len, k):
                 nk = min(k, k_len - c0)
-                ok0, nz0, _, _ = _lmul_rows(af, fbmin, fbmax, special, m0, k_len, n_len, n0, c0,
-                                            nk, prm, x0r, rowr0, rlo0, rhi0)
-                _plan_blocks(ok0, nz0, x0r, rowr0, n_len, prm, bmn, bmx, ci * nsb, nb, nbt, acc0,
-                             wf, narrow, align, oh, ol, ph, pl, osp, rt0)
-                nz1 = 0
-                if two:
-                    ok1, nz1, _, _ = _lmul_rows(af, fbmin, fbmax, special, m1, k_len, n_len, n0,
-                                                c0, nk, prm, x1r, rowr1, rlo1, rhi1)
-                    _plan_blocks(ok1, nz1, x1r, rowr1, n_len, prm, bmn, bmx, ci * nsb, nb, nbt,
-                                 acc1, wf, narrow, align, oh, ol, ph, pl, osp, rt1)
-                    # No zero product in either row: both use every row of B, rowr0 == rowr1.
-                    b = 0
-                    while nz0 == nk and nz1 == nk and b < nb:
-                        e = b
-                        while e < nb and rt0[e] == _R_WIN32 and rt1[e] == _R_WIN32:
-                            e += 1
-                        if e > b:
-                            o0, o1 = b * _BLOCK_COLS, min(e * _BLOCK_COLS, cs)
-                            if _window_pair32(bpre, fbn, nz0, x0r, x1r, rowr0, o0, sh, cadd,
-                                              align, acc0[o0:o1], acc1[o0:o1], em, em1, emf,
-                                              sc32, sc32b, isum, isum1) == 0:
-                                rt0[b:e] = -1
-                                rt1[b:e] = -1
-                        b = e + 1
-                for r in range(2 if two else 1):
-                    m, nz, x, rowr, rlo, rhi, rt, acc = m0, nz0, x0r, rowr0, rlo0, rhi0, rt0, acc0
-                    if r == 1:
-                        m, nz, x, rowr, rlo, rhi, rt, acc = (m1, nz1, x1r, rowr1, rlo1, rhi1, rt1,
-                                                             acc1)
-                    b = 0
-                    while b < nb:
-                        e = b + 1
-                        while e < nb and rt[e] == rt[b]:
-                            e += 1
-                        if rt[b] >= 0:
-                            o0, o1 = b * _BLOCK_COLS, min(e * _BLOCK_COLS, cs)
-                            _row_run(rt[b], af, bb, fb, bpre, fbn, special, fbmin, fbmax, m,
-                                     k_len, n_len, n0, o0, c0, nk, k, prm, align, wf, nz, x,
-                                     rowr, rlo, rhi, acc[o0:o1], pb, em, emf, sc, sc32, s32, s64,
-                                     isum, isum64, lost, tb, limbs, grp)
-                        b = e
-            _canonical_nans(acc0)
-            if two:
-                _canonical_nans(acc1)
+                ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0,
+                                                 c0, nk, prm, a32r, rowr, rlo, rhi)
+                state = -1  # -1: general path; 0: done; 1: done but for zero results
+                if ok:
+                    a_hi, a_low = _acc_bounds(acc)
+                    e_hi = max(p_hi, a_hi)
+                    if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
+                        state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, 0, man, rlo, rhi,
+                                                         acc, s64, lost, grp))
+                    elif narrow and e_hi < 255:
+                        state = _window_sum_step32(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
+                                                   align, acc, em, emf, sc32, isum, lost)
+                    elif align <= wf and e_hi < 255:
+                        state = _window_sum_step64(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
+                                                   align, acc, em, emf, sc32, isum64, lost)
+                if state == 0:
+                    continue
+                _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0, n1,
+                               c0, nk, prm, pb)
+                if state == 1:
+                    _redo_columns(acc, pb, nk, k, cs, align, lost, tb, limbs)
+                else:
+                    _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
+            _canonical_nans(acc)
 
 
 @njit(parallel=True, cache=True)
@@ -1230,5 +1137,5 @@ def fused_step_bits(terms, t_len, align):
 
 
 #: Every kernel of this module (the cache-stamp test walks them).
-KERNELS = (lmul_block_bounds, fused_lmul_tiles, fused_exact, fused_seed, fused_step_bits)
+KERNELS = (lmul_fields16, fused_lmul_tiles, fused_exact, fused_seed, fused_step_bits)
 stamp_helper_sources(*KERNELS)

@@ -300,3 +300,61 @@ def test_a_window_one_bit_off_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
     assert mismatches(Fused(16, 24)) == 0
     monkeypatch.setattr(kdot, "fused_lmul", off_by_one)
     assert mismatches(Fused(16, 24)) > 0
+
+
+# --------------------------------------------------------------------------------------------
+# The window steps of the L-Mul kernel: emax from int16 field sums (formats of at most 15 bits)
+# or int32 magnitudes, int32 or float64 sums.
+
+BF16_MAN = 7
+
+
+def mixed_blocks(rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """16 x 96 B in three blocks of 32 columns: fields close together, spread over
+    2**-20 .. 1, and with terms 2**-40 (beyond the float64 window: cut by narrow windows, the
+    multi-word step for wide ones)."""
+    a = rng.uniform(1.0, 2.0, (m, 16)).astype(np.float32)
+    sign = rng.choice([-1.0, 1.0], (16, 96))
+    b = sign * rng.uniform(1.0, 1.5, (16, 96))
+    b[:, 32:64] *= np.exp2(-rng.integers(0, 21, (16, 32)))
+    b[:, 64:] *= np.exp2(-rng.integers(0, 41, (16, 32)))
+    b[0, 64:] = sign[0, 64:] * 2.0**-40
+    bias = rng.uniform(1.0, 2.0, 96) * rng.choice([-1.0, 1.0], 96)
+    return a, b.astype(np.float32), bias.astype(np.float32)
+
+
+@pytest.mark.parametrize("align", [1, 7, 8, 9, 16, 23, 24, 25, 26, 31, 32, 33, 46, 47, 48, 60,
+                                   FUSED_EXACT_ALIGN_BITS])
+def test_window_edges_across_routes(align: int, random_seed: int) -> None:
+    """Windows at and around the routes' edges (the accumulator's 24 bits, the int32 sums
+    (align + 1 + 5 <= 31 bits for k = 16), the float64 window (47 bits)), on operands whose
+    steps take the exact, window and general routes."""
+    rng = np.random.default_rng([random_seed, 30, align])
+    for k in (8, 16):
+        check(*mixed_blocks(rng, 4), Fused(k, align))
+        check(*lstm_like(rng, 4, 40, 70), Fused(k, align))
+
+
+def test_wide_format_field_maximum(random_seed: int) -> None:
+    """Formats of more than 15 bits take the window steps' int32 maximum (no int16 fields)."""
+    rng = np.random.default_rng([random_seed, 31])
+    cfg = LMulConfig(exp_bits=8, man_bits=12)
+    for acc in (Fused(16, 24), Fused(8, 8), Fused(16, 32), Fused(16, FUSED_EXACT_ALIGN_BITS)):
+        check(*lstm_like(rng, 4, 37, 70), acc, cfg)
+        check(*mixed_blocks(rng, 3), acc, cfg)
+
+
+def test_wrong_int16_fields_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """B's int16 fields one binade too high make the window steps cut at the wrong place."""
+    kdot = mm._load_dot_kernels()
+    honest = kdot.lmul_fields16
+
+    def one_binade_up(fb, fbn):  # type: ignore[no-untyped-def]
+        honest(fb, fbn)
+        fbn += 1 << BF16_MAN
+
+    for acc in (Fused(16, 24), Fused(16, 8)):
+        assert mismatches(acc) == 0
+    monkeypatch.setattr(kdot, "lmul_fields16", one_binade_up)
+    for acc in (Fused(16, 24), Fused(16, 8)):
+        assert mismatches(acc) > 0, acc
