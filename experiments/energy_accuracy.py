@@ -319,6 +319,19 @@ def cell_rest(cost_doc: dict[str, Any], unit: str) -> dict[str, Any] | None:
     return {"pj": pj, "uj": sum(ops[v] * e for v, e in pj.items()) * 1e-6}
 
 
+def array_vs_pe(cost_doc: dict[str, Any]) -> dict[str, float] | None:
+    """Per multiplier (``lmul`` / ``exact``), the BF16 4x4 ``mac_array``'s energy per MAC over
+    its ``mac_pe``'s (MNIST operands, cell delays) when the cost files hold both, else None."""
+    by = {(r.get("level"), r.get("format"), r.get("unit")): r for r in cost_doc["designs"]}
+    out = {}
+    for unit in ("lmul", "exact"):
+        arr, pe = by.get(("array", "bf16", unit)), by.get(("pe", "bf16", unit))
+        if arr is None or pe is None:
+            return None
+        out[unit] = _per_op(arr, ENERGY_KEY) / _per_op(pe, ENERGY_KEY)
+    return out
+
+
 def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
              cell: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """The three verdicts of the study (see the module docstring), as numbers; ``cell``
@@ -466,8 +479,12 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
             " % (the rest is the fused accumulation's).",
             f"3. **Per image** (MNIST LSTM, {MACS_PER_IMAGE:,} MACs): "
             f"{v['per_image_uj']:.0f} uJ vs {v['baseline_per_image_uj']:.0f} uJ on the "
-            "sequential exact PE (PE energy per MAC x MACs; in docs/results/cost.md the 4x4 "
-            "array's MAC costs what its PE's does within 1 %)"
+            "sequential exact PE (PE energy per MAC x MACs"
+            + (f"; the sequential 4x4 `mac_array` of the same cost run spends "
+               f"{v['array_vs_pe']['lmul']:.2f}x (L-Mul) and {v['array_vs_pe']['exact']:.2f}x "
+               "(exact) its PE's energy per MAC, so an array of this PE would differ by as "
+               "much" if v.get("array_vs_pe") else "")
+            + ")"
             + (f"; **the whole cell** (array + element-wise products, the binary32 adder, the "
                f"activation unit and the conversions of `syn.cost --levels cell`): "
                f"{v['cell_per_image_uj']:.0f} uJ vs {v['baseline_cell_per_image_uj']:.0f} uJ, "
@@ -584,6 +601,9 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     pts = [(r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
     front = [rows[i]["design"] for i in pareto(pts)]
     v = verdicts(rows, p.datasets, {u: cell_rest(cost_doc, u) for u in ("exact", "lmul")})
+    avp = array_vs_pe(cost_doc)
+    if avp:
+        v["array_vs_pe"] = avp
     meta = {"command": command, "cost_command": cost_doc["meta"]["command"],
             "cost_superseded": cost_doc["meta"]["superseded"],
             "preset": p.name, "seeds": list(p.seeds), "epochs": p.epochs,

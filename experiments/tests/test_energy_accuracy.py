@@ -278,3 +278,14 @@ def test_accuracy_carried_from_an_earlier_report_fills_only_missing_modes(
     with pytest.raises(ea.JoinError, match="not an energy_accuracy report"):
         (tmp_path / "bad.json").write_text("{}")
         ea.carried_accuracy(tmp_path / "bad.json")
+
+
+def test_array_over_pe_ratio_from_the_cost_rows() -> None:
+    doc = _cost_doc()
+    assert ea.array_vs_pe(doc) is None
+    for level, unit, pj in (("pe", "lmul", 200.0), ("pe", "exact", 400.0),
+                            ("array", "lmul", 300.0), ("array", "exact", 440.0)):
+        doc["designs"].append({"level": level, "format": "bf16", "unit": unit,
+                               "name": f"{level}-bf16-{unit}",
+                               "runs": {"mnist/specify": {"energy_per_op_pj": pj}}})
+    assert ea.array_vs_pe(doc) == pytest.approx({"lmul": 1.5, "exact": 1.1})
