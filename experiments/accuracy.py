@@ -18,6 +18,13 @@ as batch 1000, the default they were made with. A dataset that cannot be obtaine
 reported in one line and recorded under ``unavailable``; the others still run. At the end the
 summary table is printed and written next to the JSON with the plot (:mod:`experiments.report`).
 
+Reference checkpoints: where ``experiments/checkpoints/`` holds a committed float32 checkpoint of
+exactly a configuration (the main experiment's: mnist, rows, seed 0, 1 epoch, full training set),
+its SHA-256 is checked and it is used instead of training, so evaluating it gives the same counts
+on every machine (float32 training on the CPU differs slightly between instruction sets);
+``--retrain`` ignores it and trains (or uses the checkpoint cache) as before. Only this runner
+prefers it; the other studies and the recipes' fine-tuning use the checkpoint cache.
+
 Every option is checked before any work starts: numbers against their ranges, ``--out`` (must
 end in ``.json``, be a regular file or not exist yet, and be writable), the weights directory,
 an existing results file (every run's fields and types) and the thread variables below; a bad
@@ -179,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "a result's identity)")
     parser.add_argument("--threads", type=int_in_range(1, MAX_THREADS), default=None,
                         help=f"torch threads 1..{MAX_THREADS} (default $LMUL_THREADS or 2)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train (or use the checkpoint cache) even where a committed "
+                        "reference checkpoint exists (experiments/checkpoints/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-report", action="store_true",
                         help="do not print the table / write the plot at the end")
@@ -280,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                         test_limit=args.test_limit, train_limit=args.train_limit,
                         batch_size=args.batch_size, progress=not args.no_progress,
                         recipes=recipes, finetune_epochs=args.finetune_epochs,
-                        executor=executor, task_cpus=args.task_cpus, retries=args.retries)
+                        executor=executor, task_cpus=args.task_cpus, retries=args.retries,
+                        reference=not args.retrain)
         print(f"done in {time.perf_counter() - t0:.0f} s; results: {out}", file=sys.stderr)
         if not args.no_report:
             if store.doc["runs"]:
@@ -295,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{f['mode']} after {f['attempts']} attempt(s): {f['error']}", file=sys.stderr)
         return 0 if store.doc["runs"] and not failed else 1
 
-    return run_main("accuracy", body, {ResultsError: 1, executor_mod.ExecutorError: 2},
+    from .weights import CheckpointHashError
+
+    return run_main("accuracy", body, {ResultsError: 1, executor_mod.ExecutorError: 2,
+                                       CheckpointHashError: 1},
                     interrupted=f"finished results are in {out}; rerun the same command to "
                                 "resume")
 

@@ -115,8 +115,10 @@ def _trained(ds: data_mod.ImageData, base: dict[str, Any], model: lstm.LSTMClass
 
 
 def train_job(base: dict[str, Any], weights_dir: Path, data_root: Path | None,
-              load_fn: Loader | None, progress: bool = False) -> dict[str, Any]:
-    """Train (or load from the checkpoint cache) one cell's float32 model.
+              load_fn: Loader | None, progress: bool = False, reference: bool = False
+              ) -> dict[str, Any]:
+    """Train (or load from the checkpoint cache) one cell's float32 model; ``reference``:
+    prefer a committed reference checkpoint (:func:`experiments.weights.get_weights`).
 
     Returns ``{"unavailable": message}`` when the dataset cannot be obtained, else the cell
     weights, training info and the torch float32 accuracy on the test slice.
@@ -126,7 +128,7 @@ def train_job(base: dict[str, Any], weights_dir: Path, data_root: Path | None,
     except data_mod.DataError as err:
         return {"unavailable": str(err)}
     model, info = get_weights(ds, base["seq"], base["seed"], base["epochs"],
-                              base["train_limit"], weights_dir, progress)
+                              base["train_limit"], weights_dir, progress, reference=reference)
     return _trained(ds, base, model, info)
 
 
@@ -244,7 +246,7 @@ class _Grid:
     def __init__(self, out: Path, executor: executor_mod.Executor, modes: Sequence[str],
                  recipes: Sequence[str], finetune_epochs: int, weights_dir: Path,
                  data_root: Path, load_fn: Loader | None, progress: bool, task_cpus: int,
-                 retries: int, log: Callable[[str], None]) -> None:
+                 retries: int, log: Callable[[str], None], reference: bool = False) -> None:
         from .modes import parse_mode
         from .recipes import parse_recipe
 
@@ -263,6 +265,7 @@ class _Grid:
         self.store = ResultsStore(out)  # after every argument is known to be good
         self.finetune_epochs = finetune_epochs
         self.weights_dir, self.data_root, self.load_fn = weights_dir, data_root, load_fn
+        self.reference = reference
         # Progress bars: inside each job when they run here one at a time, else one over all.
         self.job_progress = progress and not executor.concurrent
         self.bar = progress and executor.concurrent
@@ -288,6 +291,7 @@ class _Grid:
         ex, kw, here = self.executor, self.submit_kw, (self.data_root, self.load_fn)
         label = f"{base['dataset']}/{base['seq']} seed {base['seed']} {base['epochs']}ep"
         trained = ex.submit(train_job, base, self.weights_dir, *here, self.job_progress,
+                            self.reference,
                             name=f"train {label}", **kw)
         self.trains[trained.id] = base
         for m in todo.modes:
@@ -350,7 +354,7 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
         log: Callable[[str], None] | None = None, load_fn: Loader | None = None,
         recipes: Sequence[str] = ("fp32",), finetune_epochs: int = 1,
         executor: executor_mod.Executor | None = None, task_cpus: int = 1,
-        retries: int = 1) -> ResultsStore:
+        retries: int = 1, reference: bool = False) -> ResultsStore:
     """Run every job x recipe x mode not yet in ``out``; return the results store.
 
     Args:
@@ -376,6 +380,9 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
             the cell), and every other result is kept.
         task_cpus: CPUs (torch and numba threads) per job on a concurrent executor.
         retries: extra attempts per failing job.
+        reference: the plain float32 rows use a committed reference checkpoint where one
+            exists for the cell (:func:`experiments.weights.get_weights`); the recipes'
+            fine-tuning still starts from the checkpoint cache.
 
     Every executor gives the same records, timings aside (with the same torch thread count:
     the training's float32 sums may depend on it).
@@ -397,7 +404,7 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
                    else Path(out).parent / "weights").resolve()
     grid = _Grid(Path(out), ex, modes, recipes, finetune_epochs, weights_dir,
                  data_mod.data_dir(data_root).resolve(), load_fn, progress, task_cpus, retries,
-                 log)
+                 log, reference)
     store = grid.store
     plans = [(base, grid.missing(base))
              for base in _cell_bases(jobs, train_limit, test_limit, batch_size)]
