@@ -6,7 +6,6 @@ image of syn/report.py ``per_image``)."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,7 @@ import lmul
 from syn import _gatesim as gs
 from syn import _stdcell as sc
 from syn import cost, designs, report, stimuli
-
-
-def _have_flow() -> bool:
-    try:
-        sc.library_files()
-    except sc.CostError:
-        return False
-    return all(shutil.which(t) for t in ("yosys", "sta", "iverilog", "vvp"))
-
-
-needs_flow = pytest.mark.skipif(
-    not _have_flow(), reason="needs yosys, OpenSTA, Icarus and the OSU 0.18 um library "
-    "(apt-get install yosys opensta iverilog qflow-tech-osu018)")
+from syn.tests._flow import needs_flow
 
 
 def test_cell_units_names_tops_and_parameters() -> None:

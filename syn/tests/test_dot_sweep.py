@@ -16,19 +16,7 @@ from syn import _gatesim as gs
 from syn import _stdcell as sc
 from syn import cost, designs, energy, stimuli
 from syn.designs import Design
-
-
-def _have_flow() -> bool:
-    try:
-        sc.library_files()
-    except sc.CostError:
-        return False
-    return all(shutil.which(t) for t in ("yosys", "sta", "iverilog", "vvp"))
-
-
-needs_flow = pytest.mark.skipif(
-    not _have_flow(), reason="needs yosys, OpenSTA, Icarus and the OSU 0.18 um library "
-    "(apt-get install yosys opensta iverilog qflow-tech-osu018)")
+from syn.tests._flow import needs_flow
 
 
 # ------------------------------------------------------------------------------ the table
