@@ -21,10 +21,21 @@
 // only the token valid bit: data registers need no reset because nothing reads them without a
 // valid token.
 //
+// PIPELINE = 1 splits the step in two stages, one clock more latency and the same throughput:
+// the K widened products are registered (with the step tokens, which are the forwarding
+// registers out_valid / out_first / out_bias), and the sum stage adds them to
+//   base = out_first ? out_bias : acc
+// on the next enabled clock (acc <= out_sum when out_valid). out_sum is then the finished dot
+// product while out_valid = out_last = 1, i.e. one enabled clock after the in_last step. The
+// sum stage's inputs all come from registers, so the multipliers' glitches stop at the product
+// registers instead of running through the alignment and the adder tree. PIPELINE = 0 (default)
+// is the single-stage PE above (mac_array instantiates it). The accumulator loop stays within
+// the sum stage, so back-to-back steps of one dot product need no stall either way.
+//
 // Operands: lane i is in_a[i*W +: W], in_b[i*W +: W], W = 1 + EXP_BITS + MAN_BITS, each
 // {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; K, ALIGN_BITS, EXP_BITS, MAN_BITS, OFFSET,
 // SATURATE, FINITE_ONLY, MULTIPLIER as in dot_datapath (checked there and in the modules it
-// uses).
+// uses); PIPELINE 0 or 1.
 `include "lmul_defs.vh"
 module dot_pe #(
     parameter integer K          = 4,
@@ -34,7 +45,8 @@ module dot_pe #(
     parameter integer OFFSET     = `LMUL_DEFAULT_OFFSET(MAN_BITS),
     parameter integer SATURATE   = 0,
     parameter integer FINITE_ONLY = 0,
-    parameter integer MULTIPLIER = 0
+    parameter integer MULTIPLIER = 0,
+    parameter integer PIPELINE   = 0
 ) (
     input  wire                               clk,
     input  wire                               rst,
@@ -54,24 +66,77 @@ module dot_pe #(
     output wire [31:0]                        out_sum
 );
 
-  reg  [31:0] acc;
-  wire [31:0] base = in_first ? in_bias : acc;
+  localparam integer W = 1 + EXP_BITS + MAN_BITS;
 
-  dot_datapath #(
-      .K         (K),
-      .ALIGN_BITS(ALIGN_BITS),
-      .EXP_BITS  (EXP_BITS),
-      .MAN_BITS  (MAN_BITS),
-      .OFFSET    (OFFSET),
-      .SATURATE  (SATURATE),
-      .FINITE_ONLY(FINITE_ONLY),
-      .MULTIPLIER(MULTIPLIER)
-  ) u_datapath (
-      .a  (in_a),
-      .b  (in_b),
-      .acc(base),
-      .y  (out_sum)
-  );
+  generate
+    `LMUL_PARAM_CHECK(PIPELINE == 0 || PIPELINE == 1, g_bad_pipeline,
+                      PARAMETER_ERROR__dot_pe__PIPELINE_must_be_0_or_1,
+                      ("dot_pe: PIPELINE=%0d must be 0 or 1", PIPELINE))
+    `LMUL_PARAM_CHECK(K >= 1 && K <= 64, g_bad_k, PARAMETER_ERROR__dot_pe__K_must_be_1_to_64,
+                      ("dot_pe: K=%0d out of range 1..64", K))
+  endgenerate
+
+  reg  [31:0] acc;
+  // The step whose sum out_sum is: the input step (PIPELINE = 0) or the registered one.
+  wire        sum_valid;
+
+  generate
+    if (PIPELINE == 0) begin : g_single
+      wire [31:0] base = in_first ? in_bias : acc;
+
+      dot_datapath #(
+          .K         (K),
+          .ALIGN_BITS(ALIGN_BITS),
+          .EXP_BITS  (EXP_BITS),
+          .MAN_BITS  (MAN_BITS),
+          .OFFSET    (OFFSET),
+          .SATURATE  (SATURATE),
+          .FINITE_ONLY(FINITE_ONLY),
+          .MULTIPLIER(MULTIPLIER)
+      ) u_datapath (
+          .a  (in_a),
+          .b  (in_b),
+          .acc(base),
+          .y  (out_sum)
+      );
+      assign sum_valid = in_valid;
+    end else begin : g_pipelined
+      // Term 0 is the sum stage's base, term i + 1 the registered product of lane i (the
+      // terms of dot_datapath, one clock apart).
+      wire [K*32-1:0] prod;
+      reg  [K*32-1:0] prod_q;
+      wire [31:0]     base = out_first ? out_bias : acc;
+
+      genvar i;
+      for (i = 0; i < K; i = i + 1) begin : g_lane
+        mul_widen #(
+            .EXP_BITS  (EXP_BITS),
+            .MAN_BITS  (MAN_BITS),
+            .OFFSET    (OFFSET),
+            .SATURATE  (SATURATE),
+            .FINITE_ONLY(FINITE_ONLY),
+            .MULTIPLIER(MULTIPLIER)
+        ) u_mul (
+            .a(in_a[i*W+:W]),
+            .b(in_b[i*W+:W]),
+            .y(prod[i*32+:32])
+        );
+      end
+
+      always @(posedge clk) begin
+        if (en) prod_q <= prod;
+      end
+
+      fp_dot_sum #(
+          .TERMS     (K + 1),
+          .ALIGN_BITS(ALIGN_BITS)
+      ) u_sum (
+          .terms({prod_q, base}),
+          .y    (out_sum)
+      );
+      assign sum_valid = out_valid;
+    end
+  endgenerate
 
   always @(posedge clk) begin
     if (rst) begin
@@ -88,7 +153,7 @@ module dot_pe #(
       out_bias  <= in_bias;
       out_first <= in_first;
       out_last  <= in_last;
-      if (in_valid) acc <= out_sum;
+      if (sum_valid) acc <= out_sum;
     end
   end
 

@@ -70,7 +70,9 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
     "act_unit": [lmul.act_config(name, func).verilog_parameters()
                  for name in lmul.ACT_PRESETS for func in lmul.ACT_FUNCS],
     "dot_pe": [{"K": 1, "ALIGN_BITS": 24}, {"K": 8, "MULTIPLIER": 1},
-               {"EXP_BITS": 4, "MAN_BITS": 3, "K": 2, "ALIGN_BITS": 32, "MULTIPLIER": 1}],
+               {"EXP_BITS": 4, "MAN_BITS": 3, "K": 2, "ALIGN_BITS": 32, "MULTIPLIER": 1},
+               {"K": 4, "ALIGN_BITS": 8, "PIPELINE": 1},
+               {"K": 1, "ALIGN_BITS": 276, "MULTIPLIER": 1, "PIPELINE": 1}],
 }
 #: fp_mul's flush variant for every preset it accepts.
 SUBNORMAL_VARIANT = {"fp_mul": {"SUBNORMALS": 0}}

@@ -1,0 +1,224 @@
+"""cocotb regression of ``hdl/dot_pe.v`` on its own, single-stage (``PIPELINE = 0``) and with the
+products registered before the sum (``PIPELINE = 1``).
+
+The dot products are those of ``sim/test_mac_array_fused.py``: tiles of every kind of
+``test_mac_array.random_tile`` (gauss, bits, range, special, zeros, cancel, tiny) with inner
+lengths that are and are not multiples of K (the last chunk padded with +0 pairs), plus lengths
+1, K, K + 1 and the LSTM's 156; each (row, column) of a tile is one dot product, expected bit for
+bit from ``lmul.matmul(..., accumulate=lmul.Fused(K, ALIGN_BITS))``. They are streamed back to
+back, first without gaps, then with random idle steps (``in_valid = 0``) and random stalls
+(``en = 0``).
+
+What is checked, cycle by cycle (outputs sampled after the inputs of the cycle settle):
+
+* the latency: with PIPELINE = 0, ``out_sum`` is the finished dot product in the cycle whose
+  enabled step has ``in_last``; with PIPELINE = 1, in the cycle after that step's enabled clock,
+  where ``out_valid = out_last = 1``, and it holds while ``en = 0``;
+* the throughput: every step is accepted on its enabled clock (the PE has no ready), so a dot
+  product of L pairs takes ceil(L / K) enabled cycles either way and the next starts at once;
+* the forwarding registers (``out_a``, ``out_b``, ``out_bias``, ``out_valid``, ``out_first``,
+  ``out_last``) carry the previous enabled step, and only ``rst`` clears ``out_valid``.
+
+``test_a_broken_pipelined_pe_is_caught``: a PIPELINE = 1 copy of dot_pe whose sum stage takes
+the step tokens of the input (``in_first`` / ``in_bias``) instead of the registered ones, the
+latency bug a second stage invites, must fail.
+
+Run: ``pytest sim/test_dot_pe.py`` (``-rA`` shows the seed and counts).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly
+
+import lmul
+from sim.lib.common import (
+    HDL_DIR,
+    config_from_parameters,
+    pack_lanes,
+    random_seed,
+    run_cocotb,
+    tb_parameters,
+)
+from sim.test_mac_array import TILE_KINDS, ArrayConfig, random_tile
+from sim.test_mac_array_fused import fused_tile
+
+#: 2 x 2 tiles per kind of test_mac_array.TILE_KINDS (four dot products each).
+TILES = 3
+
+
+@dataclass
+class Dot:
+    """One dot product as dot_pe steps: per step the packed K lanes of a and b."""
+
+    a_words: list[int]
+    b_words: list[int]
+    bias: int
+    expected: int
+
+
+def dots_of_tiles(rng: np.random.Generator, acfg: ArrayConfig, k: int,
+                  align: int) -> list[Dot]:
+    """The dot products of :data:`TILES` fused tiles per kind (random inner lengths 1..39) and
+    of gauss tiles of inner length 1, K, K + 1 and 156, row by row and column by column."""
+    width = acfg.cfg.fmt.width
+    specs = [(int(rng.integers(1, 40)), kind) for kind in TILE_KINDS for _ in range(TILES)]
+    specs += [(n, "gauss") for n in sorted({1, k, k + 1, 156})]
+    out = []
+    for n, kind in specs:
+        tile = fused_tile(random_tile(rng, acfg, n, kind), acfg, k, align)
+        steps = math.ceil(n / k)
+        pad = steps * k - n
+        a = np.pad(tile.a, ((0, 0), (0, pad)))
+        b = np.pad(tile.b, ((0, pad), (0, 0)))
+        for r in range(acfg.rows):
+            for c in range(acfg.cols):
+                out.append(Dot([pack_lanes(a[r, j * k:(j + 1) * k], width) for j in range(steps)],
+                               [pack_lanes(b[j * k:(j + 1) * k, c], width)
+                                for j in range(steps)],
+                               int(tile.bias[c]), int(tile.expected[r, c])))
+    return out
+
+
+class DotPeTB:
+    """Drives dot_pe one step per cycle (inputs set after the falling edge) and checks the
+    outputs of every cycle before the rising edge that ends it."""
+
+    def __init__(self, dut, pipeline: int) -> None:
+        self.dut = dut
+        self.pipeline = pipeline
+        self.prev: dict[str, int] | None = None  # the last enabled step's inputs
+        self.due: int | None = None  # PIPELINE=1: the result out_sum must show now
+        self.fresh = False  # the last cycle's clock was enabled
+        self.checked = 0
+        self.cycles = 0
+        self.enabled = 0
+
+    async def cycle(self, en: int, rst: int = 0, beat: dict[str, int] | None = None,
+                    expected: int | None = None) -> None:
+        """One clock cycle with these inputs (``beat``: a, b, bias, first, last; None = idle);
+        ``expected``: the dot product this step finishes."""
+        d = self.dut
+        await FallingEdge(d.clk)
+        ins = {"in_valid": 0, "in_first": 0, "in_last": 0, "in_a": 0, "in_b": 0, "in_bias": 0}
+        if beat is not None:
+            ins.update(in_valid=1, in_first=beat["first"], in_last=beat["last"],
+                       in_a=beat["a"], in_b=beat["b"], in_bias=beat["bias"])
+        for name, value in ins.items():
+            getattr(d, name).value = value
+        d.en.value = en
+        d.rst.value = rst
+        await ReadOnly()
+        self.cycles += 1
+        if self.prev is not None:
+            for name in ("a", "b", "bias", "first", "last"):
+                got = int(getattr(d, f"out_{name}").value)
+                assert got == self.prev[f"in_{name}"], f"out_{name} {got:#x} is not the " \
+                    f"previous enabled step's in_{name} {self.prev[f'in_{name}']:#x}"
+            assert int(d.out_valid.value) == self.prev["in_valid"], "out_valid"
+        if self.pipeline == 0 and en and not rst and beat is not None and beat["last"]:
+            self.check(expected)
+        if self.pipeline == 1 and self.due is not None:
+            assert int(d.out_valid.value) == 1 and int(d.out_last.value) == 1, \
+                "PIPELINE=1: out_valid/out_last not set in the cycle of the result"
+            # counted in the cycle after the step's enabled clock; it must hold while stalled
+            self.check(self.due, count=self.fresh)
+        self.fresh = bool(en)
+        if en:
+            self.enabled += 1
+            self.prev = dict(ins)
+            if rst:
+                self.prev["in_valid"] = 0
+            finishes = not rst and beat is not None and beat["last"]
+            self.due = expected if self.pipeline == 1 and finishes else None
+
+    def check(self, expected: int | None, count: bool = True) -> None:
+        assert expected is not None
+        got = int(self.dut.out_sum.value)
+        assert got == expected, (f"out_sum {got:#010x}, model {expected:#010x} "
+                                 f"(PIPELINE={self.pipeline})")
+        self.checked += count
+
+
+@cocotb.test()
+async def run_dot_pe(dut) -> None:
+    """The fused tiles' dot products back to back, then with idle steps and stalls."""
+    params = tb_parameters()
+    k, align, pipeline = params["K"], params["ALIGN_BITS"], params.get("PIPELINE", 0)
+    acfg = ArrayConfig(config_from_parameters(params), 2, 2,
+                       "exact" if params.get("MULTIPLIER", 0) else "lmul")
+    seed = random_seed()
+    rng = np.random.default_rng(seed)
+    dut._log.info("dot_pe %s K=%d ALIGN_BITS=%d PIPELINE=%d: COCOTB_RANDOM_SEED=%d",
+                  acfg.cfg.describe(), k, align, pipeline, seed)
+    dots = dots_of_tiles(rng, acfg, k, align)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    tb = DotPeTB(dut, pipeline)
+    for _ in range(2):
+        await tb.cycle(1, rst=1)
+    for phase, (p_idle, p_stall) in enumerate(((0.0, 0.0), (0.3, 0.3))):
+        start_checked, start_enabled = tb.checked, tb.enabled
+        steps = 0
+        for dot in dots:
+            n = len(dot.a_words)
+            for j in range(n):
+                while rng.random() < p_idle:
+                    await tb.cycle(int(rng.random() >= p_stall))
+                beat = {"a": dot.a_words[j], "b": dot.b_words[j], "bias": dot.bias,
+                        "first": int(j == 0), "last": int(j == n - 1)}
+                while rng.random() < p_stall:  # the step is held until an enabled clock
+                    await tb.cycle(0, beat=beat, expected=dot.expected)
+                await tb.cycle(1, beat=beat, expected=dot.expected)
+                steps += 1
+        await tb.cycle(1)  # PIPELINE=1: the last sum
+        done = tb.checked - start_checked
+        assert done == len(dots), f"phase {phase}: {done} of {len(dots)} results seen"
+        if phase == 0:
+            # back to back: one enabled cycle per step, the result pipeline cycles later
+            assert tb.enabled - start_enabled == steps + 1
+        dut._log.info("phase %d: %d dot products (%d steps) bit-exact, %d enabled cycles",
+                      phase, done, steps, tb.enabled - start_enabled)
+    dut._log.info("PASS: %d results checked in %d cycles", tb.checked, tb.cycles)
+
+
+def _parameters(preset: str, k: int, align: int, multiplier: int,
+                pipeline: int) -> dict[str, int]:
+    cfg = lmul.LMulConfig.for_format(lmul.PRESETS[preset])
+    return {**cfg.verilog_parameters(), "K": k, "ALIGN_BITS": align, "MULTIPLIER": multiplier,
+            "PIPELINE": pipeline}
+
+
+CASES = [("bf16", 4, 8, 0, 0), ("bf16", 4, 8, 0, 1), ("bf16", 2, 276, 1, 1),
+         ("e4m3_ieee", 3, 24, 1, 1)]
+
+
+@pytest.mark.parametrize(("preset", "k", "align", "multiplier", "pipeline"), CASES,
+                         ids=["bf16-K4-a8-lmul-p0", "bf16-K4-a8-lmul-p1", "bf16-K2-a276-exact-p1",
+                              "e4m3-K3-a24-exact-p1"])
+def test_dot_pe(preset: str, k: int, align: int, multiplier: int, pipeline: int) -> None:
+    run_cocotb("test_dot_pe", "dot_pe",
+               parameters=_parameters(preset, k, align, multiplier, pipeline),
+               testcase="run_dot_pe$")
+
+
+def test_a_broken_pipelined_pe_is_caught(tmp_path: Path) -> None:
+    """The PIPELINE = 1 regression on an hdl/ copy whose sum stage starts a dot product from the
+    input step's tokens (in_first ? in_bias) instead of the registered step's must fail."""
+    hdl = tmp_path / "hdl_broken"
+    shutil.copytree(HDL_DIR, hdl)
+    path = hdl / "dot_pe.v"
+    text = path.read_text()
+    good = "wire [31:0]     base = out_first ? out_bias : acc;"
+    assert text.count(good) == 1, "dot_pe.v changed: update the mutation"
+    path.write_text(text.replace(good, "wire [31:0]     base = in_first ? in_bias : acc;"))
+    with pytest.raises(SystemExit, match="FAILED"):
+        run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[1]),
+                   testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-pipeline-tokens")
