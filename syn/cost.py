@@ -14,8 +14,8 @@ for each design:
   so that the energy of a classified image covers the whole cell;
 * ``dot`` (not in the default levels; ``--levels dot``, ``make energy-accuracy``'s cost side):
   the energy-accuracy sweep of :func:`syn.designs.dot_sweep`, the sequential ``mac_pe`` and the
-  fused ``dot_pe`` for ``--dot-k`` x ``--dot-align``, each with the multipliers of
-  ``--dot-units``; ``--preset quick`` is a seconds-long version for tests.
+  fused ``dot_pe`` for ``--dot-k`` x ``--dot-align`` (x ``--dot-pipeline``), each with the
+  multipliers of ``--dot-units``; ``--preset quick`` is a seconds-long version for tests.
 
 Flow per design (every step with a clear error naming the Debian package if a tool is missing):
 
@@ -26,7 +26,8 @@ Flow per design (every step with a clear error naming the Debian package if a to
    0.1 ns transition, no wire load: the library has no wire-load model and nothing is placed).
 3. Equivalence: the mapped netlist is simulated (Icarus, the library's Verilog cell models)
    on random bit patterns next to the RTL; every output bit the RTL defines must match
-   (``lmul_core`` is also compared with ``lmul.lmul_bits``).
+   (``lmul_core`` is also compared with ``lmul.lmul_bits``; at the ``dot`` level every finished
+   dot product, at the step the PE's latency puts it in, with ``lmul.matmul``).
 4. Activity: the netlist (with a ``BUFX2`` driver on every input bit, so input capacitance is
    charged) is simulated on each workload with a VCD of all its nets; transitions are counted
    per net, in zero-delay simulation (no glitches) and with the cells' specify delays (glitches
@@ -101,6 +102,7 @@ from .stimuli import (
     MnistOperands,
     Sizes,
     Stimulus,
+    dot_results,
     load_mnist_operands,
     workload_stimulus,
 )
@@ -121,12 +123,14 @@ class DotSelection:
     Attributes:
         ks / align_bits: the fused PE's K and ALIGN_BITS grid. units: multipliers (``exact``,
         ``lmul``, ``lmul_o<OFFSET>``; None = all). sequential: include the ``mac_pe`` rows.
+        pipelines: dot_pe's PIPELINE values (0: single stage; 1: products registered).
     """
 
     ks: tuple[int, ...] = DOT_KS
     align_bits: tuple[int, ...] = DOT_ALIGN_BITS
     units: tuple[str, ...] | None = None
     sequential: bool = True
+    pipelines: tuple[int, ...] = (0,)
 
 
 #: ``--preset quick``: one small fused design and its sequential baseline, a few vectors.
@@ -153,7 +157,8 @@ def designs(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LE
         sel = dot or DotSelection()
         for name in formats:
             _designs("cost", [name], [], COST_FORMATS)  # validates the format name
-            out += dot_sweep(name, sel.ks, sel.align_bits, sel.units, sel.sequential)
+            out += dot_sweep(name, sel.ks, sel.align_bits, sel.units, sel.sequential,
+                             sel.pipelines)
     return out
 
 
@@ -403,6 +408,20 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
             if any(int(w) != g for w, g in zip(want, got, strict=True)):
                 raise CostError(f"{design.name}: gate-level netlist differs from lmul.lmul_bits")
             res["model_pairs"] = len(got)
+        if design.level == "dot":
+            # the finished dot products, at the step the PE's latency puts them in, against
+            # the model the accuracy side runs
+            got_file = workdir / "sim-check-zero" / "out.txt"
+            got = got_file.read_text().split()
+            want = dot_results(design, stim)
+            for step, bits in want:
+                o = _split(got[step], nl.outputs)["out_sum"]
+                if "x" in o or "z" in o or int(o, 2) != bits:
+                    raise CostError(f"{design.name}: out_sum at step {step} is {o}, the model "
+                                    f"(lmul.matmul) gives {bits:032b}")
+            if not want:
+                raise CostError(f"{design.name}: the check finished no dot product")
+            res["model_dots"] = len(want)
         rec["check"] = {"vectors": stim.n_steps, **res}
         save()
     rec.setdefault("runs", {})
@@ -525,6 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="the dot level's multipliers (exact,lmul,lmul_o6; default all)")
     ap.add_argument("--no-seq", action="store_true",
                     help="dot level: leave out the sequential mac_pe rows")
+    ap.add_argument("--dot-pipeline", default="0",
+                    help="the dot level's dot_pe PIPELINE values (0, 1 or 0,1; 1 registers the "
+                    "products before the sum, variant k<K>-a<A>-p1)")
     ap.add_argument("--preset", choices=("default", "quick"), default="default",
                     help="quick: the dot level's smallest design and baseline, few vectors "
                     "(for tests); sets --levels dot and the sizes")
@@ -558,10 +580,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 dot = DotSelection(tuple(int(x) for x in split(args.dot_k)),
                                    tuple(int(x) for x in split(args.dot_align)),
-                                   tuple(split(args.dot_units)) or None, not args.no_seq)
+                                   tuple(split(args.dot_units)) or None, not args.no_seq,
+                                   tuple(int(x) for x in split(args.dot_pipeline)))
             except ValueError:
-                raise CostError("--dot-k and --dot-align take comma-separated integers") \
-                    from None
+                raise CostError("--dot-k, --dot-align and --dot-pipeline take comma-separated "
+                                "integers") from None
             if args.preset == "quick":
                 levels, sizes, dot = ["dot"], QUICK_SIZES, QUICK_DOT
                 args.formats = "bf16"

@@ -15,9 +15,9 @@ level (flows)               designs (unit: top, parameters besides EXP_BITS / MA
 ``pe`` (cost)               the clocked PE ``mac_pe``: lmul / exact: MULTIPLIER=0 / 1
 ``array`` (cost)            ``mac_array`` ROWS=COLS=4: lmul / exact: MULTIPLIER=0 / 1
 ``dot`` (cost)              the energy-accuracy sweep (:func:`dot_sweep`): the sequential
-                            ``mac_pe`` and the fused ``dot_pe`` (K, ALIGN_BITS), each with
-                            the exact multiplier, L-Mul at the paper offset and L-Mul at
-                            :data:`TUNED_OFFSET`
+                            ``mac_pe`` and the fused ``dot_pe`` (K, ALIGN_BITS, optionally
+                            PIPELINE=1), each with the exact multiplier, L-Mul at the paper
+                            offset and L-Mul at :data:`TUNED_OFFSET`
 ``cell`` (cost)             the LSTM cell's arithmetic outside the array
                             (:func:`cell_units`): the element-wise multiplier (lmul:
                             ``lmul_core``, exact: ``fp_mul`` SUBNORMALS=1), and, shared by
@@ -148,11 +148,15 @@ def dot_units(name: str) -> list[tuple[str, tuple[tuple[str, int], ...]]]:
 
 def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
               align_bits: Sequence[int] = DOT_ALIGN_BITS,
-              units: Sequence[str] | None = None, sequential: bool = True) -> list[Design]:
+              units: Sequence[str] | None = None, sequential: bool = True,
+              pipelines: Sequence[int] = (0,)) -> list[Design]:
     """The energy-accuracy sweep of one format: per multiplier of :func:`dot_units` (those
     named in ``units``, all if None) the sequential ``mac_pe`` (variant ``seq``, if
-    ``sequential``) and ``dot_pe`` for every K x ALIGN_BITS (variant ``k<K>-a<ALIGN_BITS>``).
-    ValueError on an unknown unit or a K / ALIGN_BITS outside ``dot_pe``'s range."""
+    ``sequential``) and ``dot_pe`` for every K x ALIGN_BITS x ``pipelines`` (variant
+    ``k<K>-a<ALIGN_BITS>``; with PIPELINE=1, the products registered before the sum,
+    ``k<K>-a<ALIGN_BITS>-p1``). PIPELINE=0 designs leave the parameter at dot_pe's default (so
+    their names, parameters and cached results are those of the single-stage PE).
+    ValueError on an unknown unit or a K / ALIGN_BITS / PIPELINE outside ``dot_pe``'s range."""
     em = _em(name)
     avail = dict(dot_units(name))
     for u in units or ():
@@ -165,6 +169,9 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
     for a in align_bits:
         if not 1 <= a <= 276:
             raise ValueError(f"ALIGN_BITS={a} outside dot_pe's range 1..276")
+    for pl in pipelines:
+        if pl not in (0, 1):
+            raise ValueError(f"PIPELINE={pl} outside dot_pe's range 0..1")
     out = []
     for unit, mult in avail.items():
         if units is not None and unit not in units:
@@ -172,8 +179,10 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
         if sequential:
             out.append(Design("dot", name, unit, "mac_pe", (*em, *mult), "clk", "seq"))
         out += [Design("dot", name, unit, "dot_pe",
-                       (("K", k), ("ALIGN_BITS", a), *em, *mult), "clk", f"k{k}-a{a}")
-                for k in ks for a in align_bits]
+                       (("K", k), ("ALIGN_BITS", a), *em, *mult,
+                        *((("PIPELINE", 1),) if pl else ())),
+                       "clk", f"k{k}-a{a}" + ("-p1" if pl else ""))
+                for k in ks for a in align_bits for pl in pipelines]
     return out
 
 

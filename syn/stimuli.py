@@ -158,6 +158,46 @@ def _dot_level(design: Design, tiles: Sequence[tuple[np.ndarray, np.ndarray, int
     raise ValueError(f"no dot-level stimulus for top {design.top}")
 
 
+def dot_results(design: Design, stim: Stimulus) -> list[tuple[int, int]]:
+    """The dot products a ``dot``-level stimulus (:func:`pe_stimulus` / :func:`dot_stimulus`)
+    finishes, as (step, binary32 bits): the step at whose end the PE's ``out_sum`` must hold
+    that dot product (``mac_pe`` and ``dot_pe`` with PIPELINE=0: the step with ``in_last``;
+    PIPELINE=1: the next one, the stimulus keeping ``en`` = 1), and its value from the model,
+    ``lmul.matmul`` with the design's multiplier and offset and, for ``dot_pe``,
+    ``accumulate=lmul.Fused(K, ALIGN_BITS)``. The operands are read back from the stimulus
+    (lane i of a step at bits ``i*width``), padding pairs included (+0, as the model pads)."""
+    prm = design.param_dict
+    fmt = cost_format(design.fmt)
+    lanes = prm.get("K", 1) if design.top == "dot_pe" else 1
+    latency = prm.get("PIPELINE", 0) if design.top == "dot_pe" else 0
+    if design.top not in ("mac_pe", "dot_pe"):
+        raise ValueError(f"no dot-level results for top {design.top}")
+    cfg = lmul.LMulConfig(prm["EXP_BITS"], prm["MAN_BITS"], offset=prm.get("OFFSET"))
+    acc = lmul.Fused(lanes, prm["ALIGN_BITS"]) if design.top == "dot_pe" else None
+    mult = "exact" if prm.get("MULTIPLIER") == 1 else "lmul"
+    mask = (1 << fmt.width) - 1
+    v = stim.values
+    out: list[tuple[int, int]] = []
+    a_bits: list[int] = []
+    b_bits: list[int] = []
+    for step in range(stim.n_steps):
+        if v["rst"][step] or not v["in_valid"][step] or not v["en"][step]:
+            continue
+        if v["in_first"][step]:
+            a_bits, b_bits, bias = [], [], v["in_bias"][step]
+        a_bits += [(v["in_a"][step] >> (i * fmt.width)) & mask for i in range(lanes)]
+        b_bits += [(v["in_b"][step] >> (i * fmt.width)) & mask for i in range(lanes)]
+        if v["in_last"][step]:
+            a = lmul.format_bits_to_float32(np.array(a_bits, dtype=fmt.uint_dtype), fmt)
+            b = lmul.format_bits_to_float32(np.array(b_bits, dtype=fmt.uint_dtype), fmt)
+            y = lmul.matmul(a[None, :], b[:, None],
+                            np.array([bias], dtype=np.uint32).view(np.float32), cfg=cfg,
+                            multiplier=mult, accumulate=acc)
+            out.append((step + latency, int(np.asarray(y, dtype=np.float32)
+                                            .view(np.uint32)[0, 0])))
+    return out
+
+
 def array_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int,
                    rows: int = ARRAY_ROWS, cols: int = ARRAY_COLS) -> Stimulus:
     """Back-to-back tiles (A [rows, K], B [K, cols], bias [cols] binary32 bits) through

@@ -177,3 +177,48 @@ def test_quick_preset_measures_the_designs_it_names(tmp_path: Path) -> None:
     assert sum(energy.activity(pwr, sim.vcd).values()) > 0
     with pytest.raises(sc.CostError, match="is not of netlist"):
         energy.activity(nets["seq"][0], sim.vcd)
+
+
+# ---------------------------------------------------------------------- PIPELINE = 1 designs
+def test_pipelined_designs_are_named_apart_and_single_stage_ones_unchanged() -> None:
+    ds = designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, (0, 1))
+    assert [d.name for d in ds] == ["dot-bf16-lmul_o6-k4-a8", "dot-bf16-lmul_o6-k4-a8-p1"]
+    assert "PIPELINE" not in ds[0].param_dict  # the default: names and cache keys as before
+    assert ds[1].param_dict == {**ds[0].param_dict, "PIPELINE": 1}
+    assert ds[0] == designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False)[0]
+    with pytest.raises(ValueError, match="PIPELINE=2 outside"):
+        designs.dot_sweep("bf16", (4,), (8,), pipelines=(2,))
+
+
+def test_dot_results_are_the_model_at_the_step_the_latency_gives() -> None:
+    """A hand-computed dot product (BF16, exact products: 0.5 + 1*1 + 2*1 + 3*1 = 6.5) is due
+    at the in_last step of the single-stage PE and one step later with PIPELINE = 1."""
+    one, two, three = 0x3F80, 0x4000, 0x4040
+    tiles = [(np.array([one, two, three]), np.array([one, one, one]), 0x3F000000)]
+    p0, p1 = designs.dot_sweep("bf16", (2,), (8,), ("exact",), False, (0, 1))
+    s = stimuli.dot_stimulus(tiles, 2, 16)
+    last = s.values["in_last"].index(1)
+    assert stimuli.dot_results(p0, s) == [(last, 0x40D00000)]
+    assert stimuli.dot_results(p1, s) == [(last + 1, 0x40D00000)]
+    seq = designs.dot_sweep("bf16", (2,), (8,), ("exact",))[0]
+    s_seq = stimuli.pe_stimulus(tiles)
+    assert stimuli.dot_results(seq, s_seq) == [(s_seq.values["in_last"].index(1), 0x40D00000)]
+
+
+@needs_flow
+def test_the_flow_checks_the_pipelined_pe_against_the_model_at_its_latency(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The K=2 PIPELINE=1 design passes the flow's check (gate level = RTL = lmul.matmul one
+    step after in_last); a flow that looked for the result at the single-stage step fails."""
+    d = designs.dot_sweep("bf16", (2,), (8,), ("lmul",), False, (1,))[0]
+    tools = cost.Tools.find()
+    rec = cost.measure_design(d, tools, tmp_path / "ok", cost.QUICK_SIZES, 1, [], [], None,
+                              sc.StaConstraints())
+    assert rec["synth"]["params"]["PIPELINE"] == 1
+    assert rec["check"]["model_dots"] == cost.QUICK_SIZES.check_pe_tiles
+    real = stimuli.dot_results
+    monkeypatch.setattr(cost, "dot_results",
+                        lambda des, stim: [(s - 1, v) for s, v in real(des, stim)])
+    with pytest.raises(sc.CostError, match="out_sum at step"):
+        cost.measure_design(d, tools, tmp_path / "early", cost.QUICK_SIZES, 1, [], [], None,
+                            sc.StaConstraints())
