@@ -13,7 +13,10 @@ energy per MAC with the MNIST LSTM's operands and uniform ones, clock + register
 from the datapath); their accuracy from the LSTM grid (:func:`experiments.grid.run`) in the mode
 each design computes bit for bit (:func:`mode_of`: ``bf16`` / ``lmul`` / ``lmul:offset=6``, with
 ``acc=fused,k=K,align=A`` for ``dot_pe``), float32-trained weights, paired differences to
-``fp32`` per seed with 95 % t CIs.
+``fp32`` per seed with 95 % t CIs. ``dot_pe`` with PIPELINE=1 (variant ``k<K>-a<A>-p1``: the
+products registered before the sum) computes the same bits as its single-stage twin, so the two
+share one mode and its accuracy rows; the report says so and sets the pipelined rows' energy
+terms (clock + registers, datapath, glitches) against the twin's.
 
 The join (:func:`join`) derives each design's mode from the parameters yosys elaborated for its
 netlist (not from its name) and refuses a row whose name, reported parameters and built
@@ -97,7 +100,8 @@ PRESETS = {
                      RESULTS_DIR / "energy_accuracy_runs.json", train_limit=10000),
     "sweep": Preset("sweep", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, 2000, (), (),
                     RESULTS_DIR / "energy_accuracy_sweep_runs.json", train_limit=10000,
-                    pairs=((4, 8), (8, 8), (16, 8), (8, 16), (8, 32), (8, 276))),
+                    pairs=((4, 8), (8, 8), (16, 8), (8, 16), (8, 32), (8, 276), (4, 16),
+                           (4, 32), (4, 276))),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
                    (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full_runs.json"),
 }
@@ -138,7 +142,7 @@ def mode_of(params: dict[str, int], top: str) -> str:
     raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe)")
 
 
-_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+))")
+_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p1)?)")
 
 
 def check_design(r: dict[str, Any]) -> None:
@@ -160,6 +164,8 @@ def check_design(r: dict[str, Any]) -> None:
                                                                       built.get("ALIGN_BITS")):
         raise JoinError(f"{name}: netlist has K={built.get('K')}, "
                         f"ALIGN_BITS={built.get('ALIGN_BITS')}")
+    if variant != "seq" and built.get("PIPELINE", 0) != (1 if m.group(6) else 0):
+        raise JoinError(f"{name}: netlist has PIPELINE={built.get('PIPELINE', 0)}")
     want_mult = 1 if unit == "exact" else 0
     if built.get("MULTIPLIER") != want_mult:
         raise JoinError(f"{name}: netlist has MULTIPLIER={built.get('MULTIPLIER')}")
@@ -224,12 +230,16 @@ def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
             continue
         check_design(r)
         mode = mode_of(r["synth"]["params"], r["top"])
-        if mode in seen:
-            raise JoinError(f"{r['name']} and {seen[mode]} are the same design ({mode})")
-        seen[mode] = r["name"]
+        # PIPELINE moves a register, not a bit: a pipelined PE shares its twin's mode
+        pipeline = int(r["synth"]["params"].get("PIPELINE", 0)) if r["top"] == "dot_pe" else 0
+        if (mode, pipeline) in seen:
+            raise JoinError(f"{r['name']} and {seen[(mode, pipeline)]} are the same design "
+                            f"({mode})")
+        seen[(mode, pipeline)] = r["name"]
         row: dict[str, Any] = {
             "design": r["name"], "mode": mode, "unit": r["unit"], "top": r["top"],
             "k": r["params"].get("K", 1), "align_bits": r["params"].get("ALIGN_BITS"),
+            "pipeline": pipeline,
             "area_um2": r["synth"]["area"], "fmax_mhz": 1000.0 / r["timing"]["min_period_ns"],
             "period_ns": r["period_ns"]}
         for wl in ("mnist", "uniform"):
@@ -290,11 +300,34 @@ def _fmt_delta(s: Summary | None) -> str:
 
 
 def _find(rows: Sequence[dict[str, Any]], unit: str, top: str, k: int = 1,
-          align: int | None = None) -> dict[str, Any] | None:
+          align: int | None = None, pipeline: int = 0) -> dict[str, Any] | None:
     for r in rows:
-        if (r["unit"], r["top"], r["k"], r["align_bits"]) == (unit, top, k, align):
+        if (r["unit"], r["top"], r["k"], r["align_bits"], r.get("pipeline", 0)) == (
+                unit, top, k, align, pipeline):
             return r
     return None
+
+
+def pipeline_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each PIPELINE=1 design with its single-stage twin (same unit, K, ALIGN_BITS) of the same
+    cost files: pJ per MAC (MNIST operands) of both, split into clock + registers, datapath
+    and glitches (cell-delay minus zero-delay simulation), and the ratio to the sequential exact
+    PE (``ratio_to_seq_exact``, set by :func:`report`)."""
+    out = []
+    for r in rows:
+        if r.get("pipeline") != 1:
+            continue
+        twin = _find(rows, r["unit"], "dot_pe", r["k"], r["align_bits"], 0)
+        if twin is None:
+            continue
+        out.append({"design": r["design"], "twin": twin["design"], **{
+            f"{tag}_{part}": row[key] for tag, row in (("p1", r), ("p0", twin))
+            for part, key in (("pj", "e_mnist_pj"), ("clkreg", "clkreg_mnist_pj"),
+                              ("datapath", "datapath_mnist_pj"), ("zero", "e_mnist_zero_pj"),
+                              ("area", "area_um2"), ("fmax", "fmax_mhz"))}})
+        for tag in ("p1", "p0"):
+            out[-1][f"{tag}_glitch"] = out[-1][f"{tag}_pj"] - out[-1][f"{tag}_zero"]
+    return out
 
 
 def cell_rest(cost_doc: dict[str, Any], unit: str) -> dict[str, Any] | None:
@@ -355,15 +388,22 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
     chosen = best or cheapest
     if chosen is None:
         return out
-    twin = (_find(rows, "exact", "dot_pe", chosen["k"], chosen["align_bits"])
-            if chosen["top"] == "dot_pe" else base)
+    twin = (_find(rows, "exact", "dot_pe", chosen["k"], chosen["align_bits"],
+                  chosen.get("pipeline", 0)) if chosen["top"] == "dot_pe" else base)
     if twin is not None:
         saving = e0 - chosen["e_mnist_pj"]
         lmul_part = twin["e_mnist_pj"] - chosen["e_mnist_pj"]
         out.update(fused_exact=twin["design"], fused_exact_pj=twin["e_mnist_pj"],
                    ratio_to_fused_exact=chosen["e_mnist_pj"] / twin["e_mnist_pj"],
                    lmul_share_of_saving=lmul_part / saving if saving else math.nan)
+    glitch = chosen["e_mnist_pj"] - chosen["e_mnist_zero_pj"]
+    if not math.isnan(glitch):
+        terms = {"the clock and register energy": chosen["clkreg_mnist_pj"],
+                 "the glitch-free datapath": chosen["datapath_mnist_pj"] - glitch,
+                 "the glitch energy": glitch}
+        out.update(chosen_glitch_pj=glitch, chosen_largest_term=max(terms, key=terms.get))
     out.update(chosen=chosen["design"], chosen_pj=chosen["e_mnist_pj"],
+               chosen_pipeline=chosen.get("pipeline", 0),
                chosen_zero_pj=chosen["e_mnist_zero_pj"],
                chosen_zero_ratio=chosen["e_mnist_zero_pj"] / base["e_mnist_zero_pj"],
                chosen_clkreg_share=chosen["clkreg_mnist_pj"] / chosen["e_mnist_pj"],
@@ -384,7 +424,8 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
 
 
 # ------------------------------------------------------------------------------------ outputs
-CSV_FIELDS = ("design", "mode", "unit", "top", "k", "align_bits", "area_um2", "fmax_mhz",
+CSV_FIELDS = ("design", "mode", "unit", "top", "k", "align_bits", "pipeline", "area_um2",
+              "fmax_mhz",
               "e_mnist_pj", "e_uniform_pj", "e_mnist_zero_pj", "e_uniform_zero_pj",
               "clkreg_mnist_pj", "datapath_mnist_pj", "leak_mnist_pj", "clkreg_uniform_pj",
               "datapath_uniform_pj", "ratio_to_seq_exact")
@@ -456,8 +497,25 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
             + " | ".join(_fmt_delta(r[f"{ds}_delta"]) for ds in datasets)
             + f" | {'yes' if r['design'] in front else ''} |")
     lines += ["", "Pareto front (pJ per MAC with MNIST operands against the lower of the "
-              "datasets' mean Δ): " + ", ".join(f"`{d}`" for d in meta["pareto"]), "",
-              "## Verdicts", ""]
+              "datasets' mean Δ): " + ", ".join(f"`{d}`" for d in meta["pareto"])]
+    pairs = pipeline_pairs(rows)
+    if pairs:
+        lines += ["", "Designs ending `-p1` are `dot_pe` with PIPELINE=1 (the K products "
+                  "registered before the alignment and adder tree; one clock more latency, "
+                  "same throughput). They compute the same bits as their single-stage twin, so "
+                  "their Δ columns are the twin's accuracy rows (the same mode), not a second "
+                  "evaluation. Energy split against the twin, measured in the same cost files "
+                  "(pJ per MAC, MNIST operands; glitch = cell-delay minus zero-delay "
+                  "simulation):", "",
+                  "| design | twin | pJ/MAC | twin | clk+reg | twin | datapath | twin | "
+                  "glitch | twin | zero-delay | twin | area um^2 | twin | f_max MHz | twin |",
+                  "|" + "---|" * 16]
+        for q in pairs:
+            lines.append(f"| {q['design']} | {q['twin']} | " + " | ".join(
+                f"{q['p1_' + k]:.{d}f} | {q['p0_' + k]:.{d}f}"
+                for k, d in (("pj", 1), ("clkreg", 1), ("datapath", 1), ("glitch", 1),
+                             ("zero", 1), ("area", 0), ("fmax", 1))) + " |")
+    lines += ["", "## Verdicts", ""]
     if v.get("best") is None:
         lines.append("No L-Mul design has CIs that include 0 on every dataset; the cheapest "
                      f"L-Mul design is {v.get('cheapest')}.")
@@ -471,7 +529,15 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
             f"{'reached' if v.get('reaches_target') else 'not reached'}; "
             + ("its Δ CIs include 0 on " + " and ".join(datasets) if v.get("best") else
                "no L-Mul design has Δ CIs that include 0 on every dataset; this is the "
-               "cheapest") + ").",
+               "cheapest")
+            + ("; its accuracy is its single-stage twin's, the same bits"
+               if v.get("chosen_pipeline") else "") + ")."
+            + (f" Missing: {v['chosen_pj'] - TARGET_RATIO * e0:.1f} pJ/MAC; of its terms "
+               f"(clock + registers {v['chosen_clkreg_pj']:.1f}, glitch-free datapath "
+               f"{v['chosen_datapath_pj'] - v['chosen_glitch_pj']:.1f}, glitches "
+               f"{v['chosen_glitch_pj']:.1f} pJ) the largest, and the one that stops it, is "
+               f"{v['chosen_largest_term']}."
+               if not v.get("reaches_target") and "chosen_glitch_pj" in v else ""),
             f"2. **Against the fused exact design with the same K and window** "
             f"(`{v.get('fused_exact')}`, {v.get('fused_exact_pj', math.nan):.1f} pJ/MAC): "
             f"{v.get('ratio_to_fused_exact', math.nan):.3f}x; L-Mul's share of the saving "
@@ -517,11 +583,18 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
 
     fig, ax = plt.subplots(figsize=(8, 5))
     marks = {"exact": "s", "lmul": "o", "lmul_o6": "^"}
-    for unit, mk in marks.items():
-        sel = [r for r in rows if r["unit"] == unit]
-        ax.scatter([r["e_mnist_pj"] for r in sel], [_worst_delta(r, datasets) for r in sel],
-                   marker=mk, label=unit, alpha=0.8)
-        for r in sel:
+    for (unit, mk), color in zip(marks.items(), ("C0", "C1", "C2"), strict=True):
+        for pipe in (0, 1):
+            # only what has points gets a legend entry; PIPELINE=1 designs hollow
+            sel = [r for r in rows if r["unit"] == unit and r.get("pipeline", 0) == pipe
+                   and not math.isnan(_worst_delta(r, datasets))]
+            if not sel:
+                continue
+            ax.scatter([r["e_mnist_pj"] for r in sel],
+                       [_worst_delta(r, datasets) for r in sel], marker=mk, alpha=0.8,
+                       label=unit + (" PIPELINE=1" if pipe else ""),
+                       facecolors="none" if pipe else color, edgecolors=color)
+        for r in [r for r in rows if r["unit"] == unit]:
             ax.annotate(r["design"].split("-", 3)[-1], (r["e_mnist_pj"],
                                                         _worst_delta(r, datasets)),
                         fontsize=6, xytext=(3, 2), textcoords="offset points")

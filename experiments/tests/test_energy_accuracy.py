@@ -57,7 +57,8 @@ def test_bad_fused_mode_options(text: str, match: str) -> None:
 
 # ------------------------------------------------------------------------------------- join
 def _cost_row(unit: str, top: str, k: int = 1, align: int | None = None,
-              e: float = 100.0, clkreg: float = 20.0) -> dict[str, Any]:
+              e: float = 100.0, clkreg: float = 20.0, pipeline: int = 0,
+              zero: float | None = None) -> dict[str, Any]:
     params: dict[str, int] = {"EXP_BITS": 8, "MAN_BITS": 7}
     if top == "dot_pe":
         params = {"K": k, "ALIGN_BITS": align or 8, **params}
@@ -66,15 +67,23 @@ def _cost_row(unit: str, top: str, k: int = 1, align: int | None = None,
         params["OFFSET"] = 8
     if unit == "lmul_o6":
         params["OFFSET"] = 6
-    variant = "seq" if top == "mac_pe" else f"k{k}-a{align}"
+    if pipeline:
+        params["PIPELINE"] = 1
+    variant = "seq" if top == "mac_pe" else f"k{k}-a{align}" + ("-p1" if pipeline else "")
     ops = 156
-    run = {"ops": ops, "energy_per_op_pj": e,
-           "energy": {"clock_and_registers": clkreg * ops * 1e-12,
-                      "datapath": (e - clkreg) * ops * 1e-12, "leakage": 0.0}}
+
+    def run(pj: float) -> dict[str, Any]:
+        return {"ops": ops, "energy_per_op_pj": pj,
+                "energy": {"clock_and_registers": clkreg * ops * 1e-12,
+                           "datapath": (pj - clkreg) * ops * 1e-12, "leakage": 0.0}}
+
+    runs = {"mnist/specify": run(e), "uniform/specify": run(e)}
+    if zero is not None:
+        runs["mnist/zero"] = run(zero)
+    built = {**params, "SATURATE": 0, **({"PIPELINE": pipeline} if top == "dot_pe" else {})}
     return {"level": "dot", "name": f"dot-bf16-{unit}-{variant}", "unit": unit, "top": top,
-            "params": dict(params), "synth": {"area": 1000.0, "params": {**params, "SATURATE": 0}},
-            "timing": {"min_period_ns": 20.0}, "period_ns": 100.0,
-            "runs": {"mnist/specify": run, "uniform/specify": run}}
+            "params": dict(params), "synth": {"area": 1000.0, "params": built},
+            "timing": {"min_period_ns": 20.0}, "period_ns": 100.0, "runs": runs}
 
 
 def _cost_doc() -> dict[str, Any]:
@@ -289,3 +298,49 @@ def test_array_over_pe_ratio_from_the_cost_rows() -> None:
                                "name": f"{level}-bf16-{unit}",
                                "runs": {"mnist/specify": {"energy_per_op_pj": pj}}})
     assert ea.array_vs_pe(doc) == pytest.approx({"lmul": 1.5, "exact": 1.1})
+
+
+def test_a_pipelined_pe_shares_its_twins_accuracy_and_is_set_against_its_energy() -> None:
+    """PIPELINE=1 rows: the same mode (same bits) as the single-stage twin, so the same
+    accuracy rows; named -p1 only with PIPELINE=1 built; their energy terms beside the twin's;
+    the cheaper pipelined design can be the verdict's, against the pipelined exact twin."""
+    doc = _cost_doc()
+    doc["designs"] += [
+        _cost_row("lmul_o6", "dot_pe", 8, 16, e=90.0, clkreg=35.0, pipeline=1, zero=60.0),
+        _cost_row("exact", "dot_pe", 8, 16, e=180.0, clkreg=36.0, pipeline=1)]
+    doc["designs"][4]["runs"]["mnist/zero"] = {"ops": 156, "energy_per_op_pj": 40.0}
+    rows = ea.join(doc, _acc(), ["mnist", "fashion"])
+    by = {r["design"]: r for r in rows}
+    p1, p0 = by["dot-bf16-lmul_o6-k8-a16-p1"], by["dot-bf16-lmul_o6-k8-a16"]
+    assert p1["mode"] == p0["mode"] and (p1["pipeline"], p0["pipeline"]) == (1, 0)
+    assert p1["mnist_delta"] == p0["mnist_delta"]
+    pairs = {q["design"]: q for q in ea.pipeline_pairs(rows)}
+    q = pairs["dot-bf16-lmul_o6-k8-a16-p1"]
+    assert q["twin"] == "dot-bf16-lmul_o6-k8-a16"
+    assert (q["p1_pj"], q["p0_pj"], q["p1_clkreg"], q["p0_clkreg"]) == pytest.approx(
+        (90.0, 110.0, 35.0, 30.0))
+    assert (q["p1_glitch"], q["p0_glitch"]) == (pytest.approx(30.0), pytest.approx(70.0))
+    v = ea.verdicts(rows, ["mnist", "fashion"])
+    assert v["best"] == "dot-bf16-lmul_o6-k8-a16-p1" and v["chosen_pipeline"] == 1
+    assert v["fused_exact"] == "dot-bf16-exact-k8-a16-p1"
+    assert v["chosen_glitch_pj"] == pytest.approx(30.0)
+    meta = {"command": "c", "cost_command": "cc", "seeds": [0, 1, 2], "epochs": 1,
+            "test_limit": None, "pareto": [], "datasets": ["mnist", "fashion"]}
+    for r in rows:
+        r["ratio_to_seq_exact"] = r["e_mnist_pj"] / 500.0
+    md = ea.markdown(rows, v, meta, ["mnist", "fashion"])
+    assert "their Δ columns are the twin's accuracy rows" in md
+    assert "| dot-bf16-lmul_o6-k8-a16-p1 | dot-bf16-lmul_o6-k8-a16 | 90.0 | 110.0 |" in md
+    assert "its accuracy is its single-stage twin's" in md
+    # a -p1 name on a single-stage netlist, and a pipelined netlist under a plain name
+    bad = copy.deepcopy(doc)
+    bad["designs"][-2]["synth"]["params"]["PIPELINE"] = 0
+    with pytest.raises(ea.JoinError, match="built with PIPELINE=0"):
+        ea.join(bad, _acc(), ["mnist"])
+    del bad["designs"][-2]["params"]["PIPELINE"]
+    with pytest.raises(ea.JoinError, match="netlist has PIPELINE=0"):
+        ea.join(bad, _acc(), ["mnist"])
+    bad = copy.deepcopy(doc)
+    bad["designs"][4]["synth"]["params"]["PIPELINE"] = 1
+    with pytest.raises(ea.JoinError, match="netlist has PIPELINE=1"):
+        ea.join(bad, _acc(), ["mnist"])
