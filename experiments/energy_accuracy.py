@@ -139,10 +139,14 @@ def mode_of(params: dict[str, int], top: str) -> str:
         return parse_mode(base).name
     if top == "dot_pe":
         return parse_mode(fused_mode(base, params["K"], params["ALIGN_BITS"])).name
-    raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe)")
+    if top == "mac_array":
+        if params.get("DOT_K", 1) == 1:
+            return parse_mode(base).name
+        return parse_mode(fused_mode(base, params["DOT_K"], params["ALIGN_BITS"])).name
+    raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe, mac_array)")
 
 
-_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p1)?)")
+_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p1|-array)?)")
 
 
 def check_design(r: dict[str, Any]) -> None:
@@ -158,13 +162,15 @@ def check_design(r: dict[str, Any]) -> None:
     if wrong:
         raise JoinError(f"{name}: netlist built with {', '.join(wrong)}")
     unit, variant = m.group(2), m.group(3)
-    if (variant == "seq") != (r["top"] == "mac_pe"):
+    array = m.group(6) == "-array"
+    if (variant == "seq") != (r["top"] == "mac_pe") or array != (r["top"] == "mac_array"):
         raise JoinError(f"{name}: variant {variant} but top {r['top']}")
-    if variant != "seq" and (int(m.group(4)), int(m.group(5))) != (built.get("K"),
+    k_key = "DOT_K" if array else "K"
+    if variant != "seq" and (int(m.group(4)), int(m.group(5))) != (built.get(k_key),
                                                                       built.get("ALIGN_BITS")):
-        raise JoinError(f"{name}: netlist has K={built.get('K')}, "
+        raise JoinError(f"{name}: netlist has {k_key}={built.get(k_key)}, "
                         f"ALIGN_BITS={built.get('ALIGN_BITS')}")
-    if variant != "seq" and built.get("PIPELINE", 0) != (1 if m.group(6) else 0):
+    if r["top"] == "dot_pe" and built.get("PIPELINE", 0) != (1 if m.group(6) else 0):
         raise JoinError(f"{name}: netlist has PIPELINE={built.get('PIPELINE', 0)}")
     want_mult = 1 if unit == "exact" else 0
     if built.get("MULTIPLIER") != want_mult:
@@ -232,13 +238,14 @@ def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
         mode = mode_of(r["synth"]["params"], r["top"])
         # PIPELINE moves a register, not a bit: a pipelined PE shares its twin's mode
         pipeline = int(r["synth"]["params"].get("PIPELINE", 0)) if r["top"] == "dot_pe" else 0
-        if (mode, pipeline) in seen:
-            raise JoinError(f"{r['name']} and {seen[(mode, pipeline)]} are the same design "
-                            f"({mode})")
-        seen[(mode, pipeline)] = r["name"]
+        key = (mode, pipeline, r["top"] == "mac_array")
+        if key in seen:
+            raise JoinError(f"{r['name']} and {seen[key]} are the same design ({mode})")
+        seen[key] = r["name"]
         row: dict[str, Any] = {
             "design": r["name"], "mode": mode, "unit": r["unit"], "top": r["top"],
-            "k": r["params"].get("K", 1), "align_bits": r["params"].get("ALIGN_BITS"),
+            "k": r["params"].get("K", r["params"].get("DOT_K", 1)),
+            "align_bits": r["params"].get("ALIGN_BITS"),
             "pipeline": pipeline,
             "area_um2": r["synth"]["area"], "fmax_mhz": 1000.0 / r["timing"]["min_period_ns"],
             "period_ns": r["period_ns"]}
@@ -365,18 +372,32 @@ def array_vs_pe(cost_doc: dict[str, Any]) -> dict[str, float] | None:
     return out
 
 
+def seq_array_pj(cost_doc: dict[str, Any]) -> dict[str, float]:
+    """Per multiplier (``lmul`` / ``exact``) the sequential BF16 4x4 ``mac_array``'s pJ per MAC
+    (MNIST operands, cell delays) of the cost files' ``array`` level (``make cost``), where
+    present."""
+    return {r["unit"]: _per_op(r, ENERGY_KEY) for r in cost_doc["designs"]
+            if (r.get("level"), r.get("format")) == ("array", "bf16")
+            and r.get("unit") in ("lmul", "exact") and ENERGY_KEY in r.get("runs", {})}
+
+
 def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
-             cell: dict[str, dict[str, Any] | None] | None = None) -> dict[str, Any]:
+             cell: dict[str, dict[str, Any] | None] | None = None,
+             seq_arrays: dict[str, float] | None = None) -> dict[str, Any]:
     """The three verdicts of the study (see the module docstring), as numbers; ``cell``
-    (``exact`` / ``lmul`` -> :func:`cell_rest`) adds the whole cell's energy per image."""
+    (``exact`` / ``lmul`` -> :func:`cell_rest`) adds the whole cell's energy per image. Per
+    image on the 4x4 array: the chosen design's ``mac_array`` row (``-array``: fused PEs,
+    single-stage) against ``seq_arrays['exact']`` (:func:`seq_array_pj`), where both exist.
+    ``mac_array`` rows are never the chosen design (they are 16 PEs, not one)."""
     base = _find(rows, "exact", "mac_pe")
     out: dict[str, Any] = {"baseline": base["design"] if base else None}
     if base is None:
         return out
     e0 = base["e_mnist_pj"]
-    ok = [r for r in rows if r["unit"] != "exact"
+    pes = [r for r in rows if r["top"] != "mac_array"]
+    ok = [r for r in pes if r["unit"] != "exact"
           and all(_includes_zero(r[f"{ds}_delta"]) for ds in datasets)]
-    lmul_rows = [r for r in rows if r["unit"] != "exact" and not math.isnan(r["e_mnist_pj"])]
+    lmul_rows = [r for r in pes if r["unit"] != "exact" and not math.isnan(r["e_mnist_pj"])]
     best = min(ok, key=lambda r: r["e_mnist_pj"]) if ok else None
     cheapest = min(lmul_rows, key=lambda r: r["e_mnist_pj"]) if lmul_rows else None
     out.update(baseline_pj=e0, target_ratio=TARGET_RATIO,
@@ -411,9 +432,26 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
                chosen_clkreg_pj=chosen["clkreg_mnist_pj"],
                per_image_uj=chosen["e_mnist_pj"] * MACS_PER_IMAGE * 1e-6,
                baseline_per_image_uj=e0 * MACS_PER_IMAGE * 1e-6)
+    arr = (_find(rows, chosen["unit"], "mac_array", chosen["k"], chosen["align_bits"])
+           if chosen["top"] == "dot_pe" else None)
+    arr_e0 = (seq_arrays or {}).get("exact")
+    if arr is not None and arr_e0 is not None:
+        pe = _find(rows, chosen["unit"], "dot_pe", chosen["k"], chosen["align_bits"]) or chosen
+        out.update(array=arr["design"], array_pj=arr["e_mnist_pj"],
+                   array_over_pe=arr["e_mnist_pj"] / pe["e_mnist_pj"], array_pe=pe["design"],
+                   baseline_array_pj=arr_e0,
+                   array_per_image_uj=arr["e_mnist_pj"] * MACS_PER_IMAGE * 1e-6,
+                   baseline_array_per_image_uj=arr_e0 * MACS_PER_IMAGE * 1e-6,
+                   array_per_image_ratio=arr["e_mnist_pj"] / arr_e0, array_k=arr["k"])
     rest_l, rest_e = (cell or {}).get("lmul"), (cell or {}).get("exact")
     if rest_l is not None and rest_e is not None:
         mine = rest_e if chosen["unit"] == "exact" else rest_l
+        if "array_per_image_uj" in out:
+            out.update(array_cell_per_image_uj=out["array_per_image_uj"] + mine["uj"],
+                       baseline_array_cell_per_image_uj=(out["baseline_array_per_image_uj"]
+                                                         + rest_e["uj"]))
+            out["array_cell_per_image_ratio"] = (out["array_cell_per_image_uj"]
+                                                 / out["baseline_array_cell_per_image_uj"])
         img = out["per_image_uj"] + mine["uj"]
         img0 = out["baseline_per_image_uj"] + rest_e["uj"]
         out.update(cell_rest_uj=mine["uj"], baseline_cell_rest_uj=rest_e["uj"],
@@ -498,6 +536,11 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
             + f" | {'yes' if r['design'] in front else ''} |")
     lines += ["", "Pareto front (pJ per MAC with MNIST operands against the lower of the "
               "datasets' mean Δ): " + ", ".join(f"`{d}`" for d in meta["pareto"])]
+    if any(r["top"] == "mac_array" for r in rows):
+        lines += ["", "Rows ending `-array` are the 4x4 `mac_array` of 16 such PEs (DOT_K = K, "
+                  "single-stage PEs) on the `array` level's MNIST tiles, energy per MAC of the "
+                  "whole array (forwarding, skid and control included); they share the PE's "
+                  "mode and are left off the front and the plot (verdict 3 uses them)."]
     pairs = pipeline_pairs(rows)
     if pairs:
         lines += ["", "Designs ending `-p1` are `dot_pe` with PIPELINE=1 (the K products "
@@ -556,7 +599,19 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                f"{v['cell_per_image_uj']:.0f} uJ vs {v['baseline_cell_per_image_uj']:.0f} uJ, "
                f"**{v['cell_per_image_ratio']:.3f}x** (the rest of the cell "
                f"{v['cell_rest_uj']:.0f} vs {v['baseline_cell_rest_uj']:.0f} uJ)."
-               if "cell_per_image_uj" in v else "; element-wise products not included."),
+               if "cell_per_image_uj" in v else "; element-wise products not included.")
+            + (f" **On the 4x4 array** (`{v['array']}`: 16 of its PEs, single-stage, in "
+               f"`mac_array` with DOT_K={v.get('array_k')}, the array level's MNIST tiles): "
+               f"{v['array_pj']:.1f} pJ/MAC ({v['array_over_pe']:.2f}x `{v['array_pe']}`'s), "
+               f"{v['array_per_image_uj']:.0f} uJ per image vs "
+               f"{v['baseline_array_per_image_uj']:.0f} uJ on the sequential exact 4x4 array "
+               f"({v['baseline_array_pj']:.1f} pJ/MAC, `make cost`): "
+               f"**{v['array_per_image_ratio']:.3f}x**"
+               + (f"; with the rest of the cell {v['array_cell_per_image_uj']:.0f} vs "
+                  f"{v['baseline_array_cell_per_image_uj']:.0f} uJ, "
+                  f"**{v['array_cell_per_image_ratio']:.3f}x**"
+                  if "array_cell_per_image_uj" in v else "") + "."
+               if "array_per_image_uj" in v else ""),
             "",
             f"Where `{b}`'s {v['chosen_pj']:.1f} pJ/MAC go: clock + registers "
             f"{v['chosen_clkreg_pj']:.1f} pJ ({100 * v['chosen_clkreg_share']:.0f} %), "
@@ -587,14 +642,14 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
         for pipe in (0, 1):
             # only what has points gets a legend entry; PIPELINE=1 designs hollow
             sel = [r for r in rows if r["unit"] == unit and r.get("pipeline", 0) == pipe
-                   and not math.isnan(_worst_delta(r, datasets))]
+                   and r["top"] != "mac_array" and not math.isnan(_worst_delta(r, datasets))]
             if not sel:
                 continue
             ax.scatter([r["e_mnist_pj"] for r in sel],
                        [_worst_delta(r, datasets) for r in sel], marker=mk, alpha=0.8,
                        label=unit + (" PIPELINE=1" if pipe else ""),
                        facecolors="none" if pipe else color, edgecolors=color)
-        for r in [r for r in rows if r["unit"] == unit]:
+        for r in [r for r in rows if r["unit"] == unit and r["top"] != "mac_array"]:
             ax.annotate(r["design"].split("-", 3)[-1], (r["e_mnist_pj"],
                                                         _worst_delta(r, datasets)),
                         fontsize=6, xytext=(3, 2), textcoords="offset points")
@@ -671,9 +726,12 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
     for r in rows:
         r["ratio_to_seq_exact"] = r["e_mnist_pj"] / e0
-    pts = [(r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
+    # the array rows are 16 PEs: in the table, not on the front (or the plot)
+    pts = [(math.nan, math.nan) if r["top"] == "mac_array" else
+           (r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
     front = [rows[i]["design"] for i in pareto(pts)]
-    v = verdicts(rows, p.datasets, {u: cell_rest(cost_doc, u) for u in ("exact", "lmul")})
+    v = verdicts(rows, p.datasets, {u: cell_rest(cost_doc, u) for u in ("exact", "lmul")},
+                 seq_array_pj(cost_doc))
     avp = array_vs_pe(cost_doc)
     if avp:
         v["array_vs_pe"] = avp

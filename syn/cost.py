@@ -15,7 +15,9 @@ for each design:
 * ``dot`` (not in the default levels; ``--levels dot``, ``make energy-accuracy``'s cost side):
   the energy-accuracy sweep of :func:`syn.designs.dot_sweep`, the sequential ``mac_pe`` and the
   fused ``dot_pe`` for ``--dot-k`` x ``--dot-align`` (x ``--dot-pipeline``), each with the
-  multipliers of ``--dot-units``; ``--preset quick`` is a seconds-long version for tests.
+  multipliers of ``--dot-units``, and with ``--dot-array-units`` the 4x4 ``mac_array`` of those
+  fused PEs (the ``array`` level's tiles); ``--preset quick`` is a seconds-long version for
+  tests.
 
 Flow per design (every step with a clear error naming the Debian package if a tool is missing):
 
@@ -124,6 +126,7 @@ class DotSelection:
         ks / align_bits: the fused PE's K and ALIGN_BITS grid. units: multipliers (``exact``,
         ``lmul``, ``lmul_o<OFFSET>``; None = all). sequential: include the ``mac_pe`` rows.
         pipelines: dot_pe's PIPELINE values (0: single stage; 1: products registered).
+        array_units: multipliers whose 4x4 ``mac_array`` of fused PEs (DOT_K = K) to add.
     """
 
     ks: tuple[int, ...] = DOT_KS
@@ -131,6 +134,7 @@ class DotSelection:
     units: tuple[str, ...] | None = None
     sequential: bool = True
     pipelines: tuple[int, ...] = (0,)
+    array_units: tuple[str, ...] = ()
 
 
 #: ``--preset quick``: one small fused design and its sequential baseline, a few vectors.
@@ -158,7 +162,7 @@ def designs(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LE
         for name in formats:
             _designs("cost", [name], [], COST_FORMATS)  # validates the format name
             out += dot_sweep(name, sel.ks, sel.align_bits, sel.units, sel.sequential,
-                             sel.pipelines)
+                             sel.pipelines, sel.array_units)
     return out
 
 
@@ -373,7 +377,7 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
                             f"{workload} vectors ({timing} timing): {'; '.join(bad) or 'no bits'}")
         res: dict[str, Any] = {"steps": stim.n_steps, "bits_compared": compared,
                                "sim_seconds": round(gate.seconds, 2)}
-        if design.level == "array":
+        if design.top == "mac_array":
             # open-loop driving is only valid if every beat was accepted
             beats = 0
             for step, bits in enumerate(ref_out):
@@ -408,7 +412,7 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
             if any(int(w) != g for w, g in zip(want, got, strict=True)):
                 raise CostError(f"{design.name}: gate-level netlist differs from lmul.lmul_bits")
             res["model_pairs"] = len(got)
-        if design.level == "dot":
+        if design.level == "dot" and design.top != "mac_array":
             # the finished dot products, at the step the PE's latency puts them in, against
             # the model the accuracy side runs
             got_file = workdir / "sim-check-zero" / "out.txt"
@@ -547,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dot-pipeline", default="0",
                     help="the dot level's dot_pe PIPELINE values (0, 1 or 0,1; 1 registers the "
                     "products before the sum, variant k<K>-a<A>-p1)")
+    ap.add_argument("--dot-array-units", default="",
+                    help="dot level: also the 4x4 mac_array of fused PEs (DOT_K=K) for these "
+                    "multipliers, per K x ALIGN_BITS (variant k<K>-a<A>-array)")
     ap.add_argument("--preset", choices=("default", "quick"), default="default",
                     help="quick: the dot level's smallest design and baseline, few vectors "
                     "(for tests); sets --levels dot and the sizes")
@@ -581,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dot = DotSelection(tuple(int(x) for x in split(args.dot_k)),
                                    tuple(int(x) for x in split(args.dot_align)),
                                    tuple(split(args.dot_units)) or None, not args.no_seq,
-                                   tuple(int(x) for x in split(args.dot_pipeline)))
+                                   tuple(int(x) for x in split(args.dot_pipeline)),
+                                   tuple(split(args.dot_array_units)))
             except ValueError:
                 raise CostError("--dot-k, --dot-align and --dot-pipeline take comma-separated "
                                 "integers") from None

@@ -149,17 +149,20 @@ def dot_units(name: str) -> list[tuple[str, tuple[tuple[str, int], ...]]]:
 def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
               align_bits: Sequence[int] = DOT_ALIGN_BITS,
               units: Sequence[str] | None = None, sequential: bool = True,
-              pipelines: Sequence[int] = (0,)) -> list[Design]:
+              pipelines: Sequence[int] = (0,), array_units: Sequence[str] = ()) -> list[Design]:
     """The energy-accuracy sweep of one format: per multiplier of :func:`dot_units` (those
     named in ``units``, all if None) the sequential ``mac_pe`` (variant ``seq``, if
     ``sequential``) and ``dot_pe`` for every K x ALIGN_BITS x ``pipelines`` (variant
     ``k<K>-a<ALIGN_BITS>``; with PIPELINE=1, the products registered before the sum,
     ``k<K>-a<ALIGN_BITS>-p1``). PIPELINE=0 designs leave the parameter at dot_pe's default (so
-    their names, parameters and cached results are those of the single-stage PE).
-    ValueError on an unknown unit or a K / ALIGN_BITS / PIPELINE outside ``dot_pe``'s range."""
+    their names, parameters and cached results are those of the single-stage PE). For the
+    multipliers of ``array_units`` also the :data:`ARRAY_ROWS` x :data:`ARRAY_COLS`
+    ``mac_array`` of fused PEs (DOT_K = K, variant ``k<K>-a<ALIGN_BITS>-array``), per K x
+    ALIGN_BITS. ValueError on an unknown unit or a K / ALIGN_BITS / PIPELINE outside
+    ``dot_pe``'s range."""
     em = _em(name)
     avail = dict(dot_units(name))
-    for u in units or ():
+    for u in [*(units or ()), *array_units]:
         if u not in avail:
             raise ValueError(f"unknown dot unit {u!r} for {name}; choose from "
                              f"{', '.join(avail)}")
@@ -183,6 +186,12 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
                         *((("PIPELINE", 1),) if pl else ())),
                        "clk", f"k{k}-a{a}" + ("-p1" if pl else ""))
                 for k in ks for a in align_bits for pl in pipelines]
+    for unit, mult in avail.items():
+        if unit in array_units:
+            out += [Design("dot", name, unit, "mac_array",
+                           (("ROWS", ARRAY_ROWS), ("COLS", ARRAY_COLS), *em, *mult,
+                            ("DOT_K", k), ("ALIGN_BITS", a)), "clk", f"k{k}-a{a}-array")
+                    for k in ks for a in align_bits]
     return out
 
 

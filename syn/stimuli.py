@@ -199,23 +199,30 @@ def dot_results(design: Design, stim: Stimulus) -> list[tuple[int, int]]:
 
 
 def array_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], width: int,
-                   rows: int = ARRAY_ROWS, cols: int = ARRAY_COLS) -> Stimulus:
+                   rows: int = ARRAY_ROWS, cols: int = ARRAY_COLS, dot_k: int = 1) -> Stimulus:
     """Back-to-back tiles (A [rows, K], B [K, cols], bias [cols] binary32 bits) through
     ``mac_array``: two reset cycles, one beat per k-step, then idle cycles until the last tile
-    has drained (``out_ready`` always 1)."""
+    has drained (``out_ready`` always 1). ``dot_k`` > 1 (the array of fused PEs, ``DOT_K``):
+    one beat per chunk of ``dot_k`` k-steps, lane i of row r at ``in_a[(r*dot_k + i)*width]``,
+    of column c at ``in_b[(c*dot_k + i)*width]``, a final partial chunk padded with +0 pairs;
+    ``ops`` counts the tiles' MACs (rows x cols x K), not the padding."""
     v, step = _recorder("rst", "in_valid", "in_a", "in_b", "in_bias", "in_last", "out_ready")
     for _ in range(2):
         step(rst=1, out_ready=1)
     macs = 0
     for a_t, b_t, bias in tiles:
         k_len = a_t.shape[1]
+        beats = -(-k_len // dot_k)
         bias_word = sum(int(bias[c]) << (32 * c) for c in range(cols))
-        for k in range(k_len):
-            a_word = sum(int(a_t[r, k]) << (width * r) for r in range(rows))
-            b_word = sum(int(b_t[k, c]) << (width * c) for c in range(cols))
+        for j in range(beats):
+            ks = range(j * dot_k, min(k_len, (j + 1) * dot_k))
+            a_word = sum(int(a_t[r, k]) << (width * (r * dot_k + k - j * dot_k))
+                         for r in range(rows) for k in ks)
+            b_word = sum(int(b_t[k, c]) << (width * (c * dot_k + k - j * dot_k))
+                         for c in range(cols) for k in ks)
             step(in_valid=1, in_a=a_word, in_b=b_word, in_bias=bias_word,
-                 in_last=k == k_len - 1, out_ready=1)
-            macs += rows * cols
+                 in_last=j == beats - 1, out_ready=1)
+        macs += rows * cols * k_len
     # the last tile's last row leaves rows + cols cycles after its last beat
     for _ in range(rows + cols + 2):
         step(out_ready=1)
@@ -367,18 +374,22 @@ def cell_stimulus(design: Design, workload: str, n: int, rng: np.random.Generato
 
 def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
                       mnist: MnistOperands | None) -> Stimulus:
-    """The stimulus of ``workload`` (``uniform``, ``mnist`` or ``check``) for ``design``."""
+    """The stimulus of ``workload`` (``uniform``, ``mnist`` or ``check``) for ``design``. A
+    ``dot``-level ``mac_array`` (the 4x4 array of fused PEs) gets the ``array`` level's tiles
+    (the same ones, so it compares with the sequential array), ``DOT_K`` k-steps per beat."""
     fmt = cost_format(design.fmt)
-    rng = np.random.default_rng([seed, hash_name(design.level), hash_name(workload),
+    level = "array" if design.top == "mac_array" else design.level
+    dot_k = design.param_dict.get("DOT_K", 1)
+    rng = np.random.default_rng([seed, hash_name(level), hash_name(workload),
                                  hash_name(design.fmt)])
     width = fmt.width
-    if design.level == "cell":
+    if level == "cell":
         # the variant, not the name: the lmul and exact multipliers see the same operands
         rng = np.random.default_rng([seed, hash_name(design.variant), hash_name(workload)])
         n = sizes.check_mul_16 if workload == "check" else sizes.mul_vectors
         return cell_stimulus(design, workload, n, rng, mnist)
     if workload == "check":
-        if design.level == "mul":
+        if level == "mul":
             if width <= 8:
                 grid = np.arange(1 << (2 * width), dtype=np.int64)
                 a, b = grid >> width, grid & ((1 << width) - 1)
@@ -388,13 +399,13 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
                 a = rng.integers(0, 1 << width, sizes.check_mul_16)
                 b = rng.integers(0, 1 << width, sizes.check_mul_16)
             return mul_stimulus(a, b)
-        if design.level in ("pe", "dot"):
+        if level in ("pe", "dot"):
             tiles = []
             for _ in range(sizes.check_pe_tiles):
-                k = int(rng.integers(1, 12 if design.level == "pe" else 40))
+                k = int(rng.integers(1, 12 if level == "pe" else 40))
                 tiles.append((rng.integers(0, 1 << width, k), rng.integers(0, 1 << width, k),
                               int(rng.integers(0, 1 << 32))))
-            return pe_stimulus(tiles) if design.level == "pe" else \
+            return pe_stimulus(tiles) if level == "pe" else \
                 _dot_level(design, tiles, width)
         tiles3 = []
         for _ in range(sizes.check_array_tiles):
@@ -402,20 +413,20 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
             tiles3.append((rng.integers(0, 1 << width, (ARRAY_ROWS, k)),
                            rng.integers(0, 1 << width, (k, ARRAY_COLS)),
                            rng.integers(0, 1 << 32, ARRAY_COLS)))
-        return array_stimulus(tiles3, width)
+        return array_stimulus(tiles3, width, dot_k=dot_k)
     if workload == "uniform":
-        if design.level == "mul":
+        if level == "mul":
             return mul_stimulus(_uniform_bits(rng, fmt, sizes.mul_vectors),
                                 _uniform_bits(rng, fmt, sizes.mul_vectors))
-        if design.level in ("pe", "dot"):
+        if level in ("pe", "dot"):
             tiles = [(_uniform_bits(rng, fmt, DOT_K), _uniform_bits(rng, fmt, DOT_K),
                       int(_f32_bits(rng.uniform(-1, 1, 1))[0])) for _ in range(sizes.pe_tiles)]
-            return pe_stimulus(tiles) if design.level == "pe" else \
+            return pe_stimulus(tiles) if level == "pe" else \
                 _dot_level(design, tiles, width)
         return array_stimulus([(_uniform_bits(rng, fmt, (ARRAY_ROWS, DOT_K)),
                                 _uniform_bits(rng, fmt, (DOT_K, ARRAY_COLS)),
                                 _f32_bits(rng.uniform(-1, 1, ARRAY_COLS)))
-                               for _ in range(sizes.array_tiles)], width)
+                               for _ in range(sizes.array_tiles)], width, dot_k=dot_k)
     if workload != "mnist":
         raise ValueError(f"unknown workload {workload!r}")
     if mnist is None:
@@ -427,16 +438,16 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
         return np.asarray(lmul.round_to_format_bits(np.asarray(x, dtype=np.float32), fmt,
                                                     "rne"), dtype=np.int64)
 
-    if design.level in ("mul", "pe", "dot"):
-        n_dots = (sizes.mul_vectors + DOT_K - 1) // DOT_K if design.level == "mul" \
+    if level in ("mul", "pe", "dot"):
+        n_dots = (sizes.mul_vectors + DOT_K - 1) // DOT_K if level == "mul" \
             else sizes.pe_tiles
         picks = [(int(rng.integers(steps)), int(rng.integers(batch)), int(rng.integers(n_out)))
                  for _ in range(n_dots)]
         dots = [(bits(mnist.z[t, i]), bits(mnist.w[:, c]), int(_f32_bits(mnist.b[c:c + 1])[0]))
                 for t, i, c in picks]
-        if design.level == "pe":
+        if level == "pe":
             return pe_stimulus(dots)
-        if design.level == "dot":
+        if level == "dot":
             return _dot_level(design, dots, width)
         a = np.concatenate([d[0] for d in dots])[:sizes.mul_vectors]
         b = np.concatenate([d[1] for d in dots])[:sizes.mul_vectors]
@@ -449,7 +460,7 @@ def workload_stimulus(design: Design, workload: str, sizes: Sizes, seed: int,
         c0 = int(rng.integers(n_out // ARRAY_COLS)) * ARRAY_COLS
         tiles.append((bits(mnist.z[t, :ARRAY_ROWS]), bits(mnist.w[:, c0:c0 + ARRAY_COLS]),
                       _f32_bits(mnist.b[c0:c0 + ARRAY_COLS])))
-    return array_stimulus(tiles, width)
+    return array_stimulus(tiles, width, dot_k=dot_k)
 
 
 def hash_name(text: str) -> int:

@@ -344,3 +344,31 @@ def test_a_pipelined_pe_shares_its_twins_accuracy_and_is_set_against_its_energy(
     bad["designs"][4]["synth"]["params"]["PIPELINE"] = 1
     with pytest.raises(ea.JoinError, match="netlist has PIPELINE=1"):
         ea.join(bad, _acc(), ["mnist"])
+
+
+def test_the_fused_array_row_gives_verdict_3_against_the_sequential_exact_array() -> None:
+    """A ``-array`` row (mac_array, DOT_K = K) joins with its PE's mode, is never the chosen
+    design, and gives the per-image energy on the 4x4 array against make cost's sequential
+    exact array; its name must agree with the DOT_K it was built with."""
+    doc = _cost_doc()
+    arr = _cost_row("lmul_o6", "dot_pe", 8, 16, e=100.0)  # cheaper per MAC than its PE (110)
+    prm = {"ROWS": 4, "COLS": 4, "EXP_BITS": 8, "MAN_BITS": 7, "MULTIPLIER": 0, "OFFSET": 6,
+           "DOT_K": 8, "ALIGN_BITS": 16}
+    arr.update(name="dot-bf16-lmul_o6-k8-a16-array", top="mac_array", params=dict(prm),
+               synth={"area": 1.0, "params": {**prm, "SATURATE": 0, "SKID": 0}})
+    doc["designs"] += [arr, {"level": "array", "format": "bf16", "unit": "exact",
+                             "name": "array-bf16-exact",
+                             "runs": {"mnist/specify": {"energy_per_op_pj": 600.0}}}]
+    rows = ea.join(doc, _acc(), ["mnist", "fashion"])
+    by = {r["design"]: r for r in rows}
+    a = by["dot-bf16-lmul_o6-k8-a16-array"]
+    assert a["mode"] == by["dot-bf16-lmul_o6-k8-a16"]["mode"] and a["k"] == 8
+    v = ea.verdicts(rows, ["mnist", "fashion"], None, ea.seq_array_pj(doc))
+    assert v["best"] == "dot-bf16-lmul_o6-k8-a16"  # the array row is not a candidate
+    assert v["array"] == "dot-bf16-lmul_o6-k8-a16-array"
+    assert v["array_over_pe"] == pytest.approx(100.0 / 110.0)
+    assert v["array_per_image_uj"] == pytest.approx(100.0 * ea.MACS_PER_IMAGE * 1e-6)
+    assert v["array_per_image_ratio"] == pytest.approx(100.0 / 600.0)
+    arr["synth"]["params"]["DOT_K"] = arr["params"]["DOT_K"] = 4
+    with pytest.raises(ea.JoinError, match="netlist has DOT_K=4"):
+        ea.join(doc, _acc(), ["mnist"])

@@ -222,3 +222,45 @@ def test_the_flow_checks_the_pipelined_pe_against_the_model_at_its_latency(
     with pytest.raises(sc.CostError, match="out_sum at step"):
         cost.measure_design(d, tools, tmp_path / "early", cost.QUICK_SIZES, 1, [], [], None,
                             sc.StaConstraints())
+
+
+# ------------------------------------------------------------------- the 4x4 array of fused PEs
+def test_fused_array_designs_and_their_stimulus_match_the_sequential_arrays() -> None:
+    """``array_units``: the 4x4 mac_array of fused PEs (DOT_K = K); its stimulus carries the
+    sequential array's tiles (same seed), DOT_K k-steps per beat in the array's lane order."""
+    ds = designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, array_units=("lmul_o6",))
+    arr = ds[-1]
+    assert arr.name == "dot-bf16-lmul_o6-k4-a8-array" and arr.top == "mac_array"
+    assert arr.param_dict == {"ROWS": 4, "COLS": 4, "EXP_BITS": 8, "MAN_BITS": 7,
+                              "MULTIPLIER": 0, "OFFSET": 6, "DOT_K": 4, "ALIGN_BITS": 8}
+    with pytest.raises(ValueError, match="unknown dot unit"):
+        designs.dot_sweep("bf16", (4,), (8,), array_units=("nope",))
+    rng = np.random.default_rng(5)
+    mn = stimuli.MnistOperands(rng.uniform(-1, 1, (5, 4, 156)).astype(np.float32),
+                               rng.uniform(-0.3, 0.3, (156, 512)).astype(np.float32),
+                               rng.uniform(-0.1, 0.1, 512).astype(np.float32), "test")
+    sizes = stimuli.Sizes(array_tiles=2)
+    seq = designs.arrays("bf16")[0]
+    s_seq = stimuli.workload_stimulus(seq, "mnist", sizes, 1, mn)
+    s_arr = stimuli.workload_stimulus(arr, "mnist", sizes, 1, mn)
+    assert s_seq.ops == s_arr.ops == 2 * 16 * 156 and s_arr.out_beats == s_seq.out_beats
+    beats_seq = [i for i, v in enumerate(s_seq.values["in_valid"]) if v]
+    beats_arr = [i for i, v in enumerate(s_arr.values["in_valid"]) if v]
+    assert len(beats_seq) == 2 * 156 and len(beats_arr) == 2 * 39
+    for t in range(2):
+        for j in range(39):
+            a = _unpack(s_arr.values["in_a"][beats_arr[39 * t + j]], 16, 16)
+            b = _unpack(s_arr.values["in_b"][beats_arr[39 * t + j]], 16, 16)
+            for i in range(4):
+                step = beats_seq[156 * t + 4 * j + i]
+                assert [a[r * 4 + i] for r in range(4)] == _unpack(
+                    s_seq.values["in_a"][step], 4, 16)
+                assert [b[c * 4 + i] for c in range(4)] == _unpack(
+                    s_seq.values["in_b"][step], 4, 16)
+    # a partial last chunk: K = 5 in beats of 2, lanes of the missing k-step +0
+    s = stimuli.array_stimulus([(np.arange(1, 21).reshape(4, 5), np.arange(21, 41).reshape(5, 4),
+                                 np.zeros(4, dtype=np.int64))], 16, dot_k=2)
+    last = [i for i, v in enumerate(s.values["in_valid"]) if v][-1]
+    assert s.ops == 80 and s.values["in_last"][last] == 1
+    assert _unpack(s.values["in_a"][last], 8, 16) == [5, 0, 10, 0, 15, 0, 20, 0]
+    assert _unpack(s.values["in_b"][last], 8, 16) == [37, 0, 38, 0, 39, 0, 40, 0]
