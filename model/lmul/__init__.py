@@ -7,9 +7,10 @@ package's ``__all__``): ``_formats`` (formats, presets, :class:`LMulConfig`) -> 
 (float <-> bit patterns) -> ``_core``, ``_fpadd``, ``_dot``, ``_reference`` (bit-level models,
 the fused dot-product step, the numpy reference of the MAC array) -> ``_kintrinsics``,
 ``_kscalar``, ``_kparams``, then ``_kmatmul``, ``_kelementwise``, ``_kbits`` (gathered by
-``_kernels``) and ``_kdot`` (numba, imported on first use only) -> ``_matmul``, ``_api`` (the
-float/array API). ``lmul.torch`` (autograd layers; numba kernel ``_torch_kernels``) is an
-optional submodule that needs PyTorch; ``import lmul`` imports neither numba nor torch.
+``_kernels``), ``_kdot`` and ``_kfp32`` (numba, imported on first use only) -> ``_matmul``,
+``_api`` (the float/array API). ``lmul.torch`` (autograd layers; numba kernel
+``_torch_kernels``) is an optional submodule that needs PyTorch; ``import lmul`` imports
+neither numba nor torch.
 """
 
 from ._act_hw import (
@@ -54,6 +55,7 @@ from ._matmul import (
     fast_path_enabled,
     lmul_bits,
     matmul,
+    matmul_fp32,
     matmul_prepared,
     prepare_b,
 )
@@ -97,6 +99,7 @@ __all__ = [
     "lmul",
     "lmul_bits",
     "matmul",
+    "matmul_fp32",
     "matmul_prepared",
     "matmul_reference",
     "paper_offset",

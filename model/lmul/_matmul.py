@@ -34,7 +34,13 @@ from ._convert import Rounding, as_float_array, broadcast_pair, check_bits, wide
 from ._core import exact_mul_numpy, lmul_bits_numpy, lmul_numpy, seed_lmul_numpy
 from ._dot import Fused
 from ._formats import LMulConfig
-from ._reference import Multiplier, check_accumulate, check_matmul_args, matmul_reference
+from ._reference import (
+    Multiplier,
+    check_accumulate,
+    check_matmul_args,
+    matmul_fp32_numpy,
+    matmul_reference,
+)
 
 
 @functools.cache
@@ -291,6 +297,50 @@ def matmul(A: object, B: object, bias: object | None = None, cfg: LMulConfig = _
                        rounding, multiplier)
         return out
     return _wide_product(a, _prepare_arrays(b, prm, multiplier), c, n_len, prm, multiplier)
+
+
+@functools.cache
+def _load_fp32_kernel() -> ModuleType:
+    """The fixed-order float32 kernel (:mod:`lmul._kfp32`), imported on first use; callers
+    check :func:`fast_path_enabled` first."""
+    from . import _kfp32
+
+    return _kfp32
+
+
+def matmul_fp32(A: object, B: object, bias: object | None = None) -> np.ndarray:
+    """``Y = bias + A . B`` in float32, summed in one fixed order: the same bits on every machine.
+
+    For every output ``(m, n)``: ``acc = bias[n]``; for ``k = 0 .. K-1`` in order,
+    ``acc = fl32(acc + fl32(A[m,k] * B[k,n]))``: IEEE binary32 multiply and add, each rounded to
+    nearest even, subnormals kept, no fused multiply-add, no reassociation. NaN results are the
+    canonical ``0x7FC00000``. This is the MAC array of :func:`lmul.matmul` with an IEEE binary32
+    multiplier: the bits of ``lmul.matmul(A, B, bias, cfg=lmul.LMulConfig(8, 23),
+    multiplier="exact")``, far faster. Unlike ``A @ B`` (BLAS ``sgemm``, whose summation order
+    depends on the CPU's kernel, the blocking and the thread count) the result does not depend
+    on the machine.
+
+    Args:
+        A: float32 [M, K]; B: float32 [K, N]; bias: float32 [N] or None (= +0.0). Non-contiguous
+            arrays are copied; M, N or K may be 0.
+
+    Returns:
+        float32 [M, N] (numpy).
+
+    Raises:
+        TypeError: an operand is not float32, or is a torch tensor that requires grad.
+        ValueError: wrong ranks or mismatched dimensions.
+    """
+    a, b, c = check_matmul_args(A, B, bias)
+    if not fast_path_enabled():
+        return matmul_fp32_numpy(a, b, c)
+    m_len, k_len = a.shape
+    n_len = b.shape[1]
+    out = np.empty(m_len * n_len, dtype=np.float32)
+    kfp32 = _load_fp32_kernel()
+    chunk = _chunk(math.ceil(m_len / kfp32.ROWS), n_len)  # tiles are ROWS rows high
+    kfp32.matmul_fp32(a.reshape(-1), b.reshape(-1), c, m_len, k_len, n_len, chunk, out)
+    return out.reshape(m_len, n_len)
 
 
 def _widen_operand(x: object, cfg: LMulConfig, name: str) -> object:

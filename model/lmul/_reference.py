@@ -111,6 +111,20 @@ def matmul_reference(A: object, B: object, bias: object | None = None,
     return canonicalize_nan(acc)
 
 
+def matmul_fp32_numpy(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """:func:`lmul.matmul_fp32` in numpy (the path without numba): validated float32 operands
+    ``a [M, K]``, ``b [K, N]``, ``c [N]`` (see :func:`check_matmul_args`) -> float32 [M, N].
+
+    numpy's float32 multiply and add are single IEEE operations per element, so the loop over
+    ``k`` gives the sequential sum's bits.
+    """
+    acc = np.broadcast_to(c, (a.shape[0], b.shape[1])).copy()
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        for k in range(a.shape[1]):
+            acc += a[:, k, None] * b[None, k, :]
+    return canonicalize_nan(acc)
+
+
 def check_accumulate(accumulate: object) -> None:
     """Raise TypeError unless ``accumulate`` is None or a :class:`lmul.Fused`."""
     if accumulate is not None and not isinstance(accumulate, Fused):

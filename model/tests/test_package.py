@@ -32,7 +32,7 @@ LAYERS = [
     ["_kintrinsics"],
     ["_kscalar"],
     ["_kparams"],
-    ["_kmatmul", "_kelementwise", "_kbits", "_kdot"],
+    ["_kmatmul", "_kelementwise", "_kbits", "_kdot", "_kfp32"],
     ["_kernels"],
     ["_matmul"],
     ["_api"],
@@ -183,11 +183,20 @@ def test_kernel_cache_tracks_helpers() -> None:
         pytest.skip("numba kernels not in use")
     from numba.core.registry import CPUDispatcher
 
-    from lmul import _kbits, _kdot, _kelementwise, _kintrinsics, _kmatmul, _kparams, _kscalar
+    from lmul import (
+        _kbits,
+        _kdot,
+        _kelementwise,
+        _kfp32,
+        _kintrinsics,
+        _kmatmul,
+        _kparams,
+        _kscalar,
+    )
 
     want = tuple((os.stat(m.__file__).st_mtime_ns, os.stat(m.__file__).st_size)
                  for m in (_kintrinsics, _kscalar, _kparams))
-    for module in (_kmatmul, _kelementwise, _kbits, _kdot):
+    for module in (_kmatmul, _kelementwise, _kbits, _kdot, _kfp32):
         # Every disk-cached kernel of the module is listed (none escapes the stamp).
         cached = {v for v in vars(module).values() if isinstance(v, CPUDispatcher)
                   and v.__module__ == module.__name__ and hasattr(v._cache, "_cache_file")}
