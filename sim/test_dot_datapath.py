@@ -46,10 +46,12 @@ from sim.lib.common import (
     HDL_DIR,
     design_sources,
     full_run,
+    pack_steps,
     random_seed,
     run_cocotb,
     special_values,
     tb_parameters,
+    unpack_steps,
     vector_count,
 )
 
@@ -343,10 +345,7 @@ async def dot_regression(dut) -> None:
     a, b, acc, counts = dot_vectors(n, seed, fmt, k, align, mult, cfg)
     for name, c in counts.items():
         dut._log.info("  class %-34s %6d vectors", name, c)
-    width = k * fmt.width
-    packed_a = np.array([_pack_row(r, fmt.width) for r in a], dtype=object)
-    packed_b = np.array([_pack_row(r, fmt.width) for r in b], dtype=object)
-    got = await _drive(dut, packed_a, packed_b, acc, width, lanes)
+    got = await _drive(dut, a, b, acc, fmt.width, lanes)
 
     terms = model_terms(a, b, acc, fmt, mult, cfg)
     want = lmul.fused_sum_bits(terms, align)
@@ -379,34 +378,26 @@ async def dot_regression(dut) -> None:
     dut._log.info("PASS: %d steps bit-exact", terms.shape[0])
 
 
-def _pack_row(row: np.ndarray, width: int) -> int:
-    out = 0
-    for i, v in enumerate(row.tolist()):
-        out |= int(v) << (i * width)
-    return out
-
-
 async def _drive(dut, a: np.ndarray, b: np.ndarray, acc: np.ndarray, width: int,
                  lanes: int) -> np.ndarray:
+    """Apply ``lanes`` steps per 1 ns: lane j of the ``a`` / ``b`` buses holds a step's K
+    operands (operand i at bit ``(j K + i) width``), lane j of ``acc`` / ``y`` its binary32
+    accumulator and result. The last step's unused lanes are zero. Returns uint32 [n]."""
     from cocotb.triggers import Timer
 
-    n = len(acc)
-    out = np.empty(n, dtype=np.uint32)
-    for start in range(0, n, lanes):
-        stop = min(start + lanes, n)
-        wa = wb = wc = 0
-        for j, i in enumerate(range(start, stop)):
-            wa |= int(a[i]) << (j * width)
-            wb |= int(b[i]) << (j * width)
-            wc |= int(acc[i]) << (j * 32)
+    n, k = a.shape
+    a_words = pack_steps(a.reshape(-1), width, lanes * k)
+    b_words = pack_steps(b.reshape(-1), width, lanes * k)
+    acc_words = pack_steps(acc, 32, lanes)
+    step = Timer(1, unit="ns")
+    y_words = []
+    for wa, wb, wc in zip(a_words, b_words, acc_words, strict=True):
         dut.a.value = wa
         dut.b.value = wb
         dut.acc.value = wc
-        await Timer(1, unit="ns")
-        y = int(dut.y.value)
-        for j, i in enumerate(range(start, stop)):
-            out[i] = (y >> (32 * j)) & 0xFFFFFFFF
-    return out
+        await step
+        y_words.append(int(dut.y.value))
+    return unpack_steps(y_words, 32, lanes)[:n].astype(np.uint32)
 
 
 def _check(what: str, terms: np.ndarray, got: np.ndarray, want: np.ndarray) -> None:

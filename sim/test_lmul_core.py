@@ -44,18 +44,21 @@ def boundary_pairs(cfg: lmul.LMulConfig) -> tuple[np.ndarray, np.ndarray]:
                     max(0, (1 << m) - off - 1), 1 << (m - 1), max(0, (1 << (m - 1)) - off)})
     mants = [x & fmt.man_mask for x in mants]
     targets = [-1, 0, 1, 2, emax - 2, emax - 1, emax, emax + 1]  # result exponent ea+eb-bias
-    a_list, b_list = [], []
-    for ea in range(1, emax):
-        for t in targets:
-            eb = t + fmt.bias - ea
-            if not 1 <= eb < emax:
-                continue
-            for ma in mants:
-                for mb in mants:
-                    for sa, sb in ((0, 0), (1, 0), (0, 1), (1, 1)):
-                        a_list.append((sa << (fmt.exp_bits + m)) | (ea << m) | ma)
-                        b_list.append((sb << (fmt.exp_bits + m)) | (eb << m) | mb)
-    return np.array(a_list, dtype=np.int64), np.array(b_list, dtype=np.int64)
+    # Every (ea, eb) pair with ea + eb - bias on a target, ea outer and the target inner, then
+    # per pair every mantissa pair (ma outer) and sign pair ((0,0), (1,0), (0,1), (1,1)).
+    ea = np.repeat(np.arange(1, emax, dtype=np.int64), len(targets))
+    eb = np.tile(np.array(targets, dtype=np.int64), emax - 1) + fmt.bias - ea
+    keep = (eb >= 1) & (eb < emax)
+    ea, eb = ea[keep], eb[keep]
+    mant = np.array(mants, dtype=np.int64)
+    shape = (ea.size, mant.size, mant.size, 4)
+    sa = np.array([0, 1, 0, 1], dtype=np.int64) << (fmt.exp_bits + m)
+    sb = np.array([0, 0, 1, 1], dtype=np.int64) << (fmt.exp_bits + m)
+    a = (sa[None, None, None, :] | (ea << m)[:, None, None, None]
+         | mant[None, :, None, None])
+    b = (sb[None, None, None, :] | (eb << m)[:, None, None, None]
+         | mant[None, None, :, None])
+    return np.broadcast_to(a, shape).ravel().copy(), np.broadcast_to(b, shape).ravel().copy()
 
 
 class TB(LaneBench):

@@ -23,9 +23,9 @@ from .knobs import full_run, random_seed, tile_count, vector_count, waves
 
 __all__ = [
     "BUILD_DIR", "HDL_DIR", "REPO", "SIM_DIR", "SIM_HDL_DIR", "assert_bits_equal",
-    "config_from_parameters", "drive_lanes", "full_run", "pack_lanes", "random_pairs",
-    "random_seed", "run_cocotb", "special_values", "tb_parameters", "tile_count",
-    "unpack_lanes", "vector_count", "waves",
+    "config_from_parameters", "drive_lanes", "full_run", "pack_lanes", "pack_steps",
+    "random_pairs", "random_seed", "run_cocotb", "special_values", "tb_parameters",
+    "tile_count", "unpack_lanes", "unpack_steps", "vector_count", "waves",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +78,12 @@ def run_cocotb(test_module: str, toplevel: str, wrappers: tuple[str, ...] = (),
     # starting their threads there cost more than the small products a testbench computes.
     if "LMUL_NO_NUMBA" not in os.environ:
         env["LMUL_NO_NUMBA"] = "1"
+    # cocotb rewrites the asserts of every module imported after it starts (its default
+    # pattern is *.py): numpy's, the model's and, where a testbench calls a numba kernel,
+    # all of numba, module by module in every simulation (seconds each). Only the testbenches
+    # (sim/test_*.py) hold the asserts whose operands a failure should show.
+    if "COCOTB_REWRITE_ASSERTION_FILES" not in os.environ:
+        env["COCOTB_REWRITE_ASSERTION_FILES"] = "test_*.py"
     env.update(extra_env or {})
     hdl = Path(hdl_dir) if hdl_dir is not None else HDL_DIR
     sources = sorted(str(p) for p in hdl.glob("*.v")) + [str(SIM_HDL_DIR / w) for w in wrappers]
@@ -175,7 +181,7 @@ def random_pairs(fmt: lmul.Format, count: int, rng: np.random.Generator
 def pack_lanes(values: np.ndarray, width: int) -> int:
     """Pack lane values (lane 0 in the LSBs, ``width`` bits each) into one Python int."""
     vals = np.asarray(values, dtype=np.uint64)
-    if width in (8, 16, 32):
+    if width in (8, 16, 32, 64):
         return int.from_bytes(vals.astype(f"<u{width // 8}").tobytes(), "little")
     out = 0
     for i, v in enumerate(vals.tolist()):
@@ -185,11 +191,34 @@ def pack_lanes(values: np.ndarray, width: int) -> int:
 
 def unpack_lanes(word: int, width: int, lanes: int) -> np.ndarray:
     """Inverse of :func:`pack_lanes`: ``lanes`` values of ``width`` bits, as uint64."""
-    if width in (8, 16, 32):
+    if width in (8, 16, 32, 64):
         raw = word.to_bytes(lanes * width // 8, "little")
         return np.frombuffer(raw, dtype=f"<u{width // 8}").astype(np.uint64)
     mask = (1 << width) - 1
     return np.array([(word >> (i * width)) & mask for i in range(lanes)], dtype=np.uint64)
+
+
+def pack_steps(values: np.ndarray, width: int, lanes: int) -> list[int]:
+    """The bus words of consecutive steps: ``values`` (padded with zeros to a multiple of
+    ``lanes``) cut into groups of ``lanes``, each packed as by :func:`pack_lanes`. One numpy
+    conversion for all steps instead of one per step."""
+    vals = np.asarray(values).astype(np.uint64)
+    vals = np.concatenate([vals, np.zeros((-vals.size) % lanes, np.uint64)])
+    if width not in (8, 16, 32, 64):
+        return [pack_lanes(vals[s:s + lanes], width) for s in range(0, vals.size, lanes)]
+    raw = memoryview(vals.astype(f"<u{width // 8}").tobytes())
+    step = lanes * width // 8
+    return [int.from_bytes(raw[s:s + step], "little") for s in range(0, len(raw), step)]
+
+
+def unpack_steps(words: list[int], width: int, lanes: int) -> np.ndarray:
+    """Inverse of :func:`pack_steps`: ``len(words) * lanes`` values (uint64), step by step."""
+    if width not in (8, 16, 32, 64):
+        return np.concatenate([unpack_lanes(w, width, lanes) for w in words]
+                              or [np.zeros(0, np.uint64)])
+    step = lanes * width // 8
+    raw = b"".join(w.to_bytes(step, "little") for w in words)
+    return np.frombuffer(raw, dtype=f"<u{width // 8}").astype(np.uint64)
 
 
 async def drive_lanes(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int,
@@ -203,16 +232,18 @@ async def drive_lanes(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int,
 
     a_port, b_port, y_port = (getattr(dut, name) for name in ports)
     n = len(a)
-    pad = (-n) % lanes
-    a_p = np.concatenate([np.asarray(a).astype(np.uint64), np.zeros(pad, np.uint64)])
-    b_p = np.concatenate([np.asarray(b).astype(np.uint64), np.zeros(pad, np.uint64)])
-    out = np.empty(n + pad, dtype=np.uint64)
-    for start in range(0, n + pad, lanes):
-        a_port.value = pack_lanes(a_p[start:start + lanes], width)
-        b_port.value = pack_lanes(b_p[start:start + lanes], width)
-        await Timer(1, unit="ns")
-        out[start:start + lanes] = unpack_lanes(int(y_port.value), width, lanes)
-    return out[:n]
+    # Every step's bus words are packed before the first one is applied, and the results are
+    # unpacked after the last: the loop itself is two writes, one wait and one read per step.
+    a_words = pack_steps(a, width, lanes)
+    b_words = pack_steps(b, width, lanes)
+    step = Timer(1, unit="ns")
+    y_words = []
+    for wa, wb in zip(a_words, b_words, strict=True):
+        a_port.value = wa
+        b_port.value = wb
+        await step
+        y_words.append(int(y_port.value))
+    return unpack_steps(y_words, width, lanes)[:n]
 
 
 def assert_bits_equal(what: str, a: np.ndarray, b: np.ndarray, got: np.ndarray,
