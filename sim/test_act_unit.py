@@ -1,6 +1,9 @@
 """cocotb regression of ``hdl/act_unit.v`` (piecewise-linear binary32 sigmoid / tanh).
 
-Every RTL result is compared, as an integer bit pattern, with the model ``lmul.act_hw_bits``;
+Every RTL result is compared, as an integer bit pattern, with the model ``lmul.act_hw_bits``
+(evaluated by the pytest process, which has the model's numba kernel loaded once, and handed to
+the simulation in a ``.npz`` with the inputs it was computed for; the simulation regenerates
+the inputs from the seed and requires them equal);
 the special inputs are also checked against values written here, not taken from the model
 (NaN -> 0x7FC00000, the limits at +-Inf, tanh(+-0) = +-0, sigmoid(+-0) = 0.5, tanh(x) = x for
 tiny x, sigmoid(x) + sigmoid(-x) = 1 on the knots).
@@ -17,6 +20,7 @@ Run: ``pytest sim/test_act_unit.py`` (``-s`` shows seeds and counts).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -77,22 +81,39 @@ def special_expectations(cfg: lmul.ActConfig) -> dict[int, int]:
     return exp
 
 
+def regression_inputs(cfg: lmul.ActConfig, n: int, seed: int) -> np.ndarray:
+    """The inputs of one run (uint32): the specials, the inputs with fixed results, the
+    boundaries, then ``n`` random inputs of ``seed``."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([SPECIALS, np.array(sorted(special_expectations(cfg)), dtype=np.uint32),
+                           boundary_vectors(cfg), random_vectors(cfg, n, rng)])
+
+
+def write_expected(path: Path, cfg: lmul.ActConfig) -> None:
+    """The pytest side: the inputs of this run and ``lmul.act_hw_bits`` of them, to ``path``
+    (read by :func:`act_unit_regression` through ``LMUL_TB_EXPECTED``)."""
+    xs = regression_inputs(cfg, vector_count(DEFAULT_RANDOM_VECTORS), random_seed())
+    np.savez(path, x=xs, y=lmul.act_hw_bits(xs, cfg))
+
+
 @cocotb.test()
 async def act_unit_regression(dut) -> None:
     """Specials, boundaries and random inputs against the model (and the fixed specials)."""
     cfg = _cfg(tb_parameters())
     seed = random_seed()
     n = vector_count(DEFAULT_RANDOM_VECTORS)
-    rng = np.random.default_rng(seed)
     fixed = special_expectations(cfg)
-    xs = np.concatenate([SPECIALS, np.array(sorted(fixed), dtype=np.uint32),
-                         boundary_vectors(cfg), random_vectors(cfg, n, rng)])
-    expected = lmul.act_hw_bits(xs, cfg)
+    xs = regression_inputs(cfg, n, seed)
+    with np.load(os.environ["LMUL_TB_EXPECTED"]) as data:
+        assert np.array_equal(data["x"], xs), (
+            "the model's results were computed for other inputs (seed or LMUL_VECTORS differ)")
+        expected = data["y"]
     dut._log.info(f"{cfg}: {xs.size} vectors ({n} random, seed {seed})")
     got = np.empty_like(expected)
+    step = Timer(1, unit="ns")
     for i, x in enumerate(xs.tolist()):
         dut.x.value = x
-        await Timer(1, units="ns")
+        await step
         got[i] = int(dut.y.value)
     for x, y in fixed.items():
         idx = int(np.flatnonzero(xs == x)[0])
@@ -123,14 +144,18 @@ def _params(name: str, func: str) -> dict[str, int]:
 CONFIGS = [(name, func) for name in lmul.ACT_PRESETS for func in lmul.ACT_FUNCS]
 
 
-def _run(name: str, func: str, hdl_dir: Path | None = None, tag: str | None = None) -> None:
-    run_cocotb("test_act_unit", "act_unit", (), _params(name, func), build_tag=tag,
-               hdl_dir=hdl_dir)
+def _run(name: str, func: str, tmp: Path, hdl_dir: Path | None = None,
+         tag: str | None = None) -> None:
+    params = _params(name, func)
+    expected = tmp / "act_expected.npz"
+    write_expected(expected, _cfg(params))
+    run_cocotb("test_act_unit", "act_unit", (), params, build_tag=tag, hdl_dir=hdl_dir,
+               extra_env={"LMUL_TB_EXPECTED": str(expected)})
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=["/".join(c) for c in CONFIGS])
-def test_act_unit(config: tuple[str, str]) -> None:
-    _run(*config)
+def test_act_unit(config: tuple[str, str], tmp_path: Path) -> None:
+    _run(*config, tmp_path)
 
 
 #: Deliberate bugs: (pattern, replacement, what the regression must see).
@@ -165,4 +190,5 @@ def test_a_broken_design_fails_the_regression(tmp_path: Path, mutation: str) -> 
     the set whose results need binary32 rounding)."""
     hdl = broken_hdl(tmp_path, mutation)
     with pytest.raises(SystemExit, match="FAILED"):
-        _run("pwl256", "tanh", hdl_dir=hdl, tag=f"broken-{mutation.replace(' ', '_')}")
+        _run("pwl256", "tanh", tmp_path, hdl_dir=hdl,
+             tag=f"broken-{mutation.replace(' ', '_')}")
