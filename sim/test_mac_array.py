@@ -382,7 +382,9 @@ class ArrayTB(StreamBench):
                                      name="mac_array out")
 
     async def start(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        # The simulator toggles the clock (no Python wake-up per edge); the components still write
+        # after the rising edge, in that time step's ReadWrite phase.
+        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns", impl="gpi").start())
         self.dut.out_ready.value = 0
         await self.reset()
         start_all(self.in_mon, self.out_mon, self.source, self.sink)
@@ -530,7 +532,7 @@ async def run_mac_array(dut) -> None:
         chunk = tiles[i * per_phase:(i + 1) * per_phase]
         if chunk:
             st = await tb.stream(chunk, p_idle, p_stall)
-            assert st.tiles_done == len(chunk)
+            assert st.tiles_done == len(chunk), f"{st.tiles_done} of {len(chunk)} tiles done"
             dut._log.info("p_idle=%.2f p_stall=%.2f: %d tiles, sum K=%d, %d cycles, input "
                           "stalled %d cycles", p_idle, p_stall, len(chunk),
                           sum(t.k for t in chunk), st.cycles, st.stall_cycles)
@@ -545,14 +547,17 @@ async def run_mac_array(dut) -> None:
                       st.resent_after_reset, st.tiles_done_after_reset)
         if cut is not None:  # with no stalls the first tile (K=40) is still streaming
             assert st.abandoned == cut, f"reset at {reset_at} cut tile {st.abandoned}"
-        assert st.tiles_done_after_reset == st.resent_after_reset == len(tiles) - 1 - (
-            st.abandoned if st.abandoned is not None else len(tiles) - 1)
+        owed = len(tiles) - 1 - (st.abandoned if st.abandoned is not None else len(tiles) - 1)
+        assert st.tiles_done_after_reset == st.resent_after_reset == owed, (
+            f"reset at {reset_at}: {st.tiles_done_after_reset} tiles completed and "
+            f"{st.resent_after_reset} resent after it, expected {owed}")
     # Reset while finished tiles wait on back-pressure: none of their rows may appear later.
     tiles = [random_tile(rng, acfg, k, "special") for k in (3, 5)]
     st = await tb.stream(tiles, 0.0, 1.0, reset_at=3 + 5 + rows + cols + 2)
-    assert st.tiles_done == 0 and st.resent_after_reset == 0
+    assert st.tiles_done == 0 and st.resent_after_reset == 0, (
+        f"{st.tiles_done} tiles completed, {st.resent_after_reset} resent: expected none")
     st = await tb.stream([gauss(9)], 0.0, 0.0)
-    assert st.tiles_done == 1
+    assert st.tiles_done == 1, f"{st.tiles_done} tiles completed after the reset, expected 1"
 
     dt = time.perf_counter() - t0
     dut._log.info("mac_array %s: %d tiles, %d outputs bit-exact in %.1f s", acfg.describe(),
@@ -597,7 +602,8 @@ async def run_mac_array_lstm(dut) -> None:
                   "bit-exact in %.1f s", len(tiles), k, total, total / len(tiles), k,
                   k + rows + cols, tb.outputs_checked, dt)
     assert total == ideal, f"LSTM stream took {total} cycles, expected {ideal}"
-    assert tb.outputs_checked == len(tiles) * rows * cols
+    assert tb.outputs_checked == len(tiles) * rows * cols, (
+        f"{tb.outputs_checked} outputs checked, expected {len(tiles) * rows * cols}")
 
 
 # ------------------------------------------------------------------------------ pytest side

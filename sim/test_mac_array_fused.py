@@ -125,7 +125,7 @@ async def run_fused_array(dut) -> None:
              for k, kind in zip(ks, TILE_KINDS, strict=True)]
     dut._log.info("random tiles: K = %s; result classes %s", ks, result_classes(tiles))
     st = await tb.stream(tiles, 0.3, 0.4)
-    assert st.tiles_done == len(tiles)
+    assert st.tiles_done == len(tiles), f"{st.tiles_done} of {len(tiles)} tiles completed"
     dut._log.info("PASS: %d tiles, %d outputs bit-exact", tb.tiles_checked, tb.outputs_checked)
 
 

@@ -39,7 +39,9 @@ async def run_stream_fault(dut) -> None:
     rng = random.Random(seed)
     dut._log.info("stream_fault FAULT=%d, COCOTB_RANDOM_SEED=%d, %d beats",
                   tb_parameters()["FAULT"], seed, BEATS)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    # The simulator toggles the clock (no Python wake-up per edge); the components still write
+    # after the rising edge, in that time step's ReadWrite phase.
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
     board = Scoreboard("stream_fault out")
     source = StreamSource(dut, ["in_data"], rng=rng, name="stream_fault in",
                           on_transfer=lambda beat, tag, cycle: board.expect(
