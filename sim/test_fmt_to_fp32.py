@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-from cocotb.triggers import Timer
 
 import lmul
 from sim.lib import oracle
 from sim.lib.common import (
-    pack_lanes,
+    drive_steps,
     random_seed,
     run_cocotb,
     special_values,
     tb_parameters,
-    unpack_lanes,
     vector_count,
 )
 
@@ -46,16 +44,8 @@ async def run_fmt_to_fp32(dut) -> None:
             x = rng.integers(0, 1 << fmt.width, count, dtype=np.int64)
             x = np.concatenate([x, special_values(fmt)])
             what = "random + specials"
-        x_port = getattr(dut, f"x_e{exp_bits}m{man_bits}")
-        y_port = getattr(dut, f"y_e{exp_bits}m{man_bits}")
-        pad = (-x.size) % lanes
-        xp = np.concatenate([x, np.zeros(pad, np.int64)])
-        got = np.empty(xp.size, dtype=np.uint64)
-        for s in range(0, xp.size, lanes):
-            x_port.value = pack_lanes(xp[s:s + lanes], fmt.width)
-            await Timer(1, unit="ns")
-            got[s:s + lanes] = unpack_lanes(int(y_port.value), 32, lanes)
-        got = got[:x.size].astype(np.int64)
+        got = (await drive_steps(dut, [(f"x_e{exp_bits}m{man_bits}", x, fmt.width)],
+                                 f"y_e{exp_bits}m{man_bits}", 32, lanes)).astype(np.int64)
 
         model = lmul.float32_bits(lmul.format_bits_to_float32(x, fmt)).astype(np.int64)
         bad = np.flatnonzero(got != model)

@@ -26,17 +26,15 @@ import cocotb
 import ml_dtypes
 import numpy as np
 import pytest
-from cocotb.triggers import Timer
 
 import lmul
 from sim.lib.common import (
     BUILD_DIR,
     HDL_DIR,
     assert_bits_equal,
-    pack_lanes,
+    drive_steps,
     random_seed,
     run_cocotb,
-    unpack_lanes,
     vector_count,
 )
 
@@ -65,15 +63,7 @@ def probe_inputs(rng: np.random.Generator, count: int) -> np.ndarray:
 
 async def _drive(dut, x_port: str, y_port: str, x: np.ndarray, x_width: int,
                  y_width: int) -> np.ndarray:
-    n = len(x)
-    pad = (-n) % LANES
-    xp = np.concatenate([x.astype(np.uint64), np.zeros(pad, np.uint64)])
-    out = np.empty(n + pad, dtype=np.uint64)
-    for s in range(0, n + pad, LANES):
-        getattr(dut, x_port).value = pack_lanes(xp[s:s + LANES], x_width)
-        await Timer(1, unit="ns")
-        out[s:s + LANES] = unpack_lanes(int(getattr(dut, y_port).value), y_width, LANES)
-    return out[:n]
+    return await drive_steps(dut, [(x_port, x, x_width)], y_port, y_width, LANES)
 
 
 @cocotb.test()

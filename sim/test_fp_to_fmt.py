@@ -38,7 +38,6 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.triggers import Timer
 
 import lmul
 from sim.lib import oracle
@@ -49,10 +48,9 @@ from sim.lib.common import (
     SIM_HDL_DIR,
     assert_bits_equal,
     design_sources,
-    pack_lanes,
+    drive_steps,
     random_seed,
     run_cocotb,
-    unpack_lanes,
     vector_count,
 )
 
@@ -162,16 +160,7 @@ def outcome_counts(x: np.ndarray, y: np.ndarray, fmt: lmul.Format) -> dict[str, 
 
 async def drive(dut, name: str, x: np.ndarray, width: int) -> np.ndarray:
     """Apply binary32 patterns to the lanes of format ``name``; return the RTL results."""
-    x_port, y_port = getattr(dut, f"x_{name}"), getattr(dut, f"y_{name}")
-    n = len(x)
-    pad = (-n) % LANES
-    xp = np.concatenate([x.astype(np.uint64), np.zeros(pad, np.uint64)])
-    out = np.empty(n + pad, dtype=np.uint64)
-    for s in range(0, n + pad, LANES):
-        x_port.value = pack_lanes(xp[s:s + LANES], 32)
-        await Timer(1, unit="ns")
-        out[s:s + LANES] = unpack_lanes(int(y_port.value), width, LANES)
-    return out[:n]
+    return await drive_steps(dut, [(f"x_{name}", x, 32)], f"y_{name}", width, LANES)
 
 
 @cocotb.test()

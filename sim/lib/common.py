@@ -23,7 +23,7 @@ from .knobs import full_run, random_seed, tile_count, vector_count, waves
 
 __all__ = [
     "BUILD_DIR", "HDL_DIR", "REPO", "SIM_DIR", "SIM_HDL_DIR", "assert_bits_equal",
-    "config_from_parameters", "drive_lanes", "full_run", "pack_lanes", "pack_steps",
+    "config_from_parameters", "drive_lanes", "drive_steps", "full_run", "pack_lanes", "pack_steps",
     "random_pairs", "random_seed", "run_cocotb", "special_values", "tb_parameters",
     "tile_count", "unpack_lanes", "unpack_steps", "vector_count", "waves",
 ]
@@ -221,6 +221,33 @@ def unpack_steps(words: list[int], width: int, lanes: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=f"<u{width // 8}").astype(np.uint64)
 
 
+async def drive_steps(dut, inputs: list[tuple[str, np.ndarray, int]], output: str,
+                      out_width: int, lanes: int) -> np.ndarray:
+    """Apply vectors to a combinational lanes wrapper, ``lanes`` per 1 ns step.
+
+    ``inputs``: (port, values, width) per packed input bus, the values of lane i of step s at
+    index ``s * lanes + i`` (all of one length; the last step is padded with zeros).
+    ``output``: the packed result bus, ``out_width`` bits per lane. Returns the results as
+    uint64, one per vector. Every step's bus words are packed before the first is applied and
+    the results unpacked after the last: the loop is one write per input, one wait and one
+    read per step.
+    """
+    from cocotb.triggers import Timer
+
+    n = len(inputs[0][1])
+    ports = [getattr(dut, name) for name, _, _ in inputs]
+    words = [pack_steps(values, width, lanes) for _, values, width in inputs]
+    y_port = getattr(dut, output)
+    step = Timer(1, unit="ns")
+    y_words = []
+    for step_words in zip(*words, strict=True):
+        for port, word in zip(ports, step_words, strict=True):
+            port.value = word
+        await step
+        y_words.append(int(y_port.value))
+    return unpack_steps(y_words, out_width, lanes)[:n]
+
+
 async def drive_lanes(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int,
                       ports: tuple[str, str, str] = ("a_bus", "b_bus", "y_bus")) -> np.ndarray:
     """Apply operand pairs to a combinational lanes wrapper, ``lanes`` pairs per 1 ns step.
@@ -228,22 +255,9 @@ async def drive_lanes(dut, a: np.ndarray, b: np.ndarray, width: int, lanes: int,
     ``ports`` names the packed operand inputs and the packed result output of the DUT. Returns
     the RTL results as uint64, one per pair (the last step is padded with zero operands).
     """
-    from cocotb.triggers import Timer
-
-    a_port, b_port, y_port = (getattr(dut, name) for name in ports)
-    n = len(a)
-    # Every step's bus words are packed before the first one is applied, and the results are
-    # unpacked after the last: the loop itself is two writes, one wait and one read per step.
-    a_words = pack_steps(a, width, lanes)
-    b_words = pack_steps(b, width, lanes)
-    step = Timer(1, unit="ns")
-    y_words = []
-    for wa, wb in zip(a_words, b_words, strict=True):
-        a_port.value = wa
-        b_port.value = wb
-        await step
-        y_words.append(int(y_port.value))
-    return unpack_steps(y_words, width, lanes)[:n]
+    a_port, b_port, y_port = ports
+    return await drive_steps(dut, [(a_port, a, width), (b_port, b, width)], y_port, width,
+                             lanes)
 
 
 def assert_bits_equal(what: str, a: np.ndarray, b: np.ndarray, got: np.ndarray,
