@@ -57,10 +57,11 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,12 @@ from sim import prove_act, prove_dot, rtlsim
 from sim.lib import dot_oracle, int_oracle
 from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text, sha256_file
-from sim.lib.int_oracle import add_reference, mul_reference
+from sim.lib.int_oracle import (
+    add_reference,
+    add_reference_into,
+    mul_reference,
+    mul_reference_into,
+)
 from sim.lib.progress import progress_bar
 
 REPO = rtlsim.REPO
@@ -91,6 +97,7 @@ PRESET_NAMES = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 MUL_ONLY_PRESET_NAMES = ("e4m3fn",)
 
 Reference = Callable[[np.ndarray, np.ndarray], np.ndarray]
+ReferenceInto = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
 
 class ProofError(RuntimeError):
@@ -145,6 +152,22 @@ class Config:
         if self.top == "fp_add":
             return lambda a, b: add_reference(a, b, e, m)
         raise ValueError(f"no reference for {self.top}")
+
+    def expected_into(self) -> ReferenceInto:
+        """The reference as ``f(a, b, out)``, writing into ``out``: 1-D contiguous arrays of the
+        RTL's dtype, operands in range (the proof's inner loop; :meth:`expected` checks them)."""
+        p = dict(self.params)
+        e, m = self.fmt.exp_bits, self.fmt.man_bits
+        if self.top == "fp_mul":
+            sub, fn = bool(p["SUBNORMALS"]), self.fmt.finite_only
+            return lambda a, b, out: mul_reference_into(a, b, out, e, m, sub, fn)
+        if self.top == "fp_add":
+            return lambda a, b, out: add_reference_into(a, b, out, e, m)
+        ref = self.expected()
+
+        def into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+            out[:] = ref(a, b)
+        return into
 
 
 def all_configs() -> list[Config]:
@@ -275,9 +298,19 @@ class Plan:
 
 def exhaustive_block(config: Config, block: int, index: int, lo: np.ndarray,
                      dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Operands of pairs ``index*block .. +block``: ``a = i >> W``, ``b = i & (2^W-1)``."""
+    """Operands of pairs ``index*block .. +block``: ``a = i >> W``, ``b = i & (2^W-1)``.
+
+    ``block`` is a power of two and ``lo`` is ``arange(block)`` (int64).
+    """
     w = config.width
-    idx = np.int64(index * block) + lo
+    start = index * block
+    if block <= 1 << w:
+        # The block lies within one value of a (both powers of two, start a multiple of block):
+        # a is constant and b counts up from start's low bits, so no int64 temporaries.
+        b = lo.astype(dtype)
+        b += np.asarray(start & ((1 << w) - 1), dtype=dtype)
+        return np.full(block, start >> w, dtype=dtype), b
+    idx = np.int64(start) + lo
     return (idx >> w).astype(dtype), (idx & ((1 << w) - 1)).astype(dtype)
 
 
@@ -440,8 +473,43 @@ def save_state(path: Path, state: dict) -> None:
 
 
 @dataclass
+class PhaseTimes:
+    """CPU seconds (summed over threads) of each phase of the two-operand pair loop: making the
+    operands, the Verilator evaluation, the reference, the comparison (``--profile``)."""
+
+    operands: float = 0.0
+    rtl: float = 0.0
+    reference: float = 0.0
+    compare: float = 0.0
+    pairs: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, pairs: int, operands: float, rtl: float, reference: float,
+            compare: float) -> None:
+        with self._lock:
+            self.pairs += pairs
+            self.operands += operands
+            self.rtl += rtl
+            self.reference += reference
+            self.compare += compare
+
+    def summary(self) -> str:
+        """One line: CPU seconds and pairs per CPU second of each phase."""
+        parts = []
+        total = 0.0
+        for name in ("operands", "rtl", "reference", "compare"):
+            t = getattr(self, name)
+            total += t
+            parts.append(f"{name} {t:.2f} s ({_fmt_rate(self.pairs / t if t > 0 else 0.0)}/s)")
+        rate = _fmt_rate(self.pairs / total if total > 0 else 0.0)
+        return (f"{', '.join(parts)}; {total:.2f} CPU s, {rate} pairs per CPU second "
+                f"({self.pairs:,} pairs)")
+
+
+@dataclass
 class Outcome:
-    """Result of one configuration."""
+    """Result of one configuration (``phases``: this run's pair-loop profile, two-operand
+    configurations only)."""
 
     name: str
     plan: str
@@ -450,6 +518,7 @@ class Outcome:
     wall_s: float
     first: list[dict[str, str]]
     complete: bool
+    phases: PhaseTimes | None = None
 
     @property
     def pairs_per_s(self) -> float:
@@ -457,17 +526,21 @@ class Outcome:
 
 
 def _pair_evaluator(config: Config, plan: Plan, block: int, threads: int,
-                    hdl_dirs: Sequence[Path]) -> tuple[rtlsim.BinOp, prove_dot.Work]:
+                    hdl_dirs: Sequence[Path], phases: PhaseTimes | None = None
+                    ) -> tuple[rtlsim.BinOp, prove_dot.Work]:
     """The RTL model and ``work(block index) -> (pairs, mismatches, first mismatches)`` of a
-    two-operand configuration."""
+    two-operand configuration; ``phases`` (if given) collects each phase's CPU time."""
     params = dict(config.params)
     rtl = rtlsim.BinOp(config.top, params, threads=threads, hdl_dirs=hdl_dirs)
-    expected = config.expected()
+    expected = config.expected_into()
     dtype = rtl.dtype
     lo = np.arange(block, dtype=np.int64)
     rand_n = plan.random_count()
 
+    clock = time.thread_time
+
     def work(index: int) -> tuple[int, int, list[dict[str, str]]]:
+        t0 = clock()
         if config.space == "random":
             n = min(block, rand_n - index * block)
             a64, b64 = random_block(config.fmt, plan.seed, index, n)
@@ -475,15 +548,22 @@ def _pair_evaluator(config: Config, plan: Plan, block: int, threads: int,
         else:
             a, b = exhaustive_block(config, block, index, lo, dtype)
         y = np.empty(a.size, dtype=dtype)
+        t1 = clock()
         rtl.run_unchecked(a, b, y)
-        exp = np.asarray(expected(a, b)).astype(dtype, copy=False)
+        t2 = clock()
+        exp = np.empty(a.size, dtype=dtype)
+        expected(a, b, exp)
+        t3 = clock()
         bad = np.flatnonzero(y != exp)
+        if phases is not None:
+            phases.add(a.size, t1 - t0, t2 - t1, t3 - t2, clock() - t3)
         first = [{"a": f"0x{int(a[i]):x}", "b": f"0x{int(b[i]):x}", "rtl": f"0x{int(y[i]):x}",
                   "expected": f"0x{int(exp[i]):x}"} for i in bad[:MAX_REPORTED]]
         return a.size, int(bad.size), first
 
     warm = np.zeros(1, dtype=dtype)
-    expected(warm, warm)  # JIT compilation or cache loading stays out of the timed loop
+    # JIT compilation or cache loading stays out of the timed loop
+    expected(warm, warm, np.empty_like(warm))
     return rtl, work
 
 
@@ -501,6 +581,7 @@ def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
     if entry.get("complete"):
         return Outcome(config.name, key, entry["pairs"], entry["mismatches"], entry["wall_s"],
                        entry["first"], True)
+    phases = None
     if config.top == "dot_datapath":
         total = (block * blocks.size if config.space == "sweep" else plan.step_count())
         rtl, work = prove_dot.evaluator(params, config.fmt, config.space, plan.seed, total,
@@ -509,7 +590,8 @@ def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
         rtl, work = prove_act.evaluator(params, block, threads, hdl_dirs)
         total = block * blocks.size
     else:
-        rtl, work = _pair_evaluator(config, plan, block, threads, hdl_dirs)
+        phases = PhaseTimes()
+        rtl, work = _pair_evaluator(config, plan, block, threads, hdl_dirs, phases)
         total = (block * blocks.size if config.space == "exhaustive"
                  else plan.random_count())
     bar = progress_bar(total, config.name, "pair", progress, unit_scale=True)
@@ -544,7 +626,7 @@ def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
         bar.close()
         rtl.close()
     return Outcome(config.name, key, entry["pairs"], entry["mismatches"], entry["wall_s"],
-                   entry["first"], entry["complete"])
+                   entry["first"], entry["complete"], phases)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -721,6 +803,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         metavar="N", help="also time N pairs (default 50000) of the first "
                         "configuration through the cocotb/Icarus testbench and print the ratio")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the CPU time of each phase of the pair loop (operands, "
+                             "Verilator, reference, comparison) per two-operand configuration")
     args = parser.parse_args(argv)
     return run_main("prove", lambda: _main(args),
                     (ProofError, rtlsim.ToolMissingError, rtlsim.RtlBuildError),
@@ -766,6 +851,8 @@ def _main(args: argparse.Namespace) -> int:
         outcomes.append(out)
         print(f"{out.name}: {out.pairs:,} pairs, {out.mismatches} mismatches, {out.wall_s:.1f} s, "
               f"{_fmt_rate(out.pairs_per_s)} pairs/s", flush=True)
+        if args.profile and out.phases is not None and out.phases.pairs:
+            print(f"  profile (this run): {out.phases.summary()}", flush=True)
         if out.mismatches and config.top == "dot_datapath":
             failed = True
             print(f"  MISMATCH in {out.name}; first steps (a lanes, b lanes, acc -> rtl, "

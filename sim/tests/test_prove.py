@@ -64,6 +64,73 @@ def test_references_match_the_oracle_on_boundary_and_random_pairs(name: str) -> 
     _oracle_check(a, b, fmt, mul=name != "fp32")
 
 
+def _boundary_products(fmt: lmul.Format, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of normal operands whose exact product lands near the smallest normal (both sides,
+    deep into the subnormals) or near the overflow threshold, half of them with mantissas that
+    make exact ties likely (few low bits set)."""
+    rng = np.random.default_rng(seed)
+    m, bias, emaxf = fmt.man_bits, fmt.bias, fmt.max_exp_field
+    ea = rng.integers(1, emaxf, n)
+    # unbiased product exponent ea + eb - 2 bias: around 1 - bias (underflow) or bias (overflow)
+    target = np.where(rng.integers(0, 2, n) == 1, rng.integers(-m - 4, 3, n) + 1 - bias,
+                      rng.integers(-2, 2, n) + bias)
+    eb = np.clip(target - ea + 2 * bias, 1, emaxf - 1)
+    ma = rng.integers(0, 1 << m, n)
+    mb = rng.integers(0, 1 << m, n)
+    sparse = rng.integers(0, 2, n) == 1
+    mb = np.where(sparse, (1 << rng.integers(0, m, n)) * rng.integers(0, 2, n), mb)
+    sa, sb = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    a = (sa << (fmt.exp_bits + m)) | (ea << m) | ma
+    b = (sb << (fmt.exp_bits + m)) | (eb << m) | mb
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+@pytest.mark.parametrize("name", ["bf16", "fp16"])
+def test_mul_reference_at_underflow_and_overflow(name: str) -> None:
+    """The product reference's path for normal operands (no leading-zero count) against the
+    rational oracle where its shift and carry logic matters: results near the smallest normal,
+    in the subnormals and near overflow."""
+    fmt = lmul.PRESETS[name]
+    a, b = _boundary_products(fmt, 4000, seed=11)
+    e, m = fmt.exp_bits, fmt.man_bits
+    for sub in (True, False):
+        got = int_oracle.mul_reference(a, b, e, m, sub)
+        want = [oracle.mul_bits(x, y, e, m, subnormals=sub)
+                for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+        assert got.tolist() == want, (name, sub)
+    # The sample reaches every kind of result it is meant to.
+    got = int_oracle.mul_reference(a, b, e, m, True) & fmt.field_mask
+    assert (got == 0).any() and ((got > 0) & (got < 1 << m)).any()
+    assert (got == fmt.inf_bits).any() and ((got >> m) == fmt.max_exp_field - 1).any()
+
+
+@pytest.mark.parametrize("name", ["bf16", "e4m3fn"])
+def test_reference_into_matches_the_checked_reference(name: str) -> None:
+    """``*_reference_into`` (the proof's inner loop, writing into the RTL's dtype) gives the
+    bits of the checked ``*_reference``; misuse is a one-line error."""
+    fmt = lmul.PRESETS[name]
+    e, m = fmt.exp_bits, fmt.man_bits
+    if fmt.width == 8:  # every pair (random_block has no finite-only formats)
+        grid = np.arange(256, dtype=np.int64)
+        a64, b64 = np.repeat(grid, 256), np.tile(grid, 256)
+    else:
+        a64, b64 = prove.random_block(fmt, seed=3, index=0, n=20_000)
+    a, b = a64.astype(fmt.uint_dtype), b64.astype(fmt.uint_dtype)
+    out = np.empty_like(a)
+    for sub in (True, False):
+        int_oracle.mul_reference_into(a, b, out, e, m, sub, fmt.finite_only)
+        want = int_oracle.mul_reference(a64, b64, e, m, sub, fmt.finite_only)
+        np.testing.assert_array_equal(out.astype(np.uint64), want)
+    if not fmt.finite_only:
+        int_oracle.add_reference_into(a, b, out, e, m)
+        np.testing.assert_array_equal(out.astype(np.uint64),
+                                      int_oracle.add_reference(a64, b64, e, m))
+    with pytest.raises(TypeError, match="unsigned"):
+        int_oracle.mul_reference_into(a64, b64, out, e, m)
+    with pytest.raises(ValueError, match="differ in length"):
+        int_oracle.mul_reference_into(a, b, out[:-1], e, m)
+
+
 def test_fp32_add_reference_matches_numpy_float32() -> None:
     fmt = lmul.PRESETS["fp32"]
     a, b = prove.random_block(fmt, seed=5, index=0, n=1 << 18)
@@ -135,6 +202,45 @@ def test_a_broken_lmul_core_is_caught(tmp_path: Path, capsys: pytest.CaptureFixt
             rtlsim.BinOp("lmul_core", replay["parameters"], threads=1) as good:
         assert np.all(bad.run(a, b) != lmul.lmul_bits(a, b, cfg))
         np.testing.assert_array_equal(good.run(a, b), lmul.lmul_bits(a, b, cfg))
+
+
+def test_profile_reports_each_phase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--profile``: one line per two-operand configuration with the CPU time of each phase,
+    over every pair of the run."""
+    rc = prove.main(["--configs", "fp_mul/e5m2/subnormals=1", "--threads", "2", "--profile",
+                     "--state", str(tmp_path / "state.json"), "--no-results", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    line = next(x for x in out.splitlines() if x.strip().startswith("profile (this run):"))
+    for phase in ("operands", "rtl", "reference", "compare"):
+        assert re.search(rf"\b{phase} \d+\.\d\d s \(", line), line
+    assert "(65,536 pairs)" in line
+
+
+def test_a_broken_fp_mul_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """hdl/ with fp_mul's denormalisation shift forgetting the bits it drops (no sticky): ties
+    and near-ties of subnormal results round wrong, and the proof against the product reference
+    reports them and exits 1."""
+    hdl = tmp_path / "hdl_broken"
+    shutil.copytree(rtlsim.HDL_DIR, hdl)
+    path = hdl / "fp_mul.v"
+    text, count = re.subn(r"assign sticky_shift = right & \(", "assign sticky_shift = 1'b0 & (",
+                          path.read_text())
+    assert count == 1, "the mutation no longer applies to hdl/fp_mul.v: update this test"
+    path.write_text(text)
+    rc = prove.main(["--configs", "fp_mul/bf16/subnormals=1", "--pairs", "2^20", "--hdl-dir",
+                     str(hdl), "--state", str(tmp_path / "state.json"), "--no-results",
+                     "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "MISMATCH in fp_mul/bf16/subnormals=1" in out
+    replay = json.loads(next(tmp_path.glob("replay-*.json")).read_text())
+    a = np.array([int(v, 0) for v in replay["a"]])
+    b = np.array([int(v, 0) for v in replay["b"]])
+    want = [oracle.mul_bits(x, y, 8, 7) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    assert [int(v, 0) for v in replay["expected"]] == want
+    # Every reported product is subnormal (or rounds up to the smallest normal).
+    assert all((v & 0x7FFF) <= 0x80 for v in want)
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
