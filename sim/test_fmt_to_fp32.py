@@ -24,7 +24,7 @@ from sim.lib.common import (
     vector_count,
 )
 
-FMT_LANES = 64
+FMT_LANES = 16  # lanes per format (wider buses cost Icarus more per vector)
 #: formats instantiated by sim/hdl/fmt_to_fp32_formats.v (E, M)
 FMT_CASES = ((8, 7), (5, 10), (4, 3), (5, 2), (2, 1), (8, 23), (7, 23))
 

@@ -38,7 +38,7 @@ from sim.lib.common import (
     vector_count,
 )
 
-LANES = 32
+LANES = 16  # vectors per step (wider buses cost Icarus more per vector)
 FMT = lmul.PRESETS["e4m3fn"]
 
 

@@ -54,7 +54,7 @@ from sim.lib.common import (
     vector_count,
 )
 
-LANES = 32
+LANES = 16  # vectors per step (wider buses cost Icarus more per vector)
 DEFAULT_RANDOM_VECTORS = 20_000
 ORACLE_RANDOM_SAMPLE = 2_000
 #: (E, M) of the formats instantiated by sim/hdl/fp_to_fmt_formats.v, in port order.

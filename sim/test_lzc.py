@@ -36,7 +36,7 @@ from sim.lib.common import (
 )
 
 MAX_WIDTH = 24
-LANES = 32
+LANES = 16  # vectors per step (wider buses cost Icarus more per vector)
 EXHAUSTIVE_WIDTH = 12
 COUNT_BITS = MAX_WIDTH.bit_length()  # $clog2(MAX_WIDTH + 1)
 
