@@ -13,6 +13,7 @@ to see each one caught.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable
 
@@ -36,20 +37,29 @@ PRESET_CONFIGS = {f"{name}{'-sat' if sat else ''}": LMulConfig.for_format(f, sat
 Kernel = Callable[..., None]
 
 
-def wide(kernel: Kernel | None, a: np.ndarray, b: np.ndarray, bias: np.ndarray | None,
+#: ``(copy, decision)``: the kernel copy of :func:`_kernel_copy` and the index into
+#: :data:`DECISIONS` of the decision it is to take.
+Broken = tuple[Kernel, int]
+
+
+def wide(kernel: Broken | None, a: np.ndarray, b: np.ndarray, bias: np.ndarray | None,
          cfg: LMulConfig, rounding: str) -> np.ndarray:
-    """``bias + a . b`` by ``kernel`` (a copy of ``matmul_lmul``), or by ``lmul.matmul``."""
+    """``bias + a . b`` by a copy of ``matmul_lmul`` with one of :data:`DECISIONS`, or (None)
+    by ``lmul.matmul``."""
     if kernel is None:
         assert not mm._use_narrow(*a.shape[:1], b.shape[1])
         return lmul.matmul(a, b, bias, cfg, rounding)
+    copy, decision = kernel
     prm = mm._params(cfg, rounding)
     m_len, k_len = a.shape
     n_len = b.shape[1]
     c = np.zeros(n_len, np.float32) if bias is None else bias
     out = np.empty(m_len * n_len, dtype=np.float32)
-    kernel(np.ascontiguousarray(a).reshape(-1), *mm._prepare_arrays(np.ascontiguousarray(b),
-                                                                    prm, "lmul"),
-           c, m_len, k_len, n_len, mm._chunk(m_len, n_len), prm, out)
+    *arrays, fbmax = mm._prepare_arrays(np.ascontiguousarray(b), prm, "lmul")
+    # The copy reads fbmax[k] only to hand it to the decision: row k becomes (fbmax, decision).
+    fbmax_decision = np.stack([fbmax, np.full_like(fbmax, decision)], axis=1)
+    copy(np.ascontiguousarray(a).reshape(-1), *arrays, fbmax_decision, c, m_len, k_len, n_len,
+         mm._chunk(m_len, n_len), prm, out)
     return out.reshape(m_len, n_len)
 
 
@@ -122,26 +132,40 @@ def edge_cases(cfg: LMulConfig, rng: np.random.Generator
     return cases
 
 
-def check_all(kernel: Kernel | None, configs: dict[str, LMulConfig], seed: int) -> list[str]:
+@functools.cache
+def cases_and_references(cfg_name: str, seed: int
+                         ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, str,
+                                         np.ndarray]]:
+    """(name, A, B, bias, rounding, bits of ``lmul.matmul_reference``) of every case of
+    ``PRESET_CONFIGS[cfg_name]``, built once per process: every kernel under test gets the same
+    cases, and none writes to them."""
+    cfg = PRESET_CONFIGS[cfg_name]
+    rng = np.random.default_rng([seed, len(cfg_name), cfg.exp_bits, cfg.man_bits])
+    cases = edge_cases(cfg, rng)
+    cases.append(("mixed", mixed(rng, (20, K), cfg, 0.02), mixed(rng, (K, N), cfg, 0.02), None))
+    out = []
+    for name, a, b, bias in cases:
+        for rounding in ("rne", "truncate"):
+            want = bits(lmul.matmul_reference(a, b, bias, cfg, rounding))
+            out.append((name, a, b, bias, rounding, want))
+    return out
+
+
+def check_all(kernel: Broken | None, cfg_names: list[str], seed: int) -> list[str]:
     """Names of the cases where ``kernel`` differs from ``lmul.matmul_reference``."""
     failures = []
-    for cfg_name, cfg in configs.items():
-        rng = np.random.default_rng([seed, len(cfg_name), cfg.exp_bits, cfg.man_bits])
-        cases = edge_cases(cfg, rng)
-        cases.append(("mixed", mixed(rng, (20, K), cfg, 0.02), mixed(rng, (K, N), cfg, 0.02),
-                      None))
-        for name, a, b, bias in cases:
-            for rounding in ("rne", "truncate"):
-                got = wide(kernel, a, b, bias, cfg, rounding)
-                want = lmul.matmul_reference(a, b, bias, cfg, rounding)
-                if not np.array_equal(bits(got), bits(want)):
-                    failures.append(f"{cfg_name}/{name}/{rounding}")
+    for cfg_name in cfg_names:
+        cfg = PRESET_CONFIGS[cfg_name]
+        for name, a, b, bias, rounding, want in cases_and_references(cfg_name, seed):
+            got = wide(kernel, a, b, bias, cfg, rounding)
+            if not np.array_equal(bits(got), want):
+                failures.append(f"{cfg_name}/{name}/{rounding}")
     return failures
 
 
 @pytest.mark.parametrize("cfg_name", list(PRESET_CONFIGS))
 def test_edges_match_reference(cfg_name: str, random_seed: int) -> None:
-    assert check_all(None, {cfg_name: PRESET_CONFIGS[cfg_name]}, random_seed) == []
+    assert check_all(None, [cfg_name], random_seed) == []
 
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
@@ -176,16 +200,6 @@ def test_gate_shape_takes_and_matches_single_add(random_seed: int) -> None:
 # ---------------------------------------------------------------------------- broken kernels
 
 
-def _copy_with_decision(decision: Callable) -> Kernel:
-    """``matmul_lmul`` compiled (serial, uncached) with ``_single_add_ok`` replaced."""
-    fn = km.matmul_lmul.py_func
-    env = dict(fn.__globals__)
-    env["_single_add_ok"] = numba.njit(decision)
-    copy = types.FunctionType(fn.__code__, env, "matmul_lmul_copy", fn.__defaults__,
-                              fn.__closure__)
-    return numba.njit(copy)
-
-
 def _as_is(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32):
     return km._single_add_ok(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
 
@@ -210,12 +224,48 @@ def _ignores_row_maximum(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32):
     return km._single_add_ok(ea, fz, fmn, fmn, special_k, fast32, lo, hi, emaxf32)
 
 
+#: The real decision (index 0), then the broken ones, each taking the single add too often.
+DECISIONS = (_as_is, _everywhere, _underflow_edge_off_by_one, _overflow_edge_off_by_one,
+             _ignores_row_specials, _ignores_row_maximum)
+
+
+@functools.cache
+def _kernel_copy() -> Kernel:
+    """``matmul_lmul`` compiled (serial, uncached) with ``_single_add_ok`` replaced by a
+    dispatch to ``DECISIONS[d]``, where ``d`` comes with row k's ``fbmax`` (its argument
+    ``fbmax`` is [K, 2]: the real extreme and ``d``; the kernel uses ``fbmax[k]`` only as the
+    decision's argument). One compilation serves every decision: each is a numba function of
+    the same arguments, so the copy runs exactly the decision it would if compiled alone."""
+    d0, d1, d2, d3, d4, d5 = (numba.njit(d) for d in DECISIONS)
+
+    @numba.njit
+    def decide(ea, fz, fmn, fmx_decision, special_k, fast32, lo, hi, emaxf32):
+        fmx, d = fmx_decision[0], fmx_decision[1]
+        if d == 0:
+            return d0(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
+        if d == 1:
+            return d1(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
+        if d == 2:
+            return d2(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
+        if d == 3:
+            return d3(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
+        if d == 4:
+            return d4(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
+        return d5(ea, fz, fmn, fmx, special_k, fast32, lo, hi, emaxf32)
+
+    fn = km.matmul_lmul.py_func
+    env = dict(fn.__globals__)
+    env["_single_add_ok"] = decide
+    copy = types.FunctionType(fn.__code__, env, "matmul_lmul_copy", fn.__defaults__,
+                              fn.__closure__)
+    return numba.njit(copy)
+
+
 def test_broken_decisions_are_caught(random_seed: int) -> None:
     """A copy with the real decision passes (the harness runs what it claims); each broken
     decision fails some case."""
-    configs = {name: PRESET_CONFIGS[name] for name in ("bf16-sat", "e4m3_ieee", "e5m2-sat")}
-    assert check_all(_copy_with_decision(_as_is), configs, random_seed) == []
-    for broken in (_everywhere, _underflow_edge_off_by_one, _overflow_edge_off_by_one,
-                   _ignores_row_specials, _ignores_row_maximum):
-        failures = check_all(_copy_with_decision(broken), configs, random_seed)
-        assert failures, f"{broken.__name__} went unnoticed"
+    cfg_names = ["bf16-sat", "e4m3_ieee", "e5m2-sat"]
+    assert check_all((_kernel_copy(), 0), cfg_names, random_seed) == []
+    for d in range(1, len(DECISIONS)):
+        failures = check_all((_kernel_copy(), d), cfg_names, random_seed)
+        assert failures, f"{DECISIONS[d].__name__} went unnoticed"
