@@ -129,8 +129,11 @@ def lint(module: str, params: dict[str, int], extra_sources: list[str] | None = 
          ) -> tuple[bool, str]:
     """Run Verilator lint on ``module`` (hdl/ as library, plus ``extra_sources``); return
     (clean, output)."""
-    cmd = ["verilator", "--lint-only", "-Wall", f"-I{HDL}", "--top-module", module,
-           *design_sources(), *(extra_sources or [])]
+    # -Werror-USERERROR: a parameter check's $error (LMUL_PARAM_CHECK) ends the run after
+    # parameter elaboration instead of being a warning after the whole (possibly huge, e.g.
+    # 4x4 PEs of 65 terms) design is linted; a clean module never reaches one.
+    cmd = ["verilator", "--lint-only", "-Wall", "-Werror-USERERROR", f"-I{HDL}", "--top-module",
+           module, *design_sources(), *(extra_sources or [])]
     cmd += [f"-G{k}={v}" for k, v in params.items()]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     out = (proc.stdout + proc.stderr).strip()
