@@ -63,6 +63,11 @@ def evaluate(wts: lstm.CellWeights, x_test: np.ndarray, y_test: np.ndarray, mode
     """Accuracy of ``mode`` on the test sequences: correct count, non-finite rows, wall time."""
     from . import lstm
 
+    # Weights handed over by Ray (another job's result) are read-only views of its object store;
+    # numba types read-only arrays apart, so each kernel would be compiled a second time for
+    # them. Writable copies (np.require copies only those) keep the in-process signatures.
+    wts = lstm.CellWeights(*(np.require(a, requirements="W")
+                             for a in (wts.w, wts.b, wts.fc_w, wts.fc_b)))
     t0 = time.perf_counter()
     pred = lstm.predict(wts, x_test, mode, batch_size=batch_size, progress=progress, desc=desc)
     return {"correct": int(np.sum(pred == y_test)), "nonfinite": int(np.sum(pred < 0)),
