@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numba
+import numpy as np
 import pytest
 import torch
 
-from experiments import accuracy, data, grid
+from experiments import accuracy, data, grid, lstm
 from experiments import executor as ex_mod
 from experiments.executor import ExecutorError, Outcome, RayExecutor, SerialExecutor
+from experiments.modes import parse_mode
 from experiments.report import load_results
 from experiments.store import run_key
 from experiments.tests.helpers import synthetic_images
@@ -348,6 +350,33 @@ def test_grid_gives_the_serial_runners_results(kind: str, tmp_path: Path,
     assert differences(serial_reference, load_results(tmp_path / "grid.json")) == []
     # The grid trained its own weights (not the serial run's cache) and stored them.
     assert len(list((tmp_path / "wg").glob("mnist-*seed[01]-epoch1.pt"))) == 2
+
+
+def test_evaluate_gives_the_kernels_writable_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray hands a job's result to its dependents as read-only arrays; ``grid.evaluate`` passes
+    writable copies on (numba would compile every kernel again for read-only arrays), the same
+    values, and writable weights as they are."""
+    seen: list[lstm.CellWeights] = []
+
+    def predict(wts: lstm.CellWeights, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        seen.append(wts)
+        return np.zeros(len(x), np.int64)
+
+    monkeypatch.setattr(lstm, "predict", predict)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((6, 8), (8,), (2, 3), (3,))]
+    writable = lstm.CellWeights(*arrays)
+    frozen = lstm.CellWeights(*(a.copy() for a in arrays))
+    for a in (frozen.w, frozen.b, frozen.fc_w, frozen.fc_b):
+        a.flags.writeable = False
+    x, y = np.zeros((3, 28, 28), np.float32), np.zeros(3, np.int64)
+    for wts in (frozen, writable):
+        res = grid.evaluate(wts, x, y, parse_mode("fp32"), 8, False, "")
+        assert res["correct"] == 3
+    for got, a in zip((seen[0].w, seen[0].b, seen[0].fc_w, seen[0].fc_b), arrays, strict=True):
+        assert got.flags.writeable and got.flags.c_contiguous and np.array_equal(got, a)
+    assert all(g is a for g, a in zip((seen[1].w, seen[1].b, seen[1].fc_w, seen[1].fc_b),
+                                      arrays, strict=True))
 
 
 @needs_ray
