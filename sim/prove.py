@@ -40,6 +40,9 @@ with ``LMUL_PROVE_SEED`` (default 1), or consecutive blocks from ``LMUL_PROVE_ST
 index) when that is set. ``LMUL_PROVE_CONFIGS`` (or ``--configs``) selects configurations by
 shell pattern, e.g. ``'lmul_core/bf16/*'``.
 
+``--profile`` prints, per two-operand configuration, the CPU time of each phase of the pair loop
+(making the operands, the Verilator evaluation, the reference, the comparison).
+
 Results: ``results/proof.json`` and ``results/proof.md`` (per configuration pairs, mismatches,
 wall time, pairs/s, and the SHA-256 of each Verilog and model source proven). A mismatch prints
 the first vectors and writes a vector file plus the command that replays it in the cocotb
