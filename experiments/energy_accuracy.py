@@ -723,6 +723,12 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     rows = join(cost_doc, acc, p.datasets, carried)
     if not rows:
         raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
+    # the table in design order (the cost files come in the order their runs were made)
+    tops, units = ("mac_pe", "dot_pe", "mac_array"), ("exact", "lmul", "lmul_o6")
+    rows.sort(key=lambda r: (tops.index(r["top"]) if r["top"] in tops else len(tops), r["k"],
+                             r["align_bits"] or 0, r["pipeline"],
+                             units.index(r["unit"]) if r["unit"] in units else len(units),
+                             r["design"]))
     e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
     for r in rows:
         r["ratio_to_seq_exact"] = r["e_mnist_pj"] / e0
