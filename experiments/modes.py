@@ -2,7 +2,10 @@
 
 A mode string is ``NAME`` or ``NAME:key=value,...``:
 
-* ``fp32``: float32 numpy (BLAS ``sgemm`` for matrix products, its summation order).
+* ``fp32``: float32 throughout. Matrix products are :func:`lmul.matmul_fp32`: the MAC array's
+  order (bias first, then k = 0 .. K-1, each product and each sum rounded to float32, no fused
+  multiply-add), so the bits are the same on every machine, which a BLAS ``sgemm`` (summation
+  order chosen by the CPU's kernel) does not give; elementwise products are numpy's.
 * ``bf16``: inputs rounded to BF16, exact products rounded to BF16 (``lmul.exact_mul``),
   binary32 accumulation in the array's order (``lmul.matmul(..., multiplier="exact")``).
   ``exact:e=4,m=3`` is the same for another format.
@@ -91,15 +94,16 @@ class Arithmetic:
         return lmul.act_hw(x, lmul.act_config(self.activation, "tanh"))
 
     def head_matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """The classifier's ``bias + a . b``: float32 if :attr:`fp32_head`, else :meth:`matmul`."""
+        """The classifier's ``bias + a . b``: float32 (:func:`lmul.matmul_fp32`) if
+        :attr:`fp32_head`, else :meth:`matmul`."""
         if self.fp32_head:
-            return (a @ b + bias).astype(np.float32, copy=False)
+            return lmul.matmul_fp32(a, b, bias)
         return self.matmul(a, b, bias)
 
     def matmul(self, a: np.ndarray, b: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """``bias + a . b`` for float32 ``a [M,K]``, ``b [K,N]``, ``bias [N]`` -> float32 [M,N]."""
         if self.kind == "fp32":
-            return (a @ b + bias).astype(np.float32, copy=False)
+            return lmul.matmul_fp32(a, b, bias)
         fn = lmul.matmul_reference if self.use_reference else lmul.matmul
         multiplier = {"exact": "exact", "lmul": "lmul", "seed": "seed"}[self.kind]
         return np.asarray(fn(a, b, bias, cfg=self.cfg, rounding=self.rounding,

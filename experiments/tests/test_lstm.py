@@ -66,9 +66,8 @@ def _reference_logits(model: lstm.LSTMClassifier, x: np.ndarray, cfg: lmul.LMulC
         o = sig(gates[:, 3 * hs:])
         c = mul(f, c) + mul(i, g)
         h = mul(o, np.tanh(c.astype(np.float64)).astype(np.float32))
-    if fp32_head:
-        return (h.astype(np.float64) @ sd["fc.weight"].T.astype(np.float64)
-                + sd["fc.bias"]).astype(np.float32)
+    if fp32_head:  # the array's order with the IEEE binary32 multiplier (lmul.matmul_fp32)
+        cfg, rounding, multiplier = lmul.LMulConfig(8, 23), "rne", "exact"
     return lmul.matmul_reference(h, np.ascontiguousarray(sd["fc.weight"].T), sd["fc.bias"],
                                  cfg=cfg, rounding=rounding, multiplier=multiplier)
 
@@ -82,13 +81,20 @@ def test_mode_forward_is_bit_exact_against_reference(mode: str, cfg: lmul.LMulCo
     fp32_head = mode.endswith("head=fp32")
     want = _reference_logits(model, x, cfg, rounding, multiplier, fp32_head)
     got = lstm.forward_logits(lstm.CellWeights.from_model(model), x, parse_mode(mode))
-    if fp32_head:  # BLAS sums in its own order: float32 tolerance for the head only
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    else:
-        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     # The arithmetic matters: L-Mul logits are not float32 logits.
     fp32 = lstm.forward_logits(lstm.CellWeights.from_model(model), x, parse_mode("fp32"))
     assert not np.array_equal(got, fp32)
+
+
+def test_fp32_mode_is_the_array_with_an_ieee_multiplier() -> None:
+    """The fp32 mode's logits, bit for bit, are the reference cell with the exact multiplier on
+    binary32 (E8M23): products rounded to float32, sums in the array's fixed order."""
+    model = spread_model(3, hidden=32)
+    x = lstm.to_sequence(_images(3, 5), "rows")
+    want = _reference_logits(model, x, lmul.LMulConfig(8, 23), "rne", "exact")
+    got = lstm.forward_logits(lstm.CellWeights.from_model(model), x, parse_mode("fp32"))
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_predictions_count_non_finite_rows_as_wrong() -> None:
