@@ -520,11 +520,21 @@ def _flat_pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray, tuple[int,
         shape = np.broadcast_shapes(xa.shape, ya.shape)
     except ValueError:
         raise ValueError(f"shapes {xa.shape} and {ya.shape} do not broadcast") from None
-    if xa.shape != shape:
-        xa = np.broadcast_to(xa, shape)
-    if ya.shape != shape:
-        ya = np.broadcast_to(ya, shape)
-    return np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(ya).reshape(-1), shape
+    return _flat(xa, shape), _flat(ya, shape), shape
+
+
+def _flat(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` broadcast to ``shape``, as a flat C-contiguous array, writable unless ``a`` is
+    read-only: a broadcast that adds no element (only new or size-1 axes) is a reshape, and one
+    to an empty shape a new empty array, not a read-only ``broadcast_to`` view that
+    ``ascontiguousarray`` would hand on as it is (the kernels would compile a second time, for
+    read-only arrays)."""
+    size = math.prod(shape)
+    if a.size == size:
+        return np.ascontiguousarray(a).reshape(-1)
+    if size == 0:
+        return np.empty(0, dtype=a.dtype)
+    return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
 
 
 #: Fewest elements for which the elementwise products run their parallel kernel. Below it the

@@ -416,6 +416,24 @@ def test_elementwise_shapes_and_errors(random_seed: int) -> None:
         mm.elementwise_product(x, y, multiplier="approx")
 
 
+
+@pytest.mark.parametrize(("xs", "ys"), [((4, 1, 6), (5, 1)), ((0, 1, 6), (5, 1)), ((), ()),
+                                        ((3,), (1, 3)), ((1, 1), ()), ((2, 3), (3,))])
+def test_flat_operands_are_writable_copies_or_views(xs: tuple[int, ...], ys: tuple[int, ...]
+                                                    ) -> None:
+    """The elementwise kernels get writable C-contiguous flat operands of the broadcast
+    values for writable inputs (a read-only ``broadcast_to`` view, as an empty or size-1
+    broadcast gave, compiles every kernel a second time), and read the inputs in place when
+    the broadcast adds no element."""
+    x = np.arange(1, 1 + np.prod(xs, dtype=int), dtype=np.float32).reshape(xs)
+    y = (-np.arange(1, 1 + np.prod(ys, dtype=int), dtype=np.float32)).reshape(ys)
+    xf, yf, shape = mm._flat_pair(x, y)
+    assert shape == np.broadcast_shapes(xs, ys)
+    for got, op in ((xf, x), (yf, y)):
+        assert got.flags.writeable and got.flags.c_contiguous and got.ndim == 1
+        assert np.array_equal(got, np.broadcast_to(op, shape).reshape(-1))
+        assert np.shares_memory(got, op) == (op.size == got.size > 0)
+
 def test_lmul_lmul_uses_the_same_bits(random_seed: int) -> None:
     """``lmul.lmul`` (which dispatches here) agrees with the pure-numpy path."""
     rng = np.random.default_rng([random_seed, 21])
