@@ -11,7 +11,8 @@ under ``experiments/checkpoints/`` as ``<tag>-seed<S>-epoch<E>.npz`` (little-end
 arrays named like the model's ``state_dict`` plus a JSON ``meta`` record, no pickles) with
 their SHA-256 in :data:`REFERENCE_SHA256`. :func:`get_weights` with ``reference=True`` uses one
 when it exists for exactly that configuration (full training set); evaluating it is then
-bit-exact on every machine for the integer and correctly rounded modes.
+bit-exact on every machine in every mode of :mod:`experiments.modes` (``fp32`` included: its
+matrix products are :func:`lmul.matmul_fp32`, in a fixed order).
 """
 
 from __future__ import annotations
