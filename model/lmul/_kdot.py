@@ -862,98 +862,12 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
     # int32 window sums: every truncated term is below 2**(align + 1), k + 1 of them.
     narrow = align + 1 + _ceil_log2(k + 1) <= 31
     man, sh, cadd = prm[_P_M], prm[_P_SH], prm[_P_CADD]
-    if narrow:
-        # Tiles of two rows: the int32 window steps of both share each load of B.
-        n_chunks = (n_len + chunk - 1) // chunk
-        n_pairs = (m_len + 1) // 2
-        n_tiles = n_pairs * n_chunks
-        n_blocks = min(n_tiles, _BLOCKS)
-        for blk in prange(n_blocks):
-            # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
-            pb, em, sc, s64, lost, tb, limbs = _scratch(chunk, k)
-            a32r = np.empty(k, dtype=np.int32)
-            rowr = np.empty(k, dtype=np.int64)
-            rlo = np.empty(k, dtype=np.int64)
-            rhi = np.empty(k, dtype=np.int64)
-            b32r = np.empty(k, dtype=np.int32)
-            rowr1 = np.empty(k, dtype=np.int64)
-            rlo1 = np.empty(k, dtype=np.int64)
-            rhi1 = np.empty(k, dtype=np.int64)
-            grp = np.empty(7 * k, dtype=np.int64)
-            sc32 = np.empty(chunk, dtype=np.float32)
-            sc32b = np.empty(chunk, dtype=np.float32)
-            em1 = np.empty(chunk, dtype=np.int32)
-            isum = np.empty(chunk, dtype=np.int32)
-            isum1 = np.empty(chunk, dtype=np.int32)
-            isum64 = np.empty(chunk, dtype=np.float64)
-            emf = np.empty(chunk, dtype=np.int16)
-            for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
-                m0 = 2 * (tile // n_chunks)
-                two = m0 + 1 < m_len
-                n0 = (tile % n_chunks) * chunk
-                n1 = min(n0 + chunk, n_len)
-                cs = n1 - n0
-                acc = out[m0 * n_len + n0:m0 * n_len + n1]
-                acc[:] = bias[n0:n1]
-                m1 = m0 + 1 if two else m0
-                acc1 = out[m1 * n_len + n0:m1 * n_len + n1]
-                if two:
-                    acc1[:] = bias[n0:n1]
-                for c0 in range(0, k_len, k):
-                    nk = min(k, k_len - c0)
-                    if two:
-                        ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m0, k_len,
-                                                         n_len, n0, c0, nk, prm, a32r, rowr, rlo,
-                                                         rhi)
-                        ok1, nz1, p_hi1, p_low1 = _lmul_rows(af, fbmin, fbmax, special, m1, k_len,
-                                                             n_len, n0, c0, nk, prm, b32r, rowr1,
-                                                             rlo1, rhi1)
-                        # No zero product in either row: both use every row of B, rowr == rowr1.
-                        if ok and ok1 and nz == nk and nz1 == nk:
-                            rt = _window_route(ok, acc, p_hi, p_low, wf, narrow, align)
-                            rt1 = _window_route(ok1, acc1, p_hi1, p_low1, wf, narrow, align)
-                            if rt == 1 and rt1 == 1:
-                                st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd,
-                                                    align, acc, acc1, em, em1, emf, sc32,
-                                                    sc32b, isum, isum1)
-                                if st == 0:
-                                    continue
-                    for r in range(1 if two else 0, -1, -1):
-                        mr = m0 + r
-                        accr = out[mr * n_len + n0:mr * n_len + n1]
-                        ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, mr, k_len,
-                                                         n_len, n0, c0, nk, prm, a32r, rowr, rlo,
-                                                         rhi)
-                        state = -1  # -1: general path; 0: done; 1: done but for zero results
-                        if ok:
-                            a_hi, a_low = _acc_bounds(accr)
-                            e_hi = max(p_hi, a_hi)
-                            if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
-                                state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, 0, man, rlo,
-                                                                 rhi, accr, s64, lost, grp))
-                            elif narrow and e_hi < 255:
-                                state = _window_sum_step32(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
-                                                           align, accr, em, emf, sc32, isum,
-                                                           lost)
-                            elif align <= wf and e_hi < 255:
-                                state = _window_sum_step64(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
-                                                           align, accr, em, emf, sc32, isum64,
-                                                           lost)
-                        if state == 0:
-                            continue
-                        _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, mr, k_len, n_len,
-                                       n0, n1, c0, nk, prm, pb)
-                        if state == 1:
-                            _redo_columns(accr, pb, nk, k, cs, align, lost, tb, limbs)
-                        else:
-                            _fused_tile(accr, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb,
-                                        limbs)
-                _canonical_nans(acc)
-                if two:
-                    _canonical_nans(acc1)
-        return
+    # Where the int32 window step applies, tiles of two rows: the steps of both share each load
+    # of B. One loop serves both tile heights: each parallel loop is compiled with every step
+    # inlined into it, so a loop per height would compile them all twice, for no speed.
+    rows = 2 if narrow else 1
     n_chunks = (n_len + chunk - 1) // chunk
-    n_tiles = m_len * n_chunks
+    n_tiles = (m_len + rows - 1) // rows * n_chunks
     n_blocks = min(n_tiles, _BLOCKS)
     for blk in prange(n_blocks):
         # Scratch once per block of tiles, not per tile: allocations cost as much as a step.
@@ -962,44 +876,77 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
         rowr = np.empty(k, dtype=np.int64)
         rlo = np.empty(k, dtype=np.int64)
         rhi = np.empty(k, dtype=np.int64)
+        b32r = np.empty(k, dtype=np.int32)
+        rowr1 = np.empty(k, dtype=np.int64)
+        rlo1 = np.empty(k, dtype=np.int64)
+        rhi1 = np.empty(k, dtype=np.int64)
         grp = np.empty(7 * k, dtype=np.int64)
         sc32 = np.empty(chunk, dtype=np.float32)
+        sc32b = np.empty(chunk, dtype=np.float32)
+        em1 = np.empty(chunk, dtype=np.int32)
         isum = np.empty(chunk, dtype=np.int32)
+        isum1 = np.empty(chunk, dtype=np.int32)
         isum64 = np.empty(chunk, dtype=np.float64)
         emf = np.empty(chunk, dtype=np.int16)
         for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
-            m = tile // n_chunks
+            m0 = rows * (tile // n_chunks)
+            two = narrow and m0 + 1 < m_len
             n0 = (tile % n_chunks) * chunk
             n1 = min(n0 + chunk, n_len)
             cs = n1 - n0
-            acc = out[m * n_len + n0:m * n_len + n1]
+            acc = out[m0 * n_len + n0:m0 * n_len + n1]
             acc[:] = bias[n0:n1]
+            m1 = m0 + 1 if two else m0
+            acc1 = out[m1 * n_len + n0:m1 * n_len + n1]
+            if two:
+                acc1[:] = bias[n0:n1]
             for c0 in range(0, k_len, k):
                 nk = min(k, k_len - c0)
-                ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0,
-                                                 c0, nk, prm, a32r, rowr, rlo, rhi)
-                state = -1  # -1: general path; 0: done; 1: done but for zero results
-                if ok:
-                    a_hi, a_low = _acc_bounds(acc)
-                    e_hi = max(p_hi, a_hi)
-                    if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
-                        state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, 0, man, rlo, rhi,
-                                                         acc, s64, lost, grp))
-                    elif narrow and e_hi < 255:
-                        state = _window_sum_step32(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
-                                                   align, acc, em, emf, sc32, isum, lost)
-                    elif align <= wf and e_hi < 255:
-                        state = _window_sum_step64(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
-                                                   align, acc, em, emf, sc32, isum64, lost)
-                if state == 0:
-                    continue
-                _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0, n1,
-                               c0, nk, prm, pb)
-                if state == 1:
-                    _redo_columns(acc, pb, nk, k, cs, align, lost, tb, limbs)
-                else:
-                    _fused_tile(acc, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
+                if two:
+                    ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m0, k_len, n_len,
+                                                     n0, c0, nk, prm, a32r, rowr, rlo, rhi)
+                    ok1, nz1, p_hi1, p_low1 = _lmul_rows(af, fbmin, fbmax, special, m1, k_len,
+                                                         n_len, n0, c0, nk, prm, b32r, rowr1,
+                                                         rlo1, rhi1)
+                    # No zero product in either row: both use every row of B, rowr == rowr1.
+                    if ok and ok1 and nz == nk and nz1 == nk:
+                        rt = _window_route(ok, acc, p_hi, p_low, wf, narrow, align)
+                        rt1 = _window_route(ok1, acc1, p_hi1, p_low1, wf, narrow, align)
+                        if rt == 1 and rt1 == 1:
+                            st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd,
+                                                align, acc, acc1, em, em1, emf, sc32, sc32b,
+                                                isum, isum1)
+                            if st == 0:
+                                continue
+                for r in range(1 if two else 0, -1, -1):
+                    mr = m0 + r
+                    accr = out[mr * n_len + n0:mr * n_len + n1]
+                    ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, mr, k_len, n_len,
+                                                     n0, c0, nk, prm, a32r, rowr, rlo, rhi)
+                    state = -1  # -1: general path; 0: done; 1: done but for zero results
+                    if ok:
+                        a_hi, a_low = _acc_bounds(accr)
+                        e_hi = max(p_hi, a_hi)
+                        if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
+                            state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, 0, man, rlo,
+                                                             rhi, accr, s64, lost, grp))
+                        elif narrow and e_hi < 255:
+                            state = _window_sum_step32(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
+                                                       align, accr, em, emf, sc32, isum, lost)
+                        elif align <= wf and e_hi < 255:
+                            state = _window_sum_step64(bpre, fbn, nz, a32r, rowr, 0, sh, cadd,
+                                                       align, accr, em, emf, sc32, isum64, lost)
+                    if state == 0:
+                        continue
+                    _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, mr, k_len, n_len, n0,
+                                   n1, c0, nk, prm, pb)
+                    if state == 1:
+                        _redo_columns(accr, pb, nk, k, cs, align, lost, tb, limbs)
+                    else:
+                        _fused_tile(accr, pb, nk, k, cs, align, wf, em, sc, s64, lost, tb, limbs)
             _canonical_nans(acc)
+            if two:
+                _canonical_nans(acc1)
 
 
 @njit(parallel=True, cache=True)
