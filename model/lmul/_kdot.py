@@ -390,7 +390,7 @@ def _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0,
         else:
             bbr = bb[row + n0:row + n1]
             for j in range(cs):
-                r64 = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat, prm[_P_FIN])
+                r64 = _lmul64(a, np.int64(bbr[j]), ebits, man, bias_e, offset, sat, prm[_P_FIN])
                 p[j] = _i32(_widen32(r64, e32, m32, inf32, field32, cadd, sub_scale))
 
 

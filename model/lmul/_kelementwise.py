@@ -76,7 +76,7 @@ def _elementwise(x, y, mode, prm, out):
         for i in prange(x.size):
             a = _round32(_f32_bits(x[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
             b = _round32(_f32_bits(y[i]), m32, emin, rne32, inf_bits, maxfin, sign_bit, qnan)
-            r = _lmul64(a, b, ebits, man, bias_e, offset, sat, prm[_P_FIN])
+            r = _lmul64(np.int64(a), np.int64(b), ebits, man, bias_e, offset, sat, prm[_P_FIN])
             out[i] = _bits_f32(_widen32(r, e32, m32, inf_bits, field_mask, cadd, sub_scale))
     elif man <= 11:
         # Exact products: the float32 product of two format values is exact when it is a normal

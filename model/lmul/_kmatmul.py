@@ -414,7 +414,7 @@ def matmul_lmul(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len, n_l
                                                         lo, hi, ovf))
                     else:
                         for j in range(w):
-                            rr = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat,
+                            rr = _lmul64(a, np.int64(bbr[j]), ebits, man, bias_e, offset, sat,
                                          prm[_P_FIN])
                             acc[j] += _bits_f32(_widen32(rr, e32, m32, inf32, field32, cadd,
                                                          sub_scale))
@@ -733,7 +733,7 @@ def narrow_lmul(x, mbase, koff, w, bias, obase, ostride, m_len, k_len, n_len, ch
                                                          lo, hi, ovf))
                     else:
                         for j in range(cs):
-                            r = _lmul64(a, bbr[j], ebits, man, bias_e, offset, sat,
+                            r = _lmul64(a, np.int64(bbr[j]), ebits, man, bias_e, offset, sat,
                                         prm[_P_FIN])
                             accn[j] += _bits_f32(_widen32(r, e32, m32, inf32, field32, cadd,
                                                           sub_scale))
