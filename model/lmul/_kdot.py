@@ -920,7 +920,7 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
                                 continue
                 for r in range(1 if two else 0, -1, -1):
                     mr = m0 + r
-                    accr = out[mr * n_len + n0:mr * n_len + n1]
+                    accr = acc1 if r == 1 else acc  # row mr, sliced once per tile
                     ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, mr, k_len, n_len,
                                                      n0, c0, nk, prm, a32r, rowr, rlo, rhi)
                     state = -1  # -1: general path; 0: done; 1: done but for zero results
