@@ -49,7 +49,7 @@ REQUIRED_FIELDS: dict[str, tuple[type, ...]] = {
 #: Fields a run may lack (or hold null where ``None`` is listed), and their types.
 OPTIONAL_FIELDS: dict[str, tuple[type | None, ...]] = {
     "train_limit": (int, None), "test_limit": (int, None), "batch_size": (int,),
-    "correct": (int,), "nonfinite": (int,),
+    "correct": (int,), "nonfinite": (int,), "fp32_order": (str,),
 }
 
 

@@ -25,15 +25,31 @@ CSV_FIELDS = ("dataset", "seq", "seed", "epochs", "mode", "accuracy", "correct",
               "train_loss", "train_wall_s", "eval_wall_s", "created")
 
 
+#: How the float32 products of a mode are summed: ``fixed`` is :func:`lmul.matmul_fp32` (the
+#: array's order, the same bits everywhere), ``blas`` the numpy BLAS product that results stored
+#: before it used (:func:`stored_key` reads stored records without the field so).
+FP32_ORDER = "fixed"
+LEGACY_FP32_ORDER = "blas"
+
+
+def uses_fp32_products(mode: str) -> bool:
+    """Whether a mode label's evaluation has float32 products (``fp32``, ``seed:head=fp32``,
+    ``fp32 [ft1]``); a recipe suffix in brackets names training, not evaluation."""
+    return "fp32" in mode.split(" [", 1)[0]
+
+
 def run_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     """Identity of a result: a rerun with the same key is skipped.
 
-    (dataset, seq, seed, epochs, mode, train limit, test limit, batch size): every option that
-    can change the number; a run recorded without ``batch_size`` counts as
-    :data:`experiments.report.LEGACY_BATCH_SIZE`.
+    (dataset, seq, seed, epochs, mode, train limit, test limit, batch size, float32 order):
+    every option that can change the number; a run recorded without ``batch_size`` counts as
+    :data:`experiments.report.LEGACY_BATCH_SIZE`; the float32 order (``fp32_order``, default
+    :data:`FP32_ORDER`) counts only for modes with float32 products, so a stored BLAS-order
+    ``fp32`` row does not stand in for the fixed-order one.
     """
+    order = rec.get("fp32_order", FP32_ORDER) if uses_fp32_products(rec["mode"]) else None
     return (rec["dataset"], rec["seq"], int(rec["seed"]), int(rec["epochs"]), rec["mode"],
-            rec.get("train_limit"), rec.get("test_limit"), batch_size_of(rec))
+            rec.get("train_limit"), rec.get("test_limit"), batch_size_of(rec), order)
 
 
 def now() -> str:
@@ -51,6 +67,12 @@ def check_results_path(path: Path) -> None:
         check_writable_file(path)
     except ValueError as err:
         raise ResultsError(f"{path}: {err}") from None
+
+
+def stored_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    """:func:`run_key` of a record read from a results file: one stored without
+    ``fp32_order`` predates the fixed-order float32 product (:data:`LEGACY_FP32_ORDER`)."""
+    return run_key({"fp32_order": LEGACY_FP32_ORDER, **rec})
 
 
 def _empty_doc() -> dict[str, Any]:
@@ -85,7 +107,7 @@ class ResultsStore:
 
     def _set(self, doc: dict[str, Any]) -> None:
         self.doc = doc
-        self._keys = {run_key(r) for r in doc["runs"]}
+        self._keys = {stored_key(r) for r in doc["runs"]}
 
     def refresh(self) -> None:
         """Re-read the file (another process may have added results); no lock needed, since
@@ -98,9 +120,10 @@ class ResultsStore:
 
     def add(self, rec: dict[str, Any]) -> None:
         """Merge one result into the file (kept out if its key is already there)."""
+        rec = {**rec, "fp32_order": rec.get("fp32_order", FP32_ORDER)}
         with locked(self.path):
             doc = self._read()
-            if run_key(rec) not in {run_key(r) for r in doc["runs"]}:
+            if run_key(rec) not in {stored_key(r) for r in doc["runs"]}:
                 doc["runs"].append(rec)
             doc["unavailable"].pop(rec["dataset"], None)
             self._write(doc)

@@ -27,14 +27,14 @@ from pathlib import Path
 from .. import grid
 from ..accuracy import parse_seeds
 from ..executor import RayExecutor, set_task_threads
-from ..store import run_key
+from ..store import stored_key
 
 TIMING_FIELDS = ("created", "train_wall_s", "eval_wall_s", "host")
 
 
 def _differing(a: dict, b: dict) -> int:
-    ka = {run_key(r): r for r in a["runs"]}
-    kb = {run_key(r): r for r in b["runs"]}
+    ka = {stored_key(r): r for r in a["runs"]}
+    kb = {stored_key(r): r for r in b["runs"]}
     bad = len(set(ka) ^ set(kb))
     for k in set(ka) & set(kb):
         fields = (set(ka[k]) | set(kb[k])) - set(TIMING_FIELDS)

@@ -313,7 +313,7 @@ def test_differences_sees_a_changed_result() -> None:
     later = {"runs": [{**run, "created": "t1", "eval_wall_s": 2.0}], "unavailable": {}}
     assert differences(doc, later) == []
     assert differences(doc, {"runs": [{**run, "correct": 35}], "unavailable": {}}) == [
-        "('mnist', 'rows', 0, 1, 'fp32', None, None, 1000) correct: 36 != 35"]
+        "('mnist', 'rows', 0, 1, 'fp32', None, None, 1000, 'fixed') correct: 36 != 35"]
     assert len(differences(doc, {"runs": [], "unavailable": {}})) == 1
     assert differences(doc, {"runs": [run], "unavailable": {"x": "y"}})
 

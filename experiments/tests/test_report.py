@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -88,3 +89,30 @@ def test_report_rejects_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert report.main([str(tmp_path / "missing.json")]) == 1
     err = capsys.readouterr().err
     assert "not an accuracy results file" in err and "no such results file" in err
+
+
+def test_blas_order_fp32_rows_do_not_stand_in_for_fixed_order_ones(tmp_path: Path) -> None:
+    """A results file written before the fp32 mode summed in fixed order: its fp32 rows (and
+    head=fp32 rows) must count as missing, its bf16/lmul rows as present, and a fresh fp32 row
+    must be added beside the old one and win in the table."""
+    from experiments.store import run_key, uses_fp32_products
+
+    path = tmp_path / "old.json"
+    old = [_record("mnist", 0, m, 90.0) for m in ("fp32", "lmul", "seed:head=fp32")]
+    path.write_text(json.dumps({"schema": report.SCHEMA, "runs": old, "unavailable": {}}))
+    store = ResultsStore(path)
+    query = {k: old[0][k] for k in ("dataset", "seq", "seed", "epochs", "n_test")}
+    assert not store.has(run_key({**query, "mode": "fp32"}))
+    assert not store.has(run_key({**query, "mode": "seed:head=fp32"}))
+    assert store.has(run_key({**query, "mode": "lmul"}))
+    assert uses_fp32_products("fp32 [ft1]") and not uses_fp32_products("lmul [ft1:fp32]")
+
+    store.add(_record("mnist", 0, "fp32", 91.0))
+    store.add(_record("mnist", 0, "fp32", 92.0))  # same key as the line above: kept out
+    doc = json.loads(path.read_text())
+    orders = [(r["mode"], r.get("fp32_order")) for r in doc["runs"]]
+    assert orders == [("fp32", None), ("lmul", None), ("seed:head=fp32", None),
+                      ("fp32", "fixed")]  # stored records are left as they were written
+    assert store.has(run_key({**query, "mode": "fp32"}))
+    (fp32_row,) = [r for r in report.build_rows(doc) if r.mode == "fp32"]
+    assert fp32_row.acc.mean == 91.0

@@ -16,7 +16,7 @@ import pytest
 
 from experiments import accuracy, data, grid, lstm, report
 from experiments.modes import parse_mode
-from experiments.store import ResultsStore, run_key
+from experiments.store import ResultsStore, run_key, uses_fp32_products
 from experiments.tests.helpers import synthetic_images
 from sim.lib import fileio
 
@@ -209,8 +209,15 @@ def test_committed_snapshots_still_load_and_tabulate_identically(tmp_path: Path)
         copy.write_bytes(src.read_bytes())
         store = ResultsStore(copy)
         assert len(store.doc["runs"]) == len(doc["runs"])
-        # Old runs were all made with the default batch, and count as such.
-        assert all(store.has(run_key({**r, "batch_size": 1000})) for r in doc["runs"])
+        # Old runs were all made with the default batch, and count as such; their float32
+        # products were BLAS-ordered, so their fp32 rows no longer stand for the fixed order.
+        blas = [r for r in doc["runs"] if uses_fp32_products(r["mode"])]
+        assert blas and len(blas) < len(doc["runs"])
+        assert all(store.has(run_key({**r, "batch_size": 1000, "fp32_order": "blas"}))
+                   for r in doc["runs"])
+        assert all(store.has(run_key({**r, "batch_size": 1000})) for r in doc["runs"]
+                   if r not in blas)
+        assert not any(store.has(run_key({**r, "batch_size": 1000})) for r in blas)
         assert not any(store.has(run_key({**r, "batch_size": 999})) for r in doc["runs"])
 
 
@@ -242,7 +249,8 @@ def test_batch_size_is_checked_and_part_of_the_key(tmp_path: Path,
     assert not out.exists()
 
     # A run recorded before the batch size was stored counts as the default batch: skipped.
-    legacy = {**_record(0), "test_limit": 24, "train_limit": 64, "n_test": 24}
+    legacy = {**_record(0), "test_limit": 24, "train_limit": 64, "n_test": 24,
+              "fp32_order": "fixed"}
     _results_file(out, [legacy])
     monkeypatch.setattr(grid, "evaluate", counting_eval)
     grid.run(jobs, ["fp32"], out, **kw)
