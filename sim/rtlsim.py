@@ -45,7 +45,7 @@ UNARY_DRIVER = DRIVER_DIR / "unary_driver.cpp"
 #: Oldest Verilator whose C++ model API (VerilatedContext, ports as members) the drivers use.
 MIN_VERILATOR = (5, 0)
 #: Bumped when the build recipe below changes, so cached libraries built the old way are not used.
-_RECIPE = "rtlsim-2"
+_RECIPE = "rtlsim-3"
 # The generated model is small straight-line code; -O2 runs it about twice as fast as
 # Verilator's default -Os.
 _OPT = ["OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2"]
@@ -133,6 +133,37 @@ def source_hashes(dirs: Sequence[Path] = (HDL_DIR,)) -> dict[str, str]:
     return out
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_INCLUDE = re.compile(r'`include\s+"([^"]+)"')
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+
+
+def design_sources(top: str, dirs: Sequence[Path]) -> list[Path]:
+    """The Verilog files a build of ``top`` can read, as Verilator resolves them from ``dirs``
+    (``-y``/``-I`` in order, first match wins): ``<top>.v``, then every ``<name>.v`` or
+    ``.sv`` whose name appears as a word outside comments in a file already taken (module
+    instantiations; a word in a string or an unused branch only adds a file), and every file
+    named by an `` `include ``. An over-approximation
+    of the files elaboration reads (one module per file, named like it), so a cache key over
+    them changes whenever the design can; files the design never names do not enter it."""
+    found: dict[str, Path] = {}
+    for d in dirs:
+        for path in sorted(Path(d).iterdir()):
+            if path.is_file() and path.suffix in _VERILOG_SUFFIXES:
+                found.setdefault(path.name, path)
+    todo, taken = [_find_top_file(top, dirs)], {}
+    while todo:
+        path = todo.pop()
+        if path.name in taken:
+            continue
+        taken[path.name] = path
+        text = _COMMENT.sub(" ", path.read_text(errors="replace"))
+        names = [f"{w}{ext}" for w in set(_WORD.findall(text)) for ext in (".v", ".sv")]
+        todo.extend(found[n] for n in (*names, *_INCLUDE.findall(text))
+                    if n in found and n not in taken)
+    return sorted(taken.values(), key=lambda p: p.name)
+
+
 def _find_top_file(top: str, dirs: Sequence[Path]) -> Path:
     for d in dirs:
         path = Path(d) / f"{top}.v"
@@ -199,7 +230,7 @@ def build_key(top: str, params: Mapping[str, int], cpp_sources: Sequence[Path],
     for part in (_RECIPE, version_line, top, repr(sorted(params.items())), repr(list(defines)),
                  repr(_OPT), repr(_CXXFLAGS)):
         h.update(part.encode() + b"\0")
-    for path in [*verilog_sources(hdl_dirs), *driver_files(cpp_sources)]:
+    for path in [*design_sources(top, hdl_dirs), *driver_files(cpp_sources)]:
         h.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\0")
     return h.hexdigest()
 
@@ -273,7 +304,7 @@ def build(top: str, params: Mapping[str, int], cpp_sources: Sequence[Path | str]
             os.replace(tmp_lib, final / lib.name)
             (final / "build.txt").write_text(
                 f"top={top}\nparams={params}\nkey={key}\n{version_line}\n"
-                + "".join(f"{p}\n" for p in [*verilog_sources(dirs), *cpp]))
+                + "".join(f"{p}\n" for p in [*design_sources(top, dirs), *cpp]))
             os.replace(final, out_dir)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,72 @@ def test_build_key_covers_the_driver_headers(tmp_path: Path) -> None:
     header = drivers / "rtlsim_model.h"
     header.write_text(header.read_text() + "// changed\n")
     assert rtlsim.build_key("lmul_core", {"EXP_BITS": 4}, cpp, [rtlsim.HDL_DIR]) != before
+
+
+SIM_HDL = rtlsim.REPO / "sim" / "hdl"
+
+
+def _verilator_deps(top: str, dirs: list[Path], params: dict[str, int], work: Path) -> set[str]:
+    """The Verilog files Verilator itself read for ``top`` (its ``--MMD`` dependency file)."""
+    (work / top).mkdir(parents=True)
+    cmd = ["verilator", "--cc", "--MMD", "-Wno-fatal", "--Mdir", str(work / top),
+           "--top-module", top, *[f"-G{k}={v}" for k, v in params.items()]]
+    for d in dirs:
+        cmd += ["-y", str(d), f"-I{d}"]
+    subprocess.run([*cmd, str(rtlsim._find_top_file(top, dirs))], check=True,
+                   capture_output=True)
+    (dep,) = (work / top).glob("*__ver.d")
+    return {Path(w).name for w in dep.read_text().split()
+            if Path(w).suffix in (".v", ".vh", ".sv", ".svh")}
+
+
+def _missing(scan: Callable[[str, list[Path]], list[Path]],
+             tmp_path: Path) -> dict[str, set[str]]:
+    """Files Verilator read that ``scan`` (a design_sources) leaves out, per design."""
+    cases: list[tuple[str, list[Path], dict[str, int]]] = [
+        (p.stem, [rtlsim.HDL_DIR], {}) for p in sorted(rtlsim.HDL_DIR.glob("*.v"))]
+    cases += [("mac_array", [rtlsim.HDL_DIR], {"DOT_K": 4, "ALIGN_BITS": 16}),
+              ("dot_pe", [rtlsim.HDL_DIR], {"PIPELINE": 1})]
+    cases += [(p.stem, [SIM_HDL, rtlsim.HDL_DIR], {}) for p in sorted(SIM_HDL.glob("*_lanes.v"))]
+    out = {}
+    for i, (top, dirs, params) in enumerate(cases):
+        read = _verilator_deps(top, dirs, params, tmp_path / str(i))
+        gap = read - {p.name for p in scan(top, dirs)}
+        if gap:
+            out[f"{top} {params}"] = gap
+    return out
+
+
+def test_design_sources_cover_every_file_verilator_reads(tmp_path: Path) -> None:
+    """The build key is taken over design_sources: it must hold every file elaboration reads
+    (checked against Verilator's own dependency list for every module of hdl/, the lanes
+    wrappers and the fused branches), and a scan that misses the includes is caught."""
+    assert _missing(rtlsim.design_sources, tmp_path / "good") == {}
+
+    def no_includes(top: str, dirs: list[Path]) -> list[Path]:
+        return [p for p in rtlsim.design_sources(top, dirs) if p.suffix != ".vh"]
+
+    gaps = _missing(no_includes, tmp_path / "broken")
+    assert gaps and all(g == {"lmul_defs.vh"} or "act_coef.vh" in g for g in gaps.values())
+
+
+def test_build_key_ignores_files_the_design_does_not_use(tmp_path: Path) -> None:
+    """An edit of a module lmul_core does not instantiate keeps its cached build; an edit of
+    one it does (fp_classify.v) or of the shared header gives a new one."""
+    copy = tmp_path / "hdl"
+    shutil.copytree(rtlsim.HDL_DIR, copy)
+    cpp = [rtlsim.BINOP_DRIVER]
+
+    def key() -> str:
+        return rtlsim.build_key("lmul_core", {"EXP_BITS": 4}, cpp, [copy])
+
+    before = key()
+    assert before == rtlsim.build_key("lmul_core", {"EXP_BITS": 4}, cpp, [rtlsim.HDL_DIR])
+    for name, changes in (("dot_pe.v", False), ("fp_add.v", False), ("fp_classify.v", True),
+                          ("lmul_defs.vh", True)):
+        path = copy / name
+        text = path.read_text()
+        path.write_text(text + "// edited\n")
+        assert (key() != before) is changes, name
+        path.write_text(text)
+    assert key() == before
