@@ -21,8 +21,6 @@ Run: ``pytest sim/test_act_unit.py`` (``-s`` shows seeds and counts).
 from __future__ import annotations
 
 import os
-import re
-import shutil
 from pathlib import Path
 
 import cocotb
@@ -31,7 +29,8 @@ import pytest
 from cocotb.triggers import Timer
 
 import lmul
-from sim.lib.common import HDL_DIR, random_seed, run_cocotb, tb_parameters, vector_count
+from sim.lib.common import random_seed, run_cocotb, tb_parameters, vector_count
+from sim.lib.mutation import broken_hdl
 
 DEFAULT_RANDOM_VECTORS = 3_000
 QNAN = 0x7FC00000
@@ -172,23 +171,17 @@ MUTATIONS = {
 }
 
 
-def broken_hdl(tmp: Path, mutation: str) -> Path:
+def broken_act_unit(tmp: Path, mutation: str) -> Path:
     """A copy of hdl/ with one deliberate bug in act_unit.v (``MUTATIONS``)."""
     pattern, repl, _ = MUTATIONS[mutation]
-    hdl = tmp / "hdl_broken"
-    shutil.copytree(HDL_DIR, hdl)
-    path = hdl / "act_unit.v"
-    text, count = re.subn(pattern, lambda _m: repl, path.read_text())
-    assert count == 1, f"mutation {mutation!r} no longer applies to act_unit.v"
-    path.write_text(text)
-    return hdl
+    return broken_hdl(tmp, "act_unit.v", pattern, repl)
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_a_broken_design_fails_the_regression(tmp_path: Path, mutation: str) -> None:
     """The regression on a copy of hdl/ with one bug in act_unit.v must fail (tanh, pwl256:
     the set whose results need binary32 rounding)."""
-    hdl = broken_hdl(tmp_path, mutation)
+    hdl = broken_act_unit(tmp_path, mutation)
     with pytest.raises(SystemExit, match="FAILED"):
         _run("pwl256", "tanh", tmp_path, hdl_dir=hdl,
              tag=f"broken-{mutation.replace(' ', '_')}")

@@ -30,7 +30,6 @@ Run: ``pytest sim/test_dot_datapath.py`` (``-rA`` shows seeds, counts and covera
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from fractions import Fraction
@@ -54,6 +53,7 @@ from sim.lib.common import (
     unpack_steps,
     vector_count,
 )
+from sim.lib.mutation import broken_hdl
 
 DEFAULT_VECTORS = 1_500
 LANES = 8
@@ -459,22 +459,16 @@ MUTATIONS = {
 }
 
 
-def broken_hdl(tmp: Path, mutation: str) -> Path:
+def broken_datapath(tmp: Path, mutation: str) -> Path:
     """A copy of hdl/ with one deliberate bug (``MUTATIONS``)."""
     file, pattern, repl, _ = MUTATIONS[mutation]
-    hdl = tmp / "hdl_broken"
-    shutil.copytree(HDL_DIR, hdl)
-    path = hdl / file
-    text, count = re.subn(pattern, lambda _m: repl, path.read_text())
-    assert count == 1, f"mutation {mutation!r} no longer applies to {file}: update MUTATIONS"
-    path.write_text(text)
-    return hdl
+    return broken_hdl(tmp, file, pattern, repl)
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
 def test_a_broken_design_fails_the_regression(tmp_path: Path, mutation: str) -> None:
     """The same regression on a copy of hdl/ with one bug must fail."""
-    hdl = broken_hdl(tmp_path, mutation)
+    hdl = broken_datapath(tmp_path, mutation)
     # cocotb-test raises SystemExit("FAILED <n> tests.") when a cocotb test fails (a compile
     # error would say otherwise and must not count as caught).
     with pytest.raises(SystemExit, match="FAILED"):

@@ -29,7 +29,7 @@ Run: ``pytest sim/test_dot_pe.py`` (``-rA`` shows the seed and counts).
 from __future__ import annotations
 
 import math
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,13 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 import lmul
 from sim.lib.common import (
-    HDL_DIR,
     config_from_parameters,
     pack_lanes,
     random_seed,
     run_cocotb,
     tb_parameters,
 )
+from sim.lib.mutation import broken_hdl
 from sim.test_mac_array import TILE_KINDS, ArrayConfig, random_tile
 from sim.test_mac_array_fused import fused_tile
 
@@ -212,13 +212,9 @@ def test_dot_pe(preset: str, k: int, align: int, multiplier: int, pipeline: int)
 def test_a_broken_pipelined_pe_is_caught(tmp_path: Path) -> None:
     """The PIPELINE = 1 regression on an hdl/ copy whose sum stage starts a dot product from the
     input step's tokens (in_first ? in_bias) instead of the registered step's must fail."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(HDL_DIR, hdl)
-    path = hdl / "dot_pe.v"
-    text = path.read_text()
-    good = "wire [31:0]     base = out_first ? out_bias : acc;"
-    assert text.count(good) == 1, "dot_pe.v changed: update the mutation"
-    path.write_text(text.replace(good, "wire [31:0]     base = in_first ? in_bias : acc;"))
+    hdl = broken_hdl(tmp_path, "dot_pe.v",
+                     re.escape("wire [31:0]     base = out_first ? out_bias : acc;"),
+                     "wire [31:0]     base = in_first ? in_bias : acc;")
     with pytest.raises(SystemExit, match="FAILED"):
         run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[1]),
                    testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-pipeline-tokens")

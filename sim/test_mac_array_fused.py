@@ -17,6 +17,7 @@ Run: ``pytest sim/test_mac_array_fused.py`` (``-rA`` shows seeds and cycle count
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,6 +35,7 @@ from sim.lib.common import (
     run_cocotb,
     tb_parameters,
 )
+from sim.lib.mutation import broken_hdl
 from sim.test_mac_array import (
     TILE_KINDS,
     ArrayConfig,
@@ -152,13 +154,8 @@ def test_mac_array_fused(preset: str, rows: int, cols: int, dot_k: int, align: i
 def test_a_broken_fused_array_is_caught(tmp_path: Path) -> None:
     """The first configuration's regression on an hdl/ copy whose fp_dot_sum adder tree loses
     every carry (XOR instead of +) must fail."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(HDL_DIR, hdl)
-    path = hdl / "fp_dot_sum.v"
-    text = path.read_text()
-    good = "tree[k] = tree[2*k] + tree[2*k+1];"
-    assert text.count(good) == 1, "fp_dot_sum.v changed: update the mutation"
-    path.write_text(text.replace(good, "tree[k] = tree[2*k] ^ tree[2*k+1];"))
+    hdl = broken_hdl(tmp_path, "fp_dot_sum.v", re.escape("tree[k] = tree[2*k] + tree[2*k+1];"),
+                     "tree[k] = tree[2*k] ^ tree[2*k+1];")
     with pytest.raises(SystemExit, match="FAILED"):
         run_cocotb("test_mac_array_fused", "mac_array", parameters=_parameters(*CASES[0]),
                    testcase="run_fused_array$", hdl_dir=hdl, build_tag="broken-carry")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 import lmul
 from sim import prove, rtlsim
 from sim.lib import int_oracle, oracle
+from sim.lib.mutation import broken_hdl
 
 SLICE_CONFIGS = [
     "lmul_core/bf16/offset=paper/saturate=0",
@@ -173,15 +173,8 @@ def test_slice_of_the_proof(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def _broken_copy(tmp_path: Path) -> Path:
     """hdl/ with one constant of lmul_core changed: the underflow limit moves up one binade."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "lmul_core.v"
-    text = path.read_text()
-    broken, count = re.subn(r"(UNDER_LIMIT\s*=\s*\(BIAS_V\s*\+\s*)ONE_V(\))", r"\1ONE_V + ONE_V\2",
-                            text)
-    assert count == 1, "the mutation no longer applies to hdl/lmul_core.v: update _broken_copy"
-    path.write_text(broken)
-    return hdl
+    return broken_hdl(tmp_path, "lmul_core.v", r"(UNDER_LIMIT\s*=\s*\(BIAS_V\s*\+\s*)ONE_V(\))",
+                      lambda m: f"{m[1]}ONE_V + ONE_V{m[2]}")
 
 
 def test_a_broken_lmul_core_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,13 +214,8 @@ def test_a_broken_fp_mul_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture
     """hdl/ with fp_mul's denormalisation shift forgetting the bits it drops (no sticky): ties
     and near-ties of subnormal results round wrong, and the proof against the product reference
     reports them and exits 1."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "fp_mul.v"
-    text, count = re.subn(r"assign sticky_shift = right & \(", "assign sticky_shift = 1'b0 & (",
-                          path.read_text())
-    assert count == 1, "the mutation no longer applies to hdl/fp_mul.v: update this test"
-    path.write_text(text)
+    hdl = broken_hdl(tmp_path, "fp_mul.v", r"assign sticky_shift = right & \(",
+                     "assign sticky_shift = 1'b0 & (")
     rc = prove.main(["--configs", "fp_mul/bf16/subnormals=1", "--pairs", "2^20", "--hdl-dir",
                      str(hdl), "--state", str(tmp_path / "state.json"), "--no-results",
                      "--no-progress"])
@@ -344,12 +332,7 @@ def test_a_broken_dot_datapath_is_caught(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """hdl/ with fp_dot_sum's ties rounded away from zero: the proof reports mismatching steps
     (with their lanes and accumulator) and exits 1."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "fp_dot_sum.v"
-    text, count = re.subn(r"\.sticky  \(stk\)", ".sticky  (stk | grd)", path.read_text())
-    assert count == 1, "the mutation no longer applies to hdl/fp_dot_sum.v: update this test"
-    path.write_text(text)
+    hdl = broken_hdl(tmp_path, "fp_dot_sum.v", r"\.sticky  \(stk\)", ".sticky  (stk | grd)")
     rc = prove.main(["--configs", "dot/bf16/K=4/align=32/exact", "--pairs", "2^17",
                      "--hdl-dir", str(hdl), "--state", str(tmp_path / "state.json"),
                      "--no-results", "--no-progress"])
@@ -377,13 +360,8 @@ def test_act_slice_of_the_proof(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_a_broken_act_unit_is_caught(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """hdl/ with act_unit's segment offset product one bit short: the proof of a slice around
     x = 1.0 reports mismatching inputs and exits 1."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "act_unit.v"
-    text, count = re.subn(r"a \+ \{1'b0, prod\[COEF_BITS\+K-1:K\]\}",
-                          "a + {1'b0, prod[COEF_BITS+K-2:K-1]}", path.read_text())
-    assert count == 1, "the mutation no longer applies to hdl/act_unit.v: update this test"
-    path.write_text(text)
+    hdl = broken_hdl(tmp_path, "act_unit.v", r"a \+ \{1'b0, prod\[COEF_BITS\+K-1:K\]\}",
+                     "a + {1'b0, prod[COEF_BITS+K-2:K-1]}")
     rc = prove.main(["--configs", "act/pwl16/tanh", "--pairs", "2^16", "--start",
                      str(0x3F800000), "--hdl-dir", str(hdl), "--state",
                      str(tmp_path / "state.json"), "--no-results", "--no-progress"])
