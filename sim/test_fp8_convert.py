@@ -18,7 +18,6 @@ required to be non-zero.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -30,13 +29,13 @@ import pytest
 import lmul
 from sim.lib.common import (
     BUILD_DIR,
-    HDL_DIR,
     assert_bits_equal,
     drive_steps,
     random_seed,
     run_cocotb,
     vector_count,
 )
+from sim.lib.mutation import E4M3FN_CODE_AS_INF, broken_hdl
 
 LANES = 16  # vectors per step (wider buses cost Icarus more per vector)
 FMT = lmul.PRESETS["e4m3fn"]
@@ -106,13 +105,7 @@ def test_fp8_convert() -> None:
 def test_fp8_convert_catches_a_classifier_with_an_e4m3fn_inf(tmp_path: Path) -> None:
     """hdl/ whose fp_classify reads S.1111.000 (256) as Inf, as an IEEE-style classifier would:
     the widening of that code differs, so the regression must fail."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(HDL_DIR, hdl)
-    path = hdl / "fp_classify.v"
-    text, count = re.subn(r"wire special = e_ones & \(~fn \| \(&m\)\);",
-                          "wire special = e_ones & (~fn | (&m) | m_zero);", path.read_text())
-    assert count == 1, "the mutation no longer applies to hdl/fp_classify.v: update this test"
-    path.write_text(text)
+    hdl = broken_hdl(tmp_path, *E4M3FN_CODE_AS_INF)
     shutil.rmtree(BUILD_DIR / "fp8_convert_lanes-broken-classifier", ignore_errors=True)
     with pytest.raises(SystemExit):
         run_cocotb("test_fp8_convert", "fp8_convert_lanes", ("fp8_convert_lanes.v",),

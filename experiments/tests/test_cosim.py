@@ -24,7 +24,7 @@ the weights being trained.
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ import torch
 import lmul
 from experiments import cosim, lstm
 from experiments.modes import parse_mode
-from sim import rtlsim
+from sim.lib.mutation import broken_hdl
 
 N_IMAGES = 4
 SEED = 20241001
@@ -129,14 +129,8 @@ def test_dump_operands(network, images, tmp_path) -> None:
 
 def _broken_hdl(tmp_path: Path) -> Path:
     """A copy of hdl/ whose lmul_core adds OFFSET + 1 instead of OFFSET."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "lmul_core.v"
-    src = path.read_text()
-    line = "+ {2'b00, b[FW-1:0]} + OFFSET_V;"
-    assert src.count(line) == 1, "lmul_core.v changed: update the mutation in this test"
-    path.write_text(src.replace(line, "+ {2'b00, b[FW-1:0]} + OFFSET_V + ONE_V;"))
-    return hdl
+    return broken_hdl(tmp_path, "lmul_core.v", re.escape("+ {2'b00, b[FW-1:0]} + OFFSET_V;"),
+                      "+ {2'b00, b[FW-1:0]} + OFFSET_V + ONE_V;")
 
 
 FUSED = [cosim.fused_variant(b, cosim.DEFAULT_DOT_K, cosim.DEFAULT_ALIGN_BITS).name
@@ -196,14 +190,8 @@ def test_model_fused_mode_takes_the_fused_gates(network, images) -> None:
 
 def _broken_dot_hdl(tmp_path: Path) -> Path:
     """A copy of hdl/ whose dot_datapath multiplies lane i of A by lane K-1-i of B."""
-    hdl = tmp_path / "hdl_broken_dot"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "dot_datapath.v"
-    src = path.read_text()
-    line = ".b(b[i*W+:W]),"
-    assert src.count(line) == 1, "dot_datapath.v changed: update the mutation in this test"
-    path.write_text(src.replace(line, ".b(b[(K-1-i)*W+:W]),"))
-    return hdl
+    return broken_hdl(tmp_path, "dot_datapath.v", re.escape(".b(b[i*W+:W]),"),
+                      ".b(b[(K-1-i)*W+:W]),", name="hdl_broken_dot")
 
 
 def test_broken_fused_rtl_is_caught(network, images, tmp_path) -> None:
@@ -326,12 +314,8 @@ def test_fp_to_fmt_proof_sample(tmp_path) -> None:
         assert doc["formats"][name]["inputs"] == 2 << 20
         assert doc["formats"][name]["mismatches"] == 0
     assert "| bf16 | 2,097,152 | 0 |" in out.with_suffix(".md").read_text()
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    src = (hdl / "fp_to_fmt.v").read_text()
-    line = "wire        guard  = wide[MAX_SHIFT-1];"
-    assert src.count(line) == 1, "fp_to_fmt.v changed: update the mutation in this test"
-    (hdl / "fp_to_fmt.v").write_text(src.replace(line, "wire        guard  = 1'b0;"))
+    hdl = broken_hdl(tmp_path, "fp_to_fmt.v", re.escape("wire        guard  = wide[MAX_SHIFT-1];"),
+                     "wire        guard  = 1'b0;")
     bad = cosim.prove_fp_to_fmt(["bf16"], tmp_path / "broken.json", inputs=1 << 20,
                                 progress=False, hdl_dirs=[hdl], log=lambda s: None,
                                 chunk_bits=20)

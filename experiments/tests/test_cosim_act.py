@@ -17,7 +17,7 @@ The network and images are those of test_cosim.py: an untrained seeded LSTM and 
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import pytest
 
 from experiments import cosim, lstm
 from experiments.modes import parse_mode
-from sim import rtlsim
+from sim.lib.mutation import broken_hdl
 
 from . import test_cosim
 
@@ -79,13 +79,7 @@ def test_whole_cell_on_rtl_bit_identical(base: str, network, images,
 
 def _copy_hdl(tmp_path: Path, tag: str, module: str, line: str, new: str) -> Path:
     """A copy of hdl/ with one line of ``module``.v replaced."""
-    hdl = tmp_path / f"hdl_{tag}"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / f"{module}.v"
-    src = path.read_text()
-    assert src.count(line) == 1, f"{module}.v changed: update the mutation in this test"
-    path.write_text(src.replace(line, new))
-    return hdl
+    return broken_hdl(tmp_path, f"{module}.v", re.escape(line), new, name=f"hdl_{tag}")
 
 
 @pytest.mark.parametrize(("module", "line", "new"), [

@@ -9,16 +9,15 @@ exact multiplier x SUBNORMALS). The fp_mul reference of a finite-only format
 from __future__ import annotations
 
 import json
-import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lmul
-from sim import prove, rtlsim
+from sim import prove
 from sim.lib import int_oracle
+from sim.lib.mutation import E4M3FN_CODE_AS_INF, broken_hdl
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
@@ -73,14 +72,7 @@ def test_e4m3fn_configurations_in_full(tmp_path: Path,
 def _broken_classifier(tmp_path: Path) -> Path:
     """hdl/ whose fp_classify treats the finite-only code S.1111.000 (256) as Inf, as an
     IEEE-style classifier would."""
-    hdl = tmp_path / "hdl_broken"
-    shutil.copytree(rtlsim.HDL_DIR, hdl)
-    path = hdl / "fp_classify.v"
-    text, count = re.subn(r"wire special = e_ones & \(~fn \| \(&m\)\);",
-                          "wire special = e_ones & (~fn | (&m) | m_zero);", path.read_text())
-    assert count == 1, "the mutation no longer applies to hdl/fp_classify.v: update this test"
-    path.write_text(text)
-    return hdl
+    return broken_hdl(tmp_path, *E4M3FN_CODE_AS_INF)
 
 
 def test_a_classifier_with_an_e4m3fn_inf_is_caught(tmp_path: Path,
