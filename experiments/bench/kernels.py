@@ -76,13 +76,7 @@ FUSED_SETTINGS = ((16, lmul.FUSED_EXACT_ALIGN_BITS), (16, 32), (16, 24), (16, 8)
 def best_cpu_time(fn: Callable[[], object], repeats: int) -> float:
     """Least process CPU time (s, all threads) of ``repeats`` calls after one warm-up call: on
     a shared machine CPU time varies less with other jobs than wall time does."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return min(times)
+    return best_time(fn, repeats, clock=time.process_time)
 
 
 def print_fused_ratios(a: np.ndarray, w_t: np.ndarray, bias: np.ndarray, repeats: int) -> None:
