@@ -29,10 +29,13 @@ checks them against the rational oracle ``sim/lib/oracle.py``.
 Pair index space: a 2-operand configuration of width W has 2^(2W) pairs; pair ``i`` is
 ``a = i >> W``, ``b = i & (2^W - 1)``. Work is done in blocks of 2^16 consecutive pairs spread
 over ``--threads`` threads (each with its own Verilator model); after every chunk of blocks the
-progress is written atomically to the resume file (``build/prove/state.json``), together with the
-SHA-256 of every source it depends on. An interrupted run continues where it stopped; a resume
-file written for other sources, or a corrupted one, stops the run with an error (``--fresh``
-starts over).
+progress is written atomically to the resume file (``build/prove/state.json``). Each configuration's
+entry records the SHA-256 of the sources that configuration depends on: the Verilog files its
+design can read (``rtlsim.design_sources``) and the reference, model and harness files it uses.
+An interrupted run continues where it stopped; a configuration whose sources changed since its
+entry was written starts over (and says which files changed), while the others keep their
+progress, so after an edit of one module ``make prove`` re-proves only the configurations that
+read it. A corrupted resume file stops the run with an error (``--fresh`` starts over).
 
 Slices (what ``make test`` runs): ``LMUL_PROVE_PAIRS`` (or ``--pairs``; ``2^24`` and ``1<<24``
 spellings are accepted) checks that many pairs per configuration: whole blocks picked at random
@@ -87,7 +90,7 @@ BLOCK_BITS = 16
 BLOCK = 1 << BLOCK_BITS
 #: Blocks per chunk: the resume file is written after each chunk (2^25 pairs, about a second).
 CHUNK_BLOCKS = 512
-STATE_VERSION = 1
+STATE_VERSION = 2
 DEFAULT_STATE = REPO / "build" / "prove" / "state.json"
 DEFAULT_OUT = REPO / "results"
 DEFAULT_FP32_VECTORS = 100_000_000
@@ -404,15 +407,32 @@ def random_block(fmt: lmul.Format, seed: int, index: int, n: int) -> tuple[np.nd
 # Sources and the resume file
 
 
-def model_sources() -> list[Path]:
-    """Python and C++ sources whose behaviour the proof depends on (model and harness)."""
+_HARNESS = (Path(__file__).resolve(), Path(rtlsim.__file__).resolve())
+
+
+def model_sources(top: str | None = None) -> list[Path]:
+    """Python and C++ sources a configuration of ``top`` depends on besides its Verilog: the
+    harness, the driver, the reference (``int_oracle`` for ``fp_mul``/``fp_add``, which share
+    no code with the model beyond the format table; the ``lmul`` package otherwise). ``None``:
+    the union over every top."""
+    if top is None:
+        tops = ("lmul_core", "fp_mul", "fp_add", "dot_datapath", "act_unit")
+        return sorted({p for t in tops for p in model_sources(t)})
     pkg = Path(lmul.__file__).resolve().parent
-    files = sorted(pkg.glob("*.py"))
-    files += [Path(__file__).resolve(), Path(int_oracle.__file__).resolve(),
-              Path(rtlsim.__file__).resolve(), rtlsim.BINOP_DRIVER,
-              Path(prove_dot.__file__).resolve(), Path(dot_oracle.__file__).resolve(),
-              rtlsim.DOT_DRIVER, rtlsim.SIM_HDL_DIR / "dot_datapath_lanes.v",
-              Path(prove_act.__file__).resolve(), prove_act.UNARY_DRIVER]
+    files = list(_HARNESS)
+    if top in ("fp_mul", "fp_add"):
+        files += [Path(int_oracle.__file__).resolve(), rtlsim.BINOP_DRIVER, pkg / "_formats.py"]
+    elif top == "lmul_core":
+        files += [*sorted(pkg.glob("*.py")), rtlsim.BINOP_DRIVER]
+    elif top == "dot_datapath":
+        files += [*sorted(pkg.glob("*.py")), Path(prove_dot.__file__).resolve(),
+                  Path(dot_oracle.__file__).resolve(), Path(int_oracle.__file__).resolve(),
+                  rtlsim.DOT_DRIVER]
+    elif top == "act_unit":
+        files += [*sorted(pkg.glob("*.py")), Path(prove_act.__file__).resolve(),
+                  prove_act.UNARY_DRIVER]
+    else:
+        raise ValueError(f"no sources known for {top}")
     return files
 
 
@@ -423,20 +443,46 @@ def _rel(path: Path) -> str:
         return str(Path(path).resolve())
 
 
-def source_hashes(hdl_dirs: Sequence[Path]) -> dict[str, dict[str, str]]:
-    """SHA-256 of every Verilog file (``verilog``) and model/harness source (``model``)."""
-    return {
-        "verilog": rtlsim.source_hashes(hdl_dirs),
-        "model": {_rel(p): sha256_file(p) for p in model_sources()},
-    }
+def config_sources(config: Config, hdl_dirs: Sequence[Path]) -> dict[str, dict[str, str]]:
+    """SHA-256 of the Verilog files ``config``'s design can read (``verilog``: the build's own
+    search path, ``sim/hdl/`` first for the dot_datapath wrapper) and of its reference, model
+    and harness sources (``model``), keyed by path relative to the repository."""
+    if config.top == "dot_datapath":
+        top, dirs = "dot_datapath_lanes", [rtlsim.SIM_HDL_DIR, *hdl_dirs]
+    else:
+        top, dirs = config.top, list(hdl_dirs)
+    return {"verilog": {_rel(p): sha256_file(p) for p in rtlsim.design_sources(top, dirs)},
+            "model": {_rel(p): sha256_file(p) for p in model_sources(config.top)}}
 
 
-def load_state(path: Path, hashes: dict[str, dict[str, str]], fresh: bool) -> dict:
+def source_hashes(configs: Sequence[Config], hdl_dirs: Sequence[Path]
+                  ) -> dict[str, dict[str, dict[str, str]]]:
+    """:func:`config_sources` of each configuration, by name."""
+    return {c.name: config_sources(c, hdl_dirs) for c in configs}
+
+
+def _merged(sources: Sequence[dict[str, dict[str, str]]]) -> dict[str, dict[str, str]]:
+    """The union of several configurations' sources (one hash per file: they are read once)."""
+    out: dict[str, dict[str, str]] = {"verilog": {}, "model": {}}
+    for src in sources:
+        for kind in out:
+            out[kind].update(src[kind])
+    return out
+
+
+def _changed(old: dict, new: dict[str, dict[str, str]]) -> list[str]:
+    return sorted(f for kind in ("verilog", "model")
+                  for f in set(old.get(kind, {})) | set(new[kind])
+                  if old.get(kind, {}).get(f) != new[kind].get(f))
+
+
+def load_state(path: Path, fresh: bool) -> dict:
     """The resume state at ``path`` (empty if absent or ``fresh``).
 
-    Raises ProofError for a file that is not a valid state or that was written for other sources.
+    Raises ProofError for a file that is not a valid state (another version included). Whether
+    an entry's sources still hold is :func:`run_config`'s decision, per configuration.
     """
-    empty = {"version": STATE_VERSION, "sources": hashes, "configs": {}}
+    empty = {"version": STATE_VERSION, "configs": {}}
     if fresh or not path.exists():
         return empty
     fix = f"delete {_rel(path)} or pass --fresh to start over"
@@ -449,21 +495,14 @@ def load_state(path: Path, hashes: dict[str, dict[str, str]], fresh: bool) -> di
         if not isinstance(configs, dict):
             raise ValueError("'configs' is not an object")
         for name, entry in configs.items():
-            for field in ("plan", "blocks_done", "pairs", "mismatches", "wall_s", "first"):
+            for field in ("plan", "sources", "blocks_done", "pairs", "mismatches", "wall_s",
+                          "first"):
                 if field not in entry:
                     raise ValueError(f"entry {name!r} lacks {field!r}")
             if not isinstance(entry["blocks_done"], int) or entry["blocks_done"] < 0:
                 raise ValueError(f"entry {name!r} has blocks_done {entry['blocks_done']!r}")
-        old = state["sources"]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ProofError(f"resume file {_rel(path)} is corrupted ({exc}): {fix}") from None
-    if old != hashes:
-        changed = sorted(
-            f for kind in ("verilog", "model")
-            for f in set(old.get(kind, {})) | set(hashes[kind])
-            if old.get(kind, {}).get(f) != hashes[kind].get(f))
-        raise ProofError(f"resume file {_rel(path)} was written for other sources (changed: "
-                         f"{', '.join(changed) or 'layout'}): {fix}")
     return state
 
 
@@ -571,13 +610,22 @@ def _pair_evaluator(config: Config, plan: Plan, block: int, threads: int,
 
 
 def run_config(config: Config, plan: Plan, state: dict, state_path: Path | None,
-               threads: int, hdl_dirs: Sequence[Path], progress: bool = True) -> Outcome:
-    """Prove one configuration (resuming from ``state``), saving progress after each chunk."""
+               threads: int, hdl_dirs: Sequence[Path], progress: bool = True,
+               sources: dict[str, dict[str, str]] | None = None) -> Outcome:
+    """Prove one configuration (resuming from ``state`` if its entry has the same plan and was
+    written for the same ``sources``, default :func:`config_sources`), saving progress after
+    each chunk."""
     key = plan.key(config)
+    if sources is None:
+        sources = config_sources(config, hdl_dirs)
     entry = state["configs"].get(config.name)
-    if entry is None or entry["plan"] != key:
-        entry = {"plan": key, "blocks_done": 0, "pairs": 0, "mismatches": 0, "wall_s": 0.0,
-                 "first": [], "complete": False}
+    if entry is not None and entry["plan"] == key and entry["sources"] != sources:
+        print(f"{config.name}: sources changed since the resume file "
+              f"({', '.join(_changed(entry['sources'], sources)) or 'layout'}), starting over",
+              file=sys.stderr)
+    if entry is None or entry["plan"] != key or entry["sources"] != sources:
+        entry = {"plan": key, "sources": sources, "blocks_done": 0, "pairs": 0,
+                 "mismatches": 0, "wall_s": 0.0, "first": [], "complete": False}
         state["configs"][config.name] = entry
     block, blocks = plan.blocks(config)
     params = dict(config.params)
@@ -661,17 +709,22 @@ def _fmt_rate(x: float) -> str:
 
 
 def write_results(out_dir: Path, outcomes: list[Outcome], configs: dict[str, Config],
-                  hashes: dict[str, dict[str, str]], meta: dict) -> None:
-    """Merge ``outcomes`` into ``out_dir/proof.json`` (keeping entries proven on the same
-    sources) and regenerate ``out_dir/proof.md``."""
+                  hashes: dict[str, dict[str, dict[str, str]]], meta: dict,
+                  hdl_dirs: Sequence[Path] = (rtlsim.HDL_DIR,)) -> None:
+    """Merge ``outcomes`` into ``out_dir/proof.json`` (keeping other configurations' entries
+    whose recorded sources are still today's) and regenerate ``out_dir/proof.md``.
+    ``hashes`` holds :func:`config_sources` of the configurations in ``outcomes``."""
     path = out_dir / "proof.json"
     entries: dict[str, dict] = {}
     if path.exists():
         try:
             old = json.loads(path.read_text())
-            if old.get("sources") == hashes:
-                entries = {e["config"]: e for e in old.get("configs", [])}
-        except (ValueError, AttributeError, KeyError, TypeError):
+            known = {c.name: c for c in all_configs()}
+            for e in old.get("configs", []):
+                c = known.get(e["config"])
+                if c is not None and e.get("sources") == config_sources(c, hdl_dirs):
+                    entries[e["config"]] = e
+        except (ValueError, AttributeError, KeyError, TypeError, FileNotFoundError):
             entries = {}
     for o in outcomes:
         c = configs[o.name]
@@ -680,10 +733,12 @@ def write_results(out_dir: Path, outcomes: list[Outcome], configs: dict[str, Con
             "space": o.plan, "pairs": o.pairs, "mismatches": o.mismatches,
             "complete": o.complete, "wall_s": round(o.wall_s, 3),
             "pairs_per_s": round(o.pairs_per_s), "first_mismatches": o.first,
+            "sources": hashes[o.name],
         }
     order = {c.name: i for i, c in enumerate(all_configs())}
     rows = sorted(entries.values(), key=lambda e: order.get(e["config"], 1 << 30))
-    doc = {"command": meta["command"], "machine": meta["machine"], "sources": hashes,
+    union = _merged([e["sources"] for e in rows])
+    doc = {"command": meta["command"], "machine": meta["machine"], "sources": union,
            "configs": rows}
     atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
     lines = [
@@ -700,9 +755,10 @@ def write_results(out_dir: Path, outcomes: list[Outcome], configs: dict[str, Con
         state = "" if e["complete"] else " (incomplete)"
         lines.append(f"| `{e['config']}` | {e['reference']} | {e['pairs']:,} | {e['space']}{state}"
                      f" | {e['mismatches']} | {e['wall_s']:.1f} | {_fmt_rate(e['pairs_per_s'])} |")
-    lines += ["", "SHA-256 of the sources proven:", ""]
+    lines += ["", "SHA-256 of the sources proven (each configuration's own list is in "
+              "proof.json):", ""]
     for kind in ("verilog", "model"):
-        for f, h in sorted(hashes[kind].items()):
+        for f, h in sorted(union[kind].items()):
             lines.append(f"- `{f}` `{h}`")
     atomic_write_text(out_dir / "proof.md", "\n".join(lines) + "\n")
 
@@ -838,9 +894,9 @@ def _main(args: argparse.Namespace) -> int:
     hdl_dirs = [p.resolve() for p in (args.hdl_dir or [rtlsim.HDL_DIR])]
     rtlsim.verilator_version()
     _keep_freed_memory()
-    hashes = source_hashes(hdl_dirs)
+    hashes = source_hashes(configs, hdl_dirs)
     state_path = args.state.resolve()
-    state = load_state(state_path, hashes, args.fresh)
+    state = load_state(state_path, args.fresh)
     save_state(state_path, state)
     print(f"prove: {len(configs)} configuration(s), "
           f"{'all pairs' if pairs is None else f'slice of {pairs:,} pairs'}, seed {plan.seed}, "
@@ -850,7 +906,7 @@ def _main(args: argparse.Namespace) -> int:
     failed = False
     for config in configs:
         out = run_config(config, plan, state, state_path, args.threads, hdl_dirs,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, sources=hashes[config.name])
         outcomes.append(out)
         print(f"{out.name}: {out.pairs:,} pairs, {out.mismatches} mismatches, {out.wall_s:.1f} s, "
               f"{_fmt_rate(out.pairs_per_s)} pairs/s", flush=True)
@@ -880,7 +936,8 @@ def _main(args: argparse.Namespace) -> int:
                 "python -m sim.prove " + " ".join(sys.argv[1:]),
                 "machine": f"{_cpu_name()}, {os.cpu_count()} cores, {args.threads} threads, "
                            f"load average {load_at_start:.1f} at the start"}
-        write_results(args.out_dir, outcomes, {c.name: c for c in configs}, hashes, meta)
+        write_results(args.out_dir, outcomes, {c.name: c for c in configs}, hashes, meta,
+                      hdl_dirs)
         print(f"prove: wrote {_rel(args.out_dir / 'proof.json')} and proof.md")
     if args.bench is not None:
         config = next(c for c in configs if c.space == "exhaustive")
