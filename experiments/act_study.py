@@ -195,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="only write the snapshot from the existing results")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train the weights (or use the checkpoint cache) instead of the "
+                             "committed reference checkpoints (experiments/checkpoints/)")
     args = parser.parse_args(argv)
     products = [p.strip() for p in args.products.split(",") if p.strip()]
     command = "python -m experiments.act_study" + "".join(
@@ -212,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             grid = ["--datasets", args.datasets, "--seeds", args.seeds, "--epochs", str(EPOCHS),
                     "--modes", ",".join(study_modes(products)), "--threads", args.threads,
                     "--out", str(args.out), "--no-report"]
-            rc = accuracy.main(grid + (["--no-progress"] if args.no_progress else []))
+            rc = accuracy.main(grid + (["--no-progress"] if args.no_progress else [])
+                               + (["--retrain"] if args.retrain else []))
             if rc:
                 return rc
         doc = load_results(args.out)

@@ -71,7 +71,25 @@ def evaluate(wts: lstm.CellWeights, x_test: np.ndarray, y_test: np.ndarray, mode
     t0 = time.perf_counter()
     pred = lstm.predict(wts, x_test, mode, batch_size=batch_size, progress=progress, desc=desc)
     return {"correct": int(np.sum(pred == y_test)), "nonfinite": int(np.sum(pred < 0)),
-            "eval_wall_s": round(time.perf_counter() - t0, 3)}
+            "eval_wall_s": round(time.perf_counter() - t0, 3),
+            "slice_check": slice_check(pred, y_test)}
+
+
+#: Test images that a record's ``slice_check`` covers (the first ones of its test slice).
+SLICE_CHECK_IMAGES = 500
+
+
+def slice_check(pred: np.ndarray, y_test: np.ndarray, n: int = SLICE_CHECK_IMAGES
+                ) -> dict[str, Any]:
+    """What a cheap re-evaluation of a record can be compared with: over the first ``n`` test
+    images, the correct count and the SHA-256 of the predicted classes (little-endian int64,
+    -1 for a non-finite output). A prediction does not depend on its batch, so evaluating just
+    these images gives the same bits."""
+    import hashlib
+
+    k = min(n, int(pred.shape[0]))
+    return {"n": k, "correct": int(np.sum(pred[:k] == y_test[:k])),
+            "pred_sha256": hashlib.sha256(np.asarray(pred[:k], dtype="<i8").tobytes()).hexdigest()}
 
 
 def _host() -> dict[str, Any]:
@@ -116,7 +134,8 @@ def _trained(ds: data_mod.ImageData, base: dict[str, Any], model: lstm.LSTMClass
     x_test, y_test = _test_slice(ds, base["seq"], base["test_limit"])
     torch_acc = 100.0 * float(np.mean(lstm.torch_predict(model, x_test) == y_test))
     return {"weights": lstm.CellWeights.from_model(model), "torch_acc": torch_acc,
-            "train_loss": info["train_loss"], "train_wall_s": info["train_wall_s"]}
+            "train_loss": info["train_loss"], "train_wall_s": info["train_wall_s"],
+            "checkpoint": info.get("reference"), "checkpoint_sha256": info.get("reference_sha256")}
 
 
 def train_job(base: dict[str, Any], weights_dir: Path, data_root: Path | None,
@@ -139,7 +158,7 @@ def train_job(base: dict[str, Any], weights_dir: Path, data_root: Path | None,
 
 def recipe_train_job(base: dict[str, Any], recipe: str, finetune_epochs: int, mode: str,
                      weights_dir: Path, data_root: Path | None, load_fn: Loader | None,
-                     progress: bool = False) -> dict[str, Any]:
+                     progress: bool = False, reference: bool = False) -> dict[str, Any]:
     """Train (or load) a recipe's weights in the training arithmetic it gives ``mode``; like
     :func:`train_job`, plus ``recipe_wall_s`` and the training arithmetic's description."""
     from .modes import parse_mode
@@ -152,7 +171,8 @@ def recipe_train_job(base: dict[str, Any], recipe: str, finetune_epochs: int, mo
     rcp = parse_recipe(recipe, finetune_epochs)
     arith = rcp.train_arith(parse_mode(mode))
     model, info = get_recipe_weights(ds, base["seq"], base["seed"], base["epochs"],
-                                     base["train_limit"], weights_dir, progress, rcp, arith)
+                                     base["train_limit"], weights_dir, progress, rcp, arith,
+                                     reference=reference)
     return {**_trained(ds, base, model, info), "recipe_wall_s": info["recipe_wall_s"],
             "train_arithmetic": arith.describe()}
 
@@ -187,6 +207,9 @@ def eval_job(trained: dict[str, Any], base: dict[str, Any], mode: str, data_root
         rec["train_arithmetic"] = trained["train_arithmetic"]
     rec.update({"torch_fp32_accuracy": trained["torch_acc"], "train_loss": trained["train_loss"],
                 "train_wall_s": round(trained["train_wall_s"], 2)})
+    if trained.get("checkpoint"):  # the committed reference checkpoint evaluated
+        rec["checkpoint"] = trained["checkpoint"]
+        rec["checkpoint_sha256"] = trained["checkpoint_sha256"]
     if rcp is not None:
         rec["recipe_wall_s"] = round(trained["recipe_wall_s"], 2)
     rec.update({"created": now(), "host": _host()})
@@ -312,7 +335,7 @@ class _Grid:
             # Fine-tuning starts from the float32 checkpoint: after that job.
             rtrained = ex.submit(recipe_train_job, base, rname, self.finetune_epochs,
                                  self.by_name[group[0]], self.weights_dir, *here,
-                                 self.job_progress, deps=[trained],
+                                 self.job_progress, self.reference, deps=[trained],
                                  name=f"train {label} [{rname}] in {group[0]}", **kw)
             self.trains[rtrained.id] = base
             for m in group:
@@ -385,9 +408,10 @@ def run(jobs: Sequence[Job], modes: Sequence[str], out: Path, *,
             the cell), and every other result is kept.
         task_cpus: CPUs (torch and numba threads) per job on a concurrent executor.
         retries: extra attempts per failing job.
-        reference: the plain float32 rows use a committed reference checkpoint where one
-            exists for the cell (:func:`experiments.weights.get_weights`); the recipes'
-            fine-tuning still starts from the checkpoint cache.
+        reference: the rows use a committed reference checkpoint where one exists for the
+            cell or its recipe (:func:`experiments.weights.get_weights`,
+            :func:`~experiments.weights.get_recipe_weights`); a recipe without one is trained,
+            its fine-tuning starting from the checkpoint cache.
 
     Every executor gives the same records, timings aside (with the same torch thread count:
     the training's float32 sums may depend on it).

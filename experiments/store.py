@@ -32,6 +32,15 @@ FP32_ORDER = "fixed"
 LEGACY_FP32_ORDER = "blas"
 
 
+#: Fields of a record that come from the machine that ran it, not from the checkpoint and the
+#: arithmetic: ``torch_fp32_accuracy`` is torch's own LSTM (BLAS, the CPU's kernels), a
+#: cross-check; the rest are timings and the host. Every written document lists them under
+#: ``machine_dependent`` so that a snapshot says which of its numbers a fresh clone on another
+#: machine may not reproduce (``correct``/``accuracy`` it does, from a reference checkpoint).
+MACHINE_DEPENDENT_FIELDS = ("torch_fp32_accuracy", "eval_wall_s", "train_wall_s",
+                            "recipe_wall_s", "host", "created")
+
+
 def uses_fp32_products(mode: str) -> bool:
     """Whether a mode label's evaluation has float32 products (``fp32``, ``seed:head=fp32``,
     ``fp32 [ft1]``); a recipe suffix in brackets names training, not evaluation."""
@@ -155,6 +164,7 @@ class ResultsStore:
     def _write(self, doc: dict[str, Any]) -> None:
         """Write JSON and CSV atomically (caller holds the lock)."""
         doc["updated"] = now()
+        doc["machine_dependent"] = list(MACHINE_DEPENDENT_FIELDS)
         atomic_write_text(self.path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore",

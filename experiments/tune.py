@@ -9,6 +9,9 @@
 A preset is a sequence of steps, each one call of the accuracy runner
 (:func:`experiments.grid.run`) on one results file, so everything is resumable: rerunning the
 same command skips every finished row and reuses every cached weight file (``results/weights``).
+Weights with a committed reference checkpoint (``experiments/checkpoints/``, SHA-256 checked:
+:mod:`experiments.weights`), float32 or a recipe's, are loaded from it instead of trained, so
+the rows they give are the same bits on every machine; ``--retrain`` trains them anew.
 
 1. **Inference sweep** on float32-trained weights: ``fp32``, ``bf16``, the BF16 L-Mul unit at
    offsets 0, 4, 6, 7, 8 (the paper's), 9, 10, 12, and FP8: L-Mul in ``e4m3_ieee``, ``e4m3fn``
@@ -259,12 +262,13 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
                log: Callable[[str], None] | None = None,
                load_fn: Callable[[str, Path | None], data_mod.ImageData] | None = None,
                only_steps: int | None = None, executor: Any = None, task_cpus: int = 1,
-               retries: int = 1) -> Path:
+               retries: int = 1, reference: bool = True) -> Path:
     """Run (or resume) every step of preset ``p``; return the results path.
 
     ``only_steps`` stops after that many steps. Steps 2 to 4 are planned from the results of
     step 1 after it has run. ``executor``, ``task_cpus`` and ``retries`` go to
-    :func:`experiments.grid.run` (None: everything in this process).
+    :func:`experiments.grid.run` (None: everything in this process); ``reference``: weights
+    from the committed reference checkpoints where they exist (``--retrain``: False).
     """
     from . import grid
     from .store import ResultsStore
@@ -284,7 +288,8 @@ def run_preset(p: Preset, *, progress: bool = True, weights_dir: Path | None = N
                  list(step.modes), out, weights_dir=weights_dir, data_root=data_root,
                  test_limit=p.test_limit, progress=progress, log=log, load_fn=load_fn,
                  recipes=list(step.recipes), finetune_epochs=p.finetune_epochs,
-                 executor=executor, task_cpus=task_cpus, retries=retries)
+                 executor=executor, task_cpus=task_cpus, retries=retries,
+                 reference=reference)
         _record_wall(out, p.name, step.title, time.perf_counter() - t0)
     return out
 
@@ -648,6 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int_in_range(1, 4), default=None,
                         help="run only the first N steps (1-4; default all), e.g. 1 for the "
                              "inference sweep alone")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train (or use the checkpoint cache) even where a committed "
+                             "reference checkpoint exists (experiments/checkpoints/)")
     executor_mod.add_arguments(parser)
     args = parser.parse_args(argv)
     executor_mod.check_arguments(parser, args)
@@ -668,7 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with executor_mod.from_arguments(args) as executor:
                 run_preset(p, progress=not args.no_progress, weights_dir=args.weights_dir,
                            out=out, only_steps=args.steps, executor=executor,
-                           task_cpus=args.task_cpus, retries=args.retries)
+                           task_cpus=args.task_cpus, retries=args.retries,
+                           reference=not args.retrain)
             print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         print(report(p, out), end="")
         print(f"table: {out.with_suffix('.md')}  plots: {out.stem}_offsets.png, "
@@ -676,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     # ResultsError is a ValueError: a bad or missing results file, like a bad value, exits 1.
+    # CheckpointHashError is a ValueError too: a missing or altered reference checkpoint.
     return run_main("tune", body, {ValueError: 1, executor_mod.ExecutorError: 2},
                     interrupted=f"rerun the same command to resume ({out})")
 

@@ -1,18 +1,28 @@
-"""Trained LSTM weights of a configuration, from the checkpoint cache or trained now.
+"""Trained LSTM weights of a configuration, from the committed reference checkpoints, the
+checkpoint cache, or trained now.
 
 A configuration is (dataset, sequence mode, seed, epochs, training subset); its float32
 checkpoints are ``<weights_dir>/<tag>-seed<S>-epoch<E>.pt`` with the tag
 ``<dataset>-<seq>-h<hidden>[-train<N>]`` (:func:`experiments.lstm.train`), and a training
-recipe's weights are cached beside them (:func:`experiments.recipes.train_recipe`).
+recipe's weights are cached beside them under :func:`experiments.recipes.checkpoint_tag`.
 
 Reference checkpoints: float32 training on the CPU is not bit-reproducible across machines
-(torch picks its kernels by instruction set), so the main experiment's weights are committed
-under ``experiments/checkpoints/`` as ``<tag>-seed<S>-epoch<E>.npz`` (little-endian float32
-arrays named like the model's ``state_dict`` plus a JSON ``meta`` record, no pickles) with
-their SHA-256 in :data:`REFERENCE_SHA256`. :func:`get_weights` with ``reference=True`` uses one
-when it exists for exactly that configuration (full training set); evaluating it is then
-bit-exact on every machine in every mode of :mod:`experiments.modes` (``fp32`` included: its
-matrix products are :func:`lmul.matmul_fp32`, in a fixed order).
+(torch picks its kernels by instruction set and thread count), so the weights that the committed
+snapshots evaluate are committed under ``experiments/checkpoints/`` as
+``<tag>-seed<S>-epoch<E>.npz`` (little-endian float32 arrays named like the model's
+``state_dict`` plus a JSON ``meta`` record, no pickles), one file per configuration (a
+configuration that several studies share is stored once), with their SHA-256 in
+``experiments/checkpoints/SHA256SUMS`` (``sha256sum -c`` format, read into
+:data:`REFERENCE_SHA256`). :func:`get_weights` and :func:`get_recipe_weights` with
+``reference=True`` use one when it exists for exactly that configuration (a recipe's: its tag
+and total epochs); evaluating it is then bit-exact on every machine in every mode of
+:mod:`experiments.modes` (``fp32`` included: its matrix products are :func:`lmul.matmul_fp32`,
+in a fixed order). A file whose hash differs is refused (:class:`CheckpointHashError`, one
+line); ``--retrain`` on the studies' command lines trains (or uses the cache) instead.
+
+    python -m experiments.weights CACHE.pt OUT.npz     # convert one cache file
+    python -m experiments.weights --pack results/weights KEY [KEY ...]
+        # convert <dir>/KEY.pt into experiments/checkpoints/KEY.npz and record its SHA-256
 """
 
 from __future__ import annotations
@@ -33,18 +43,48 @@ if TYPE_CHECKING:
 
 #: Directory of the committed reference checkpoints.
 REFERENCE_DIR = Path(__file__).resolve().parent / "checkpoints"
+#: Their hashes: one ``<sha256 hex>  <key>.npz`` line per file (``sha256sum`` format).
+MANIFEST = "SHA256SUMS"
 
-#: SHA-256 (hex) of each committed reference checkpoint, by ``<tag>-seed<S>-epoch<E>``.
-REFERENCE_SHA256: dict[str, str] = {
-    "mnist-rows-h128-seed0-epoch1":
-        "600f8ee1716dd7a47ad252b6f931cb88ac7cf4f7993ca3f18811f8a5c83871ac",
-}
+
+def read_manifest(directory: Path = REFERENCE_DIR) -> dict[str, str]:
+    """``{key: sha256 hex}`` from ``directory``'s :data:`MANIFEST` ({} if it has none).
+
+    Raises:
+        CheckpointHashError: a line that is not ``<64 hex digits>  <key>.npz``.
+    """
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for n, line in enumerate(path.read_text(encoding="ascii").splitlines(), 1):
+        if not line.strip():
+            continue
+        sha, _, name = line.partition("  ")
+        if (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)
+                or not name.endswith(".npz") or "/" in name):
+            raise CheckpointHashError(f"{path}:{n}: not '<sha256>  <key>.npz': {line!r}")
+        out[name.removesuffix(".npz")] = sha
+    return out
+
+
+def write_manifest(hashes: dict[str, str], directory: Path = REFERENCE_DIR) -> None:
+    """Write :data:`MANIFEST` (sorted by key, atomically)."""
+    from sim.lib.fileio import atomic_write_text
+
+    atomic_write_text(Path(directory) / MANIFEST,
+                      "".join(f"{h}  {k}.npz\n" for k, h in sorted(hashes.items())))
+
 
 _REFERENCE_DTYPE = "<f4"  # explicit little-endian float32: the same bytes on every machine
 
 
 class CheckpointHashError(ValueError):
     """A reference checkpoint is unreadable or its SHA-256 is not the recorded one."""
+
+
+#: SHA-256 (hex) of each committed reference checkpoint, by ``<tag>-seed<S>-epoch<E>``.
+REFERENCE_SHA256: dict[str, str] = read_manifest()
 
 
 def reference_key(tag: str, seed: int, epochs: int) -> str:
@@ -55,7 +95,7 @@ def reference_key(tag: str, seed: int, epochs: int) -> str:
 def save_reference(model: lstm.LSTMClassifier, info: dict[str, Any], path: Path) -> str:
     """Write ``model``'s float32 weights and training ``info`` (``train_loss``,
     ``train_wall_s``, ``epochs``, plus any JSON-able extras) as a reference checkpoint
-    (``.npz``, written atomically); return its SHA-256 (hex)."""
+    (compressed ``.npz``, written atomically); return its SHA-256 (hex)."""
     import numpy as np
 
     from sim.lib.fileio import atomic_write
@@ -66,7 +106,7 @@ def save_reference(model: lstm.LSTMClassifier, info: dict[str, Any], path: Path)
         raise ValueError("a model parameter is named 'meta'")
     meta = json.dumps(info, sort_keys=True).encode()
     arrays["meta"] = np.frombuffer(meta, dtype=np.uint8)
-    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -121,6 +161,26 @@ def _training_set(ds: data_mod.ImageData, seq: str, train_limit: int | None
     return lstm.to_sequence(ds.train_x[:n], seq), ds.train_y[:n], tag
 
 
+def _load_reference_for(key: str, input_size: int, n_classes: int, reference_dir: Path,
+                        epochs: int) -> tuple[lstm.LSTMClassifier, dict[str, Any]]:
+    """Load reference checkpoint ``key`` (hash checked) and the info dict a training run would
+    have returned, plus ``reference`` (the file's name)."""
+    path = Path(reference_dir) / f"{key}.npz"
+    if not path.is_file():
+        raise CheckpointHashError(f"reference checkpoint {path} is missing (listed in "
+                                  f"{MANIFEST}; restore it from git, or use --retrain)")
+    sha = REFERENCE_SHA256[key]
+    model, meta = load_reference(path, sha, input_size, n_classes)
+    print(f"using the committed reference checkpoint {path.name} (sha256 {sha[:12]}...; "
+          "--retrain trains instead)", file=sys.stderr)
+    info = {"epochs": epochs, "train_loss": float(meta["train_loss"]),
+            "train_wall_s": float(meta["train_wall_s"]), "resumed_from": epochs,
+            "reference": path.name, "reference_sha256": sha}
+    if "recipe_wall_s" in meta:
+        info["recipe_wall_s"] = float(meta["recipe_wall_s"])
+    return model, info
+
+
 def get_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
                 train_limit: int | None, weights_dir: Path | None, progress: bool,
                 reference: bool = False, reference_dir: Path = REFERENCE_DIR
@@ -128,65 +188,131 @@ def get_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
     """Trained float32 model for the configuration (from the checkpoint cache when present)
     and its training info (:func:`experiments.lstm.train`); ``weights_dir`` None: no cache.
 
-    ``reference``: use the committed reference checkpoint of exactly this configuration (full
-    training set) when :data:`REFERENCE_SHA256` lists one, after checking its hash
-    (:class:`CheckpointHashError` if it differs); its info has ``reference`` (the file's name).
+    ``reference``: use the committed reference checkpoint of exactly this configuration when
+    :data:`REFERENCE_SHA256` lists one, after checking its hash (:class:`CheckpointHashError`
+    if it differs or the file is missing); its info has ``reference`` (the file's name).
     """
     from . import lstm
 
     x, y, tag = _training_set(ds, seq, train_limit)
     key = reference_key(tag, seed, epochs)
-    if reference and train_limit is None and key in REFERENCE_SHA256:
-        path = Path(reference_dir) / f"{key}.npz"
-        model, meta = load_reference(path, REFERENCE_SHA256[key], x.shape[2], ds.n_classes)
-        print(f"using the committed reference checkpoint {path.name} (sha256 "
-              f"{REFERENCE_SHA256[key][:12]}...; --retrain trains instead)", file=sys.stderr)
-        return model, {"epochs": epochs, "train_loss": float(meta["train_loss"]),
-                       "train_wall_s": float(meta["train_wall_s"]), "resumed_from": epochs,
-                       "reference": path.name}
+    if reference and key in REFERENCE_SHA256:
+        return _load_reference_for(key, x.shape[2], ds.n_classes, reference_dir, epochs)
     return lstm.train(x, y, ds.n_classes, seed, epochs, weights_dir, tag, progress)
+
+
+def recipe_reference_key(tag: str, seed: int, epochs: int, recipe: recipes.Recipe,
+                         arith: Arithmetic) -> str:
+    """Name of a training recipe's reference checkpoint: its cache tag
+    (:func:`experiments.recipes.checkpoint_tag`) after its total epochs (float32 base plus
+    fine-tuning, or ``epochs`` from scratch)."""
+    from .recipes import checkpoint_tag
+
+    total = epochs + recipe.epochs if recipe.kind == "ft" else epochs
+    return reference_key(checkpoint_tag(tag, recipe, arith, epochs), seed, total)
 
 
 def get_recipe_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
                        train_limit: int | None, weights_dir: Path, progress: bool,
-                       recipe: recipes.Recipe, arith: Arithmetic
+                       recipe: recipes.Recipe, arith: Arithmetic, reference: bool = False,
+                       reference_dir: Path = REFERENCE_DIR
                        ) -> tuple[lstm.LSTMClassifier, dict[str, Any]]:
     """Weights of a training recipe (:mod:`experiments.recipes`) in arithmetic ``arith``,
     trained or from the checkpoint cache; fine-tuning starts from :func:`get_weights`' float32
-    checkpoint after ``epochs`` epochs, which must exist."""
+    checkpoint after ``epochs`` epochs, which must exist in the cache (a reference checkpoint
+    holds no optimizer state to continue from).
+
+    ``reference``: use the committed reference checkpoint of this recipe
+    (:func:`recipe_reference_key`) when one is listed, as :func:`get_weights` does; its info
+    has ``recipe_wall_s`` from the file (the training time of the recipe's own epochs)."""
     from . import recipes as recipes_mod
 
     x, y, tag = _training_set(ds, seq, train_limit)
+    key = recipe_reference_key(tag, seed, epochs, recipe, arith)
+    if reference and key in REFERENCE_SHA256:
+        total = epochs + recipe.epochs if recipe.kind == "ft" else epochs
+        model, info = _load_reference_for(key, x.shape[2], ds.n_classes, reference_dir, total)
+        info.setdefault("recipe_wall_s", info["train_wall_s"])
+        return model, info
     return recipes_mod.train_recipe(x, y, ds.n_classes, seed, epochs, recipe, arith,
                                     weights_dir, tag, progress)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.weights CACHE.pt OUT.npz``: convert a checkpoint-cache file
-    (:func:`experiments.lstm.train`) into a reference checkpoint and print its SHA-256 (to
-    record in :data:`REFERENCE_SHA256`)."""
-    import argparse
+def _cache_info(state: dict[str, Any], source: str, weights_dir: Path | None) -> dict[str, Any]:
+    """The ``meta`` record of a reference made from checkpoint-cache ``state``: train loss,
+    wall time, epochs, source file, torch version, and for a fine-tuning run
+    (``...-ft-from<E>...``) ``recipe_wall_s`` (its own epochs, from the base file in
+    ``weights_dir`` when that is there)."""
+    import re
 
+    import torch
+
+    info: dict[str, Any] = {"train_loss": float(state["train_loss"]),
+                            "train_wall_s": float(state["train_wall_s"]),
+                            "epochs": int(state["epoch"]), "source": source,
+                            "torch": torch.__version__}
+    m = re.fullmatch(r"(.+?)-ft-from(\d+)(?:-n\d+)?-.+-seed(\d+)-epoch\d+\.pt", source)
+    if m and weights_dir is not None:
+        base = Path(weights_dir) / f"{m[1]}-seed{m[3]}-epoch{m[2]}.pt"
+        if base.is_file():
+            b = torch.load(base, map_location="cpu", weights_only=True)
+            info["recipe_wall_s"] = info["train_wall_s"] - float(b["train_wall_s"])
+    elif "-scratch-" in source:
+        info["recipe_wall_s"] = info["train_wall_s"]
+    return info
+
+
+def _convert(checkpoint: Path, out: Path) -> str:
+    """Convert a checkpoint-cache file into reference checkpoint ``out``; its SHA-256.
+
+    Raises:
+        ValueError: ``checkpoint`` is not a readable cache file (one line).
+    """
     import torch
 
     from . import lstm
 
-    parser = argparse.ArgumentParser(prog="python -m experiments.weights", description=main.__doc__)
-    parser.add_argument("checkpoint", type=Path, help="a <tag>-seed<S>-epoch<E>.pt cache file")
-    parser.add_argument("out", type=Path, help="the .npz to write")
-    args = parser.parse_args(argv)
     try:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         weights = state["model"]
         model = lstm.LSTMClassifier(weights["lstm.weight_ih_l0"].shape[1],
                                     weights["fc.weight"].shape[0], weights["fc.weight"].shape[1])
         model.load_state_dict(weights)
     except Exception as err:
-        parser.error(f"{args.checkpoint} is not a readable checkpoint: {err}")
-    info = {"train_loss": float(state["train_loss"]), "train_wall_s": float(state["train_wall_s"]),
-            "epochs": int(state["epoch"]), "source": args.checkpoint.name,
-            "torch": torch.__version__}
-    print(save_reference(model, info, args.out))
+        raise ValueError(f"{checkpoint} is not a readable checkpoint: {err}") from None
+    return save_reference(model, _cache_info(state, Path(checkpoint).name,
+                                             Path(checkpoint).parent), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.weights CACHE.pt OUT.npz``: convert a checkpoint-cache file
+    (:func:`experiments.lstm.train`) into a reference checkpoint and print its SHA-256;
+    ``--pack DIR KEY...``: convert ``DIR/KEY.pt`` into ``experiments/checkpoints/KEY.npz`` for
+    each key and record the hashes in its :data:`MANIFEST`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m experiments.weights", description=main.__doc__)
+    parser.add_argument("--pack", type=Path, metavar="DIR",
+                        help="checkpoint cache to pack from (then the arguments are keys)")
+    parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR,
+                        help="where --pack writes (default experiments/checkpoints)")
+    parser.add_argument("args", nargs="+", help="CACHE.pt OUT.npz, or keys with --pack")
+    args = parser.parse_args(argv)
+    try:
+        if args.pack is None:
+            if len(args.args) != 2:
+                parser.error("give CACHE.pt OUT.npz (or --pack DIR KEY ...)")
+            print(_convert(Path(args.args[0]), Path(args.args[1])))
+            return 0
+        hashes = read_manifest(args.reference_dir)
+        for key in args.args:
+            name = key.removesuffix(".pt").removesuffix(".npz")
+            sha = _convert(args.pack / f"{name}.pt", args.reference_dir / f"{name}.npz")
+            hashes[name] = sha
+            print(f"{sha}  {name}.npz")
+        write_manifest(hashes, args.reference_dir)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
     return 0
 
 

@@ -107,9 +107,10 @@ def test_get_weights_prefers_the_reference_only_when_asked(
     with np.load(weights.REFERENCE_DIR / f"{KEY}.npz", allow_pickle=False) as z:
         for k, v in model.state_dict().items():
             assert np.array_equal(v.numpy(), z[k]), k
-    # Not asked (--retrain), another seed, or a training subset: trained as before.
+    # Not asked (--retrain), a seed without a reference, or a training subset: trained.
+    assert "mnist-rows-h128-seed7-epoch1" not in weights.REFERENCE_SHA256
     weights.get_weights(ds, "rows", 0, 1, None, None, False, reference=False)
-    weights.get_weights(ds, "rows", 1, 1, None, None, False, reference=True)
+    weights.get_weights(ds, "rows", 7, 1, None, None, False, reference=True)
     weights.get_weights(ds, "rows", 0, 1, 100, None, False, reference=True)
     assert calls == ["mnist-rows-h128", "mnist-rows-h128", "mnist-rows-h128-train100"]
 
