@@ -72,24 +72,28 @@ def evaluate(wts: lstm.CellWeights, x_test: np.ndarray, y_test: np.ndarray, mode
     pred = lstm.predict(wts, x_test, mode, batch_size=batch_size, progress=progress, desc=desc)
     return {"correct": int(np.sum(pred == y_test)), "nonfinite": int(np.sum(pred < 0)),
             "eval_wall_s": round(time.perf_counter() - t0, 3),
-            "slice_check": slice_check(pred, y_test)}
+            "slice_check": slice_check(pred, y_test, lstm.forward_logits(
+                wts, x_test[:SLICE_CHECK_IMAGES], mode))}
 
 
 #: Test images that a record's ``slice_check`` covers (the first ones of its test slice).
 SLICE_CHECK_IMAGES = 500
 
 
-def slice_check(pred: np.ndarray, y_test: np.ndarray, n: int = SLICE_CHECK_IMAGES
-                ) -> dict[str, Any]:
+def slice_check(pred: np.ndarray, y_test: np.ndarray, logits: np.ndarray,
+                n: int = SLICE_CHECK_IMAGES) -> dict[str, Any]:
     """What a cheap re-evaluation of a record can be compared with: over the first ``n`` test
-    images, the correct count and the SHA-256 of the predicted classes (little-endian int64,
-    -1 for a non-finite output). A prediction does not depend on its batch, so evaluating just
-    these images gives the same bits."""
+    images, the correct count, the SHA-256 of the predicted classes (little-endian int64, -1
+    for a non-finite output) and of the float32 logits (little-endian, [n, classes] row-major;
+    ``logits`` holds at least those rows). A logit depends neither on its batch nor on the
+    machine (:mod:`experiments.lstm`), so evaluating just these images gives the same bits."""
     import hashlib
 
     k = min(n, int(pred.shape[0]))
+    lg = np.ascontiguousarray(logits[:k], dtype="<f4")
     return {"n": k, "correct": int(np.sum(pred[:k] == y_test[:k])),
-            "pred_sha256": hashlib.sha256(np.asarray(pred[:k], dtype="<i8").tobytes()).hexdigest()}
+            "pred_sha256": hashlib.sha256(np.asarray(pred[:k], dtype="<i8").tobytes()).hexdigest(),
+            "logits_sha256": hashlib.sha256(lg.tobytes()).hexdigest()}
 
 
 def _host() -> dict[str, Any]:

@@ -219,12 +219,16 @@ def get_recipe_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
                        ) -> tuple[lstm.LSTMClassifier, dict[str, Any]]:
     """Weights of a training recipe (:mod:`experiments.recipes`) in arithmetic ``arith``,
     trained or from the checkpoint cache; fine-tuning starts from :func:`get_weights`' float32
-    checkpoint after ``epochs`` epochs, which must exist in the cache (a reference checkpoint
-    holds no optimizer state to continue from).
+    checkpoint after ``epochs`` epochs in the cache (a reference checkpoint holds no optimizer
+    state to continue from).
 
     ``reference``: use the committed reference checkpoint of this recipe
     (:func:`recipe_reference_key`) when one is listed, as :func:`get_weights` does; its info
-    has ``recipe_wall_s`` from the file (the training time of the recipe's own epochs)."""
+    has ``recipe_wall_s`` from the file (the training time of the recipe's own epochs).
+    Without one, a fine-tuning recipe whose float32 base is not in the cache (its rows used a
+    reference) trains that base into the cache first: on this machine's training, so such
+    rows are the machine's until their recipe's checkpoint is committed too."""
+    from . import lstm
     from . import recipes as recipes_mod
 
     x, y, tag = _training_set(ds, seq, train_limit)
@@ -234,6 +238,10 @@ def get_recipe_weights(ds: data_mod.ImageData, seq: str, seed: int, epochs: int,
         model, info = _load_reference_for(key, x.shape[2], ds.n_classes, reference_dir, total)
         info.setdefault("recipe_wall_s", info["train_wall_s"])
         return model, info
+    if recipe.kind == "ft" and not lstm.checkpoint_path(weights_dir, tag, seed, epochs).is_file():
+        # The float32 rows may have come from a reference checkpoint, which holds no optimizer
+        # state to continue from: train the base run into the cache first.
+        lstm.train(x, y, ds.n_classes, seed, epochs, weights_dir, tag, progress)
     return recipes_mod.train_recipe(x, y, ds.n_classes, seed, epochs, recipe, arith,
                                     weights_dir, tag, progress)
 
