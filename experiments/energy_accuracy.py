@@ -783,6 +783,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--accuracy-from", type=Path, default=None,
                     help="an earlier report (.json) of this study whose accuracy columns fill "
                     "the modes without accuracy rows (with --report-only)")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train the weights (or use the checkpoint cache) instead of the "
+                    "committed reference checkpoints (experiments/checkpoints/)")
     executor_mod.add_arguments(ap)
     args = ap.parse_args(argv)
     executor_mod.check_arguments(ap, args)
@@ -801,7 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grid.run([grid.Job(list(p.datasets), list(p.seeds), p.epochs)],
                          preset_modes(p), p.out, test_limit=p.test_limit,
                          train_limit=p.train_limit, executor=ex,
-                         task_cpus=args.task_cpus, retries=args.retries)
+                         task_cpus=args.task_cpus, retries=args.retries,
+                         reference=not args.retrain)
         stem = p.report_stem
         paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot,
                        notes=args.note, accuracy_from=args.accuracy_from)
