@@ -19,11 +19,13 @@ reported in one line and recorded under ``unavailable``; the others still run. A
 summary table is printed and written next to the JSON with the plot (:mod:`experiments.report`).
 
 Reference checkpoints: where ``experiments/checkpoints/`` holds a committed float32 checkpoint of
-exactly a configuration (the main experiment's: mnist, rows, seed 0, 1 epoch, full training set),
-its SHA-256 is checked and it is used instead of training, so evaluating it gives the same counts
-on every machine (float32 training on the CPU differs slightly between instruction sets);
-``--retrain`` ignores it and trains (or uses the checkpoint cache) as before. Only this runner
-prefers it; the other studies and the recipes' fine-tuning use the checkpoint cache.
+exactly a configuration (listed with its SHA-256 in ``experiments/checkpoints/SHA256SUMS``: the
+main experiment's, the reproduce preset's, the activation and energy studies'), its hash is
+checked and it is used instead of training, so evaluating it gives the same counts on every
+machine (float32 training on the CPU differs slightly between instruction sets); ``--retrain``
+ignores them and trains (or uses the checkpoint cache) as before. A record measured on one names
+it (``checkpoint``, ``checkpoint_sha256``) and keeps ``slice_check``, the digest of its first
+500 test images' logits, which ``experiments/tests/test_snapshot_reproduces.py`` recomputes.
 
 Every option is checked before any work starts: numbers against their ranges, ``--out`` (must
 end in ``.json``, be a regular file or not exist yet, and be writable), the weights directory,

@@ -7,7 +7,9 @@ Runs the accuracy grid of :mod:`experiments.accuracy` (MNIST and FashionMNIST, 5
 float32 training) with every product kind of :data:`PRODUCTS` combined with exact activations and
 with each shipped activation-unit set (``lmul.ACT_PRESETS``): modes ``P`` and ``P:act=<set>``.
 Results go to ``results/act_accuracy.json`` (resumable: a rerun skips what is there); then the
-study table is written to ``docs/results/act_accuracy.md`` (``--snapshot``).
+study table is written to ``docs/results/act_accuracy.md`` (``--snapshot``). The weights are the
+committed reference checkpoints (``experiments/checkpoints/``, SHA-256 checked), so the table is
+the same on every machine; ``--retrain`` trains them instead.
 
 The study table pairs each ``P:act=<set>`` with ``P`` (the same products, exact activations) on
 the same trained weights and seed, so its Δ isolates the activation unit under each product
