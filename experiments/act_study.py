@@ -33,6 +33,7 @@ from sim.lib.fileio import RESULTS_DIR, atomic_write_text
 
 from .report import BASELINE, ResultsError, load_results, run_group
 from .stats import Summary, paired_differences, summarize
+from .store import provenance
 
 REPO = Path(__file__).resolve().parents[1]
 #: Product kinds of the study (mode strings without ``act=``).
@@ -162,6 +163,7 @@ def render(doc: dict[str, Any], command: str) -> str:
              "(`act=<set>`, docs/activation.md). Δ vs exact act pairs each row with the same "
              "products and exact activations on the same weights, so it isolates the "
              "activation unit; Δ vs fp32 is the whole cost of the arithmetic.", "",
+             provenance(doc["runs"]), "",
              "| dataset | test images | products | activation | n | accuracy % (mean) | 95% CI "
              "| Δ vs exact act (pp) | 95% CI | Δ vs fp32 (pp) | 95% CI |",
              "|---|---:|---|---|---:|---:|---|---:|---|---:|---|"]

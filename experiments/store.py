@@ -41,6 +41,34 @@ MACHINE_DEPENDENT_FIELDS = ("torch_fp32_accuracy", "eval_wall_s", "train_wall_s"
                             "recipe_wall_s", "host", "created")
 
 
+def provenance(runs: list[dict[str, Any]]) -> str:
+    """One markdown paragraph for a study report: whether its rows reproduce on another
+    machine (every row measured on a committed reference checkpoint) or not (weights trained
+    on the measuring machine, float32 products summed by BLAS), counted from the records."""
+    if not runs:
+        return ""
+    own = sum("checkpoint" not in r for r in runs)
+    blas = sum(uses_fp32_products(r["mode"]) and r.get("fp32_order", LEGACY_FP32_ORDER)
+               != FP32_ORDER for r in runs)
+    if not own and not blas:
+        return ("Reproducibility: every row evaluates a committed reference checkpoint "
+                "(`experiments/checkpoints/`, its name and SHA-256 in each record), so a fresh "
+                "clone gives these counts bit for bit on any machine; only the records' "
+                f"{', '.join(f'`{f}`' for f in MACHINE_DEPENDENT_FIELDS)} are the measuring "
+                "machine's (`torch_fp32_accuracy` is torch's own float32 LSTM, a cross-check).")
+    parts = []
+    if own:
+        parts.append(f"{own} of {len(runs)} rows evaluate weights trained on the measuring "
+                     "machine, not a committed checkpoint (float32 training is not "
+                     "bit-reproducible across CPUs: another machine's counts differ slightly)")
+    if blas:
+        parts.append(f"{blas} rows with float32 products were summed by BLAS, in the CPU "
+                     "kernel's order")
+    return ("Reproducibility: machine-dependent: " + "; ".join(parts)
+            + ". They become reproducible once their weights are committed (`python -m "
+            "experiments.weights --pack`) and the study is rerun.")
+
+
 def uses_fp32_products(mode: str) -> bool:
     """Whether a mode label's evaluation has float32 products (``fp32``, ``seed:head=fp32``,
     ``fp32 [ft1]``); a recipe suffix in brackets names training, not evaluation."""

@@ -69,6 +69,7 @@ from . import data as data_mod
 from . import executor as executor_mod
 from .report import ResultsError, load_results, markdown_table
 from .stats import Summary, paired_differences, summarize
+from .store import provenance
 
 #: The precision analysis's offset sweep (``make analysis``), read for the offset plot and table.
 PRECISION_CSV = "precision_offsets.csv"
@@ -365,6 +366,7 @@ def report(p: Preset, out: Path | None = None, precision_csv: Path | None = None
              + ("" if p.finetune_limit is None else f" over the first {p.finetune_limit} "
                 "training images") + ").", ""]
     lines += [f"Note: {n}." for n in p.notes] + ([""] if p.notes else [])
+    lines += [provenance(runs), ""]
     lines += ["Δ: per-seed paired difference to the float32-trained model evaluated in fp32 "
               "(same seed), in percentage points, mean [95% t CI]; accuracy: mean ± sample std "
               "(ddof=1) over seeds. Control: the float32 model trained the same extra epochs in "
