@@ -204,3 +204,34 @@ def test_pack_writes_checkpoints_and_manifest_and_recipes_load_them(
     assert info["reference"] == f"{rkey}.npz" and info["recipe_wall_s"] == 4.5
     for k, v in ft_model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
+
+
+# ------------------------------------------------------------------- every study asks for them
+
+def test_studies_use_the_references_unless_retrain(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    from experiments import accuracy, act_study, energy_accuracy, tune
+
+    seen: list[tuple[str, bool]] = []
+
+    def fake_preset(p: Any, **kw: Any) -> Path:
+        seen.append(("tune", kw["reference"]))
+        raise ValueError("stop")
+
+    def fake_accuracy(argv: list[str]) -> int:
+        seen.append(("act_study", "--retrain" not in argv))
+        return 3
+
+    def fake_grid(*a: Any, **kw: Any) -> None:
+        seen.append(("energy_accuracy", kw["reference"]))
+        raise ValueError("stop")
+
+    monkeypatch.setattr(tune, "run_preset", fake_preset)
+    monkeypatch.setattr(accuracy, "main", fake_accuracy)
+    monkeypatch.setattr(grid, "run", fake_grid)
+    for extra in ([], ["--retrain"]):
+        tune.main(["--preset", "quick", "--out", str(tmp_path / "t.json"), *extra])
+        assert act_study.main(["--out", str(tmp_path / "a.json"), *extra]) == 3
+        energy_accuracy.main(["--preset", "quick", "--no-plot", *extra])
+    assert seen == [("tune", True), ("act_study", True), ("energy_accuracy", True),
+                    ("tune", False), ("act_study", False), ("energy_accuracy", False)]
