@@ -14,7 +14,8 @@ from the datapath); their accuracy from the LSTM grid (:func:`experiments.grid.r
 each design computes bit for bit (:func:`mode_of`: ``bf16`` / ``lmul`` / ``lmul:offset=6``, with
 ``acc=fused,k=K,align=A`` for ``dot_pe``), float32-trained weights, paired differences to
 ``fp32`` per seed with 95 % t CIs. ``dot_pe`` with PIPELINE=1 (variant ``k<K>-a<A>-p1``: the
-products registered before the sum) computes the same bits as its single-stage twin, so the two
+products registered before the sum) or PIPELINE=2 (``-p2``: the products pre-aligned to their
+largest exponent and registered) computes the same bits as its single-stage twin, so the two
 share one mode and its accuracy rows; the report says so and sets the pipelined rows' energy
 terms (clock + registers, datapath, glitches) against the twin's.
 
@@ -146,7 +147,7 @@ def mode_of(params: dict[str, int], top: str) -> str:
     raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe, mac_array)")
 
 
-_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p1|-array)?)")
+_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p[12]|-array)?)")
 
 
 def check_design(r: dict[str, Any]) -> None:
@@ -170,7 +171,8 @@ def check_design(r: dict[str, Any]) -> None:
                                                                       built.get("ALIGN_BITS")):
         raise JoinError(f"{name}: netlist has {k_key}={built.get(k_key)}, "
                         f"ALIGN_BITS={built.get('ALIGN_BITS')}")
-    if r["top"] == "dot_pe" and built.get("PIPELINE", 0) != (1 if m.group(6) else 0):
+    want_pipeline = int(m.group(6)[2:]) if (m.group(6) or "").startswith("-p") else 0
+    if r["top"] == "dot_pe" and built.get("PIPELINE", 0) != want_pipeline:
         raise JoinError(f"{name}: netlist has PIPELINE={built.get('PIPELINE', 0)}")
     want_mult = 1 if unit == "exact" else 0
     if built.get("MULTIPLIER") != want_mult:
@@ -316,13 +318,13 @@ def _find(rows: Sequence[dict[str, Any]], unit: str, top: str, k: int = 1,
 
 
 def pipeline_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each PIPELINE=1 design with its single-stage twin (same unit, K, ALIGN_BITS) of the same
-    cost files: pJ per MAC (MNIST operands) of both, split into clock + registers, datapath
+    """Each PIPELINE=1 or 2 design with its single-stage twin (same unit, K, ALIGN_BITS) of the
+    same cost files: pJ per MAC (MNIST operands) of both, split into clock + registers, datapath
     and glitches (cell-delay minus zero-delay simulation), and the ratio to the sequential exact
     PE (``ratio_to_seq_exact``, set by :func:`report`)."""
     out = []
     for r in rows:
-        if r.get("pipeline") != 1:
+        if not r.get("pipeline"):
             continue
         twin = _find(rows, r["unit"], "dot_pe", r["k"], r["align_bits"], 0)
         if twin is None:
@@ -544,8 +546,11 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
     pairs = pipeline_pairs(rows)
     if pairs:
         lines += ["", "Designs ending `-p1` are `dot_pe` with PIPELINE=1 (the K products "
-                  "registered before the alignment and adder tree; one clock more latency, "
-                  "same throughput). They compute the same bits as their single-stage twin, so "
+                  "registered before the alignment and adder tree), `-p2` with PIPELINE=2 (the "
+                  "products' largest exponent, their magnitudes truncated to the window below "
+                  "it, signs and special-value flags registered: the sum stage compares one "
+                  "exponent and shifts K short magnitudes); one clock more latency, "
+                  "same throughput. They compute the same bits as their single-stage twin, so "
                   "their Δ columns are the twin's accuracy rows (the same mode), not a second "
                   "evaluation. Energy split against the twin, measured in the same cost files "
                   "(pJ per MAC, MNIST operands; glitch = cell-delay minus zero-delay "
@@ -639,16 +644,18 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
     fig, ax = plt.subplots(figsize=(8, 5))
     marks = {"exact": "s", "lmul": "o", "lmul_o6": "^"}
     for (unit, mk), color in zip(marks.items(), ("C0", "C1", "C2"), strict=True):
-        for pipe in (0, 1):
-            # only what has points gets a legend entry; PIPELINE=1 designs hollow
+        for pipe in (0, 1, 2):
+            # only what has points gets a legend entry; pipelined designs hollow (PIPELINE=2
+            # with a thick edge)
             sel = [r for r in rows if r["unit"] == unit and r.get("pipeline", 0) == pipe
                    and r["top"] != "mac_array" and not math.isnan(_worst_delta(r, datasets))]
             if not sel:
                 continue
             ax.scatter([r["e_mnist_pj"] for r in sel],
                        [_worst_delta(r, datasets) for r in sel], marker=mk, alpha=0.8,
-                       label=unit + (" PIPELINE=1" if pipe else ""),
-                       facecolors="none" if pipe else color, edgecolors=color)
+                       label=unit + (f" PIPELINE={pipe}" if pipe else ""),
+                       facecolors="none" if pipe else color, edgecolors=color,
+                       linewidths=2.0 if pipe == 2 else 1.0)
         for r in [r for r in rows if r["unit"] == unit and r["top"] != "mac_array"]:
             ax.annotate(r["design"].split("-", 3)[-1], (r["e_mnist_pj"],
                                                         _worst_delta(r, datasets)),

@@ -69,9 +69,9 @@ module dot_pe #(
   localparam integer W = 1 + EXP_BITS + MAN_BITS;
 
   generate
-    `LMUL_PARAM_CHECK(PIPELINE == 0 || PIPELINE == 1, g_bad_pipeline,
-                      PARAMETER_ERROR__dot_pe__PIPELINE_must_be_0_or_1,
-                      ("dot_pe: PIPELINE=%0d must be 0 or 1", PIPELINE))
+    `LMUL_PARAM_CHECK(PIPELINE >= 0 && PIPELINE <= 2, g_bad_pipeline,
+                      PARAMETER_ERROR__dot_pe__PIPELINE_must_be_0_to_2,
+                      ("dot_pe: PIPELINE=%0d must be 0, 1 or 2", PIPELINE))
     `LMUL_PARAM_CHECK(K >= 1 && K <= 64, g_bad_k, PARAMETER_ERROR__dot_pe__K_must_be_1_to_64,
                       ("dot_pe: K=%0d out of range 1..64", K))
   endgenerate
@@ -101,10 +101,9 @@ module dot_pe #(
       );
       assign sum_valid = in_valid;
     end else begin : g_pipelined
-      // Term 0 is the sum stage's base, term i + 1 the registered product of lane i (the
-      // terms of dot_datapath, one clock apart).
+      // Term 0 is the sum stage's base, term i + 1 the product of lane i (the terms of
+      // dot_datapath; the sum stage takes them one clock apart).
       wire [K*32-1:0] prod;
-      reg  [K*32-1:0] prod_q;
       wire [31:0]     base = out_first ? out_bias : acc;
 
       genvar i;
@@ -123,17 +122,78 @@ module dot_pe #(
         );
       end
 
-      always @(posedge clk) begin
-        if (en) prod_q <= prod;
-      end
+      if (PIPELINE == 1) begin : g_products
+        reg [K*32-1:0] prod_q;
 
-      fp_dot_sum #(
-          .TERMS     (K + 1),
-          .ALIGN_BITS(ALIGN_BITS)
-      ) u_sum (
-          .terms({prod_q, base}),
-          .y    (out_sum)
-      );
+        always @(posedge clk) begin
+          if (en) prod_q <= prod;
+        end
+
+        fp_dot_sum #(
+            .TERMS     (K + 1),
+            .ALIGN_BITS(ALIGN_BITS)
+        ) u_sum (
+            .terms({prod_q, base}),
+            .y    (out_sum)
+        );
+      end else begin : g_prealigned
+        // The products' largest exponent, their magnitudes truncated to the window below it,
+        // their signs and special-value flags (dot_prealign) are registered; the sum stage
+        // only compares base's exponent with the registered one.
+        localparam integer MB = ALIGN_BITS + 1;
+        wire [7:0]      pmax;
+        wire [K*MB-1:0] mag;
+        wire [K-1:0]    sign;
+        wire            nan, pos_inf, neg_inf, all_zero, all_neg;
+        reg  [7:0]      pmax_q;
+        reg  [K*MB-1:0] mag_q;
+        reg  [K-1:0]    sign_q;
+        reg             nan_q, pos_inf_q, neg_inf_q, all_zero_q, all_neg_q;
+
+        dot_prealign #(
+            .K         (K),
+            .ALIGN_BITS(ALIGN_BITS)
+        ) u_prealign (
+            .terms   (prod),
+            .pmax    (pmax),
+            .mag     (mag),
+            .sign    (sign),
+            .nan     (nan),
+            .pos_inf (pos_inf),
+            .neg_inf (neg_inf),
+            .all_zero(all_zero),
+            .all_neg (all_neg)
+        );
+
+        always @(posedge clk) begin
+          if (en) begin
+            pmax_q     <= pmax;
+            mag_q      <= mag;
+            sign_q     <= sign;
+            nan_q      <= nan;
+            pos_inf_q  <= pos_inf;
+            neg_inf_q  <= neg_inf;
+            all_zero_q <= all_zero;
+            all_neg_q  <= all_neg;
+          end
+        end
+
+        dot_sum_prealigned #(
+            .K         (K),
+            .ALIGN_BITS(ALIGN_BITS)
+        ) u_sum (
+            .base    (base),
+            .pmax    (pmax_q),
+            .mag     (mag_q),
+            .sign    (sign_q),
+            .nan     (nan_q),
+            .pos_inf (pos_inf_q),
+            .neg_inf (neg_inf_q),
+            .all_zero(all_zero_q),
+            .all_neg (all_neg_q),
+            .y       (out_sum)
+        );
+      end
       assign sum_valid = out_valid;
     end
   endgenerate

@@ -72,7 +72,13 @@ EXTRA_SETS: dict[str, list[dict[str, int]]] = {
     "dot_pe": [{"K": 1, "ALIGN_BITS": 24}, {"K": 8, "MULTIPLIER": 1},
                {"EXP_BITS": 4, "MAN_BITS": 3, "K": 2, "ALIGN_BITS": 32, "MULTIPLIER": 1},
                {"K": 4, "ALIGN_BITS": 8, "PIPELINE": 1},
-               {"K": 1, "ALIGN_BITS": 276, "MULTIPLIER": 1, "PIPELINE": 1}],
+               {"K": 1, "ALIGN_BITS": 276, "MULTIPLIER": 1, "PIPELINE": 1},
+               {"K": 4, "ALIGN_BITS": 8, "PIPELINE": 2},
+               {"K": 1, "ALIGN_BITS": 276, "MULTIPLIER": 1, "PIPELINE": 2},
+               {"EXP_BITS": 4, "MAN_BITS": 3, "K": 3, "ALIGN_BITS": 24, "PIPELINE": 2}],
+    "dot_prealign": [{"K": 1, "ALIGN_BITS": 1}, {"K": 64, "ALIGN_BITS": 8}],
+    "dot_sum_prealigned": [{"K": 1, "ALIGN_BITS": 1}, {"K": 3, "ALIGN_BITS": 24},
+                           {"K": 64, "ALIGN_BITS": 276}],
 }
 #: fp_mul's flush variant for every preset it accepts.
 SUBNORMAL_VARIANT = {"fp_mul": {"SUBNORMALS": 0}}

@@ -1,5 +1,6 @@
-"""cocotb regression of ``hdl/dot_pe.v`` on its own, single-stage (``PIPELINE = 0``) and with the
-products registered before the sum (``PIPELINE = 1``).
+"""cocotb regression of ``hdl/dot_pe.v`` on its own, single-stage (``PIPELINE = 0``), with the
+products registered before the sum (``PIPELINE = 1``) and with the products pre-aligned to their
+largest exponent and registered (``PIPELINE = 2``, ``dot_prealign`` / ``dot_sum_prealigned``).
 
 The dot products are those of ``sim/test_mac_array_fused.py``: tiles of every kind of
 ``test_mac_array.random_tile`` (gauss, bits, range, special, zeros, cancel, tiny) with inner
@@ -12,8 +13,8 @@ back, first without gaps, then with random idle steps (``in_valid = 0``) and ran
 What is checked, cycle by cycle (outputs sampled after the inputs of the cycle settle):
 
 * the latency: with PIPELINE = 0, ``out_sum`` is the finished dot product in the cycle whose
-  enabled step has ``in_last``; with PIPELINE = 1, in the cycle after that step's enabled clock,
-  where ``out_valid = out_last = 1``, and it holds while ``en = 0``;
+  enabled step has ``in_last``; with PIPELINE = 1 or 2, in the cycle after that step's enabled
+  clock, where ``out_valid = out_last = 1``, and it holds while ``en = 0``;
 * the throughput: every step is accepted on its enabled clock (the PE has no ready), so a dot
   product of L pairs takes ceil(L / K) enabled cycles either way and the next starts at once;
 * the forwarding registers (``out_a``, ``out_b``, ``out_bias``, ``out_valid``, ``out_first``,
@@ -21,7 +22,10 @@ What is checked, cycle by cycle (outputs sampled after the inputs of the cycle s
 
 ``test_a_broken_pipelined_pe_is_caught``: a PIPELINE = 1 copy of dot_pe whose sum stage takes
 the step tokens of the input (``in_first`` / ``in_bias``) instead of the registered ones, the
-latency bug a second stage invites, must fail.
+latency bug a second stage invites, must fail. ``test_a_broken_prealigned_pe_is_caught``: a
+PIPELINE = 2 copy whose sum stage forgets to shift the pre-aligned products when the
+accumulator's exponent is the larger (mag_j instead of mag_j >> d), the bug that scheme invites,
+must fail.
 
 Run: ``pytest sim/test_dot_pe.py`` (``-rA`` shows the seed and counts).
 """
@@ -96,7 +100,7 @@ class DotPeTB:
         self.dut = dut
         self.pipeline = pipeline
         self.prev: dict[str, int] | None = None  # the last enabled step's inputs
-        self.due: int | None = None  # PIPELINE=1: the result out_sum must show now
+        self.due: int | None = None  # PIPELINE>=1: the result out_sum must show now
         self.fresh = False  # the last cycle's clock was enabled
         self.checked = 0
         self.cycles = 0
@@ -126,9 +130,9 @@ class DotPeTB:
             assert int(d.out_valid.value) == self.prev["in_valid"], "out_valid"
         if self.pipeline == 0 and en and not rst and beat is not None and beat["last"]:
             self.check(expected)
-        if self.pipeline == 1 and self.due is not None:
+        if self.pipeline >= 1 and self.due is not None:
             assert int(d.out_valid.value) == 1 and int(d.out_last.value) == 1, \
-                "PIPELINE=1: out_valid/out_last not set in the cycle of the result"
+                f"PIPELINE={self.pipeline}: out_valid/out_last not set in the cycle of the result"
             # counted in the cycle after the step's enabled clock; it must hold while stalled
             self.check(self.due, count=self.fresh)
         self.fresh = bool(en)
@@ -138,7 +142,7 @@ class DotPeTB:
             if rst:
                 self.prev["in_valid"] = 0
             finishes = not rst and beat is not None and beat["last"]
-            self.due = expected if self.pipeline == 1 and finishes else None
+            self.due = expected if self.pipeline >= 1 and finishes else None
 
     def check(self, expected: int | None, count: bool = True) -> None:
         assert expected is not None
@@ -178,7 +182,7 @@ async def run_dot_pe(dut) -> None:
                     await tb.cycle(0, beat=beat, expected=dot.expected)
                 await tb.cycle(1, beat=beat, expected=dot.expected)
                 steps += 1
-        await tb.cycle(1)  # PIPELINE=1: the last sum
+        await tb.cycle(1)  # PIPELINE>=1: the last sum
         done = tb.checked - start_checked
         assert done == len(dots), f"phase {phase}: {done} of {len(dots)} results seen"
         if phase == 0:
@@ -197,12 +201,14 @@ def _parameters(preset: str, k: int, align: int, multiplier: int,
 
 
 CASES = [("bf16", 4, 8, 0, 0), ("bf16", 4, 8, 0, 1), ("bf16", 2, 276, 1, 1),
-         ("e4m3_ieee", 3, 24, 1, 1)]
+         ("e4m3_ieee", 3, 24, 1, 1), ("bf16", 4, 8, 0, 2), ("bf16", 2, 276, 1, 2),
+         ("e4m3_ieee", 3, 24, 0, 2)]
 
 
 @pytest.mark.parametrize(("preset", "k", "align", "multiplier", "pipeline"), CASES,
                          ids=["bf16-K4-a8-lmul-p0", "bf16-K4-a8-lmul-p1", "bf16-K2-a276-exact-p1",
-                              "e4m3-K3-a24-exact-p1"])
+                              "e4m3-K3-a24-exact-p1", "bf16-K4-a8-lmul-p2",
+                              "bf16-K2-a276-exact-p2", "e4m3-K3-a24-lmul-p2"])
 def test_dot_pe(preset: str, k: int, align: int, multiplier: int, pipeline: int) -> None:
     run_cocotb("test_dot_pe", "dot_pe",
                parameters=_parameters(preset, k, align, multiplier, pipeline),
@@ -218,3 +224,14 @@ def test_a_broken_pipelined_pe_is_caught(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="FAILED"):
         run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[1]),
                    testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-pipeline-tokens")
+
+
+def test_a_broken_prealigned_pe_is_caught(tmp_path: Path) -> None:
+    """The PIPELINE = 2 regression on an hdl/ copy whose sum stage adds the pre-aligned product
+    magnitudes unshifted when the accumulator's exponent exceeds the products' (mag_j, not
+    mag_j >> d: the products keep a window below their own largest exponent) must fail."""
+    hdl = broken_hdl(tmp_path, "dot_sum_prealigned.v", re.escape("mj = mag[j*MB+:MB] >> d;"),
+                     "mj = mag[j*MB+:MB];")
+    with pytest.raises(SystemExit, match="FAILED"):
+        run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[4]),
+                   testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-prealigned-unshifted")

@@ -162,14 +162,14 @@ def dot_results(design: Design, stim: Stimulus) -> list[tuple[int, int]]:
     """The dot products a ``dot``-level stimulus (:func:`pe_stimulus` / :func:`dot_stimulus`)
     finishes, as (step, binary32 bits): the step at whose end the PE's ``out_sum`` must hold
     that dot product (``mac_pe`` and ``dot_pe`` with PIPELINE=0: the step with ``in_last``;
-    PIPELINE=1: the next one, the stimulus keeping ``en`` = 1), and its value from the model,
+    PIPELINE=1 or 2: the next one, the stimulus keeping ``en`` = 1), and its value from the model,
     ``lmul.matmul`` with the design's multiplier and offset and, for ``dot_pe``,
     ``accumulate=lmul.Fused(K, ALIGN_BITS)``. The operands are read back from the stimulus
     (lane i of a step at bits ``i*width``), padding pairs included (+0, as the model pads)."""
     prm = design.param_dict
     fmt = cost_format(design.fmt)
     lanes = prm.get("K", 1) if design.top == "dot_pe" else 1
-    latency = prm.get("PIPELINE", 0) if design.top == "dot_pe" else 0
+    latency = min(prm.get("PIPELINE", 0), 1) if design.top == "dot_pe" else 0
     if design.top not in ("mac_pe", "dot_pe"):
         raise ValueError(f"no dot-level results for top {design.top}")
     cfg = lmul.LMulConfig(prm["EXP_BITS"], prm["MAN_BITS"], offset=prm.get("OFFSET"))

@@ -68,8 +68,9 @@ def _cost_row(unit: str, top: str, k: int = 1, align: int | None = None,
     if unit == "lmul_o6":
         params["OFFSET"] = 6
     if pipeline:
-        params["PIPELINE"] = 1
-    variant = "seq" if top == "mac_pe" else f"k{k}-a{align}" + ("-p1" if pipeline else "")
+        params["PIPELINE"] = pipeline
+    variant = "seq" if top == "mac_pe" else f"k{k}-a{align}" + (f"-p{pipeline}" if pipeline
+                                                                 else "")
     ops = 156
 
     def run(pj: float) -> dict[str, Any]:
@@ -342,6 +343,34 @@ def test_a_pipelined_pe_shares_its_twins_accuracy_and_is_set_against_its_energy(
         ea.join(bad, _acc(), ["mnist"])
     bad = copy.deepcopy(doc)
     bad["designs"][4]["synth"]["params"]["PIPELINE"] = 1
+    with pytest.raises(ea.JoinError, match="netlist has PIPELINE=1"):
+        ea.join(bad, _acc(), ["mnist"])
+
+
+def test_a_prealigned_pe_is_a_third_design_of_the_same_mode() -> None:
+    """PIPELINE=2 rows (-p2) beside the -p1 and single-stage ones: the twin's mode and accuracy,
+    their own energy pair against the twin, and a -p2 name on a PIPELINE=1 netlist refused."""
+    doc = _cost_doc()
+    doc["designs"] += [
+        _cost_row("lmul_o6", "dot_pe", 8, 16, e=90.0, clkreg=35.0, pipeline=1, zero=60.0),
+        _cost_row("lmul_o6", "dot_pe", 8, 16, e=70.0, clkreg=34.0, pipeline=2, zero=55.0),
+        _cost_row("exact", "dot_pe", 8, 16, e=150.0, clkreg=36.0, pipeline=2)]
+    doc["designs"][4]["runs"]["mnist/zero"] = {"ops": 156, "energy_per_op_pj": 40.0}
+    rows = ea.join(doc, _acc(), ["mnist", "fashion"])
+    by = {r["design"]: r for r in rows}
+    p2, p0 = by["dot-bf16-lmul_o6-k8-a16-p2"], by["dot-bf16-lmul_o6-k8-a16"]
+    assert p2["mode"] == p0["mode"] and p2["pipeline"] == 2
+    assert p2["mnist_delta"] == p0["mnist_delta"]
+    pairs = {q["design"]: q for q in ea.pipeline_pairs(rows)}
+    assert pairs["dot-bf16-lmul_o6-k8-a16-p2"]["twin"] == "dot-bf16-lmul_o6-k8-a16"
+    assert pairs["dot-bf16-lmul_o6-k8-a16-p2"]["p1_glitch"] == pytest.approx(15.0)
+    assert "dot-bf16-lmul_o6-k8-a16-p1" in pairs
+    v = ea.verdicts(rows, ["mnist", "fashion"])
+    assert (v["best"], v["chosen_pipeline"]) == ("dot-bf16-lmul_o6-k8-a16-p2", 2)
+    assert v["fused_exact"] == "dot-bf16-exact-k8-a16-p2"
+    bad = copy.deepcopy(doc)
+    bad["designs"][-2]["synth"]["params"]["PIPELINE"] = 1
+    del bad["designs"][-2]["params"]["PIPELINE"]
     with pytest.raises(ea.JoinError, match="netlist has PIPELINE=1"):
         ea.join(bad, _acc(), ["mnist"])
 

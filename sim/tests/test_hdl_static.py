@@ -57,10 +57,15 @@ ILLEGAL_EXTRA = {
     "dot_datapath": [({"K": 0}, "K"), ({"K": 65}, "K"), ({"ALIGN_BITS": 0}, "ALIGN_BITS"),
                      ({"ALIGN_BITS": 277}, "ALIGN_BITS"), ({"MULTIPLIER": 2}, "MULTIPLIER")],
     "dot_pe": [({"K": 65}, "K"), ({"ALIGN_BITS": 277}, "ALIGN_BITS"),
-               ({"MULTIPLIER": 2}, "MULTIPLIER"), ({"PIPELINE": 2}, "PIPELINE"),
+               ({"MULTIPLIER": 2}, "MULTIPLIER"), ({"PIPELINE": 3}, "PIPELINE"),
                ({"PIPELINE": -1}, "PIPELINE"), ({"PIPELINE": 1, "K": 65}, "K"),
                ({"PIPELINE": 1, "ALIGN_BITS": 0}, "ALIGN_BITS"),
-               ({"PIPELINE": 1, "MULTIPLIER": 2}, "MULTIPLIER")],
+               ({"PIPELINE": 1, "MULTIPLIER": 2}, "MULTIPLIER"),
+               ({"PIPELINE": 2, "K": 65}, "K"), ({"PIPELINE": 2, "ALIGN_BITS": 277}, "ALIGN_BITS")],
+    "dot_prealign": [({"K": 0}, "K"), ({"K": 65}, "K"), ({"ALIGN_BITS": 0}, "ALIGN_BITS"),
+                     ({"ALIGN_BITS": 277}, "ALIGN_BITS")],
+    "dot_sum_prealigned": [({"K": 0}, "K"), ({"K": 65}, "K"), ({"ALIGN_BITS": 0}, "ALIGN_BITS"),
+                           ({"ALIGN_BITS": 277}, "ALIGN_BITS")],
 }
 
 
