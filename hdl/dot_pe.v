@@ -32,10 +32,18 @@
 // is the single-stage PE above (mac_array instantiates it). The accumulator loop stays within
 // the sum stage, so back-to-back steps of one dot product need no stall either way.
 //
+// PIPELINE = 2 has PIPELINE = 1's latency, throughput and tokens, and moves more of the sum into
+// the first stage: dot_prealign registers the products' largest exponent pmax, each product's
+// magnitude truncated to the ALIGN_BITS window below pmax, the signs and the special-value
+// flags; the sum stage (dot_sum_prealigned) compares base's exponent with pmax and shifts the K
+// short magnitudes right by the difference when base's is larger. Same bits (truncating to the
+// window below pmax and then below a larger emax is truncating once below emax); the sum
+// stage's logic is shallower, so fewer glitches reach its adder tree and normaliser.
+//
 // Operands: lane i is in_a[i*W +: W], in_b[i*W +: W], W = 1 + EXP_BITS + MAN_BITS, each
 // {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; K, ALIGN_BITS, EXP_BITS, MAN_BITS, OFFSET,
 // SATURATE, FINITE_ONLY, MULTIPLIER as in dot_datapath (checked there and in the modules it
-// uses); PIPELINE 0 or 1.
+// uses); PIPELINE 0, 1 or 2.
 `include "lmul_defs.vh"
 module dot_pe #(
     parameter integer K          = 4,
