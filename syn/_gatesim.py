@@ -17,10 +17,13 @@ Icarus' inertial delays, longer ones are counted as transitions).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ._stdcell import CostError, run_tool
 
@@ -282,11 +285,21 @@ endmodule
 
 @dataclass
 class SimResult:
-    """Outputs per step (binary strings, ``x``/``z`` kept) and the VCD path, if dumped."""
+    """Outputs per step (binary strings, ``x``/``z`` kept) and the VCD path, if dumped.
+
+    ``seconds``: wall time of the simulation (``vvp``); ``times``: ``{"compile": (wall,
+    cpu), "run": (wall, cpu)}`` seconds of ``iverilog`` and ``vvp`` (cpu: the child's user +
+    system time), for the flow's profile."""
 
     outputs: list[str]
     vcd: Path | None
     seconds: float
+    times: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _child_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def simulate(sources: Sequence[Path], module: str, inputs: Sequence[Port],
@@ -312,15 +325,17 @@ def simulate(sources: Sequence[Path], module: str, inputs: Sequence[Port],
     if include is not None:
         cmd += ["-I", str(Path(include).resolve())]
     cmd += ["tb.v", *[str(Path(s).resolve()) for s in sources]]
+    w0, c0 = time.perf_counter(), _child_cpu()
     run_tool(cmd, f"iverilog ({module})", cwd=workdir)
-    t0 = time.perf_counter()
+    t0, c1 = time.perf_counter(), _child_cpu()
     run_tool([vvp, "-n", "sim.vvp"], f"vvp ({module})", cwd=workdir)
     seconds = time.perf_counter() - t0
+    times = {"compile": (t0 - w0, c1 - c0), "run": (seconds, _child_cpu() - c1)}
     outs = (workdir / "out.txt").read_text().split()
     if len(outs) != n_steps:
         raise CostError(f"simulation of {module} wrote {len(outs)} output steps, expected "
                         f"{n_steps}")
-    return SimResult(outs, vcd if dump_from is not None else None, seconds)
+    return SimResult(outs, vcd if dump_from is not None else None, seconds, times)
 
 
 def compare_outputs(reference: Sequence[str], gate: Sequence[str]) -> tuple[int, list[str]]:
@@ -351,28 +366,129 @@ _VAR_RE = re.compile(r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[(\d+)(?::(\d+)
 def count_toggles(vcd: Path) -> dict[str, int]:
     """0<->1 transitions of every net in a VCD (Icarus, one scope), keyed by net name (vector
     bits as ``name[i]``). Changes from or to x/z are not transitions; the first value of each
-    net (the ``$dumpvars`` block) is its starting state."""
+    net (the ``$dumpvars`` block) is its starting state.
+
+    The scalar changes (nearly every line of a gate-level dump) are counted with numpy over
+    the whole file; :func:`count_toggles_reference` is the same count line by line."""
+    with open(vcd, "rb") as f:
+        data = f.read()
+    end_defs = data.find(b"$enddefinitions")
+    if end_defs < 0:
+        return count_toggles_reference(vcd)
+    body_at = data.find(b"\n", end_defs) + 1 or len(data)
+    ids, widths = _vcd_header(data[:body_at].decode().splitlines())
+    codes = list(ids)
+    keys = [_code_key(c.encode()) for c in codes]
+    if any(k is None for k in keys):  # identifiers longer than 8 characters
+        return count_toggles_reference(vcd)
+    buf = np.frombuffer(data, dtype=np.uint8)[body_at:]
+    if len(buf) == 0:
+        return _toggle_names(ids, widths, {}, {})
+    ends = np.flatnonzero(buf == 10)
+    if buf[-1] != 10:
+        ends = np.append(ends, len(buf))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lens = ends - starts
+    first = buf[np.minimum(starts, len(buf) - 1)]
+    scalar = (lens > 0) & np.isin(first, np.frombuffer(b"01xzXZ", dtype=np.uint8))
+    s_at, s_len, s_val = starts[scalar] + 1, lens[scalar] - 1, first[scalar]
+    key = np.zeros(len(s_at), dtype=np.uint64)
+    for k in range(int(s_len.max()) if len(s_len) else 0):
+        if k >= 8:
+            return count_toggles_reference(vcd)
+        byte = np.where(s_len > k, buf[np.minimum(s_at + k, len(buf) - 1)], 0)
+        key |= byte.astype(np.uint64) << np.uint64(8 * k)
+    known = np.array(keys, dtype=np.uint64)
+    order = np.argsort(known)
+    pos = np.minimum(np.searchsorted(known[order], key), len(known) - 1)
+    found = known[order][pos] == key
+    idx = order[pos][found]
+    val = s_val[found]
+    # each code's values in file order; a transition is a change between two 0/1 values
+    by_code = np.argsort(idx, kind="stable")
+    idx, val = idx[by_code], val[by_code]
+    is01 = (val == ord("0")) | (val == ord("1"))
+    step = (idx[1:] == idx[:-1]) & is01[1:] & is01[:-1] & (val[1:] != val[:-1])
+    counts = np.bincount(idx[1:][step], minlength=len(codes))
+    scalar_count = {c: int(counts[i]) for i, c in enumerate(codes)}
+    vec_last: dict[str, str] = {}
+    vec_count: dict[str, list[int]] = {}
+    for at in starts[(first == ord("b")) | (first == ord("B"))]:
+        line = bytes(buf[at:buf.size if at >= ends[-1] else
+                         ends[np.searchsorted(ends, at)]]).decode()
+        _vector_change(line, widths, vec_last, vec_count)
+    return _toggle_names(ids, widths, scalar_count, vec_count)
+
+
+def _code_key(code: bytes) -> int | None:
+    """A VCD identifier as an integer (its bytes, little-endian); None if over 8 bytes."""
+    return int.from_bytes(code, "little") if 0 < len(code) <= 8 else None
+
+
+def _vcd_header(lines: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Net names (``name[i]`` for vector bits, MSB first) and width of every identifier code
+    declared in a VCD header."""
     ids: dict[str, list[str]] = {}
     widths: dict[str, int] = {}
+    for line in lines:
+        if "$var" in line:
+            m = _VAR_RE.search(line)
+            if m is None:
+                raise CostError(f"VCD: cannot parse {line.strip()!r}")
+            width, code, name = int(m.group(1)), m.group(2), m.group(3)
+            if width == 1:
+                names = [f"{name}[{m.group(4)}]" if m.group(4) is not None else name]
+            else:
+                hi = int(m.group(4)) if m.group(4) is not None else width - 1
+                lo = int(m.group(5)) if m.group(5) is not None else 0
+                if hi - lo + 1 != width or lo != 0:
+                    raise CostError(f"VCD: unsupported range in {line.strip()!r}")
+                names = [f"{name}[{i}]" for i in range(width - 1, -1, -1)]  # MSB first
+            ids.setdefault(code, []).extend(names)
+            widths[code] = width
+    return ids, widths
+
+
+def _vector_change(line: str, widths: Mapping[str, int], vec_last: dict[str, str],
+                   vec_count: dict[str, list[int]]) -> None:
+    val, code = line[1:].split()
+    width = widths.get(code, len(val))
+    val = val.rjust(width, "0" if val[0] in "01" else val[0])
+    prev = vec_last.get(code)
+    if prev is not None:
+        cnt = vec_count.setdefault(code, [0] * width)
+        for k in range(width):
+            a, b = prev[k], val[k]
+            if a != b and a in "01" and b in "01":
+                cnt[k] += 1
+    vec_last[code] = val
+
+
+def _toggle_names(ids: Mapping[str, list[str]], widths: Mapping[str, int],
+                  scalar_count: Mapping[str, int], vec_count: Mapping[str, list[int]]
+                  ) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for code, names in ids.items():
+        if widths[code] == 1:
+            for nm in names:
+                out[nm] = scalar_count.get(code, 0)
+        else:
+            cnt = vec_count.get(code, [0] * widths[code])
+            for nm, k in zip(names, cnt, strict=True):
+                out[nm] = k
+    return out
+
+
+def count_toggles_reference(vcd: Path) -> dict[str, int]:
+    """:func:`count_toggles`, one line at a time (the definition the fast count is tested
+    against, and its fallback for identifiers over 8 characters)."""
+    header: list[str] = []
     with open(vcd) as f:
         for line in f:
-            if "$var" in line:
-                m = _VAR_RE.search(line)
-                if m is None:
-                    raise CostError(f"VCD: cannot parse {line.strip()!r}")
-                width, code, name = int(m.group(1)), m.group(2), m.group(3)
-                if width == 1:
-                    names = [f"{name}[{m.group(4)}]" if m.group(4) is not None else name]
-                else:
-                    hi = int(m.group(4)) if m.group(4) is not None else width - 1
-                    lo = int(m.group(5)) if m.group(5) is not None else 0
-                    if hi - lo + 1 != width or lo != 0:
-                        raise CostError(f"VCD: unsupported range in {line.strip()!r}")
-                    names = [f"{name}[{i}]" for i in range(width - 1, -1, -1)]  # MSB first
-                ids.setdefault(code, []).extend(names)
-                widths[code] = width
-            elif "$enddefinitions" in line:
+            if "$enddefinitions" in line:
                 break
+            header.append(line)
+        ids, widths = _vcd_header(header)
         scalar_last: dict[str, str] = {}
         scalar_count: dict[str, int] = {}
         vec_last: dict[str, str] = {}
@@ -386,27 +502,8 @@ def count_toggles(vcd: Path) -> dict[str, int]:
                     scalar_count[code] = scalar_count.get(code, 0) + 1
                 scalar_last[code] = c
             elif c in "bB":
-                val, code = line[1:].split()
-                width = widths.get(code, len(val))
-                val = val.rjust(width, "0" if val[0] in "01" else val[0])
-                prev = vec_last.get(code)
-                if prev is not None:
-                    cnt = vec_count.setdefault(code, [0] * width)
-                    for k in range(width):
-                        a, b = prev[k], val[k]
-                        if a != b and a in "01" and b in "01":
-                            cnt[k] += 1
-                vec_last[code] = val
-    out: dict[str, int] = {}
-    for code, names in ids.items():
-        if widths[code] == 1:
-            for nm in names:
-                out[nm] = scalar_count.get(code, 0)
-        else:
-            cnt = vec_count.get(code, [0] * widths[code])
-            for nm, k in zip(names, cnt, strict=True):
-                out[nm] = k
-    return out
+                _vector_change(line, widths, vec_last, vec_count)
+    return _toggle_names(ids, widths, scalar_count, vec_count)
 
 
 def net_toggles_for(nl: Netlist, toggles: Mapping[str, int]) -> dict[str, int]:

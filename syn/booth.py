@@ -40,7 +40,7 @@ from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text
 
 from . import _stdcell as sc
-from .cost import SYNTH_FLOWS, Tools, cache_dir, hdl_sources, measure_cached
+from .cost import SYNTH_FLOWS, Tools, cache_dir, measure_cached
 from .designs import REPO, Design, multipliers, processing_elements
 from .report import ratio
 from .stimuli import DEFAULT_OPERANDS, WORKLOADS, Sizes, load_mnist_operands
@@ -190,7 +190,6 @@ def run(levels: Sequence[str] = ("mul",), flows: Sequence[str] = FLOWS,
     mnist = load_mnist_operands(operands) if "mnist" in workloads else None
     print(f"booth: seed {seed}; {len(jobs)} designs x {len(flows)} flows", file=sys.stderr)
     t_start = time.perf_counter()
-    srcs = hdl_sources()
     rows: list[dict[str, Any]] = []
     records = []
     todo = [(f, d) for f in flows for d in jobs]
@@ -198,7 +197,7 @@ def run(levels: Sequence[str] = ("mul",), flows: Sequence[str] = FLOWS,
     for flow, d in bar:
         bar.set_postfix_str(f"{flow} {d.name}")
         rec = measure_cached(d, tools[flow], cache_dir(out_dir, flow), sizes, seed, workloads,
-                             timings, mnist, constraints, srcs,
+                             timings, mnist, constraints,
                              log=(lambda m: bar.write(f"  {m}", file=sys.stderr))
                              if progress else None)
         records.append({"flow": flow, **rec})

