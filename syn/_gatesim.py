@@ -405,18 +405,31 @@ def count_toggles(vcd: Path) -> dict[str, int]:
     idx = order[pos][found]
     val = s_val[found]
     # each code's values in file order; a transition is a change between two 0/1 values
-    by_code = np.argsort(idx, kind="stable")
+    # (numpy's stable sort of 16-bit keys is a radix sort)
+    by_code = np.argsort(idx.astype(np.uint16) if len(codes) <= 1 << 16 else idx,
+                         kind="stable")
     idx, val = idx[by_code], val[by_code]
     is01 = (val == ord("0")) | (val == ord("1"))
     step = (idx[1:] == idx[:-1]) & is01[1:] & is01[:-1] & (val[1:] != val[:-1])
     counts = np.bincount(idx[1:][step], minlength=len(codes))
     scalar_count = {c: int(counts[i]) for i, c in enumerate(codes)}
-    vec_last: dict[str, str] = {}
+    # vector changes (ports, and with delays their glitches): per code, one row per change
+    vector = (first == ord("b")) | (first == ord("B"))
+    rows: dict[str, list[str]] = {}
+    for a, e in zip(starts[vector].tolist(), ends[vector].tolist(), strict=True):
+        val, code = data[body_at + a + 1:body_at + e].decode().split()
+        width = widths.get(code, len(val))
+        rows.setdefault(code, []).append(val.rjust(width, "0" if val[0] in "01" else val[0]))
     vec_count: dict[str, list[int]] = {}
-    for at in starts[(first == ord("b")) | (first == ord("B"))]:
-        line = bytes(buf[at:buf.size if at >= ends[-1] else
-                         ends[np.searchsorted(ends, at)]]).decode()
-        _vector_change(line, widths, vec_last, vec_count)
+    for code, vals in rows.items():
+        if len(vals) < 2:
+            continue
+        if len({len(v) for v in vals}) != 1:  # a value wider than declared: the line loop
+            return count_toggles_reference(vcd)
+        bits = np.frombuffer("".join(vals).encode(), dtype=np.uint8).reshape(len(vals), -1)
+        ok = (bits == ord("0")) | (bits == ord("1"))
+        flips = (bits[1:] != bits[:-1]) & ok[1:] & ok[:-1]
+        vec_count[code] = [int(c) for c in flips.sum(axis=0)]
     return _toggle_names(ids, widths, scalar_count, vec_count)
 
 

@@ -408,6 +408,8 @@ def _open_design(design: Design, tools: Tools, workdir: Path, constraints: StaCo
             atomic_write_text(syn_stat, json.dumps(st_d))
         netlist.write_text(gs.split_constant_assigns(syn_net.read_text()))
         rec = {"synth": st_d}
+        for derived in [_pins_file(workdir), *workdir.glob("runs-*.json")]:
+            derived.unlink(missing_ok=True)  # of the netlist this one replaces
         atomic_write_text(rec_file, json.dumps(rec, indent=1))
     with prof("netlist"):
         nl = gs.parse_netlist(netlist.read_text())
