@@ -96,6 +96,49 @@ def _compile_kernels_once() -> None:
     Dispatcher.compile = compile_once
 
 
+#: Modules whose tests take tens of seconds each on a fresh clone (Verilator builds and Icarus runs
+#: of the 4 x 4 arrays, proof slices, Ray clusters, cold numba compiles), longest first.
+_LONG_MODULES = (
+    "experiments/tests/test_cosim.py",
+    "sim/test_mac_array.py",
+    "experiments/tests/test_array_lstm.py",
+    "sim/tests/test_prove_fp8.py",
+    "sim/tests/test_prove.py",
+    "experiments/tests/test_executor.py",
+    "sim/tests/test_dot_model.py",
+    "model/tests/test_kernels.py",
+    "model/tests/test_fast_path.py",
+    "sim/tests/test_fusesoc.py",
+    "syn/tests/test_booth.py",
+    "syn/tests/test_dot_sweep.py",
+    "model/tests/test_matmul_fp32.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers, the long modules first (longest processing time first).
+
+    ``--dist worksteal`` hands each worker a contiguous share of the collection and an idle
+    worker steals from the end of another's queue, so the run ends with whatever was collected
+    last: with the long tests at the front, the last minutes run short tests on both workers
+    instead of one worker finishing a long one alone. The order within a module is kept (its
+    module-scoped fixtures stay together); a serial run keeps pytest's order.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    rank = {path: i for i, path in enumerate(_LONG_MODULES)}
+    root = config.rootpath
+
+    def key(item: pytest.Item) -> int:
+        try:
+            rel = item.path.relative_to(root).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(rel, len(rank))
+
+    items.sort(key=key)  # stable: the rest keep their order
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """The seed and counts in every run's header, so that any failure can be replayed."""
     return ["regression knobs: " + " ".join(f"{k}={v}" for k, v in knobs.check_all().items())]
