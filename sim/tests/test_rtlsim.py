@@ -99,6 +99,38 @@ def test_cache_hit_and_rebuild_when_the_verilog_changes(tmp_path: Path) -> None:
         op.close()
 
 
+def test_model_and_driver_compiles_read_the_precompiled_header(tmp_path: Path) -> None:
+    """Both compiles of a build (the generated model, with the flags its makefile uses, and the
+    driver) find verilated.h precompiled: GCC's -H marks a .gch it uses with '!' and one it
+    rejects with 'x' (a compile at -O0 must reject the -O2 header, so the check can fail)."""
+    version_line, _ = rtlsim.verilator_version()
+    include = rtlsim._verilator_include()
+    obj = tmp_path / "obj"
+    hdl = rtlsim.HDL_DIR
+    subprocess.run(["verilator", "--cc", "--top-module", "lmul_core", "--Mdir", str(obj),
+                    "-CFLAGS", "-fPIC", "-y", str(hdl), f"-I{hdl}", str(hdl / "lmul_core.v")],
+                   check=True, capture_output=True)
+    make = ["make", "-f", "Vlmul_core.mk", *rtlsim._OPT, *rtlsim._MAKE_ONE_UNIT]
+    model = rtlsim._model_compile_flags(make, obj, "Vlmul_core")
+    assert model is not None and "-fPIC" in model and "-c" not in model
+    src = obj / "probe.cpp"
+    src.write_text('#include "verilated.h"\nint probe() { return 0; }\n')
+
+    def marks(cxx: str, flags: list[str], extra: tuple[str, ...] = ()) -> set[str]:
+        pch = rtlsim._precompiled_header(cxx, flags, version_line)
+        assert pch, "no precompiled header was made"
+        res = subprocess.run([cxx, *flags, *extra, *pch, "-H", "-fsyntax-only", str(src)],
+                             cwd=obj, capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return {line[0] for line in res.stderr.splitlines() if line.endswith(".gch")}
+
+    cxx = rtlsim._which("g++", "g++")  # as build() names it: part of the header's key
+    driver = [*rtlsim._CXXFLAGS, "-pthread", f"-I{include}", f"-I{include / 'vltstd'}"]
+    assert marks(model[0], model[1:]) == {"!"}
+    assert marks(cxx, driver) == {"!"}
+    assert marks(cxx, driver, ("-O0",)) == {"x"}
+
+
 def test_rejected_parameters_give_the_rtl_message() -> None:
     # 17-bit operands: the module itself is the top (-G parameters).
     with pytest.raises(rtlsim.RtlBuildError) as exc:
