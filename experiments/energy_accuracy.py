@@ -147,7 +147,7 @@ def mode_of(params: dict[str, int], top: str) -> str:
     raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe, mac_array)")
 
 
-_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p[12]|-array)?)")
+_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p[123]|-array)?)")
 
 
 def check_design(r: dict[str, Any]) -> None:
@@ -644,9 +644,9 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
     fig, ax = plt.subplots(figsize=(8, 5))
     marks = {"exact": "s", "lmul": "o", "lmul_o6": "^"}
     for (unit, mk), color in zip(marks.items(), ("C0", "C1", "C2"), strict=True):
-        for pipe in (0, 1, 2):
-            # only what has points gets a legend entry; pipelined designs hollow (PIPELINE=2
-            # with a thick edge)
+        for pipe in (0, 1, 2, 3):
+            # only what has points gets a legend entry; pipelined designs hollow (thicker
+            # edges for PIPELINE=2 and 3)
             sel = [r for r in rows if r["unit"] == unit and r.get("pipeline", 0) == pipe
                    and r["top"] != "mac_array" and not math.isnan(_worst_delta(r, datasets))]
             if not sel:
@@ -655,7 +655,7 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
                        [_worst_delta(r, datasets) for r in sel], marker=mk, alpha=0.8,
                        label=unit + (f" PIPELINE={pipe}" if pipe else ""),
                        facecolors="none" if pipe else color, edgecolors=color,
-                       linewidths=2.0 if pipe == 2 else 1.0)
+                       linewidths=1.0 + 0.7 * (pipe - 1) if pipe else 1.0)
         for r in [r for r in rows if r["unit"] == unit and r["top"] != "mac_array"]:
             ax.annotate(r["design"].split("-", 3)[-1], (r["e_mnist_pj"],
                                                         _worst_delta(r, datasets)),

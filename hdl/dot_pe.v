@@ -40,10 +40,16 @@
 // window below pmax and then below a larger emax is truncating once below emax); the sum
 // stage's logic is shallower, so fewer glitches reach its adder tree and normaliser.
 //
+// PIPELINE = 3 is PIPELINE = 2 with PIPELINE = 1's product register in front of dot_prealign:
+// three stages (multipliers | pre-alignment | sum), so the pre-alignment starts from a register
+// too. Same bits and throughput; out_sum is the finished dot product two enabled clocks after
+// the in_last step's (no output token marks it: out_valid / out_last are one stage behind the
+// input, the sum stage two).
+//
 // Operands: lane i is in_a[i*W +: W], in_b[i*W +: W], W = 1 + EXP_BITS + MAN_BITS, each
 // {sign, exponent[EXP_BITS], mantissa[MAN_BITS]}; K, ALIGN_BITS, EXP_BITS, MAN_BITS, OFFSET,
 // SATURATE, FINITE_ONLY, MULTIPLIER as in dot_datapath (checked there and in the modules it
-// uses); PIPELINE 0, 1 or 2.
+// uses); PIPELINE 0..3.
 `include "lmul_defs.vh"
 module dot_pe #(
     parameter integer K          = 4,
@@ -77,9 +83,9 @@ module dot_pe #(
   localparam integer W = 1 + EXP_BITS + MAN_BITS;
 
   generate
-    `LMUL_PARAM_CHECK(PIPELINE >= 0 && PIPELINE <= 2, g_bad_pipeline,
-                      PARAMETER_ERROR__dot_pe__PIPELINE_must_be_0_to_2,
-                      ("dot_pe: PIPELINE=%0d must be 0, 1 or 2", PIPELINE))
+    `LMUL_PARAM_CHECK(PIPELINE >= 0 && PIPELINE <= 3, g_bad_pipeline,
+                      PARAMETER_ERROR__dot_pe__PIPELINE_must_be_0_to_3,
+                      ("dot_pe: PIPELINE=%0d must be 0, 1, 2 or 3", PIPELINE))
     `LMUL_PARAM_CHECK(K >= 1 && K <= 64, g_bad_k, PARAMETER_ERROR__dot_pe__K_must_be_1_to_64,
                       ("dot_pe: K=%0d out of range 1..64", K))
   endgenerate
@@ -112,7 +118,7 @@ module dot_pe #(
       // Term 0 is the sum stage's base, term i + 1 the product of lane i (the terms of
       // dot_datapath; the sum stage takes them one clock apart).
       wire [K*32-1:0] prod;
-      wire [31:0]     base = out_first ? out_bias : acc;
+      wire [31:0]     base;
 
       genvar i;
       for (i = 0; i < K; i = i + 1) begin : g_lane
@@ -132,6 +138,9 @@ module dot_pe #(
 
       if (PIPELINE == 1) begin : g_products
         reg [K*32-1:0] prod_q;
+
+        assign base = out_first ? out_bias : acc;
+        assign sum_valid = out_valid;
 
         always @(posedge clk) begin
           if (en) prod_q <= prod;
@@ -157,12 +166,46 @@ module dot_pe #(
         reg  [K*MB-1:0] mag_q;
         reg  [K-1:0]    sign_q;
         reg             nan_q, pos_inf_q, neg_inf_q, all_zero_q, all_neg_q;
+        wire [K*32-1:0] pre_in;
+
+        if (PIPELINE == 3) begin : g_three
+          // One more stage in front: the products registered (as with PIPELINE = 1), then
+          // pre-aligned from the register. The sum stage's tokens are one clock behind the
+          // forwarding registers.
+          reg [K*32-1:0] prod_q;
+          reg            valid_q, first_q;
+          reg [31:0]     bias_q;
+
+          always @(posedge clk) begin
+            if (rst) begin
+              valid_q <= 1'b0;
+            end else if (en) begin
+              valid_q <= out_valid;
+            end
+          end
+
+          always @(posedge clk) begin
+            if (en) begin
+              prod_q  <= prod;
+              first_q <= out_first;
+              bias_q  <= out_bias;
+            end
+          end
+
+          assign pre_in = prod_q;
+          assign base = first_q ? bias_q : acc;
+          assign sum_valid = valid_q;
+        end else begin : g_two
+          assign pre_in = prod;
+          assign base = out_first ? out_bias : acc;
+          assign sum_valid = out_valid;
+        end
 
         dot_prealign #(
             .K         (K),
             .ALIGN_BITS(ALIGN_BITS)
         ) u_prealign (
-            .terms   (prod),
+            .terms   (pre_in),
             .pmax    (pmax),
             .mag     (mag),
             .sign    (sign),
@@ -202,7 +245,6 @@ module dot_pe #(
             .y       (out_sum)
         );
       end
-      assign sum_valid = out_valid;
     end
   endgenerate
 

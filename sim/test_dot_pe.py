@@ -14,7 +14,8 @@ What is checked, cycle by cycle (outputs sampled after the inputs of the cycle s
 
 * the latency: with PIPELINE = 0, ``out_sum`` is the finished dot product in the cycle whose
   enabled step has ``in_last``; with PIPELINE = 1 or 2, in the cycle after that step's enabled
-  clock, where ``out_valid = out_last = 1``, and it holds while ``en = 0``;
+  clock, where ``out_valid = out_last = 1``, and it holds while ``en = 0``; with PIPELINE = 3,
+  two enabled clocks after that step's (held while ``en = 0`` as well);
 * the throughput: every step is accepted on its enabled clock (the PE has no ready), so a dot
   product of L pairs takes ceil(L / K) enabled cycles either way and the next starts at once;
 * the forwarding registers (``out_a``, ``out_b``, ``out_bias``, ``out_valid``, ``out_first``,
@@ -59,6 +60,12 @@ from sim.test_mac_array_fused import fused_tile
 TILES = 3
 
 
+def latency_of(pipeline: int) -> int:
+    """Enabled clocks from a step's to the cycle where out_sum holds its result: 0 for
+    PIPELINE 0, 1 for 1 and 2, 2 for 3 (docs/dot_product.md)."""
+    return {0: 0, 1: 1, 2: 1, 3: 2}[pipeline]
+
+
 @dataclass
 class Dot:
     """One dot product as dot_pe steps: per step the packed K lanes of a and b."""
@@ -99,8 +106,11 @@ class DotPeTB:
     def __init__(self, dut, pipeline: int) -> None:
         self.dut = dut
         self.pipeline = pipeline
+        self.latency = latency_of(pipeline)
         self.prev: dict[str, int] | None = None  # the last enabled step's inputs
-        self.due: int | None = None  # PIPELINE>=1: the result out_sum must show now
+        self.due: int | None = None  # latency >= 1: the result out_sum must show now
+        # latency 2: the results of enabled steps not yet due (None: the step finishes none)
+        self.pending: list[int | None] = [None] * max(self.latency - 1, 0)
         self.fresh = False  # the last cycle's clock was enabled
         self.checked = 0
         self.cycles = 0
@@ -128,11 +138,12 @@ class DotPeTB:
                 assert got == self.prev[f"in_{name}"], f"out_{name} {got:#x} is not the " \
                     f"previous enabled step's in_{name} {self.prev[f'in_{name}']:#x}"
             assert int(d.out_valid.value) == self.prev["in_valid"], "out_valid"
-        if self.pipeline == 0 and en and not rst and beat is not None and beat["last"]:
+        if self.latency == 0 and en and not rst and beat is not None and beat["last"]:
             self.check(expected)
-        if self.pipeline >= 1 and self.due is not None:
+        if self.latency == 1 and self.due is not None:
             assert int(d.out_valid.value) == 1 and int(d.out_last.value) == 1, \
                 f"PIPELINE={self.pipeline}: out_valid/out_last not set in the cycle of the result"
+        if self.latency >= 1 and self.due is not None:
             # counted in the cycle after the step's enabled clock; it must hold while stalled
             self.check(self.due, count=self.fresh)
         self.fresh = bool(en)
@@ -142,7 +153,9 @@ class DotPeTB:
             if rst:
                 self.prev["in_valid"] = 0
             finishes = not rst and beat is not None and beat["last"]
-            self.due = expected if self.pipeline >= 1 and finishes else None
+            if self.latency >= 1:
+                self.pending.append(expected if finishes else None)
+                self.due = self.pending.pop(0)
 
     def check(self, expected: int | None, count: bool = True) -> None:
         assert expected is not None
@@ -182,12 +195,14 @@ async def run_dot_pe(dut) -> None:
                     await tb.cycle(0, beat=beat, expected=dot.expected)
                 await tb.cycle(1, beat=beat, expected=dot.expected)
                 steps += 1
-        await tb.cycle(1)  # PIPELINE>=1: the last sum
+        tail = max(tb.latency, 1)
+        for _ in range(tail):  # latency >= 1: the last sum
+            await tb.cycle(1)
         done = tb.checked - start_checked
         assert done == len(dots), f"phase {phase}: {done} of {len(dots)} results seen"
         if phase == 0:
-            # back to back: one enabled cycle per step, the result pipeline cycles later
-            assert tb.enabled - start_enabled == steps + 1
+            # back to back: one enabled cycle per step, the result `latency` cycles later
+            assert tb.enabled - start_enabled == steps + tail
         dut._log.info("phase %d: %d dot products (%d steps) bit-exact, %d enabled cycles",
                       phase, done, steps, tb.enabled - start_enabled)
     dut._log.info("PASS: %d results checked in %d cycles", tb.checked, tb.cycles)
@@ -202,13 +217,14 @@ def _parameters(preset: str, k: int, align: int, multiplier: int,
 
 CASES = [("bf16", 4, 8, 0, 0), ("bf16", 4, 8, 0, 1), ("bf16", 2, 276, 1, 1),
          ("e4m3_ieee", 3, 24, 1, 1), ("bf16", 4, 8, 0, 2), ("bf16", 2, 276, 1, 2),
-         ("e4m3_ieee", 3, 24, 0, 2)]
+         ("e4m3_ieee", 3, 24, 0, 2), ("bf16", 4, 8, 0, 3), ("e4m3_ieee", 3, 24, 1, 3)]
 
 
 @pytest.mark.parametrize(("preset", "k", "align", "multiplier", "pipeline"), CASES,
                          ids=["bf16-K4-a8-lmul-p0", "bf16-K4-a8-lmul-p1", "bf16-K2-a276-exact-p1",
                               "e4m3-K3-a24-exact-p1", "bf16-K4-a8-lmul-p2",
-                              "bf16-K2-a276-exact-p2", "e4m3-K3-a24-lmul-p2"])
+                              "bf16-K2-a276-exact-p2", "e4m3-K3-a24-lmul-p2",
+                              "bf16-K4-a8-lmul-p3", "e4m3-K3-a24-exact-p3"])
 def test_dot_pe(preset: str, k: int, align: int, multiplier: int, pipeline: int) -> None:
     run_cocotb("test_dot_pe", "dot_pe",
                parameters=_parameters(preset, k, align, multiplier, pipeline),
@@ -219,8 +235,9 @@ def test_a_broken_pipelined_pe_is_caught(tmp_path: Path) -> None:
     """The PIPELINE = 1 regression on an hdl/ copy whose sum stage starts a dot product from the
     input step's tokens (in_first ? in_bias) instead of the registered step's must fail."""
     hdl = broken_hdl(tmp_path, "dot_pe.v",
-                     re.escape("wire [31:0]     base = out_first ? out_bias : acc;"),
-                     "wire [31:0]     base = in_first ? in_bias : acc;")
+                     re.escape("        assign base = out_first ? out_bias : acc;\n"
+                               "        assign sum_valid"),
+                     "        assign base = in_first ? in_bias : acc;\n        assign sum_valid")
     with pytest.raises(SystemExit, match="FAILED"):
         run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[1]),
                    testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-pipeline-tokens")
@@ -235,3 +252,15 @@ def test_a_broken_prealigned_pe_is_caught(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="FAILED"):
         run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[4]),
                    testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-prealigned-unshifted")
+
+
+def test_a_three_stage_pe_with_one_stage_tokens_is_caught(tmp_path: Path) -> None:
+    """The PIPELINE = 3 regression on an hdl/ copy whose sum stage starts a dot product from the
+    tokens one stage behind the input (out_first ? out_bias) instead of its own, two behind,
+    must fail."""
+    hdl = broken_hdl(tmp_path, "dot_pe.v",
+                     re.escape("assign base = first_q ? bias_q : acc;"),
+                     "assign base = out_first ? out_bias : acc;")
+    with pytest.raises(SystemExit, match="FAILED"):
+        run_cocotb("test_dot_pe", "dot_pe", parameters=_parameters(*CASES[7]),
+                   testcase="run_dot_pe$", hdl_dir=hdl, build_tag="broken-three-stage-tokens")

@@ -16,7 +16,7 @@ level (flows)               designs (unit: top, parameters besides EXP_BITS / MA
 ``array`` (cost)            ``mac_array`` ROWS=COLS=4: lmul / exact: MULTIPLIER=0 / 1
 ``dot`` (cost)              the energy-accuracy sweep (:func:`dot_sweep`): the sequential
                             ``mac_pe`` and the fused ``dot_pe`` (K, ALIGN_BITS, optionally
-                            PIPELINE=1 or 2), each with the exact multiplier, L-Mul at the paper
+                            PIPELINE=1..3), each with the exact multiplier, L-Mul at the paper
                             offset and L-Mul at :data:`TUNED_OFFSET`
 ``cell`` (cost)             the LSTM cell's arithmetic outside the array
                             (:func:`cell_units`): the element-wise multiplier (lmul:
@@ -154,7 +154,8 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
     named in ``units``, all if None) the sequential ``mac_pe`` (variant ``seq``, if
     ``sequential``) and ``dot_pe`` for every K x ALIGN_BITS x ``pipelines`` (variant
     ``k<K>-a<ALIGN_BITS>``; with PIPELINE=1, the products registered before the sum,
-    ``k<K>-a<ALIGN_BITS>-p1``; PIPELINE=2, the products pre-aligned and registered, ``-p2``).
+    ``k<K>-a<ALIGN_BITS>-p1``; PIPELINE=2, the products pre-aligned and registered, ``-p2``;
+    PIPELINE=3, both registers, ``-p3``).
     PIPELINE=0 designs leave the parameter at dot_pe's default (so
     their names, parameters and cached results are those of the single-stage PE). For the
     multipliers of ``array_units`` also the :data:`ARRAY_ROWS` x :data:`ARRAY_COLS`
@@ -174,8 +175,8 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
         if not 1 <= a <= 276:
             raise ValueError(f"ALIGN_BITS={a} outside dot_pe's range 1..276")
     for pl in pipelines:
-        if pl not in (0, 1, 2):
-            raise ValueError(f"PIPELINE={pl} outside dot_pe's range 0..2")
+        if pl not in (0, 1, 2, 3):
+            raise ValueError(f"PIPELINE={pl} outside dot_pe's range 0..3")
     out = []
     for unit, mult in avail.items():
         if units is not None and unit not in units:

@@ -121,12 +121,18 @@ def pe_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> Stimulus
     return Stimulus(v, len(v["rst"]), 2, macs)
 
 
+def dot_pe_latency(pipeline: int) -> int:
+    """Enabled clocks from a ``dot_pe`` step to the cycle whose ``out_sum`` is its result:
+    PIPELINE 0 -> 0, 1 and 2 -> 1, 3 -> 2 (hdl/dot_pe.v)."""
+    return {0: 0, 1: 1, 2: 1, 3: 2}[pipeline]
+
+
 def dot_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, int]], k_lanes: int,
-                 width: int) -> Stimulus:
+                 width: int, tail: int = 1) -> Stimulus:
     """Back-to-back dot products (a [L], b [L], bias bits) through ``dot_pe`` with ``k_lanes``
     lanes of ``width`` bits: two reset cycles, one step per chunk of ``k_lanes`` pairs (lane i
     at bits ``i*width``; a final partial chunk padded with +0 pairs, as the model pads),
-    ``in_first`` / ``in_last`` on the first / last chunk, one idle cycle at the end.
+    ``in_first`` / ``in_last`` on the first / last chunk, ``tail`` idle cycles at the end.
     ``ops`` counts the MACs of the dot products (L each), not the padding."""
     v, step = _recorder("rst", "en", "in_a", "in_b", "in_bias", "in_valid", "in_first",
                         "in_last")
@@ -143,7 +149,8 @@ def dot_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, int]], k_lanes: i
             step(en=1, in_a=a_word, in_b=b_word, in_bias=bias, in_valid=1, in_first=c == 0,
                  in_last=c == chunks - 1)
         macs += n
-    step(en=1)
+    for _ in range(tail):
+        step(en=1)
     return Stimulus(v, len(v["rst"]), 2, macs)
 
 
@@ -154,7 +161,9 @@ def _dot_level(design: Design, tiles: Sequence[tuple[np.ndarray, np.ndarray, int
     if design.top == "mac_pe":
         return pe_stimulus(tiles)
     if design.top == "dot_pe":
-        return dot_stimulus(tiles, design.param_dict["K"], width)
+        # one idle cycle, or as many as the PE's latency (the last result must show)
+        tail = max(1, dot_pe_latency(design.param_dict.get("PIPELINE", 0)))
+        return dot_stimulus(tiles, design.param_dict["K"], width, tail)
     raise ValueError(f"no dot-level stimulus for top {design.top}")
 
 
@@ -162,14 +171,15 @@ def dot_results(design: Design, stim: Stimulus) -> list[tuple[int, int]]:
     """The dot products a ``dot``-level stimulus (:func:`pe_stimulus` / :func:`dot_stimulus`)
     finishes, as (step, binary32 bits): the step at whose end the PE's ``out_sum`` must hold
     that dot product (``mac_pe`` and ``dot_pe`` with PIPELINE=0: the step with ``in_last``;
-    PIPELINE=1 or 2: the next one, the stimulus keeping ``en`` = 1), and its value from the model,
+    PIPELINE=1 or 2: the next one, 3: the one after, the stimulus keeping ``en`` = 1), and its
+    value from the model,
     ``lmul.matmul`` with the design's multiplier and offset and, for ``dot_pe``,
     ``accumulate=lmul.Fused(K, ALIGN_BITS)``. The operands are read back from the stimulus
     (lane i of a step at bits ``i*width``), padding pairs included (+0, as the model pads)."""
     prm = design.param_dict
     fmt = cost_format(design.fmt)
     lanes = prm.get("K", 1) if design.top == "dot_pe" else 1
-    latency = min(prm.get("PIPELINE", 0), 1) if design.top == "dot_pe" else 0
+    latency = dot_pe_latency(prm.get("PIPELINE", 0)) if design.top == "dot_pe" else 0
     if design.top not in ("mac_pe", "dot_pe"):
         raise ValueError(f"no dot-level results for top {design.top}")
     cfg = lmul.LMulConfig(prm["EXP_BITS"], prm["MAN_BITS"], offset=prm.get("OFFSET"))

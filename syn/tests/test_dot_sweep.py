@@ -186,8 +186,8 @@ def test_pipelined_designs_are_named_apart_and_single_stage_ones_unchanged() -> 
     assert "PIPELINE" not in ds[0].param_dict  # the default: names and cache keys as before
     assert ds[1].param_dict == {**ds[0].param_dict, "PIPELINE": 1}
     assert ds[0] == designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False)[0]
-    with pytest.raises(ValueError, match="PIPELINE=3 outside"):
-        designs.dot_sweep("bf16", (4,), (8,), pipelines=(3,))
+    with pytest.raises(ValueError, match="PIPELINE=4 outside"):
+        designs.dot_sweep("bf16", (4,), (8,), pipelines=(4,))
     p2 = designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, (2,))[0]
     assert (p2.name, p2.param_dict["PIPELINE"]) == ("dot-bf16-lmul_o6-k4-a8-p2", 2)
 
