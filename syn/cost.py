@@ -941,9 +941,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-seq", action="store_true",
                     help="dot level: leave out the sequential mac_pe rows")
     ap.add_argument("--dot-pipeline", default="0",
-                    help="the dot level's dot_pe PIPELINE values (0, 1, 2 or a list: 1 registers "
+                    help="the dot level's dot_pe PIPELINE values (0..3 or a list: 1 registers "
                     "the products before the sum, variant k<K>-a<A>-p1; 2 the products "
-                    "pre-aligned to their largest exponent, -p2)")
+                    "pre-aligned to their largest exponent, -p2; 3 both, -p3)")
     ap.add_argument("--dot-array-units", default="",
                     help="dot level: also the 4x4 mac_array of fused PEs (DOT_K=K) for these "
                     "multipliers, per K x ALIGN_BITS (variant k<K>-a<A>-array)")
