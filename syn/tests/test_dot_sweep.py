@@ -194,7 +194,8 @@ def test_pipelined_designs_are_named_apart_and_single_stage_ones_unchanged() -> 
 
 def test_dot_results_are_the_model_at_the_step_the_latency_gives() -> None:
     """A hand-computed dot product (BF16, exact products: 0.5 + 1*1 + 2*1 + 3*1 = 6.5) is due
-    at the in_last step of the single-stage PE and one step later with PIPELINE = 1."""
+    at the in_last step of the single-stage PE, one step later with PIPELINE = 1 or 2, two with
+    PIPELINE = 3."""
     one, two, three = 0x3F80, 0x4000, 0x4040
     tiles = [(np.array([one, two, three]), np.array([one, one, one]), 0x3F000000)]
     p0, p1 = designs.dot_sweep("bf16", (2,), (8,), ("exact",), False, (0, 1))
@@ -202,6 +203,13 @@ def test_dot_results_are_the_model_at_the_step_the_latency_gives() -> None:
     last = s.values["in_last"].index(1)
     assert stimuli.dot_results(p0, s) == [(last, 0x40D00000)]
     assert stimuli.dot_results(p1, s) == [(last + 1, 0x40D00000)]
+    # PIPELINE = 2 shares PIPELINE = 1's latency; PIPELINE = 3 is one step later still, and its
+    # stimulus ends with two idle steps so that the result shows within it
+    p2, p3 = designs.dot_sweep("bf16", (2,), (8,), ("exact",), False, (2, 3))
+    assert stimuli.dot_results(p2, s) == [(last + 1, 0x40D00000)]
+    s3 = stimuli._dot_level(p3, tiles, 16)
+    assert s3.n_steps == s.n_steps + 1 and s3.values["in_valid"][-2:] == [0, 0]
+    assert stimuli.dot_results(p3, s3) == [(last + 2, 0x40D00000)] and last + 2 < s3.n_steps
     seq = designs.dot_sweep("bf16", (2,), (8,), ("exact",))[0]
     s_seq = stimuli.pe_stimulus(tiles)
     assert stimuli.dot_results(seq, s_seq) == [(s_seq.values["in_last"].index(1), 0x40D00000)]
