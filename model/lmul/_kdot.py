@@ -6,14 +6,16 @@ split into tiles (row m, column chunk) like the sequential kernels of :mod:`lmul
 B is prepared by the same ``prep_*_b`` kernels. A step of ``k`` products takes one of:
 
 * L-Mul steps whose rows all take the sequential kernel's single-add path (products
-  ``a32 + bpre``, never zero, Inf or NaN) or hold only zero products, computed in registers
-  without a product buffer: :func:`_exact_sum_step` when the tile's exponent bounds prove that
-  no term loses a bit (the float64 sum is then exact; one conversion rounds it), else
-  :func:`_window_sum_step32` / ``64`` (per column ``emax``, :func:`_emax_pass`: from the
-  operands' field sums, int16 where the format fits 15 bits; each term scaled to the window's
-  LSB in float32 and converted to an integer truncating toward zero, integer sums); where the
-  int32 window applies, two rows of A whose steps both take it with no zero product share the
-  pass over B (:func:`_window_pair32`);
+  ``a32 + bpre``, never zero, Inf or NaN) or hold only zero products (A's rows judged once per
+  tile, :func:`_tile_a`), computed in registers without a product buffer:
+  :func:`_exact_sum_step` when the tile's exponent bounds prove that no term loses a bit (the
+  float64 sum is then exact; one conversion rounds it), else :func:`_window_sum_step32` /
+  ``64`` (per column ``emax``, :func:`_emax_pass`: from the operands' field sums, int16 where
+  the format fits 15 bits; each term scaled to the window's LSB in float32 and converted to an
+  integer truncating toward zero, integer sums; one conversion to float32 rounds the sum, an
+  exact power-of-two scaling restores it); where the int32 window applies, two rows of A whose
+  steps both take it with no zero product share each pass over B (:func:`_window_pair32`,
+  taken without a route decision: it is exact wherever it applies and declines otherwise);
 * any other step (other multipliers, specials, under/overflowing products, windows wider than
   float64 holds): the products' bits into a buffer ``[k, chunk]`` by the sequential kernels'
   per-row paths, then :func:`_fused_tile`: ``emax`` per column, terms scaled exactly in float64,
@@ -395,47 +397,62 @@ def _lmul_products(af, bb, fb, bpre, special, fbmin, fbmax, m, k_len, n_len, n0,
 
 
 @njit
-def _lmul_rows(af, fbmin, fbmax, special, m, k_len, n_len, n0, c0, nk, prm, a32r, rowr,
-               rlo, rhi):
-    """Whether every row of an L-Mul step takes the single-add path of
-    :func:`lmul._kmatmul.matmul_lmul` or holds only zero products (which add nothing to a
-    nonzero sum); then, in ``a32r``/``rowr``, A's half of each nonzero row's product bits and
-    the row's offset into ``bpre``, in ``rlo``/``rhi`` the bounds of its products' float32
-    exponent fields. Returns ``(ok, rows, hi, low)``: the float32 exponent field bound of all
-    the products, and the lowest bit position (same units) any of them can have."""
+def _tile_a(af, fbmin, fbmax, special, m, k_len, prm, kind, ax, ahi, alo):
+    """Row ``m`` of A judged once per tile for every step (:func:`_step_rows`): ``kind[k]`` 1
+    where A[m, k]'s products with row k of B all take the single-add path of
+    :func:`lmul._kmatmul.matmul_lmul` (products ``a32 + bpre``, never zero, Inf or NaN), 2
+    where they are all zeros (a zero/subnormal A element, no Inf/NaN in the row), 0 otherwise
+    (the general path); ``ax``, ``ahi``, ``alo`` A's half of the product bits and the bounds of
+    the products' float32 exponent fields (kind 1 only). Branch-free, so the loop over k
+    vectorizes (rounding A per step and row cost as much as a narrow step's sums)."""
     ebits, man = prm[_P_E], prm[_P_M]
     emaxf, field_mask = prm[_P_EMAXF], prm[_P_FIELD]
-    nz = 0
-    p_hi = np.int64(0)
-    p_low = np.int64(1 << 20)
-    if prm[_P_FAST] == 0:
-        return False, nz, p_hi, p_low
-    cadd, sh = prm[_P_CADD], _i32(prm[_P_SH])
+    fast = np.int64(prm[_P_FAST] != 0)
+    cadd, sh = prm[_P_CADD], prm[_P_SH]
     lo, hi = prm[_P_LO], prm[_P_INF]
     m32, emin, rne32 = _i32(man), _i32(prm[_P_EMIN]), _i32(prm[_P_RNE])
     inf32, maxfin = _i32(prm[_P_INF]), _i32(prm[_P_MAXFIN])
     sign_bit, qnan = _i32(prm[_P_SIGN]), _i32(prm[_P_QNAN])
-    for kk in range(nk):
-        kr = c0 + kk
-        if special[kr] != 0:
-            return False, nz, p_hi, p_low
+    for kr in range(k_len):
         a = np.int64(_round32(_f32_bits(af[m * k_len + kr]), m32, emin, rne32, inf32, maxfin,
                               sign_bit, qnan))
         ea = (a >> man) & emaxf
-        if ea == 0:
-            continue
         fa = a & field_mask
-        if ea == emaxf or fa + fbmin[kr] < lo or fa + fbmax[kr] >= hi:
+        usable = fast & np.int64(special[kr] == 0)
+        single = (np.int64(ea != 0) & np.int64(ea != emaxf) & np.int64(fa + fbmin[kr] >= lo)
+                  & np.int64(fa + fbmax[kr] < hi))
+        kind[kr] = usable * (single + 2 * np.int64(ea == 0))
+        sa = ((a >> (ebits + man)) & 1) << 31
+        ax[kr] = _i32(sa + (fa << sh))
+        ahi[kr] = (fa + fbmax[kr] + cadd) >> man
+        alo[kr] = (fa + fbmin[kr] + cadd) >> man
+
+
+@njit
+def _step_rows(kind, ax, ahi, alo, c0, nk, n_len, n0, man, a32r, rowr, rlo, rhi):
+    """Whether every row of an L-Mul step (A's row judged by :func:`_tile_a`, columns
+    ``c0 .. c0 + nk``) takes the single-add path or holds only zero products (which add nothing
+    to a nonzero sum); then, in ``a32r``/``rowr``, A's half of each nonzero row's product bits
+    and the row's offset into ``bpre``, in ``rlo``/``rhi`` the bounds of its products' float32
+    exponent fields. Returns ``(ok, rows, hi, low)``: the float32 exponent field bound of all
+    the products, and the lowest bit position (same units) any of them can have."""
+    nz = 0
+    p_hi = np.int64(0)
+    p_low = np.int64(1 << 20)
+    for kk in range(nk):
+        kr = c0 + kk
+        t = kind[kr]
+        if t == 0:
             return False, nz, p_hi, p_low
-        sa = _INT32_MIN if ((a >> (ebits + man)) & 1) != 0 else 0
-        a32r[nz] = _i32(sa + _i32(fa << sh))
+        if t == 2:
+            continue
+        a32r[nz] = ax[kr]
         rowr[nz] = kr * n_len + n0
+        rhi[nz] = ahi[kr]
+        rlo[nz] = alo[kr]
         nz += 1
-        # float32 exponent fields of the row's products; their lowest bit is M below.
-        rhi[nz - 1] = (fa + fbmax[kr] + cadd) >> man
-        rlo[nz - 1] = (fa + fbmin[kr] + cadd) >> man
-        p_hi = max(p_hi, rhi[nz - 1])
-        p_low = min(p_low, rlo[nz - 1] - man)
+        p_hi = max(p_hi, ahi[kr])
+        p_low = min(p_low, alo[kr] - man)
     return True, nz, p_hi, p_low
 
 
@@ -514,7 +531,7 @@ def _prod(x, b, j):
 
 @njit
 def _exact_sum_step(bpre, nz, a32r, rowr, off, man, rlo, rhi, acc, s64, flag, grp):
-    """A single-add step that truncates nothing (see :func:`_lmul_rows`): the float64 sum of
+    """A single-add step that truncates nothing (see :func:`_step_rows`): the float64 sum of
     the terms, exact (in any order), converted once to float32. Rows whose products sum exactly
     in float32 (:func:`_group_rows`) are added in float32 first: fewer conversions. Returns
     whether a column is left for :func:`_redo_columns` (``flag[j]``, ``acc[j]`` unchanged):
@@ -632,6 +649,110 @@ def _emax_pass(bpre, fbn, nz, x, rowr, off, sh, cadd, acc, em, emf):
             em[j] = max(em[j], _mag(x0, b0[j]))
 
 
+@njit
+def _emax_pair(bpre, fbn, nz, x, y, rowr, off, sh, cadd, align, acc, acc1, em, em1, emf, emf1,
+               sc, sc1, isum, isum1):
+    """The first pass of :func:`_window_pair32`: :func:`_emax_pass` for two rows of A (halves
+    ``x``, ``y``; accumulators ``acc``, ``acc1``) over the same rows of B, each load of B's
+    int16 fields serving both; then, in the same loop over the columns, ``em``/``em1`` the
+    exponent field ``e = max(emax, 1)``, ``sc``/``sc1`` the scale ``2**(align + 127 - e)``
+    and ``isum``/``isum1`` the accumulator's truncated term. Returns the least ``e`` (int32);
+    where it is below ``align`` the scales are not float32 values and the caller discards
+    them (they are computed from ``max(e, align)``: no overflow either way); 0 where some
+    accumulator is Inf or NaN (``e = 255``)."""
+    cs = acc.size
+    if fbn.size == 0 or nz == 0:
+        _emax_pass(bpre, fbn, nz, x, rowr, off, sh, cadd, acc, em, emf)
+        _emax_pass(bpre, fbn, nz, y, rowr, off, sh, cadd, acc1, em1, emf)
+        e_min = _i32(255)
+        e_top = _i32(0)
+        for j in range(cs):
+            e0 = max(_sra(em[j], 23), _i32(1))
+            e1 = max(_sra(em1[j], 23), _i32(1))
+            em[j] = e0
+            em1[j] = e1
+            e_min = min(e_min, min(e0, e1))
+            e_top = max(e_top, max(e0, e1))
+            s0 = _bits_f32(_i32(_i32(align + 254 - max(e0, _i32(align))) << 23))
+            s1 = _bits_f32(_i32(_i32(align + 254 - max(e1, _i32(align))) << 23))
+            sc[j] = s0
+            sc1[j] = s1
+            isum[j] = _i32(acc[j] * s0)
+            isum1[j] = _i32(acc1[j] * s1)
+        return e_min if e_top < 255 else _i32(0)
+    for j in range(cs):
+        emf[j] = _i16(0)
+        emf1[j] = _i16(0)
+    n8 = nz - nz % 8
+    n4 = nz - nz % 4
+    for g in range(0, n8, 8):
+        f0, f1 = _i16((x[g] & 0x7FFFFFFF) >> sh), _i16((x[g + 1] & 0x7FFFFFFF) >> sh)
+        f2, f3 = _i16((x[g + 2] & 0x7FFFFFFF) >> sh), _i16((x[g + 3] & 0x7FFFFFFF) >> sh)
+        f4, f5 = _i16((x[g + 4] & 0x7FFFFFFF) >> sh), _i16((x[g + 5] & 0x7FFFFFFF) >> sh)
+        f6, f7 = _i16((x[g + 6] & 0x7FFFFFFF) >> sh), _i16((x[g + 7] & 0x7FFFFFFF) >> sh)
+        d0, d1 = _i16((y[g] & 0x7FFFFFFF) >> sh), _i16((y[g + 1] & 0x7FFFFFFF) >> sh)
+        d2, d3 = _i16((y[g + 2] & 0x7FFFFFFF) >> sh), _i16((y[g + 3] & 0x7FFFFFFF) >> sh)
+        d4, d5 = _i16((y[g + 4] & 0x7FFFFFFF) >> sh), _i16((y[g + 5] & 0x7FFFFFFF) >> sh)
+        d6, d7 = _i16((y[g + 6] & 0x7FFFFFFF) >> sh), _i16((y[g + 7] & 0x7FFFFFFF) >> sh)
+        c0 = fbn[rowr[g] + off:rowr[g] + off + cs]
+        c1 = fbn[rowr[g + 1] + off:rowr[g + 1] + off + cs]
+        c2 = fbn[rowr[g + 2] + off:rowr[g + 2] + off + cs]
+        c3 = fbn[rowr[g + 3] + off:rowr[g + 3] + off + cs]
+        c4 = fbn[rowr[g + 4] + off:rowr[g + 4] + off + cs]
+        c5 = fbn[rowr[g + 5] + off:rowr[g + 5] + off + cs]
+        c6 = fbn[rowr[g + 6] + off:rowr[g + 6] + off + cs]
+        c7 = fbn[rowr[g + 7] + off:rowr[g + 7] + off + cs]
+        for j in range(cs):
+            v0, v1, v2, v3 = c0[j], c1[j], c2[j], c3[j]
+            v4, v5, v6, v7 = c4[j], c5[j], c6[j], c7[j]
+            emf[j] = max(max(max(emf[j], max(_i16(f0 + v0), _i16(f1 + v1))),
+                             max(_i16(f2 + v2), _i16(f3 + v3))),
+                         max(max(_i16(f4 + v4), _i16(f5 + v5)), max(_i16(f6 + v6), _i16(f7 + v7))))
+            emf1[j] = max(max(max(emf1[j], max(_i16(d0 + v0), _i16(d1 + v1))),
+                              max(_i16(d2 + v2), _i16(d3 + v3))),
+                          max(max(_i16(d4 + v4), _i16(d5 + v5)), max(_i16(d6 + v6), _i16(d7 + v7))))
+    for g in range(n8, n4, 4):
+        f0, f1 = _i16((x[g] & 0x7FFFFFFF) >> sh), _i16((x[g + 1] & 0x7FFFFFFF) >> sh)
+        f2, f3 = _i16((x[g + 2] & 0x7FFFFFFF) >> sh), _i16((x[g + 3] & 0x7FFFFFFF) >> sh)
+        d0, d1 = _i16((y[g] & 0x7FFFFFFF) >> sh), _i16((y[g + 1] & 0x7FFFFFFF) >> sh)
+        d2, d3 = _i16((y[g + 2] & 0x7FFFFFFF) >> sh), _i16((y[g + 3] & 0x7FFFFFFF) >> sh)
+        c0 = fbn[rowr[g] + off:rowr[g] + off + cs]
+        c1 = fbn[rowr[g + 1] + off:rowr[g + 1] + off + cs]
+        c2 = fbn[rowr[g + 2] + off:rowr[g + 2] + off + cs]
+        c3 = fbn[rowr[g + 3] + off:rowr[g + 3] + off + cs]
+        for j in range(cs):
+            v0, v1, v2, v3 = c0[j], c1[j], c2[j], c3[j]
+            emf[j] = max(max(emf[j], max(_i16(f0 + v0), _i16(f1 + v1))),
+                         max(_i16(f2 + v2), _i16(f3 + v3)))
+            emf1[j] = max(max(emf1[j], max(_i16(d0 + v0), _i16(d1 + v1))),
+                          max(_i16(d2 + v2), _i16(d3 + v3)))
+    for g in range(n4, nz):
+        f0 = _i16((x[g] & 0x7FFFFFFF) >> sh)
+        d0 = _i16((y[g] & 0x7FFFFFFF) >> sh)
+        c0 = fbn[rowr[g] + off:rowr[g] + off + cs]
+        for j in range(cs):
+            emf[j] = max(emf[j], _i16(f0 + c0[j]))
+            emf1[j] = max(emf1[j], _i16(d0 + c0[j]))
+    e_min = _i32(255)
+    e_top = _i32(0)
+    for j in range(cs):
+        m0 = max(_i32(_f32_bits(acc[j]) & 0x7FFFFFFF), _i32(_i32(emf[j] + cadd) << sh))
+        m1 = max(_i32(_f32_bits(acc1[j]) & 0x7FFFFFFF), _i32(_i32(emf1[j] + cadd) << sh))
+        e0 = max(_sra(m0, 23), _i32(1))
+        e1 = max(_sra(m1, 23), _i32(1))
+        em[j] = e0
+        em1[j] = e1
+        e_min = min(e_min, min(e0, e1))
+        e_top = max(e_top, max(e0, e1))
+        s0 = _bits_f32(_i32(_i32(align + 254 - max(e0, _i32(align))) << 23))
+        s1 = _bits_f32(_i32(_i32(align + 254 - max(e1, _i32(align))) << 23))
+        sc[j] = s0
+        sc1[j] = s1
+        isum[j] = _i32(acc[j] * s0)
+        isum1[j] = _i32(acc1[j] * s1)
+    return e_min if e_top < 255 else _i32(0)
+
+
 def _make_window_step(ity):
     """:func:`_window_sum_step32`/``64``: the window step, terms converted (truncating) and
     summed by ``ity`` (int32, or :func:`_trunc64`)."""
@@ -649,7 +770,7 @@ def _make_window_step(ity):
             e = max(_sra(em[j], 23), _i32(1))
             em[j] = e
             e_min = min(e_min, e)
-        if e_min < align or e_min == 1:
+        if e_min <= align or e_min == 1:
             return -1
         for j in range(cs):
             scale = _bits_f32(_i32(_i32(align + 254 - em[j]) << 23))
@@ -674,24 +795,27 @@ def _make_window_step(ity):
             for j in range(cs):
                 isum[j] = ity(isum[j] + ity(_bits_f32(_i32(x0 + b0[j])) * sc[j]))
         for j in range(cs):
-            # An integer sum of 0 is +0 here, the contract's result when some term is nonzero.
-            inv = _bits_f64(np.int64(1023 - 127 - align + em[j]) << 52)
-            acc[j] = np.float32(np.float64(isum[j]) * inv)
+            # One rounding (the conversion), then an exact scaling (see _WINDOW_DOC). An integer
+            # sum of 0 is +0 here, the contract's result when some term is nonzero.
+            acc[j] = np.float32(isum[j]) * _bits_f32(_i32(_i32(em[j] - align) << 23))
         return np.int64(0)
 
     window_step.__doc__ = _WINDOW_DOC
     return njit(window_step)
 
 
-_WINDOW_DOC = """A single-add step (see :func:`_lmul_rows`) free of Inf/NaN, with a window of at
+_WINDOW_DOC = """A single-add step (see :func:`_step_rows`) free of Inf/NaN, with a window of at
     most the float64 window (:func:`float64_window`) bits, narrow enough for the sums' type
     (``align + 1 + ceil(log2(k + 1))`` bits: int32, or integers in float64). Per column:
     ``emax`` from the largest magnitude (:func:`_emax_pass`); each term times
     ``2**(align + 127 - emax)`` in float32 (exact, or below 1 where it underflows) and
     truncated toward zero (the contract's sign-magnitude truncation); the integer sum (exact in
-    any order) scaled back in float64 (exact: below 2**53) and converted once to float32.
-    Returns -1 when some column's ``emax < align`` (its scale would not be a float32; nothing
-    written), else whether a column was flagged (as :func:`_exact_sum_step`)."""
+    any order) converted once to float32 (the one rounding, to nearest even) and scaled back by
+    ``2**(emax - 127 - align)``, a normal float32 where ``emax > align``: exact, since a
+    nonzero sum is at least 1, so the scaled value is normal or overflows to Inf as the
+    rounded sum would. Returns -1 when some column's ``emax <= align`` (its scales would not
+    be normal float32 values; nothing written), else whether a column was flagged (as
+    :func:`_exact_sum_step`)."""
 
 _window_sum_step32 = _make_window_step(np.int32)
 
@@ -715,28 +839,14 @@ def _make_window_pair(ity):
         return ity(_bits_f32(_i32(x + v)) * s)
 
     def window_pair(bpre, fbn, nz, x, y, rowr, off, sh, cadd, align, acc, acc1, em, em1, emf,
-                    sc, sc1, isum, isum1):
+                    emf1, sc, sc1, isum, isum1):
         cs = acc.size
-        _emax_pass(bpre, fbn, nz, x, rowr, off, sh, cadd, acc, em, emf)
-        _emax_pass(bpre, fbn, nz, y, rowr, off, sh, cadd, acc1, em1, emf)
+        e_min = _emax_pair(bpre, fbn, nz, x, y, rowr, off, sh, cadd, align, acc, acc1, em, em1,
+                           emf, emf1, sc, sc1, isum, isum1)
         n4 = nz - nz % 4
         n8 = nz - nz % 8
-        e_min = _i32(255)
-        for j in range(cs):
-            e = max(_sra(em[j], 23), _i32(1))
-            e1 = max(_sra(em1[j], 23), _i32(1))
-            em[j] = e
-            em1[j] = e1
-            e_min = min(e_min, min(e, e1))
-        if e_min < align or e_min == 1:
+        if e_min <= align or e_min == 1:
             return -1
-        for j in range(cs):
-            s0 = _bits_f32(_i32(_i32(align + 254 - em[j]) << 23))
-            s1 = _bits_f32(_i32(_i32(align + 254 - em1[j]) << 23))
-            sc[j] = s0
-            sc1[j] = s1
-            isum[j] = ity(acc[j] * s0)
-            isum1[j] = ity(acc1[j] * s1)
         for g in range(0, n8, 8):
             x0, x1, x2, x3 = x[g], x[g + 1], x[g + 2], x[g + 3]
             x4, x5, x6, x7 = x[g + 4], x[g + 5], x[g + 6], x[g + 7]
@@ -793,10 +903,8 @@ def _make_window_pair(ity):
                 isum[j] = ity(isum[j] + ity(_bits_f32(_i32(x0 + b0[j])) * sc[j]))
                 isum1[j] = ity(isum1[j] + ity(_bits_f32(_i32(y0 + b0[j])) * sc1[j]))
         for j in range(cs):
-            inv = _bits_f64(np.int64(1023 - 127 - align + em[j]) << 52)
-            inv1 = _bits_f64(np.int64(1023 - 127 - align + em1[j]) << 52)
-            acc[j] = np.float32(np.float64(isum[j]) * inv)
-            acc1[j] = np.float32(np.float64(isum1[j]) * inv1)
+            acc[j] = np.float32(isum[j]) * _bits_f32(_i32(_i32(em[j] - align) << 23))
+            acc1[j] = np.float32(isum1[j]) * _bits_f32(_i32(_i32(em1[j] - align) << 23))
         return np.int64(0)
 
     window_pair.__doc__ = _PAIR_DOC
@@ -810,24 +918,6 @@ _PAIR_DOC = """:func:`_window_sum_step32` for two rows of A whose steps have the
 
 _window_pair32 = _make_window_pair(np.int32)
 
-
-@njit
-def _window_route(ok, acc, p_hi, p_low, wf, narrow, align):
-    """The route of a step whose rows :func:`_lmul_rows` judged (``ok``, bounds): 0 the exact
-    step, 1 the int32 window step, 2 the int64 window step, -1 the general path."""
-    if not ok:
-        return -1
-    a_hi, a_low = _acc_bounds(acc)
-    e_hi = max(p_hi, a_hi)
-    if e_hi >= 255:
-        return -1
-    if e_hi - min(p_low, a_low) <= wf:
-        return 0
-    if narrow:
-        return 1
-    if align <= wf:
-        return 2
-    return -1
 
 
 @njit(parallel=True, cache=True)
@@ -857,8 +947,8 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
     same paths. Steps of single-add rows take :func:`_exact_sum_step` (nothing truncated) or
     :func:`_window_sum_step32`/``64`` (windows up to ``wf``), the others :func:`_fused_tile`.
     Where the int32 window step applies, tiles are (pair of rows, column chunk), and a step
-    that takes it in both rows with no zero product takes :func:`_window_pair32` (both rows
-    in one pass over B)."""
+    whose rows are single-add with no zero product in both rows of A first tries
+    :func:`_window_pair32` (both rows in each pass over B)."""
     # int32 window sums: every truncated term is below 2**(align + 1), k + 1 of them.
     narrow = align + 1 + _ceil_log2(k + 1) <= 31
     man, sh, cadd = prm[_P_M], prm[_P_SH], prm[_P_CADD]
@@ -888,6 +978,15 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
         isum1 = np.empty(chunk, dtype=np.int32)
         isum64 = np.empty(chunk, dtype=np.float64)
         emf = np.empty(chunk, dtype=np.int16)
+        emf1 = np.empty(chunk, dtype=np.int16)
+        kind0 = np.empty(k_len, dtype=np.int64)
+        ax0 = np.empty(k_len, dtype=np.int32)
+        ahi0 = np.empty(k_len, dtype=np.int64)
+        alo0 = np.empty(k_len, dtype=np.int64)
+        kind1 = np.empty(k_len, dtype=np.int64)
+        ax1 = np.empty(k_len, dtype=np.int32)
+        ahi1 = np.empty(k_len, dtype=np.int64)
+        alo1 = np.empty(k_len, dtype=np.int64)
         for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
             m0 = rows * (tile // n_chunks)
             two = narrow and m0 + 1 < m_len
@@ -900,29 +999,35 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
             acc1 = out[m1 * n_len + n0:m1 * n_len + n1]
             if two:
                 acc1[:] = bias[n0:n1]
+            _tile_a(af, fbmin, fbmax, special, m0, k_len, prm, kind0, ax0, ahi0, alo0)
+            if two:
+                _tile_a(af, fbmin, fbmax, special, m1, k_len, prm, kind1, ax1, ahi1, alo1)
             for c0 in range(0, k_len, k):
                 nk = min(k, k_len - c0)
                 if two:
-                    ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, m0, k_len, n_len,
-                                                     n0, c0, nk, prm, a32r, rowr, rlo, rhi)
-                    ok1, nz1, p_hi1, p_low1 = _lmul_rows(af, fbmin, fbmax, special, m1, k_len,
-                                                         n_len, n0, c0, nk, prm, b32r, rowr1,
-                                                         rlo1, rhi1)
+                    ok, nz, _, _ = _step_rows(kind0, ax0, ahi0, alo0, c0, nk, n_len, n0, man,
+                                              a32r, rowr, rlo, rhi)
+                    ok1, nz1, _, _ = _step_rows(kind1, ax1, ahi1, alo1, c0, nk, n_len, n0, man,
+                                                b32r, rowr1, rlo1, rhi1)
                     # No zero product in either row: both use every row of B, rowr == rowr1.
+                    # The window step is exact wherever it applies, so it needs no route
+                    # decision (the exact step of a row, where the bounds allow it, gives the
+                    # same bits); an Inf/NaN accumulator makes it decline (-1).
                     if ok and ok1 and nz == nk and nz1 == nk:
-                        rt = _window_route(ok, acc, p_hi, p_low, wf, narrow, align)
-                        rt1 = _window_route(ok1, acc1, p_hi1, p_low1, wf, narrow, align)
-                        if rt == 1 and rt1 == 1:
-                            st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd,
-                                                align, acc, acc1, em, em1, emf, sc32, sc32b,
-                                                isum, isum1)
-                            if st == 0:
-                                continue
+                        st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd, align,
+                                            acc, acc1, em, em1, emf, emf1, sc32, sc32b, isum,
+                                            isum1)
+                        if st == 0:
+                            continue
                 for r in range(1 if two else 0, -1, -1):
                     mr = m0 + r
                     accr = acc1 if r == 1 else acc  # row mr, sliced once per tile
-                    ok, nz, p_hi, p_low = _lmul_rows(af, fbmin, fbmax, special, mr, k_len, n_len,
-                                                     n0, c0, nk, prm, a32r, rowr, rlo, rhi)
+                    if r == 1:
+                        ok, nz, p_hi, p_low = _step_rows(kind1, ax1, ahi1, alo1, c0, nk, n_len,
+                                                         n0, man, a32r, rowr, rlo, rhi)
+                    else:
+                        ok, nz, p_hi, p_low = _step_rows(kind0, ax0, ahi0, alo0, c0, nk, n_len,
+                                                         n0, man, a32r, rowr, rlo, rhi)
                     state = -1  # -1: general path; 0: done; 1: done but for zero results
                     if ok:
                         a_hi, a_low = _acc_bounds(accr)

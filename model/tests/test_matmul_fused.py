@@ -358,3 +358,100 @@ def test_wrong_int16_fields_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kdot, "lmul_fields16", one_binade_up)
     for acc in (Fused(16, 24), Fused(16, 8)):
         assert mismatches(acc) > 0, acc
+
+
+# --------------------------------------------------------------------------------------------
+# The two-row window step (``_window_pair32``), directly: where it applies its columns are the
+# contract's bits; it declines (returns -1, writes nothing) where some column's largest term has
+# an exponent field of at most ``align_bits`` (the result's scale would not be a normal float32)
+# or an accumulator is Inf or NaN.
+
+
+def pair_step(acc_exp: int, align: int, seed: int, pair: object = None, int16: bool = True,
+              inf_acc: bool = False) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """One step of 16 products for two rows of A over 24 columns, accumulators with exponent
+    field ``acc_exp`` (the largest term of every column), products 2 to 2**13 times smaller
+    (cut by narrow windows), all normal. Returns (status, accumulators in, out, the contract's
+    bits)."""
+    from lmul._kparams import _P_CADD, _P_SH
+
+    kdot = mm._load_dot_kernels()
+    pair = kdot._window_pair32 if pair is None else pair
+    rng = np.random.default_rng([seed, acc_exp, align])
+    n = 24
+    cfg = LMulConfig()
+    sign = lambda shape: rng.choice([-1.0, 1.0], shape)  # noqa: E731
+    a = (rng.uniform(1.0, 2.0, (2, 16)) * sign((2, 16))).astype(np.float32)
+    spread = min(12, acc_exp - 5)  # B and the products stay normal
+    b = (rng.uniform(1.0, 2.0, (16, n))
+         * np.exp2(acc_exp - 130 - rng.integers(0, spread + 1, (16, n)))
+         * sign((16, n))).astype(np.float32)
+    acc = (rng.uniform(1.0, 2.0, (2, n)) * np.exp2(acc_exp - 127) * sign((2, n))).astype(np.float32)
+    if inf_acc:
+        acc[1, 5] = np.inf
+    prm = mm._params(cfg, "rne")
+    _bb, fb, bpre, special, fbmin, fbmax = mm._prepare_arrays(b, prm, "lmul")
+    fbn = np.empty(fb.size if int16 else 0, dtype=np.int16)
+    kdot.lmul_fields16(fb[:fbn.size], fbn)
+    halves = []
+    for m in range(2):
+        kind = np.empty(16, dtype=np.int64)
+        ax = np.empty(16, dtype=np.int32)
+        kdot._tile_a(a.reshape(-1), fbmin, fbmax, special, m, 16, prm, kind, ax,
+                     np.empty(16, dtype=np.int64), np.empty(16, dtype=np.int64))
+        assert (kind == 1).all()  # every product of the step is a single add
+        halves.append(ax)
+    out = acc.copy()
+    scratch = [np.empty(n, dtype=d) for d in (np.int32, np.int32, np.int16, np.int16, np.float32,
+                                              np.float32, np.int32, np.int32)]
+    status = pair(bpre, fbn, 16, halves[0], halves[1], np.arange(16, dtype=np.int64) * n, 0,
+                  prm[_P_SH], prm[_P_CADD], align, out[0], out[1], *scratch)
+    prods = bits(lmul.lmul(a[:, :, None], b[None, :, :], cfg))  # [2, 16, n]
+    terms = np.concatenate([bits(acc)[:, None, :], prods], axis=1).transpose(0, 2, 1)
+    want = lmul.fused_sum_bits(terms.astype(np.int64), align).astype(np.uint32)
+    return int(status), acc, out, want
+
+
+@pytest.mark.parametrize("align", [8, 24])
+def test_window_pair_step_takes_and_declines(align: int, random_seed: int) -> None:
+    """The edge of the step's range: emax = align + 1 is taken (the contract's bits, fields as
+    int16 or int32 magnitudes); emax = align, or an Inf accumulator, is declined untouched."""
+    for int16 in (True, False):
+        status, _acc, out, want = pair_step(align + 1, align, random_seed, int16=int16)
+        assert status == 0
+        assert (bits(out) == want).all()
+    for kwargs in ({"acc_exp": align}, {"acc_exp": align + 40, "inf_acc": True}):
+        status, acc, out, _want = pair_step(kwargs.pop("acc_exp"), align, random_seed, **kwargs)
+        assert status == -1
+        assert (bits(out) == bits(acc)).all()
+
+
+def test_window_pair_step_flooring_is_caught(random_seed: int) -> None:
+    """The same step with terms floored (two's complement) instead of truncated toward zero."""
+    from numba import njit
+
+    kdot = mm._load_dot_kernels()
+
+    @njit
+    def floor32(v):  # type: ignore[no-untyped-def]
+        return np.int32(np.floor(v))
+
+    broken = kdot._make_window_pair(floor32)
+    _status, _acc, out, want = pair_step(9, 8, random_seed)
+    assert (bits(out) == want).all()
+    status, _acc, out, want = pair_step(9, 8, random_seed, pair=broken)
+    assert status == 0 and (bits(out) != want).any()
+
+
+@pytest.mark.parametrize("align", [8, 24])
+def test_window_route_edge_in_products(align: int, random_seed: int) -> None:
+    """lmul.matmul on steps at the window steps' edge (largest exponent field align or align + 1
+    in the first step): the general path and the window steps give the contract's bits."""
+    rng = np.random.default_rng([random_seed, 33, align])
+    for acc_exp in (align, align + 1, align + 2):
+        a = rng.uniform(1.0, 2.0, (4, 32)).astype(np.float32)
+        b = (rng.uniform(1.0, 2.0, (32, 40)) * np.exp2(acc_exp - 134)
+             * rng.choice([-1.0, 1.0], (32, 40))).astype(np.float32)
+        bias = (rng.uniform(1.0, 2.0, 40) * np.exp2(acc_exp - 127)).astype(np.float32)
+        for k in (4, 8, 16):
+            check(a, b, bias, Fused(k, align))
