@@ -21,6 +21,9 @@ LSTM gate product ``[batch x (28 + 128)] . [156 x 512]`` (default batch 1000):
      kernel's, timed alternately with it in the same run, with numba's default threads and
      with 1 thread (target: <= 1.5x for 16 products per step).
 
+``--fused-floor`` instead times only the inner loops of one fused step alone
+(:func:`print_fused_floor`): the floor under the fused kernel's ratios.
+
 Elementwise products of 10 million float32 pairs: the seed multiplier (numpy), the numpy L-Mul
 path (``lmul._core.lmul_numpy``: round, ``lmul_bits``, widen), the fast elementwise kernels, and
 torch's ``a * b``.
@@ -109,6 +112,106 @@ def print_fused_ratios(a: np.ndarray, w_t: np.ndarray, bias: np.ndarray, repeats
           "kernel's CPU time over the windows above (target <= 1.5x)")
 
 
+def _floor_loops() -> dict[str, Callable[..., None]]:
+    """The inner loops of one step of 16 products for two rows of A over one column chunk,
+    alone (no routing, no per-column exponent work), each repeated ``n`` times: the sequential
+    kernel's (int32 add, float32 add per product), the fused window step's truncating sums
+    (int32 add, scale, truncating conversion, int32 add), its int16 maximum pass, and a float32
+    sum of the products added to the accumulator once (what a step that provably cuts nothing,
+    with products spanning few enough binades, could cost). Compiled on first use."""
+    from numba import njit
+
+    from lmul._kintrinsics import _bits_f32, _i32
+
+    i16 = np.int16
+
+    def body(kind: str) -> str:
+        rows = range(8)
+        src = ["def loop(n, bpre, fbn, x, y, f, d, cs, sc, sc1, o0, o1, h0, h1):",
+               "    for _ in range(n):",
+               "        for g in range(0, 16, 8):"]
+        src += [f"            b{i} = bpre[(g + {i}) * cs:(g + {i} + 1) * cs]" for i in rows]
+        src += [f"            c{i} = fbn[(g + {i}) * cs:(g + {i} + 1) * cs]" for i in rows]
+        src += [f"            x{i}, y{i} = x[g + {i}], y[g + {i}]" for i in rows]
+        src += [f"            f{i}, d{i} = f[g + {i}], d[g + {i}]" for i in rows]
+        src += ["            for j in range(cs):"]
+        if kind == "max":
+            for out, half in (("h0", "f"), ("h1", "d")):
+                expr = f"{out}[j]"
+                for i in rows:
+                    expr = f"max({expr}, i16({half}{i} + c{i}[j]))"
+                src += [f"                {out}[j] = {expr}"]
+        elif kind == "trunc":
+            src += ["                s0, s1 = sc[j], sc1[j]"]
+            src += ["                o0[j] = _i32(o0[j] + " + " + ".join(
+                f"_i32(_bits_f32(_i32(x{i} + b{i}[j])) * s0)" for i in rows) + ")"]
+            src += ["                o1[j] = _i32(o1[j] + " + " + ".join(
+                f"_i32(_bits_f32(_i32(y{i} + b{i}[j])) * s1)" for i in rows) + ")"]
+        else:
+            op = "+"
+            if kind == "seq":  # in k order, one rounding per product, as the sequential kernel
+                src += ["                t = sc[j]"] + [
+                    f"                t += _bits_f32(_i32(x{i} + b{i}[j]))" for i in rows]
+                src += ["                sc[j] = t", "                t = sc1[j]"] + [
+                    f"                t += _bits_f32(_i32(y{i} + b{i}[j]))" for i in rows]
+                src += ["                sc1[j] = t"]
+            else:
+                src += ["                sc[j] += " + f" {op} ".join(
+                    f"_bits_f32(_i32(x{i} + b{i}[j]))" for i in rows)]
+                src += ["                sc1[j] += " + f" {op} ".join(
+                    f"_bits_f32(_i32(y{i} + b{i}[j]))" for i in rows)]
+        return "\n".join(src)
+
+    loops = {}
+    for kind in ("seq", "max", "trunc", "tree"):
+        scope = {"i16": i16, "_i32": _i32, "_bits_f32": _bits_f32}
+        exec(body(kind), scope)  # the source is built above from fixed templates
+        loops[kind] = njit(scope["loop"])
+    return loops
+
+
+def print_fused_floor(a: np.ndarray, w_t: np.ndarray, repeats: int) -> None:
+    """Time :func:`_floor_loops` on the gate product's first 16 rows of B (L1-resident, one
+    thread, wall time of 2000 steps) and print each as a multiple of the sequential loop."""
+    kdot = mm._load_dot_kernels()
+    cfg = lmul.LMulConfig()
+    prm = mm._params(cfg, "rne")
+    cs = w_t.shape[1]
+    _bb, fb, bpre, special, fbmin, fbmax = mm._prepare_arrays(w_t[:16].copy(), prm, "lmul")
+    fbn = np.empty(fb.size, dtype=np.int16)
+    kdot.lmul_fields16(fb, fbn)
+    halves = []
+    for m in range(2):
+        ax = np.empty(16, dtype=np.int32)
+        kdot._tile_a(a[:2, :16].reshape(-1).copy(), fbmin, fbmax, special, m, 16, prm,
+                     np.empty(16, dtype=np.int64), ax, np.empty(16, dtype=np.int64),
+                     np.empty(16, dtype=np.int64))
+        halves.append(ax)
+    fields = [((h & 0x7FFFFFFF) >> int(prm[19])).astype(np.int16) for h in halves]  # _P_SH
+    loops = _floor_loops()
+    f32 = np.float32
+    args = (bpre, fbn, halves[0], halves[1], fields[0], fields[1], cs,
+            np.full(cs, f32(2.0 ** 20)), np.full(cs, f32(2.0 ** 20)),
+            np.zeros(cs, np.int32), np.zeros(cs, np.int32),
+            np.zeros(cs, np.int16), np.zeros(cs, np.int16))
+    steps = 2000
+    best = {}
+    for _ in range(repeats):
+        for kind, loop in loops.items():
+            t = best_time(lambda loop=loop: loop(steps, *args), 1)
+            best[kind] = min(best.get(kind, float("inf")), t / steps)
+    print(f"\n## Inner loops of one fused step (16 products x 2 rows of A x {cs} columns), "
+          "alone, 1 thread\n")
+    print("| loop | ns per step | x the sequential loop |")
+    print("|---|---:|---:|")
+    names = {"seq": "sequential: int32 add, float32 add (k order)",
+             "max": "window emax: int16 add, max (16 lanes)",
+             "trunc": "window sums: int32 add, scale, truncate, int32 add",
+             "tree": "float32 sum of the products, then the accumulator (nothing cut)"}
+    for kind in loops:
+        print(f"| {names[kind]} | {best[kind] * 1e9:.0f} | {best[kind] / best['seq']:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=1000, help="rows of the gate product")
@@ -120,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="elementwise products")
     parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     parser.add_argument("--seed", type=int, default=0, help="operand RNG seed")
+    parser.add_argument("--fused-floor", action="store_true",
+                        help="only time the fused step's inner loops alone (and exit)")
     args = parser.parse_args(argv)
+    if args.fused_floor:
+        a, w_t, _bias = gate_operands(args.batch, args.seed)
+        print_fused_floor(a, w_t, args.repeats)
+        return 0
 
     import torch
 
