@@ -72,7 +72,9 @@ synth: $(STAMP)
 	$(PY) -m syn.synth
 
 ## Area, delay and energy per operation on the OSU 0.18 um cell library (yosys, OpenSTA,
-## gate-level Icarus activity): results/cost.{md,csv,json,png}; resumable (COST_ARGS=--help).
+## gate-level Icarus activity): results/cost.{md,csv,json,png}; on every core (--jobs), netlists
+## and results cached by the files each design reads; --profile: where the time went
+## (COST_ARGS=--help).
 cost: $(STAMP) operands
 	$(PY) -m syn.cost $(COST_ARGS)
 
