@@ -21,8 +21,9 @@ for each design:
 
 Flow per design (every step with a clear error naming the Debian package if a tool is missing):
 
-1. yosys: ``read_verilog -I hdl hdl/*.v; chparam; synth -flatten -top T; dfflibmap -liberty;
-   abc -liberty; stat -liberty`` -> area (um^2), cell count, mapped netlist.
+1. yosys: ``read_verilog -I hdl <files>; chparam; synth -flatten -top T; dfflibmap -liberty;
+   abc -liberty; stat -liberty`` -> area (um^2), cell count, mapped netlist; ``<files>``: the
+   module files of ``hdl/`` the design can read (:func:`design_files`), nothing else.
 2. OpenSTA: critical path / minimum clock period under :class:`StaConstraints` (inputs driven
    by ``BUFX2`` with 0 ns input delay, 0 ns output delay, 40 fF on every output, ideal clock with
    0.1 ns transition, no wire load: the library has no wire-load model and nothing is placed).
@@ -45,8 +46,11 @@ dot products of length 156 like the LSTM's gate products, bias uniform in (-1, 1
 ``lmul`` mode, captured from its gate products on test images; other formats take the same
 float32 operands rounded to that format).
 
-Outputs (atomic, resumable through a per-design cache under ``results/cache/cost``):
-``results/cost.json`` (everything), ``cost.csv``, ``cost.md`` and ``cost.png``.
+Outputs (atomic, resumable through a per-design cache under ``results/cache/cost``, keyed by
+the files each design reads, see :func:`netlist_key` and :func:`design_workdir`):
+``results/cost.json`` (everything, with each design's ``profile``: seconds per phase of the
+run, ``--profile`` prints the table), ``cost.csv``, ``cost.md`` and ``cost.png``. Designs
+run on ``--jobs`` processes (:func:`measure_all`); the results do not depend on it.
 
 This module is the flow and its command line; the parts live beside it: :mod:`syn.designs`
 (which designs, the yosys front end), :mod:`syn.stimuli` (workloads, the MNIST operand file),

@@ -214,7 +214,8 @@ def markdown(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         f"{v['library']}, typical corner, {meta['voltage']} V. Seed {meta['seed']}"
         + (f"; wall time {meta['wall_s'] / 60:.1f} min" if "wall_s" in meta else "") + ".",
         "",
-        "Flow: `read_liberty -lib; read_verilog -I hdl hdl/*.v; chparam; synth -flatten -top T;"
+        "Flow: `read_liberty -lib; read_verilog -I hdl <the hdl/ files the design reads>; "
+        "chparam; synth -flatten -top T;"
         " dfflibmap -liberty; abc -D <clock in ps> -constr <BUFX2 drive, output load> -liberty;"
         " stat -liberty` (area; ABC maps for the stated clock and buffers high-fanout nets); "
         "OpenSTA: inputs driven by "
