@@ -362,7 +362,12 @@ def test_evaluate_gives_the_kernels_writable_weights(monkeypatch: pytest.MonkeyP
         seen.append(wts)
         return np.zeros(len(x), np.int64)
 
+    def logits(wts: lstm.CellWeights, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        seen.append(wts)  # the slice_check's logits: the same writable weights
+        return np.zeros((len(x), 3), np.float32)
+
     monkeypatch.setattr(lstm, "predict", predict)
+    monkeypatch.setattr(lstm, "forward_logits", logits)
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in ((6, 8), (8,), (2, 3), (3,))]
     writable = lstm.CellWeights(*arrays)
@@ -375,7 +380,8 @@ def test_evaluate_gives_the_kernels_writable_weights(monkeypatch: pytest.MonkeyP
         assert res["correct"] == 3
     for got, a in zip((seen[0].w, seen[0].b, seen[0].fc_w, seen[0].fc_b), arrays, strict=True):
         assert got.flags.writeable and got.flags.c_contiguous and np.array_equal(got, a)
-    assert all(g is a for g, a in zip((seen[1].w, seen[1].b, seen[1].fc_w, seen[1].fc_b),
+    assert seen[1] is seen[0]
+    assert all(g is a for g, a in zip((seen[2].w, seen[2].b, seen[2].fc_w, seen[2].fc_b),
                                       arrays, strict=True))
 
 
