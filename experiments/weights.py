@@ -23,6 +23,8 @@ line); ``--retrain`` on the studies' command lines trains (or uses the cache) in
     python -m experiments.weights CACHE.pt OUT.npz     # convert one cache file
     python -m experiments.weights --pack results/weights KEY [KEY ...]
         # convert <dir>/KEY.pt into experiments/checkpoints/KEY.npz and record its SHA-256
+    python -m experiments.weights --pack results/weights --from-results results/tune_quick.json
+        # every weight those results evaluated that is not committed yet
 """
 
 from __future__ import annotations
@@ -270,6 +272,33 @@ def _cache_info(state: dict[str, Any], source: str, weights_dir: Path | None) ->
     return info
 
 
+def result_keys(runs: list[dict[str, Any]]) -> list[str]:
+    """The checkpoint keys (``<tag>-seed<S>-epoch<E>``) whose weights the result records
+    ``runs`` evaluated: each record's float32 configuration, and its recipe's when it has one
+    (``recipe``, ``eval_mode``, ``finetune_epochs``, ``finetune_limit``); in first-use order,
+    without repeats."""
+    from . import lstm
+    from .modes import parse_mode
+    from .recipes import parse_recipe
+
+    keys: dict[str, None] = {}
+    for r in runs:
+        limit = r.get("train_limit")
+        tag = f"{r['dataset']}-{r['seq']}-h{lstm.HIDDEN}" + ("" if limit is None
+                                                             else f"-train{limit}")
+        seed, epochs = int(r["seed"]), int(r["epochs"])
+        if "recipe" not in r:
+            keys[reference_key(tag, seed, epochs)] = None
+            continue
+        rcp = parse_recipe(r["recipe"], int(r.get("finetune_epochs") or 1))
+        arith = rcp.train_arith(parse_mode(r["eval_mode"]))
+        if arith is None:
+            keys[reference_key(tag, seed, epochs)] = None
+        else:
+            keys[recipe_reference_key(tag, seed, epochs, rcp, arith)] = None
+    return list(keys)
+
+
 def _convert(checkpoint: Path, out: Path) -> str:
     """Convert a checkpoint-cache file into reference checkpoint ``out``; its SHA-256.
 
@@ -296,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.weights CACHE.pt OUT.npz``: convert a checkpoint-cache file
     (:func:`experiments.lstm.train`) into a reference checkpoint and print its SHA-256;
     ``--pack DIR KEY...``: convert ``DIR/KEY.pt`` into ``experiments/checkpoints/KEY.npz`` for
-    each key and record the hashes in its :data:`MANIFEST`."""
+    each key and record the hashes in its :data:`MANIFEST`; ``--pack DIR --from-results
+    RESULTS.json``: the keys of every weight those results evaluated (:func:`result_keys`),
+    skipping those already committed."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m experiments.weights", description=main.__doc__)
@@ -304,14 +335,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkpoint cache to pack from (then the arguments are keys)")
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR,
                         help="where --pack writes (default experiments/checkpoints)")
-    parser.add_argument("args", nargs="+", help="CACHE.pt OUT.npz, or keys with --pack")
+    parser.add_argument("--from-results", type=Path, metavar="RESULTS_JSON",
+                        help="with --pack: pack the weights these accuracy results evaluated")
+    parser.add_argument("args", nargs="*", help="CACHE.pt OUT.npz, or keys with --pack")
     args = parser.parse_args(argv)
+    if args.from_results is not None and args.pack is None:
+        parser.error("--from-results needs --pack DIR")
     try:
+        if args.from_results is not None:
+            from .report import load_results
+
+            known = read_manifest(args.reference_dir)
+            args.args += [k for k in result_keys(load_results(args.from_results)["runs"])
+                          if k not in known and k not in args.args]
+            if not args.args:
+                print(f"every weight of {args.from_results} is committed already",
+                      file=sys.stderr)
+                return 0
         if args.pack is None:
             if len(args.args) != 2:
                 parser.error("give CACHE.pt OUT.npz (or --pack DIR KEY ...)")
             print(_convert(Path(args.args[0]), Path(args.args[1])))
             return 0
+        if not args.args:
+            parser.error("--pack needs keys (or --from-results)")
         hashes = read_manifest(args.reference_dir)
         for key in args.args:
             name = key.removesuffix(".pt").removesuffix(".npz")

@@ -235,3 +235,25 @@ def test_studies_use_the_references_unless_retrain(monkeypatch: pytest.MonkeyPat
         energy_accuracy.main(["--preset", "quick", "--no-plot", *extra])
     assert seen == [("tune", True), ("act_study", True), ("energy_accuracy", True),
                     ("tune", False), ("act_study", False), ("energy_accuracy", False)]
+
+
+def test_result_keys_name_the_weights_each_record_evaluated() -> None:
+    base = {"dataset": "fashion", "seq": "rows", "seed": 1, "epochs": 1, "train_limit": None}
+    runs = [{**base, "mode": "lmul"},
+            {**base, "mode": "lmul [ft1]", "recipe": "ft1", "eval_mode": "lmul",
+             "finetune_epochs": 1},
+            {**base, "mode": "lmul [ft1:fp32]", "recipe": "ft1:fp32", "eval_mode": "lmul",
+             "finetune_epochs": 1},
+            {**base, "mode": "lmul:offset=6 [scratch]", "recipe": "scratch",
+             "eval_mode": "lmul:offset=6", "finetune_epochs": 1},
+            {**base, "mode": "fp32", "train_limit": 10000}]
+    assert weights.result_keys(runs) == [
+        "fashion-rows-h128-seed1-epoch1", "fashion-rows-h128-ft-from1-lmul-seed1-epoch2",
+        "fashion-rows-h128-seed1-epoch2",  # float32 fine-tuning continues the float32 run
+        "fashion-rows-h128-scratch-lmul_offset_6-seed1-epoch1",
+        "fashion-rows-h128-train10000-seed1-epoch1"]
+    # The committed snapshots measured from references use only committed weights.
+    for stem in SNAPSHOTS:
+        missing = [k for k in weights.result_keys(_records(stem))
+                   if k not in weights.REFERENCE_SHA256]
+        assert missing == [], stem
