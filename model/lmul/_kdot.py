@@ -599,6 +599,63 @@ def _exact_sum_step(bpre, nz, a32r, rowr, off, man, rlo, rhi, acc, s64, flag, gr
 
 
 @njit
+def _exact_sum_pair(bpre, nz, x, y, rowr, off, man, rlo, rhi, acc, acc1, s64, s64b, grp):
+    """:func:`_exact_sum_step` for two rows of A (halves ``x``, ``y``; accumulators ``acc``,
+    ``acc1``) whose steps both truncate nothing and have the same ``nz >= 1`` nonzero rows
+    ``rowr`` of B: each load of B serves both rows. ``rlo``/``rhi`` hold the exponent bounds
+    of both rows' products (the wider of the two), so a group is summed in float32 only where
+    it is exact in both rows. Same sums, so the same bits."""
+    cs = acc.size
+    k = x.size
+    quads, pairs, singles = grp[:4 * k], grp[4 * k:6 * k], grp[6 * k:7 * k]
+    nq, npr, ns = _group_rows(nz, man, rlo, rhi, quads, pairs, singles)
+    for j in range(cs):
+        s64[j] = np.float64(acc[j])
+        s64b[j] = np.float64(acc1[j])
+    for g in range(nq):
+        r = quads[4 * g:4 * g + 4]
+        x0, x1, x2, x3 = x[r[0]], x[r[1]], x[r[2]], x[r[3]]
+        y0, y1, y2, y3 = y[r[0]], y[r[1]], y[r[2]], y[r[3]]
+        b0 = bpre[rowr[r[0]] + off:rowr[r[0]] + off + cs]
+        b1 = bpre[rowr[r[1]] + off:rowr[r[1]] + off + cs]
+        b2 = bpre[rowr[r[2]] + off:rowr[r[2]] + off + cs]
+        b3 = bpre[rowr[r[3]] + off:rowr[r[3]] + off + cs]
+        for j in range(cs):
+            s64[j] += np.float64((_prod(x0, b0, j) + _prod(x1, b1, j))
+                                 + (_prod(x2, b2, j) + _prod(x3, b3, j)))
+            s64b[j] += np.float64((_prod(y0, b0, j) + _prod(y1, b1, j))
+                                  + (_prod(y2, b2, j) + _prod(y3, b3, j)))
+    for g in range(npr):
+        r = pairs[2 * g:2 * g + 2]
+        x0, x1, y0, y1 = x[r[0]], x[r[1]], y[r[0]], y[r[1]]
+        b0 = bpre[rowr[r[0]] + off:rowr[r[0]] + off + cs]
+        b1 = bpre[rowr[r[1]] + off:rowr[r[1]] + off + cs]
+        for j in range(cs):
+            s64[j] += np.float64(_prod(x0, b0, j) + _prod(x1, b1, j))
+            s64b[j] += np.float64(_prod(y0, b0, j) + _prod(y1, b1, j))
+    g = 0
+    while g + 2 <= ns:
+        x0, x1 = x[singles[g]], x[singles[g + 1]]
+        y0, y1 = y[singles[g]], y[singles[g + 1]]
+        b0 = bpre[rowr[singles[g]] + off:rowr[singles[g]] + off + cs]
+        b1 = bpre[rowr[singles[g + 1]] + off:rowr[singles[g + 1]] + off + cs]
+        for j in range(cs):
+            s64[j] += np.float64(_prod(x0, b0, j)) + np.float64(_prod(x1, b1, j))
+            s64b[j] += np.float64(_prod(y0, b0, j)) + np.float64(_prod(y1, b1, j))
+        g += 2
+    if g < ns:
+        x0, y0 = x[singles[g]], y[singles[g]]
+        b0 = bpre[rowr[singles[g]] + off:rowr[singles[g]] + off + cs]
+        for j in range(cs):
+            s64[j] += np.float64(_prod(x0, b0, j))
+            s64b[j] += np.float64(_prod(y0, b0, j))
+    for j in range(cs):
+        # As in _exact_sum_step: a zero sum of terms not all zero is +0.
+        acc[j] = np.float32(s64[j])
+        acc1[j] = np.float32(s64b[j])
+
+
+@njit
 def _emax_pass(bpre, fbn, nz, x, rowr, off, sh, cadd, acc, em, emf):
     """``em[j]``: the largest magnitude bits among column ``j``'s terms, ``acc[j]`` and the
     products of the ``nz`` single-add rows (A's halves ``x``, B's rows at ``rowr + off``).
@@ -955,7 +1012,7 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
     # Where the int32 window step applies, tiles of two rows: the steps of both share each load
     # of B. One loop serves both tile heights: each parallel loop is compiled with every step
     # inlined into it, so a loop per height would compile them all twice, for no speed.
-    rows = 2 if narrow else 1
+    rows = 2
     n_chunks = (n_len + chunk - 1) // chunk
     n_tiles = (m_len + rows - 1) // rows * n_chunks
     n_blocks = min(n_tiles, _BLOCKS)
@@ -989,7 +1046,7 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
         alo1 = np.empty(k_len, dtype=np.int64)
         for tile in range(blk * n_tiles // n_blocks, (blk + 1) * n_tiles // n_blocks):
             m0 = rows * (tile // n_chunks)
-            two = narrow and m0 + 1 < m_len
+            two = m0 + 1 < m_len
             n0 = (tile % n_chunks) * chunk
             n1 = min(n0 + chunk, n_len)
             cs = n1 - n0
@@ -1004,21 +1061,37 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
                 _tile_a(af, fbmin, fbmax, special, m1, k_len, prm, kind1, ax1, ahi1, alo1)
             for c0 in range(0, k_len, k):
                 nk = min(k, k_len - c0)
+                have_bounds = False  # the accumulators' bounds of this step, once known
+                ah0 = al0 = ah1 = al1 = np.int64(0)
                 if two:
-                    ok, nz, _, _ = _step_rows(kind0, ax0, ahi0, alo0, c0, nk, n_len, n0, man,
-                                              a32r, rowr, rlo, rhi)
-                    ok1, nz1, _, _ = _step_rows(kind1, ax1, ahi1, alo1, c0, nk, n_len, n0, man,
-                                                b32r, rowr1, rlo1, rhi1)
+                    ok, nz, p_hi, p_low = _step_rows(kind0, ax0, ahi0, alo0, c0, nk, n_len, n0,
+                                                     man, a32r, rowr, rlo, rhi)
+                    ok1, nz1, p_hi1, p_low1 = _step_rows(kind1, ax1, ahi1, alo1, c0, nk, n_len,
+                                                         n0, man, b32r, rowr1, rlo1, rhi1)
                     # No zero product in either row: both use every row of B, rowr == rowr1.
-                    # The window step is exact wherever it applies, so it needs no route
-                    # decision (the exact step of a row, where the bounds allow it, gives the
-                    # same bits); an Inf/NaN accumulator makes it decline (-1).
                     if ok and ok1 and nz == nk and nz1 == nk:
-                        st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd, align,
-                                            acc, acc1, em, em1, emf, emf1, sc32, sc32b, isum,
-                                            isum1)
-                        if st == 0:
-                            continue
+                        if narrow:
+                            # The window step is exact wherever it applies, so it needs no
+                            # route decision (the exact step, where the bounds allow it, gives
+                            # the same bits); an Inf/NaN accumulator makes it decline (-1).
+                            st = _window_pair32(bpre, fbn, nz, a32r, b32r, rowr, 0, sh, cadd,
+                                                align, acc, acc1, em, em1, emf, emf1, sc32,
+                                                sc32b, isum, isum1)
+                            if st == 0:
+                                continue
+                        else:
+                            ah0, al0 = _acc_bounds(acc)
+                            ah1, al1 = _acc_bounds(acc1)
+                            have_bounds = True
+                            e_hi = max(max(p_hi, ah0), max(p_hi1, ah1))
+                            low = min(min(p_low, al0), min(p_low1, al1))
+                            if e_hi - low <= wf and e_hi < 255:
+                                for i in range(nz):
+                                    rlo[i] = min(rlo[i], rlo1[i])
+                                    rhi[i] = max(rhi[i], rhi1[i])
+                                _exact_sum_pair(bpre, nz, a32r, b32r, rowr, 0, man, rlo, rhi,
+                                                acc, acc1, s64, isum64, grp)
+                                continue
                 for r in range(1 if two else 0, -1, -1):
                     mr = m0 + r
                     accr = acc1 if r == 1 else acc  # row mr, sliced once per tile
@@ -1030,7 +1103,10 @@ def fused_lmul_tiles(af, bb, fb, bpre, special, fbmin, fbmax, bias, m_len, k_len
                                                          n0, man, a32r, rowr, rlo, rhi)
                     state = -1  # -1: general path; 0: done; 1: done but for zero results
                     if ok:
-                        a_hi, a_low = _acc_bounds(accr)
+                        if have_bounds:
+                            a_hi, a_low = (ah1, al1) if r == 1 else (ah0, al0)
+                        else:
+                            a_hi, a_low = _acc_bounds(accr)
                         e_hi = max(p_hi, a_hi)
                         if e_hi - min(p_low, a_low) <= wf and e_hi < 255:
                             state = np.int64(_exact_sum_step(bpre, nz, a32r, rowr, 0, man, rlo,

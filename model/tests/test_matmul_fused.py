@@ -455,3 +455,42 @@ def test_window_route_edge_in_products(align: int, random_seed: int) -> None:
         bias = (rng.uniform(1.0, 2.0, 40) * np.exp2(acc_exp - 127)).astype(np.float32)
         for k in (4, 8, 16):
             check(a, b, bias, Fused(k, align))
+
+
+@pytest.mark.parametrize("spread", [0, 6, 30])
+def test_exact_pair_step(spread: int, random_seed: int) -> None:
+    """The two-row exact step (``_exact_sum_pair``) directly: the correctly rounded sums
+    (align_bits 276) of two rows' accumulators and 16 products, with products over 1 to
+    2**spread binades (quads, pairs or single products summed in float32 first)."""
+    from lmul._kparams import _P_M
+
+    kdot = mm._load_dot_kernels()
+    rng = np.random.default_rng([random_seed, 34, spread])
+    n = 24
+    cfg = LMulConfig()
+    sign = lambda shape: rng.choice([-1.0, 1.0], shape)  # noqa: E731
+    a = (rng.uniform(1.0, 2.0, (2, 16)) * sign((2, 16))).astype(np.float32)
+    b = (rng.uniform(1.0, 2.0, (16, n)) * np.exp2(-rng.integers(0, spread + 1, (16, n)))
+         * sign((16, n))).astype(np.float32)
+    acc = (rng.uniform(1.0, 2.0, (2, n)) * sign((2, n))).astype(np.float32)
+    prm = mm._params(cfg, "rne")
+    _bb, _fb, bpre, special, fbmin, fbmax = mm._prepare_arrays(b, prm, "lmul")
+    halves, lo, hi = [], [], []
+    for m in range(2):
+        kind = np.empty(16, dtype=np.int64)
+        ax = np.empty(16, dtype=np.int32)
+        ahi = np.empty(16, dtype=np.int64)
+        alo = np.empty(16, dtype=np.int64)
+        kdot._tile_a(a.reshape(-1), fbmin, fbmax, special, m, 16, prm, kind, ax, ahi, alo)
+        assert (kind == 1).all()
+        halves.append(ax)
+        lo.append(alo)
+        hi.append(ahi)
+    out = acc.copy()
+    kdot._exact_sum_pair(bpre, 16, halves[0], halves[1], np.arange(16, dtype=np.int64) * n, 0,
+                         prm[_P_M], np.minimum(lo[0], lo[1]), np.maximum(hi[0], hi[1]), out[0],
+                         out[1], np.empty(n), np.empty(n), np.empty(7 * 16, dtype=np.int64))
+    prods = bits(lmul.lmul(a[:, :, None], b[None, :, :], cfg))
+    terms = np.concatenate([bits(acc)[:, None, :], prods], axis=1).transpose(0, 2, 1)
+    want = lmul.fused_sum_bits(terms.astype(np.int64), FUSED_EXACT_ALIGN_BITS).astype(np.uint32)
+    assert (bits(out) == want).all()
