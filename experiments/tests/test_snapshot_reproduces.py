@@ -26,7 +26,7 @@ from experiments.tests.helpers import spread_model, synthetic_images
 from sim.lib.fileio import SNAPSHOT_DIR
 
 #: Snapshots measured from reference checkpoints: every record names its checkpoint.
-SNAPSHOTS = ("experiment", "act_accuracy")
+SNAPSHOTS = ("experiment", "act_accuracy", "reproduce")
 
 
 def _records(stem: str) -> list[dict[str, Any]]:
