@@ -190,9 +190,9 @@ def test_malformed_results_file_is_named_and_untouched(
     assert not (tmp_path / "r.csv").exists() and not (tmp_path / "r.md").exists()
 
 
-# Results written before the batch size joined the key: the reproduce snapshot and the
-# experiment snapshot as it was committed then (the current one is re-measured, with the key).
-OLD_FORMAT = (SNAPSHOTS / "reproduce.json",
+# Results written before the batch size joined the key: the reproduce and experiment snapshots
+# as they were committed then (the current ones are re-measured, with the key).
+OLD_FORMAT = (Path(__file__).parent / "data" / "reproduce_before_batch_key.json",
               Path(__file__).parent / "data" / "experiment_before_batch_key.json")
 
 
