@@ -81,7 +81,6 @@ import numpy as np
 import lmul
 from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text
-from sim.rtlsim import design_sources
 
 from . import _gatesim as gs
 from . import _stdcell as sc
@@ -97,8 +96,10 @@ from .designs import (
     dot_sweep,
     parameter_mismatch,
 )
+from .designs import design_files as _design_files
 from .designs import designs as _designs
 from .designs import hdl_sources as _hdl_sources
+from .designs import synth_sources as _synth_sources
 from .report import profile_markdown, write_outputs
 from .stimuli import (
     CELL_OPS_PER_IMAGE,
@@ -258,17 +259,16 @@ def design_files(design: Design) -> list[Path]:
     file it names and every include (:func:`sim.rtlsim.design_sources`, the proof's and the
     Verilator builds' cache keys use the same list); CostError if the top has no file."""
     try:
-        return design_sources(design.top, [HDL])
+        return _design_files(design.top, HDL)
     except FileNotFoundError as err:
         raise CostError(f"{design.name}: {err}") from None
 
 
 def synth_sources(design: Design) -> list[Path]:
-    """The module files yosys reads for ``design``: the ``.v`` files of :func:`design_files`
-    (the includes come through ``-I hdl``). Only these: yosys' mapping depends on every module
-    it has read, used or not (the order of its internal names changes), so reading all of
-    ``hdl/`` would make a netlist depend on files the design does not use."""
-    return [p for p in design_files(design) if p.suffix == ".v"]
+    """The module files yosys reads for ``design`` (:func:`syn.designs.synth_sources`; the
+    includes come through ``-I hdl``)."""
+    design_files(design)  # a missing top is a CostError naming the design
+    return _synth_sources(design.top, HDL)
 
 
 def _hash_files(h: Any, files: Sequence[Path]) -> None:

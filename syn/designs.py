@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lmul
+from sim.rtlsim import design_sources
 
 REPO = Path(__file__).resolve().parents[1]
 HDL = REPO / "hdl"
@@ -259,6 +260,21 @@ def hdl_sources(hdl: Path = HDL) -> list[Path]:
     if not srcs:
         raise ValueError(f"no Verilog sources in {hdl}")
     return srcs
+
+
+def design_files(top: str, hdl: Path = HDL) -> list[Path]:
+    """The files of ``hdl`` a design with top module ``top`` can read: its file, every module
+    file it names and every include (:func:`sim.rtlsim.design_sources`, the list the proof's
+    and the Verilator builds' cache keys use). FileNotFoundError if ``top`` has no file."""
+    return design_sources(top, [hdl])
+
+
+def synth_sources(top: str, hdl: Path = HDL) -> list[Path]:
+    """The module files yosys reads for ``top``: the ``.v`` files of :func:`design_files` (the
+    includes come through ``-I``). Only these: yosys' mapping depends on every module it has
+    read, used or not (the order of its internal names changes), so reading all of ``hdl/``
+    would make a netlist depend on files the design does not use."""
+    return [p for p in design_files(top, hdl) if p.suffix == ".v"]
 
 
 def hdl_includes(hdl: Path = HDL) -> list[Path]:

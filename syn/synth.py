@@ -10,9 +10,11 @@
   (the module ``hdl/mac_pe.v`` instantiates): multiply + exact widening to binary32 + binary32 add,
   with ``MULTIPLIER=0`` (L-Mul) or ``MULTIPLIER=1`` (``fp_mul``, ``SUBNORMALS`` 1 or 0).
 
-Each design goes through one yosys run on all of ``hdl/`` (yosys keeps only what the top uses)::
+Each design goes through one yosys run on the files of ``hdl/`` it can read
+(:func:`syn.designs.synth_sources`, as ``make cost`` does: yosys' mapping moves with modules it
+has read even when the top never uses them)::
 
-    read_verilog -I hdl hdl/*.v; chparam ...; synth -flatten -top T;
+    read_verilog -I hdl <the design's files>; chparam ...; synth -flatten -top T;
     abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt_clean; stat; stat -tech cmos; ltp -noff
 
 and reports the number of two-input gates / muxes / inverters (``cells``), yosys' CMOS
@@ -23,8 +25,9 @@ count per design.
 Outputs (atomic writes; default directory ``results/``): ``synth.csv`` (one row per design),
 ``synth.md`` (tables with ratios L-Mul / exact) and ``synth.png`` (bar chart of the ratios).
 Per-design results are cached under ``<out>/cache/synth/`` (git-ignored), keyed by a hash of the
-yosys version, the script and the RTL sources, so an interrupted run resumes and a repeated run
-is instant; ``--no-cache`` forces fresh synthesis. Designs run one at a time (shared machines).
+yosys version, the script and the files the design can read, so an interrupted run resumes and a
+repeated run is instant; ``--no-cache`` forces fresh synthesis. Designs run one at a time (shared
+machines).
 """
 
 from __future__ import annotations
@@ -52,10 +55,10 @@ from .designs import (
     REPO,
     UNIT_LABELS,
     Design,
-    hdl_includes,
-    hdl_sources,
+    design_files,
     parameter_mismatch,
     parse_parameters,
+    synth_sources,
     yosys_front_end,
 )
 from .designs import designs as _designs
@@ -132,7 +135,8 @@ def yosys_script(design: Design, stat_file: Path, cmos_file: Path, ltp_file: Pat
     (``params_file``: the top's elaborated parameters, see :func:`syn.designs.parse_parameters`).
     """
     return "\n".join([
-        *yosys_front_end(hdl_sources(), HDL, design.top, design.param_dict, params_file),
+        *yosys_front_end(synth_sources(design.top), HDL, design.top, design.param_dict,
+                         params_file),
         f"abc -g {GATES}",
         "opt_clean",
         f"tee -q -o {stat_file} stat",
@@ -178,7 +182,7 @@ def cache_key(design: Design, version: str) -> str:
     h.update(version.encode())
     script = yosys_script(design, Path("S"), Path("C"), Path("L"), Path("P"))
     h.update(script.replace(str(REPO), "").encode())
-    for src in [*hdl_sources(), *hdl_includes()]:
+    for src in design_files(design.top):
         h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:20]

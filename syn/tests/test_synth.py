@@ -104,3 +104,15 @@ def test_unknown_format_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown format"):
         synth.designs(["e3m9"])
     assert synth.main(["--formats", "e3m9", "--no-plot"]) == 2
+
+
+def test_yosys_reads_only_the_files_the_design_can_read() -> None:
+    """yosys' mapping moves with modules it has read even when the top never uses them, so each
+    design reads its own files (as ``make cost`` does) and its cache key covers exactly those."""
+    design = next(d for d in synth.designs(("bf16",)) if d.top == "lmul_core")
+    script = synth.yosys_script(design, Path("S"), Path("C"), Path("L"), Path("P"))
+    read = next(line for line in script.splitlines() if line.startswith("read_verilog"))
+    assert "lmul_core.v" in read and "fp_classify.v" in read
+    assert "fp_add.v" not in read and "mac_array.v" not in read and "dot_pe.v" not in read
+    names = [p.name for p in synth.design_files(design.top)]
+    assert "lmul_defs.vh" in names and "fp_mul.v" not in names
