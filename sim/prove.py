@@ -410,14 +410,10 @@ def random_block(fmt: lmul.Format, seed: int, index: int, n: int) -> tuple[np.nd
 _HARNESS = (Path(__file__).resolve(), Path(rtlsim.__file__).resolve())
 
 
-def model_sources(top: str | None = None) -> list[Path]:
+def model_sources(top: str) -> list[Path]:
     """Python and C++ sources a configuration of ``top`` depends on besides its Verilog: the
     harness, the driver, the reference (``int_oracle`` for ``fp_mul``/``fp_add``, which share
-    no code with the model beyond the format table; the ``lmul`` package otherwise). ``None``:
-    the union over every top."""
-    if top is None:
-        tops = ("lmul_core", "fp_mul", "fp_add", "dot_datapath", "act_unit")
-        return sorted({p for t in tops for p in model_sources(t)})
+    no code with the model beyond the format table; the ``lmul`` package otherwise)."""
     pkg = Path(lmul.__file__).resolve().parent
     files = list(_HARNESS)
     if top in ("fp_mul", "fp_add"):
