@@ -706,6 +706,26 @@ def _emax_pass(bpre, fbn, nz, x, rowr, off, sh, cadd, acc, em, emf):
             em[j] = max(em[j], _mag(x0, b0[j]))
 
 
+@njit(inline="always")
+def _scale_col_pair(j, m0, m1, align, acc, acc1, em, em1, sc, sc1, isum, isum1):
+    """Column ``j`` of :func:`_emax_pair`'s outputs from ``m0``/``m1``, the largest magnitude
+    bits (int32, binary32 layout) among each row's terms and accumulator: ``em``/``em1`` the
+    exponent field ``e = max(emax, 1)``, ``sc``/``sc1`` the scale ``2**(align + 127 - e)``
+    (from ``max(e, align)``), ``isum``/``isum1`` the accumulator's truncated term. Returns
+    ``(e0, e1)``."""
+    e0 = max(_sra(m0, 23), _i32(1))
+    e1 = max(_sra(m1, 23), _i32(1))
+    em[j] = e0
+    em1[j] = e1
+    s0 = _bits_f32(_i32(_i32(align + 254 - max(e0, _i32(align))) << 23))
+    s1 = _bits_f32(_i32(_i32(align + 254 - max(e1, _i32(align))) << 23))
+    sc[j] = s0
+    sc1[j] = s1
+    isum[j] = _i32(acc[j] * s0)
+    isum1[j] = _i32(acc1[j] * s1)
+    return e0, e1
+
+
 @njit
 def _emax_pair(bpre, fbn, nz, x, y, rowr, off, sh, cadd, align, acc, acc1, em, em1, emf, emf1,
                sc, sc1, isum, isum1):
@@ -724,18 +744,10 @@ def _emax_pair(bpre, fbn, nz, x, y, rowr, off, sh, cadd, align, acc, acc1, em, e
         e_min = _i32(255)
         e_top = _i32(0)
         for j in range(cs):
-            e0 = max(_sra(em[j], 23), _i32(1))
-            e1 = max(_sra(em1[j], 23), _i32(1))
-            em[j] = e0
-            em1[j] = e1
+            e0, e1 = _scale_col_pair(j, em[j], em1[j], align, acc, acc1, em, em1, sc, sc1,
+                                     isum, isum1)
             e_min = min(e_min, min(e0, e1))
             e_top = max(e_top, max(e0, e1))
-            s0 = _bits_f32(_i32(_i32(align + 254 - max(e0, _i32(align))) << 23))
-            s1 = _bits_f32(_i32(_i32(align + 254 - max(e1, _i32(align))) << 23))
-            sc[j] = s0
-            sc1[j] = s1
-            isum[j] = _i32(acc[j] * s0)
-            isum1[j] = _i32(acc1[j] * s1)
         return e_min if e_top < 255 else _i32(0)
     for j in range(cs):
         emf[j] = _i16(0)
@@ -795,18 +807,9 @@ def _emax_pair(bpre, fbn, nz, x, y, rowr, off, sh, cadd, align, acc, acc1, em, e
     for j in range(cs):
         m0 = max(_i32(_f32_bits(acc[j]) & 0x7FFFFFFF), _i32(_i32(emf[j] + cadd) << sh))
         m1 = max(_i32(_f32_bits(acc1[j]) & 0x7FFFFFFF), _i32(_i32(emf1[j] + cadd) << sh))
-        e0 = max(_sra(m0, 23), _i32(1))
-        e1 = max(_sra(m1, 23), _i32(1))
-        em[j] = e0
-        em1[j] = e1
+        e0, e1 = _scale_col_pair(j, m0, m1, align, acc, acc1, em, em1, sc, sc1, isum, isum1)
         e_min = min(e_min, min(e0, e1))
         e_top = max(e_top, max(e0, e1))
-        s0 = _bits_f32(_i32(_i32(align + 254 - max(e0, _i32(align))) << 23))
-        s1 = _bits_f32(_i32(_i32(align + 254 - max(e1, _i32(align))) << 23))
-        sc[j] = s0
-        sc1[j] = s1
-        isum[j] = _i32(acc[j] * s0)
-        isum1[j] = _i32(acc1[j] * s1)
     return e_min if e_top < 255 else _i32(0)
 
 
