@@ -89,7 +89,7 @@ booth: $(STAMP)
 	$(PY) -m syn.booth $(BOOTH_ARGS)
 
 ## The MNIST LSTM's gate-product operands for the cost flow's mnist workload
-## (results/operands/mnist_lstm.npz; trains the MNIST weights once if absent).
+## (results/operands/mnist_lstm.npz; from the committed reference checkpoint).
 operands: $(STAMP)
 	$(PY) -m experiments.operands
 

@@ -5,8 +5,10 @@
                                 [--rows 4 --cols 4]
     make cosim N=100
 
-For each test image (MNIST rows, the ``make experiment`` weights: seed 0, 1 epoch, trained and
-cached under ``results/weights`` if missing) the explicit LSTM cell of :mod:`experiments.lstm`
+For each test image (MNIST rows, the ``make experiment`` weights: seed 0, 1 epoch, the committed
+reference checkpoint ``experiments/checkpoints/mnist-rows-h128-seed0-epoch1.npz``, SHA-256 checked,
+so the same weights on every machine; ``--retrain``: trained and cached under ``results/weights``
+instead) the explicit LSTM cell of :mod:`experiments.lstm`
 runs with its arithmetic on Verilator models of the RTL (:mod:`sim.rtlsim`):
 
 =====================================  =========================================================
@@ -732,13 +734,17 @@ def _speedup(summary: Mapping[str, Any], v: Variant) -> str:
 
 # ----------------------------------------------------------------------------- the run
 
-def load_network(weights_dir: Path, progress: bool) -> lstm.CellWeights:
-    """The ``make experiment`` weights (trained now and cached if not there yet)."""
+def load_network(weights_dir: Path, progress: bool, reference: bool = True
+                 ) -> lstm.CellWeights:
+    """The ``make experiment`` weights: the committed reference checkpoint
+    (:func:`experiments.weights.get_weights` with ``reference``); ``reference`` False: from the
+    checkpoint cache ``weights_dir``, trained now and cached if not there yet."""
     from . import data as data_mod
     from .weights import get_weights
 
     ds = data_mod.load(DATASET)
-    model, _ = get_weights(ds, SEQ, SEED, EPOCHS, None, weights_dir, progress)
+    model, _ = get_weights(ds, SEQ, SEED, EPOCHS, None, weights_dir, progress,
+                           reference=reference)
     return lstm.CellWeights.from_model(model)
 
 
@@ -1090,7 +1096,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int_in_range(1), default=4, help="array columns (1..64)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (.md beside it)")
     p.add_argument("--weights-dir", type=Path, default=RESULTS_DIR / "weights",
-                   help="checkpoint cache shared with make experiment")
+                   help="checkpoint cache shared with make experiment (with --retrain)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train (or use the checkpoint cache) instead of the committed reference "
+                        "checkpoint (experiments/checkpoints/)")
     p.add_argument("--dump-operands", type=Path, default=None, metavar="FILE",
                    help="write the multiplier operand streams to FILE (.npz)")
     p.add_argument("--fp-to-fmt", type=_formats, default=None, metavar="FORMATS",
@@ -1116,7 +1125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"array shape must be at most 64 x 64, got {args.rows} x {args.cols}")
         check_results_path(args.out)  # a ResultsError is a ValueError
 
-        wts = load_network(args.weights_dir, progress)
+        wts = load_network(args.weights_dir, progress, reference=not args.retrain)
         ds = data_mod.load(DATASET)
         n = min(args.n, ds.test_x.shape[0])
         x_seq = lstm.to_sequence(ds.test_x[:n], SEQ)
@@ -1130,6 +1139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   ("align_bits", args.align_bits), ("act", args.act),
                   ("ew_lanes", args.ew_lanes), ("rows", args.rows), ("cols", args.cols))
                  if v and v != build_parser().get_default(k)]
+        extra += ["--retrain"] if args.retrain else []
         if extra:
             command += f' COSIM_ARGS="{" ".join(extra)}"'
         doc = run(wts, x_seq, ds.test_y[:n], names, args.out, rows=args.rows,

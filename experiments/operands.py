@@ -1,12 +1,14 @@
 """The MNIST LSTM's gate-product operands, written for the hardware cost flow.
 
 ``python -m experiments.operands [--images 4] [--out results/operands/mnist_lstm.npz]`` runs the
-trained MNIST LSTM (``make experiment``'s weights: MNIST rows, seed 0, 1 epoch; trained with the
-same code and cache if absent) in ``lmul`` mode on the first ``--images`` test images and records
-the operands of every gate product. The file (``.npz``, written atomically) holds ``z`` [T, B, 156]
-(the per-step inputs [x_t, h], float32, h from the lmul run), ``w`` [156, 512] and ``b`` [512] (the
-gate weights and bias, float32) and ``source`` (how the weights were obtained). ``syn.cost`` reads
-it for its ``mnist`` workload, so the implementation flow needs none of the ML code.
+trained MNIST LSTM (``make experiment``'s weights: MNIST rows, seed 0, 1 epoch; the committed
+reference checkpoint ``experiments/checkpoints/mnist-rows-h128-seed0-epoch1.npz``, or with
+``--retrain`` trained with the same code and cache if absent) in ``lmul`` mode on the first
+``--images`` test images and records the operands of every gate product. The file (``.npz``, written
+atomically) holds ``z`` [T, B, 156] (the per-step inputs [x_t, h], float32, h from the lmul run),
+``w`` [156, 512] and ``b`` [512] (the gate weights and bias, float32) and ``source`` (how the
+weights were obtained). ``syn.cost`` reads it for its ``mnist`` workload, so the implementation flow
+needs none of the ML code.
 """
 
 from __future__ import annotations
@@ -28,16 +30,18 @@ DEFAULT_OUT = RESULTS_DIR / "operands" / "mnist_lstm.npz"
 
 
 def capture(n_images: int = 4, weights_dir: Path | None = None, data_root: Path | None = None,
-            progress: bool = True) -> dict[str, np.ndarray]:
+            progress: bool = True, reference: bool = True) -> dict[str, np.ndarray]:
     """The operands of every gate product of the first ``n_images`` MNIST test images (the
-    arrays of the module docstring, ``source`` as a 0-d string array)."""
+    arrays of the module docstring, ``source`` as a 0-d string array); ``reference``: the
+    committed reference checkpoint (:func:`experiments.weights.get_weights`), else the
+    checkpoint cache ``weights_dir`` (trained now if absent)."""
     from . import lstm
     from .modes import parse_mode
     from .weights import get_weights
 
     ds = data_mod.load("mnist", data_root)
     wdir = weights_dir or (RESULTS_DIR / "weights")
-    model, info = get_weights(ds, "rows", 0, 1, None, wdir, progress)
+    model, info = get_weights(ds, "rows", 0, 1, None, wdir, progress, reference=reference)
     wts = lstm.CellWeights.from_model(model)
     mode = parse_mode("lmul")
     zs: list[np.ndarray] = []
@@ -60,8 +64,10 @@ def capture(n_images: int = 4, weights_dir: Path | None = None, data_root: Path 
 
     x = lstm.to_sequence(ds.test_x[:n_images], "rows")
     lstm.forward_logits(wts, x, Recorder())  # type: ignore[arg-type]
-    src = (f"MNIST rows, seed 0, 1 epoch (train loss {info.get('train_loss', float('nan')):.4f}"
-           f", resumed from epoch {info.get('resumed_from')}); first {n_images} test images")
+    how = (f"reference checkpoint {info['reference']}, " if "reference" in info
+           else f"trained here, resumed from epoch {info.get('resumed_from')}, ")
+    src = (f"MNIST rows, seed 0, 1 epoch ({how}train loss "
+           f"{info.get('train_loss', float('nan')):.4f}); first {n_images} test images")
     return {"z": np.stack(zs), "w": np.asarray(wts.w, np.float32),
             "b": np.asarray(wts.b, np.float32), "source": np.array(src)}
 
@@ -82,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--weights-dir", type=Path, default=None)
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--force", action="store_true", help="recompute even if --out exists")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train (or use the checkpoint cache) instead of the committed "
+                         "reference checkpoint (experiments/checkpoints/)")
     args = ap.parse_args(argv)
     try:
         check_writable_file(args.out)
@@ -91,7 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out.is_file() and not args.force:
         print(f"operands: {args.out} exists (--force recomputes)", file=sys.stderr)
         return 0
-    arrays = capture(args.images, args.weights_dir, args.data_root)
+    try:
+        arrays = capture(args.images, args.weights_dir, args.data_root,
+                         reference=not args.retrain)
+    except (ValueError, data_mod.DataError) as err:  # CheckpointHashError is a ValueError
+        print(f"operands: error: {err}", file=sys.stderr)
+        return 2
     write(args.out, arrays)
     print(f"operands: wrote {args.out}: z{arrays['z'].shape} w{arrays['w'].shape}; "
           f"{arrays['source']}", file=sys.stderr)

@@ -28,6 +28,13 @@ from sim.lib.fileio import SNAPSHOT_DIR
 #: Snapshots measured from reference checkpoints: every record names its checkpoint.
 SNAPSHOTS = ("experiment", "act_accuracy", "reproduce")
 
+#: The rows re-evaluated of a snapshot whose first cell spans many checkpoints (tune's: float32
+#: weights, fine-tuned and float32-control weights, from scratch; ~40 rows): the float32
+#: weights in fp32 and L-Mul, an L-Mul-aware fine-tuned row and its float32 control. The other
+#: snapshots: every row of the first cell.
+SLICE_ROWS = {"tune": ("fp32", "lmul", "lmul [ft1]", "fp32 [ft1]"),
+              "tune_quick": ("fp32", "lmul", "lmul [ft1]", "fp32 [ft1]")}
+
 
 def _records(stem: str) -> list[dict[str, Any]]:
     doc = json.loads((SNAPSHOT_DIR / f"{stem}.json").read_text(encoding="utf-8"))
@@ -45,30 +52,41 @@ def test_snapshot_slice_is_reproduced_from_its_checkpoint(stem: str) -> None:
     if not _from_references(stem):
         pytest.fail(f"docs/results/{stem}.json has records without a reference checkpoint or "
                     "slice_check: it was not measured from committed weights")
-    # One cell (the first record's dataset, seed and epochs), every mode measured on it.
+    # One cell (the first record's dataset, seed and epochs), every mode measured on it (or
+    # the SLICE_ROWS of it).
     first = runs[0]
     cell = [r for r in runs if (r["dataset"], r["seed"], r["epochs"], r["train_limit"])
             == (first["dataset"], first["seed"], first["epochs"], first["train_limit"])]
-    key = first["checkpoint"].removesuffix(".npz")
-    assert all(r["checkpoint"] == first["checkpoint"] for r in cell)
-    assert weights.REFERENCE_SHA256[key] == first["checkpoint_sha256"], \
-        f"{key} changed since {stem}'s snapshot was measured"
+    if stem in SLICE_ROWS:
+        cell = [r for r in cell if r["mode"] in SLICE_ROWS[stem]]
+        assert sorted(r["mode"] for r in cell) == sorted(SLICE_ROWS[stem])
+        tuned = next(r for r in cell if r["mode"] == "lmul [ft1]")
+        # The fine-tuned row evaluates its own (fine-tuned) checkpoint, not the float32 one.
+        assert "-ft-from" in tuned["checkpoint"] and tuned["checkpoint"] != first["checkpoint"]
+    else:
+        assert all(r["checkpoint"] == first["checkpoint"] for r in cell)
     try:
         ds = data_mod.load(first["dataset"])
     except data_mod.DataError as err:
         pytest.skip(f"{first['dataset']} unavailable here: {err}")
-    model, _ = weights.load_reference(weights.REFERENCE_DIR / first["checkpoint"],
-                                      first["checkpoint_sha256"], 28, ds.n_classes)
-    wts = lstm.CellWeights.from_model(model)
     n = first["slice_check"]["n"]
     x = lstm.to_sequence(ds.test_x[:n], first["seq"])
     y = ds.test_y[:n]
+    cell_weights: dict[str, lstm.CellWeights] = {}
     for r in cell:
-        got = _slice(wts, x, y, r["mode"])
+        key = r["checkpoint"].removesuffix(".npz")
+        assert weights.REFERENCE_SHA256[key] == r["checkpoint_sha256"], \
+            f"{key} changed since {stem}'s snapshot was measured"
+        if key not in cell_weights:
+            model, _ = weights.load_reference(weights.REFERENCE_DIR / r["checkpoint"],
+                                              r["checkpoint_sha256"], 28, ds.n_classes)
+            cell_weights[key] = lstm.CellWeights.from_model(model)
+        got = _slice(cell_weights[key], x, y, r.get("eval_mode", r["mode"]))
         assert got == r["slice_check"], f"{stem}: {r['dataset']} seed {r['seed']} {r['mode']}"
     # A broken arithmetic (the L-Mul offset one LSB off) must not pass this comparison.
     lmul_rows = [r for r in cell if r["mode"] == "lmul"]
     if lmul_rows:
+        wts = cell_weights[lmul_rows[0]["checkpoint"].removesuffix(".npz")]
         wrong = _slice(wts, x, y, "lmul:offset=7")
         assert wrong["logits_sha256"] != lmul_rows[0]["slice_check"]["logits_sha256"]
 
@@ -105,6 +123,34 @@ def test_every_committed_checkpoint_is_listed_and_matches() -> None:
     for key, sha in weights.REFERENCE_SHA256.items():
         raw = (weights.REFERENCE_DIR / f"{key}.npz").read_bytes()
         assert hashlib.sha256(raw).hexdigest() == sha, key
+
+
+def test_cosim_and_operands_evaluate_the_reference_checkpoint(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from experiments import cosim, operands
+
+    trained: list[Any] = []
+
+    def no_training(*a: Any, **k: Any) -> None:
+        trained.append(a)
+        raise RuntimeError("trained")
+
+    monkeypatch.setattr(lstm, "train", no_training)
+    try:
+        data_mod.load("mnist")
+    except data_mod.DataError as err:
+        pytest.skip(f"mnist unavailable here: {err}")
+    wts = cosim.load_network(tmp_path / "no-cache", False)
+    # The weights make cosim's committed snapshot was measured on (its recorded digest).
+    doc = json.loads((SNAPSHOT_DIR / "cosim.json").read_text(encoding="utf-8"))
+    assert cosim.weights_digest(wts) == doc["config"]["weights_sha256"]
+    arrays = operands.capture(1, tmp_path / "no-cache", progress=False)
+    assert np.array_equal(arrays["w"], wts.w) and np.array_equal(arrays["b"], wts.b)
+    assert "reference checkpoint mnist-rows-h128-seed0-epoch1.npz" in str(arrays["source"])
+    assert trained == []
+    with pytest.raises(RuntimeError, match="trained"):  # --retrain: the cache / training
+        cosim.load_network(tmp_path / "no-cache", False, reference=False)
+    assert len(trained) == 1
 
 
 # ------------------------------------------------------------------------ refusing bad weights
