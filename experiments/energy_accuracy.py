@@ -19,6 +19,14 @@ largest exponent and registered) computes the same bits as its single-stage twin
 share one mode and its accuracy rows; the report says so and sets the pipelined rows' energy
 terms (clock + registers, datapath, glitches) against the twin's.
 
+Presets ``sweep`` and ``full`` also evaluate the designs on ``make tune``'s L-Mul-aware
+fine-tuned weights (:class:`FineTuned`: its 3-epoch float32 models trained one more epoch with
+the L-Mul unit at offset 8, 6 or 7 in the forward pass): each L-Mul design at a tuned offset on
+the weights fine-tuned at that offset, each exact design on the float32 control's weights, Δ
+paired with the control ``fp32 [ft1]``. Those weights are only read (committed reference
+checkpoints, else make tune's checkpoint cache); rows whose weights do not exist yet are left
+out and listed in the report, and a later run adds them (``--no-finetuned`` skips the step).
+
 The join (:func:`join`) derives each design's mode from the parameters yosys elaborated for its
 netlist (not from its name) and refuses a row whose name, reported parameters and built
 parameters disagree. The grid's rows go to ``results/energy_accuracy_runs.json``; outputs
@@ -38,7 +46,7 @@ import math
 import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +77,38 @@ class JoinError(ValueError):
 
 
 @dataclass(frozen=True)
+class FineTuned:
+    """The rows on ``make tune``'s L-Mul-aware fine-tuned weights (:mod:`experiments.tune`,
+    step 2: the float32 model after ``epochs`` epochs trained ``finetune_epochs`` more with a
+    BF16 L-Mul unit's products in the forward pass, recipe ``ft<N>`` of
+    :mod:`experiments.recipes`). Each L-Mul design whose offset is in ``offsets`` is evaluated
+    on the weights fine-tuned at its offset (recipe ``ftN:<its multiplier>``: the same
+    checkpoint as ``make tune``'s ``<multiplier> [ftN]`` row), the exact designs (``exact``) on
+    the float32 control's (``ftN:fp32``: the same N extra epochs in float32), and ``fp32`` on
+    the control (``fp32 [ftN]``), which every such row is paired with. These weights are only
+    read, never trained here (:func:`ft_weights_present`)."""
+
+    #: float32 epochs before fine-tuning, on the whole training set (make tune's full preset)
+    epochs: int = 3
+    finetune_epochs: int = 1
+    #: the BF16 L-Mul offsets make tune fine-tunes (the paper's and its sweep's best two)
+    offsets: tuple[int, ...] = (8, 6, 7)
+    test_limit: int | None = 2000
+    train_limit: int | None = None
+    exact: bool = True
+
+    @property
+    def ft(self) -> str:
+        """The fine-tuning recipe's name (``ft1``)."""
+        return f"ft{self.finetune_epochs}"
+
+    @property
+    def control(self) -> str:
+        """The float32 control's row label (``fp32 [ft1]``)."""
+        return f"fp32 [{self.ft}]"
+
+
+@dataclass(frozen=True)
 class Preset:
     """The accuracy grid's scope: datasets x seeds, float32 training epochs, test images
     (``test_limit``: the first N, None = all), training images (``train_limit``, None = all),
@@ -86,6 +126,8 @@ class Preset:
     train_limit: int | None = None
     #: the fused (K, ALIGN_BITS) pairs instead of the ks x align_bits grid, when given
     pairs: tuple[tuple[int, int], ...] | None = None
+    #: the rows on make tune's fine-tuned weights (None: float32-trained weights only)
+    finetuned: FineTuned | None = None
 
     @property
     def report_stem(self) -> Path:
@@ -102,9 +144,10 @@ PRESETS = {
     "sweep": Preset("sweep", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, 2000, (), (),
                     RESULTS_DIR / "energy_accuracy_sweep_runs.json", train_limit=10000,
                     pairs=((4, 8), (8, 8), (16, 8), (8, 16), (8, 32), (8, 276), (4, 16),
-                           (4, 32), (4, 276))),
+                           (4, 32), (4, 276), (2, 8)), finetuned=FineTuned()),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
-                   (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full_runs.json"),
+                   (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full_runs.json",
+                   finetuned=FineTuned(test_limit=None)),
 }
 
 
@@ -119,6 +162,134 @@ def preset_modes(p: Preset) -> list[str]:
     pairs = p.pairs if p.pairs is not None else [(k, a) for k in p.ks for a in p.align_bits]
     out += [fused_mode(m, k, a) for k, a in pairs for m in UNIT_MODES.values()]
     return out
+
+
+def multiplier_mode(mode: str) -> str:
+    """The canonical mode of ``mode``'s multiplier alone (its accumulation option dropped):
+    ``lmul:offset=6,acc=fused,k=4,align=8`` -> ``lmul:offset=6``."""
+    from .modes import parse_mode
+
+    a = parse_mode(mode)
+    return a.name if a.accumulate is None else parse_mode(re.sub(
+        r",?acc=fused,k=\d+,align=\d+", "", a.name).rstrip(":")).name
+
+
+def ft_recipe(mode: str, ft: FineTuned) -> str | None:
+    """The recipe whose weights design mode ``mode`` is evaluated on (:class:`FineTuned`):
+    ``ftN`` for ``fp32`` (the control), ``ftN:<multiplier>`` for a BF16 L-Mul mode at a
+    fine-tuned offset, ``ftN:fp32`` for an exact BF16 mode (when ``ft.exact``); None for any
+    other mode."""
+    from .modes import parse_mode
+
+    a = parse_mode(mode)
+    if a.kind == "fp32":
+        return ft.ft
+    if (a.cfg.exp_bits, a.cfg.man_bits) != (8, 7) or a.fp32_head:
+        return None
+    if a.kind == "exact":
+        return f"{ft.ft}:fp32" if ft.exact else None
+    if a.kind == "lmul" and a.cfg.offset_value in ft.offsets:
+        return f"{ft.ft}:{multiplier_mode(mode)}"
+    return None
+
+
+def ft_label(mode: str, ft: FineTuned) -> str | None:
+    """The results' row label of ``mode`` on its fine-tuned weights (``MODE [RECIPE]``), or
+    None (:func:`ft_recipe`)."""
+    from .modes import parse_mode
+    from .recipes import parse_recipe
+
+    recipe = ft_recipe(mode, ft)
+    return None if recipe is None else parse_recipe(recipe).label(parse_mode(mode).name)
+
+
+def ft_groups(p: Preset, only: Collection[str] | None = None) -> list[tuple[str, list[str]]]:
+    """The fine-tuned rows of preset ``p`` as (recipe, modes) in run order: the float32
+    control, the L-Mul offsets (tuned offsets before the paper's), then the exact designs on
+    the control's weights (the slowest to evaluate). ``only``: of the preset's modes just
+    these (and ``fp32``, the control). [] without ``p.finetuned``."""
+    if p.finetuned is None:
+        return []
+    groups: dict[str, list[str]] = {}
+    for m in preset_modes(p):
+        if only is not None and m != "fp32" and m not in only:
+            continue
+        r = ft_recipe(m, p.finetuned)
+        if r is not None:
+            groups.setdefault(r, []).append(m)
+
+    def order(item: tuple[str, list[str]]) -> tuple[int, bool]:
+        r = item[0]
+        return (0 if r == p.finetuned.ft else 2 if r.endswith(":fp32") else 1,
+                r == f"{p.finetuned.ft}:lmul")
+    return sorted(groups.items(), key=order)
+
+
+def ft_weights_present(dataset: str, seed: int, recipe: str, mode: str, ft: FineTuned,
+                       weights_dir: Path, reference: bool = True) -> bool:
+    """Whether the weights of ``recipe`` evaluated in ``mode`` for (dataset, seed) can be read
+    without training: a committed reference checkpoint of the recipe
+    (:func:`experiments.weights.recipe_reference_key`), or its file in the checkpoint cache
+    ``weights_dir`` together with the float32 base it was fine-tuned from; and the cell's
+    float32 weights (which the grid loads for every cell) committed or cached."""
+    from . import lstm
+    from .modes import parse_mode
+    from .recipes import checkpoint_tag, parse_recipe
+    from .weights import REFERENCE_SHA256, recipe_reference_key, reference_key
+
+    tag = f"{dataset}-rows-h{lstm.HIDDEN}" + ("" if ft.train_limit is None
+                                              else f"-train{ft.train_limit}")
+    rcp = parse_recipe(recipe, ft.finetune_epochs)
+    arith = rcp.train_arith(parse_mode(mode))
+    if arith is None:
+        return False
+    base_cached = lstm.checkpoint_path(weights_dir, tag, seed, ft.epochs).is_file()
+    if not (base_cached or (reference and reference_key(tag, seed, ft.epochs)
+                            in REFERENCE_SHA256)):
+        return False
+    if reference and recipe_reference_key(tag, seed, ft.epochs, rcp, arith) in REFERENCE_SHA256:
+        return True
+    total = ft.epochs + rcp.epochs
+    return base_cached and lstm.checkpoint_path(
+        weights_dir, checkpoint_tag(tag, rcp, arith, ft.epochs), seed, total).is_file()
+
+
+def run_finetuned(p: Preset, *, only: Collection[str] | None = None, executor: Any = None,
+                  task_cpus: int = 1, retries: int = 1, reference: bool = True,
+                  weights_dir: Path | None = None, data_root: Path | None = None,
+                  load_fn: Any = None, progress: bool = True, log: Any = None) -> list[str]:
+    """Evaluate preset ``p``'s fine-tuned rows (:func:`ft_groups`, ``only`` those modes)
+    whose weights exist (:func:`ft_weights_present`) into ``p.out``; return one line per
+    (recipe, dataset) whose weights are missing for some seeds (those rows are left for a
+    later run: this study never trains them)."""
+    from . import grid
+
+    ft = p.finetuned
+    if ft is None:
+        return []
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    wdir = Path(weights_dir) if weights_dir is not None else Path(p.out).parent / "weights"
+    missing = []
+    for recipe, modes in ft_groups(p, only):
+        jobs = []
+        for ds in p.datasets:
+            have = [s for s in p.seeds
+                    if ft_weights_present(ds, s, recipe, modes[0], ft, wdir, reference)]
+            if len(have) < len(p.seeds):
+                missing.append(f"{recipe} weights, {ds} seeds "
+                               + ", ".join(str(s) for s in p.seeds if s not in have))
+            jobs += [grid.Job([ds], [s], ft.epochs) for s in have]
+        if not jobs:
+            continue
+        log(f"fine-tuned rows: recipe {recipe}, {len(modes)} modes x {len(jobs)} cells")
+        grid.run(jobs, modes, p.out, weights_dir=weights_dir, data_root=data_root,
+                 test_limit=ft.test_limit, train_limit=ft.train_limit, recipes=[recipe],
+                 finetune_epochs=ft.finetune_epochs, executor=executor, task_cpus=task_cpus,
+                 retries=retries, reference=reference, load_fn=load_fn, progress=progress,
+                 log=log)
+    for line in missing:
+        log(f"not evaluated (weights not trained by make tune yet): {line}")
+    return missing
 
 
 def mode_of(params: dict[str, int], top: str) -> str:
@@ -192,15 +363,41 @@ def _per_op(r: dict[str, Any], key: str, part: str | None = None) -> float:
     return float(run["energy"][part]) / run["ops"] * 1e12
 
 
+def _fixed_order_last(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``runs`` with the records summed in the fixed float32 order after the others (a stable
+    sort), so that where a cell has both, the fixed-order one is the one kept."""
+    from .store import FP32_ORDER, LEGACY_FP32_ORDER
+
+    return sorted(runs, key=lambda r: r.get("fp32_order", LEGACY_FP32_ORDER) == FP32_ORDER)
+
+
 def accuracies(doc: dict[str, Any], test_limit: int | None, epochs: int,
                train_limit: int | None = None) -> dict[tuple[str, str], dict[int, float]]:
     """{(dataset, mode): {seed: accuracy %}} of the grid's rows (fp32-trained, rows) with
-    these test / training limits and epochs."""
+    these test / training limits and epochs; a float32 row summed in the fixed order wins over
+    one stored before it (BLAS order)."""
     out: dict[tuple[str, str], dict[int, float]] = {}
-    for run in doc.get("runs", []):
+    for run in _fixed_order_last(doc.get("runs", [])):
         if run.get("recipe") or run.get("seq") != "rows" or run.get("epochs") != epochs \
                 or run.get("test_limit") != test_limit \
                 or run.get("train_limit") != train_limit:
+            continue
+        out.setdefault((run["dataset"], run["mode"]), {})[int(run["seed"])] = \
+            float(run["accuracy"])
+    return out
+
+
+def ft_accuracies(doc: dict[str, Any], ft: FineTuned
+                  ) -> dict[tuple[str, str], dict[int, float]]:
+    """{(dataset, row label): {seed: accuracy %}} of the grid's rows on fine-tuned weights
+    (``MODE [RECIPE]``, rows) with ``ft``'s base epochs, fine-tuning epochs and limits."""
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    for run in _fixed_order_last(doc.get("runs", [])):
+        if not run.get("recipe") or run.get("seq") != "rows" or run.get("epochs") != ft.epochs \
+                or run.get("finetune_epochs") != ft.finetune_epochs \
+                or run.get("finetune_limit") is not None \
+                or run.get("test_limit") != ft.test_limit \
+                or run.get("train_limit") != ft.train_limit:
             continue
         out.setdefault((run["dataset"], run["mode"]), {})[int(run["seed"])] = \
             float(run["accuracy"])
@@ -226,11 +423,16 @@ def carried_accuracy(path: Path) -> tuple[dict[str, dict[str, Summary | None]],
 
 def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
          datasets: Sequence[str],
-         carried: dict[str, dict[str, Summary | None]] | None = None) -> list[dict[str, Any]]:
+         carried: dict[str, dict[str, Summary | None]] | None = None,
+         ft: FineTuned | None = None,
+         ft_acc: dict[tuple[str, str], dict[int, float]] | None = None) -> list[dict[str, Any]]:
     """One row per cost design: its mode, hardware figures (pJ per MAC), and per dataset the
     paired difference to ``fp32`` (percentage points). Raises JoinError (see
     :func:`check_design`); a design whose mode has no accuracy rows takes them from
-    ``carried`` (:func:`carried_accuracy`, ``accuracy_from`` set), else gets None deltas."""
+    ``carried`` (:func:`carried_accuracy`, ``accuracy_from`` set), else gets None deltas.
+    With ``ft``: ``ft_weights`` (the recipe of its fine-tuned weights, :func:`ft_recipe`, or
+    None) and per dataset ``<ds>_ft_delta`` / ``<ds>_ft_acc`` from ``ft_acc``
+    (:func:`ft_accuracies`), the difference paired with the float32 control ``fp32 [ftN]``."""
     rows = []
     seen: dict[str, str] = {}
     for r in cost_doc["designs"]:
@@ -269,6 +471,15 @@ def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
             for ds in datasets:
                 row[f"{ds}_delta"] = carried[mode].get(f"{ds}_delta")
                 row[f"{ds}_acc"] = carried[mode].get(f"{ds}_acc")
+        if ft is not None:
+            label = ft_label(mode, ft)
+            row["ft_weights"] = ft_recipe(mode, ft)
+            for ds in datasets:
+                this = (ft_acc or {}).get((ds, label), {}) if label else {}
+                d = paired_differences(this, (ft_acc or {}).get((ds, ft.control), {}))
+                row[f"{ds}_ft_delta"] = summarize(d) if d else None
+                row[f"{ds}_ft_acc"] = (summarize([this[s] for s in sorted(this)]) if this
+                                       else None)
         rows.append(row)
     return rows
 
@@ -291,9 +502,14 @@ def _mean(s: Summary | None) -> float:
     return math.nan if s is None else s.mean
 
 
-def _worst_delta(row: dict[str, Any], datasets: Sequence[str]) -> float:
-    """The design's accuracy cost: the lower of its mean deltas over the datasets."""
-    return min(_mean(row[f"{ds}_delta"]) for ds in datasets)
+def _worst_delta(row: dict[str, Any], datasets: Sequence[str], kind: str = "delta") -> float:
+    """The design's accuracy cost: the lower of its mean deltas over the datasets (``kind``
+    ``delta``: float32-trained weights, ``ft_delta``: fine-tuned weights)."""
+    return min(_mean(row.get(f"{ds}_{kind}")) for ds in datasets)
+
+
+def _summary_dict(s: Summary | None) -> dict[str, Any] | None:
+    return None if s is None else dict(s.__dict__)
 
 
 def _includes_zero(s: Summary | None) -> bool:
@@ -408,9 +624,27 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
                cheapest=cheapest and cheapest["design"],
                cheapest_ratio=cheapest and cheapest["e_mnist_pj"] / e0,
                reaches_target=bool(best and best["e_mnist_pj"] / e0 <= TARGET_RATIO))
+    # the same criterion on the fine-tuned weights, among the designs measured on them
+    ft_rows = [r for r in pes if r["unit"] != "exact"
+               and any(r.get(f"{ds}_ft_delta") is not None for ds in datasets)]
+    ok_ft = [r for r in ft_rows
+             if all(_includes_zero(r.get(f"{ds}_ft_delta")) for ds in datasets)]
+    best_ft = min(ok_ft, key=lambda r: r["e_mnist_pj"]) if ok_ft else None
+    out.update(ft_measured=[r["design"] for r in ft_rows],
+               best_ft=best_ft and best_ft["design"],
+               best_ft_weights=best_ft and best_ft["ft_weights"],
+               best_ft_pj=best_ft and best_ft["e_mnist_pj"],
+               best_ft_ratio=best_ft and best_ft["e_mnist_pj"] / e0,
+               best_ft_reaches_target=bool(best_ft
+                                           and best_ft["e_mnist_pj"] / e0 <= TARGET_RATIO),
+               best_ft_delta=best_ft and {ds: _summary_dict(best_ft.get(f"{ds}_ft_delta"))
+                                          for ds in datasets})
     chosen = best or cheapest
     if chosen is None:
         return out
+    out.update(chosen_ft_weights=chosen.get("ft_weights"),
+               chosen_ft_delta={ds: _summary_dict(chosen.get(f"{ds}_ft_delta"))
+                                for ds in datasets})
     twin = (_find(rows, "exact", "dot_pe", chosen["k"], chosen["align_bits"],
                   chosen.get("pipeline", 0)) if chosen["top"] == "dot_pe" else base)
     if twin is not None:
@@ -473,17 +707,27 @@ CSV_FIELDS = ("design", "mode", "unit", "top", "k", "align_bits", "pipeline", "a
 
 def _csv(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> str:
     fields = [*CSV_FIELDS]
-    for ds in datasets:
-        fields += [f"{ds}_delta_mean", f"{ds}_delta_ci_low", f"{ds}_delta_ci_high", f"{ds}_n"]
+    kinds = ["delta"] + (["ft_delta"] if any("ft_weights" in r for r in rows) else [])
+    if len(kinds) > 1:
+        fields.append("ft_weights")
+    for kind in kinds:
+        for ds in datasets:
+            fields += [f"{ds}_{kind}_mean", f"{ds}_{kind}_ci_low", f"{ds}_{kind}_ci_high",
+                       f"{ds}_{kind.removesuffix('delta')}n"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in rows:
         out = {k: r.get(k) for k in CSV_FIELDS}
-        for ds in datasets:
-            s = r[f"{ds}_delta"]
-            out.update({f"{ds}_delta_mean": s and s.mean, f"{ds}_delta_ci_low": s and s.ci_low,
-                        f"{ds}_delta_ci_high": s and s.ci_high, f"{ds}_n": s and s.n})
+        if len(kinds) > 1:
+            out["ft_weights"] = r.get("ft_weights")
+        for kind in kinds:
+            for ds in datasets:
+                s = r.get(f"{ds}_{kind}")
+                out.update({f"{ds}_{kind}_mean": s and s.mean,
+                            f"{ds}_{kind}_ci_low": s and s.ci_low,
+                            f"{ds}_{kind}_ci_high": s and s.ci_high,
+                            f"{ds}_{kind.removesuffix('delta')}n": s and s.n})
         w.writerow(out)
     return buf.getvalue()
 
@@ -491,6 +735,116 @@ def _csv(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> str:
 def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: (v.__dict__ if isinstance(v, Summary) else v) for k, v in r.items()}
             for r in rows]
+
+
+def _fmt_acc(s: Summary | None) -> str:
+    return "—" if s is None else f"{s.mean:.2f} ± {s.std:.2f}" if s.n > 1 else f"{s.mean:.2f}"
+
+
+def _fmt_ft_delta(s: Summary | None, seeds: int) -> str:
+    """A fine-tuned Δ, with its seed count when fewer than the preset's (weights missing)."""
+    return _fmt_delta(s) + (f" (n={s.n})" if s is not None and 1 < s.n < seeds else "")
+
+
+def ft_missing(rows: Sequence[dict[str, Any]], ft_acc: dict[tuple[str, str], dict[int, float]],
+               ft: FineTuned, datasets: Sequence[str], seeds: Sequence[int]) -> list[str]:
+    """What the report's fine-tuned columns lack: the float32 control's missing seeds, and per
+    weights the modes of ``rows`` without some seeds' rows (datasets with the same missing
+    seeds on one line); [] when every row is there."""
+    def seeds_text(miss: tuple[int, ...]) -> str:
+        return f"seed{'s' if len(miss) > 1 else ''} {', '.join(map(str, miss))}"
+
+    wanted: dict[str, tuple[str, set[str]]] = {ft.control: ("the float32 control", set())}
+    for r in rows:
+        label = ft_label(r["mode"], ft)
+        if label is not None and label != ft.control:
+            wanted.setdefault(r["ft_weights"], (f"`{r['ft_weights']}` weights", set()))[1].add(
+                label)
+    out = []
+    for key, (name, labels) in wanted.items():
+        by_miss: dict[tuple[tuple[int, ...], int], list[str]] = {}
+        for ds in datasets:
+            per = [tuple(s for s in seeds if s not in ft_acc.get((ds, lb), {}))
+                   for lb in (labels or {key})]
+            worst = max(per, key=len)
+            if worst:
+                by_miss.setdefault((worst, sum(bool(m) for m in per)), []).append(ds)
+        for (miss, n), dss in by_miss.items():
+            out.append(f"{name} on {' and '.join(dss)}, {seeds_text(miss)}"
+                       + (f" ({n} mode{'s' if n > 1 else ''})" if labels else ""))
+    return out
+
+
+def ft_section(rows: Sequence[dict[str, Any]], meta: dict[str, Any], datasets: Sequence[str],
+               e0: float) -> list[str]:
+    """The report's table of the designs on fine-tuned weights (:class:`FineTuned`)."""
+    f = meta["finetuned"]
+    n_seeds = len(meta["seeds_ft"])
+    ctrl = meta.get("ft_fp32_accuracy", {})
+    lines = ["", "## Accuracy on L-Mul-aware fine-tuned weights", "",
+             f"The weights of `make tune` (experiments/tune.py, step 2, recipe `{f['ft']}`): "
+             f"the float32 model after {f['epochs']} epochs on "
+             f"{f.get('train_limit') or 'all'} training images, trained "
+             f"{f['finetune_epochs']} more epoch with a BF16 L-Mul unit's products in the "
+             "forward pass (sequential accumulation, straight-through gradients), at offsets "
+             f"{', '.join(map(str, f['offsets']))}; each L-Mul design is evaluated in its own "
+             "bit-exact mode on the weights fine-tuned at its offset (`ftN:MULTIPLIER`, the "
+             "checkpoint of make tune's `MULTIPLIER [ftN]` row), each exact design on the "
+             f"float32 control's weights (`{f['ft']}:fp32`: the same extra epoch in float32). "
+             f"Δ = per-seed paired difference to the float32 control `{f['control']}` (those "
+             f"weights evaluated in float32), seeds {', '.join(map(str, meta['seeds_ft']))}, "
+             f"{f.get('test_limit') or 'all'} test images; n is shown where seeds are "
+             "missing. Rows with the same mode share their accuracy (pipelined twins)."
+             + "".join(f" Float32 control accuracy on {ds}: {a['mean']:.2f} % ± {a['std']:.2f} "
+                       f"(n={a['n']})." for ds, a in ctrl.items()), "",
+             "| design | weights | pJ/MAC MNIST | vs seq exact | "
+             + " | ".join(f"{ds} acc % | {ds} Δ (pp)" for ds in datasets) + " | Pareto |",
+             "|" + "---|" * (5 + 2 * len(datasets))]
+    front = set(meta.get("pareto_ft", []))
+    for r in rows:
+        if not r.get("ft_weights"):
+            continue
+        lines.append(f"| {r['design']} | `{r['ft_weights']}` | {r['e_mnist_pj']:.1f} | "
+                     f"{r['e_mnist_pj'] / e0:.3f} | " + " | ".join(
+                         f"{_fmt_acc(r[f'{ds}_ft_acc'])} | "
+                         f"{_fmt_ft_delta(r[f'{ds}_ft_delta'], n_seeds)}" for ds in datasets)
+                     + f" | {'yes' if r['design'] in front else ''} |")
+    lines += ["", "Pareto front on these weights: "
+              + (", ".join(f"`{d}`" for d in meta.get("pareto_ft", [])) or "none yet") + "."]
+    miss = meta.get("ft_missing", [])
+    lines += ["", ("Not measured yet (make tune had not trained these weights when this "
+                   "report was made; rerunning the command without --report-only evaluates "
+                   "them, never trains them): " + "; ".join(miss) + ".") if miss else
+              "Every row of this table is measured on all seeds."]
+    return lines
+
+
+def _ft_verdict(v: dict[str, Any], datasets: Sequence[str]) -> str:
+    """Verdict 1 on the fine-tuned weights: the chosen design's Δ there, and the cheapest
+    L-Mul design whose fine-tuned Δ CIs include 0 on every dataset."""
+    if not v.get("ft_measured"):
+        return " No L-Mul design is measured on fine-tuned weights yet."
+    out = ""
+    cd = v.get("chosen_ft_delta") or {}
+    if any(cd.get(ds) for ds in datasets):
+        sums = {ds: Summary(**cd[ds]) if cd.get(ds) else None for ds in datasets}
+        inc = all(_includes_zero(s) for s in sums.values())
+        out += (f" On its L-Mul-aware fine-tuned weights (`{v['chosen_ft_weights']}`, Δ vs the "
+                "float32 control): " + ", ".join(f"{ds} {_fmt_delta(s)}" + (
+                    f" (n={s.n})" if s is not None else "") for ds, s in sums.items())
+                + (" (CIs include 0)." if inc else " (not every CI includes 0)."))
+    if v.get("best_ft"):
+        same = v["best_ft"] == v.get("chosen")
+        out += (" **On fine-tuned weights**, the cheapest L-Mul design whose Δ CIs include 0 on "
+                f"{' and '.join(datasets)} is "
+                + ("the same design" if same else f"`{v['best_ft']}` (`{v['best_ft_weights']}`, "
+                   f"{v['best_ft_pj']:.1f} pJ/MAC)")
+                + f": **{v['best_ft_ratio']:.3f}x** (target "
+                + ("reached" if v["best_ft_reaches_target"] else "not reached") + ").")
+    else:
+        out += (" On fine-tuned weights no L-Mul design measured there has Δ CIs that include 0 "
+                "on every dataset.")
+    return out
 
 
 def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, Any],
@@ -563,15 +917,18 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                 f"{q['p1_' + k]:.{d}f} | {q['p0_' + k]:.{d}f}"
                 for k, d in (("pj", 1), ("clkreg", 1), ("datapath", 1), ("glitch", 1),
                              ("zero", 1), ("area", 0), ("fmax", 1))) + " |")
+    if meta.get("finetuned"):
+        lines += ft_section(rows, meta, datasets, e0)
     lines += ["", "## Verdicts", ""]
     if v.get("best") is None:
-        lines.append("No L-Mul design has CIs that include 0 on every dataset; the cheapest "
-                     f"L-Mul design is {v.get('cheapest')}.")
+        lines.append("No L-Mul design has CIs that include 0 on every dataset (float32-trained "
+                     f"weights); the cheapest L-Mul design is {v.get('cheapest')}.")
     b = v.get("chosen")
     if b:
         ratio = v["best_ratio"] if v.get("best") else v["cheapest_ratio"]
         lines += [
-            f"1. **Best L-Mul design vs the sequential exact PE.** `{b}`: "
+            "1. **Best L-Mul design vs the sequential exact PE** (chosen on the "
+            f"float32-trained weights' Δ). `{b}`: "
             f"{v['chosen_pj']:.1f} pJ per MAC vs {e0:.1f} pJ for `{v['baseline']}`: "
             f"**{ratio:.3f}x** (target <= {TARGET_RATIO}x: "
             f"{'reached' if v.get('reaches_target') else 'not reached'}; "
@@ -580,6 +937,7 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                "cheapest")
             + ("; its accuracy is its single-stage twin's, the same bits"
                if v.get("chosen_pipeline") else "") + ")."
+            + (_ft_verdict(v, datasets) if meta.get("finetuned") else "")
             + (f" Missing: {v['chosen_pj'] - TARGET_RATIO * e0:.1f} pJ/MAC; of its terms "
                f"(clock + registers {v['chosen_clkreg_pj']:.1f}, glitch-free datapath "
                f"{v['chosen_datapath_pj'] - v['chosen_glitch_pj']:.1f}, glitches "
@@ -633,42 +991,54 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
 
 
 def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
-             datasets: Sequence[str]) -> bytes:
+             datasets: Sequence[str], front_ft: Sequence[str] | None = None) -> bytes:
     """Energy per MAC (MNIST operands) against the lower mean Δ of the datasets; one point
-    per design (marker per multiplier), the Pareto front as a line."""
+    per design (marker per multiplier), the Pareto front as a line. With fine-tuned rows
+    (``front_ft`` given and some design measured on them) a second panel shows those."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    panels = [("delta", front, "float32-trained weights")]
+    if front_ft is not None and any(not math.isnan(_worst_delta(r, datasets, "ft_delta"))
+                                    for r in rows):
+        panels.append(("ft_delta", front_ft, "L-Mul-aware fine-tuned weights (vs float32 "
+                                             "control)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5), squeeze=False)
     marks = {"exact": "s", "lmul": "o", "lmul_o6": "^"}
-    for (unit, mk), color in zip(marks.items(), ("C0", "C1", "C2"), strict=True):
-        for pipe in (0, 1, 2, 3):
-            # only what has points gets a legend entry; pipelined designs hollow (thicker
-            # edges for PIPELINE=2 and 3)
-            sel = [r for r in rows if r["unit"] == unit and r.get("pipeline", 0) == pipe
-                   and r["top"] != "mac_array" and not math.isnan(_worst_delta(r, datasets))]
-            if not sel:
-                continue
-            ax.scatter([r["e_mnist_pj"] for r in sel],
-                       [_worst_delta(r, datasets) for r in sel], marker=mk, alpha=0.8,
-                       label=unit + (f" PIPELINE={pipe}" if pipe else ""),
-                       facecolors="none" if pipe else color, edgecolors=color,
-                       linewidths=1.0 + 0.7 * (pipe - 1) if pipe else 1.0)
-        for r in [r for r in rows if r["unit"] == unit and r["top"] != "mac_array"]:
-            ax.annotate(r["design"].split("-", 3)[-1], (r["e_mnist_pj"],
-                                                        _worst_delta(r, datasets)),
-                        fontsize=6, xytext=(3, 2), textcoords="offset points")
     by = {r["design"]: r for r in rows}
-    fx = [by[d]["e_mnist_pj"] for d in front]
-    fy = [_worst_delta(by[d], datasets) for d in front]
-    ax.step(fx, fy, where="post", color="k", lw=1, label="Pareto front")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xscale("log")  # the exact windows reach 20x the cheapest design
-    ax.set_xlabel("energy per MAC, MNIST operands (pJ, OSU 0.18 um, log scale)")
-    ax.set_ylabel(f"accuracy Δ vs float32, min over {', '.join(datasets)} (pp)")
-    ax.legend(fontsize=8)
+    for ax, (kind, fr, title) in zip(axes[0], panels, strict=True):
+        for (unit, mk), color in zip(marks.items(), ("C0", "C1", "C2"), strict=True):
+            for pipe in (0, 1, 2, 3):
+                # only what has points gets a legend entry; pipelined designs hollow (thicker
+                # edges for PIPELINE=2 and 3)
+                sel = [r for r in rows if r["unit"] == unit and r.get("pipeline", 0) == pipe
+                       and r["top"] != "mac_array"
+                       and not math.isnan(_worst_delta(r, datasets, kind))]
+                if not sel:
+                    continue
+                ax.scatter([r["e_mnist_pj"] for r in sel],
+                           [_worst_delta(r, datasets, kind) for r in sel], marker=mk,
+                           alpha=0.8, label=unit + (f" PIPELINE={pipe}" if pipe else ""),
+                           facecolors="none" if pipe else color, edgecolors=color,
+                           linewidths=1.0 + 0.7 * (pipe - 1) if pipe else 1.0)
+            for r in [r for r in rows if r["unit"] == unit and r["top"] != "mac_array"
+                      and not math.isnan(_worst_delta(r, datasets, kind))]:
+                ax.annotate(r["design"].split("-", 3)[-1],
+                            (r["e_mnist_pj"], _worst_delta(r, datasets, kind)),
+                            fontsize=6, xytext=(3, 2), textcoords="offset points")
+        fx = [by[d]["e_mnist_pj"] for d in fr]
+        fy = [_worst_delta(by[d], datasets, kind) for d in fr]
+        ax.step(fx, fy, where="post", color="k", lw=1, label="Pareto front")
+        ax.axhline(0, color="grey", lw=0.5)
+        if any(not math.isnan(_worst_delta(r, datasets, kind)) for r in rows):
+            ax.set_xscale("log")  # the exact windows reach 20x the cheapest design
+        ax.set_xlabel("energy per MAC, MNIST operands (pJ, OSU 0.18 um, log scale)")
+        ax.set_ylabel(f"accuracy Δ, min over {', '.join(datasets)} (pp)")
+        if len(panels) > 1:
+            ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
@@ -728,7 +1098,9 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     doc = load_results(results) if results.is_file() else {"runs": []}
     acc = accuracies(doc, p.test_limit, p.epochs, p.train_limit)
     carried, cmeta = carried_accuracy(accuracy_from) if accuracy_from else (None, {})
-    rows = join(cost_doc, acc, p.datasets, carried)
+    ft = p.finetuned
+    ft_acc = ft_accuracies(doc, ft) if ft is not None else {}
+    rows = join(cost_doc, acc, p.datasets, carried, ft, ft_acc)
     if not rows:
         raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
     # the table in design order (the cost files come in the order their runs were made)
@@ -744,6 +1116,9 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     pts = [(math.nan, math.nan) if r["top"] == "mac_array" else
            (r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
     front = [rows[i]["design"] for i in pareto(pts)]
+    pts_ft = [(math.nan, math.nan) if r["top"] == "mac_array" else
+              (r["e_mnist_pj"], _worst_delta(r, p.datasets, "ft_delta")) for r in rows]
+    front_ft = [rows[i]["design"] for i in pareto(pts_ft)]
     v = verdicts(rows, p.datasets, {u: cell_rest(cost_doc, u) for u in ("exact", "lmul")},
                  seq_array_pj(cost_doc))
     avp = array_vs_pe(cost_doc)
@@ -757,6 +1132,13 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
             "fp32_accuracy": {ds: summarize([v for _, v in sorted(acc[(ds, "fp32")].items())])
                               .__dict__ for ds in p.datasets if acc.get((ds, "fp32"))},
             "macs_per_image": MACS_PER_IMAGE}
+    if ft is not None:
+        meta.update(finetuned={**ft.__dict__, "ft": ft.ft, "control": ft.control},
+                    seeds_ft=list(p.seeds), pareto_ft=front_ft,
+                    ft_missing=ft_missing(rows, ft_acc, ft, p.datasets, p.seeds),
+                    ft_fp32_accuracy={
+                        ds: summarize([v for _, v in sorted(ft_acc[(ds, ft.control)].items())])
+                        .__dict__ for ds in p.datasets if ft_acc.get((ds, ft.control))})
     if carried is not None and not acc:
         # every accuracy column is the earlier report's: state its settings, not the preset's
         meta.update({k: cmeta.get(k) for k in ("seeds", "epochs", "test_limit", "train_limit",
@@ -769,8 +1151,20 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     atomic_write_text(paths[2], markdown(rows, v, meta, p.datasets))
     if plot:
         paths.append(out_stem.with_suffix(".png"))
-        atomic_write_bytes(paths[3], plot_png(rows, front, p.datasets))
+        atomic_write_bytes(paths[3], plot_png(rows, front, p.datasets,
+                                                   front_ft if ft is not None else None))
     return paths
+
+
+def _cost_modes(paths: Sequence[Path]) -> set[str] | None:
+    """The modes of the dot-level designs in these cost files (the designs the report can
+    show), or None (every mode of the preset) when they cannot be read."""
+    try:
+        doc = read_cost(paths)
+        return {mode_of(r["synth"]["params"], r["top"]) for r in doc["designs"]
+                if r.get("level") == "dot"}
+    except (JoinError, OSError, KeyError, ValueError):
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -793,9 +1187,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--retrain", action="store_true",
                     help="train the weights (or use the checkpoint cache) instead of the "
                     "committed reference checkpoints (experiments/checkpoints/)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for the evaluations (default: torch's; 1 is often "
+                    "faster on a busy machine)")
+    ap.add_argument("--no-finetuned", action="store_true",
+                    help="skip the rows on make tune's fine-tuned weights (presets that have "
+                    "them: sweep, full)")
     executor_mod.add_arguments(ap)
     args = ap.parse_args(argv)
     executor_mod.check_arguments(ap, args)
+    if args.threads is not None and args.threads < 1:
+        ap.error(f"argument --threads: must be >= 1, got {args.threads}")
     p = PRESETS[args.preset]
     words = list(argv if argv is not None else sys.argv[1:])
     shown = [w for i, w in enumerate(words)  # the notes are printed under their own heading
@@ -807,12 +1209,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.report_only:
             from . import grid
 
+            if args.threads is not None:
+                import torch
+
+                torch.set_num_threads(args.threads)
             with executor_mod.from_arguments(args) as ex:
                 grid.run([grid.Job(list(p.datasets), list(p.seeds), p.epochs)],
                          preset_modes(p), p.out, test_limit=p.test_limit,
                          train_limit=p.train_limit, executor=ex,
                          task_cpus=args.task_cpus, retries=args.retries,
                          reference=not args.retrain)
+                if p.finetuned is not None and not args.no_finetuned:
+                    run_finetuned(p, only=_cost_modes(args.cost or [p.cost]), executor=ex,
+                                  task_cpus=args.task_cpus, retries=args.retries,
+                                  reference=not args.retrain)
         stem = p.report_stem
         paths = report(args.cost or [p.cost], p.out, p, stem, cmd.strip(), plot=not args.no_plot,
                        notes=args.note, accuracy_from=args.accuracy_from)
