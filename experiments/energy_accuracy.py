@@ -392,16 +392,19 @@ def ft_accuracies(doc: dict[str, Any], ft: FineTuned
     """{(dataset, row label): {seed: accuracy %}} of the grid's rows on fine-tuned weights
     (``MODE [RECIPE]``, rows) with ``ft``'s base epochs, fine-tuning epochs and limits."""
     out: dict[tuple[str, str], dict[int, float]] = {}
-    for run in _fixed_order_last(doc.get("runs", [])):
-        if not run.get("recipe") or run.get("seq") != "rows" or run.get("epochs") != ft.epochs \
-                or run.get("finetune_epochs") != ft.finetune_epochs \
-                or run.get("finetune_limit") is not None \
-                or run.get("test_limit") != ft.test_limit \
-                or run.get("train_limit") != ft.train_limit:
-            continue
+    for run in ft_runs(doc, ft):
         out.setdefault((run["dataset"], run["mode"]), {})[int(run["seed"])] = \
             float(run["accuracy"])
     return out
+
+
+def ft_runs(doc: dict[str, Any], ft: FineTuned) -> list[dict[str, Any]]:
+    """The records of ``doc`` on fine-tuned weights that :func:`ft_accuracies` reads."""
+    return [run for run in _fixed_order_last(doc.get("runs", []))
+            if run.get("recipe") and run.get("seq") == "rows" and run.get("epochs") == ft.epochs
+            and run.get("finetune_epochs") == ft.finetune_epochs
+            and run.get("finetune_limit") is None and run.get("test_limit") == ft.test_limit
+            and run.get("train_limit") == ft.train_limit]
 
 
 def carried_accuracy(path: Path) -> tuple[dict[str, dict[str, Summary | None]],
@@ -809,6 +812,14 @@ def ft_section(rows: Sequence[dict[str, Any]], meta: dict[str, Any], datasets: S
                          f"{_fmt_acc(r[f'{ds}_ft_acc'])} | "
                          f"{_fmt_ft_delta(r[f'{ds}_ft_delta'], n_seeds)}" for ds in datasets)
                      + f" | {'yes' if r['design'] in front else ''} |")
+    if meta.get("ft_records"):
+        ref = meta.get("ft_records_reference", 0)
+        lines += ["", f"Weights: {ref} of the {meta['ft_records']} records on fine-tuned "
+                  "weights evaluate committed reference checkpoints (`experiments/checkpoints/`, "
+                  "bit-reproducible)" + ("" if ref == meta["ft_records"] else
+                                         "; the others make tune's checkpoint cache "
+                                         "(`results/weights/`), trained on the measuring "
+                                         "machine") + "."]
     lines += ["", "Pareto front on these weights: "
               + (", ".join(f"`{d}`" for d in meta.get("pareto_ft", [])) or "none yet") + "."]
     miss = meta.get("ft_missing", [])
@@ -1136,6 +1147,8 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
         meta.update(finetuned={**ft.__dict__, "ft": ft.ft, "control": ft.control},
                     seeds_ft=list(p.seeds), pareto_ft=front_ft,
                     ft_missing=ft_missing(rows, ft_acc, ft, p.datasets, p.seeds),
+                    ft_records=len(ft_runs(doc, ft)),
+                    ft_records_reference=sum("checkpoint" in r for r in ft_runs(doc, ft)),
                     ft_fp32_accuracy={
                         ds: summarize([v for _, v in sorted(ft_acc[(ds, ft.control)].items())])
                         .__dict__ for ds in p.datasets if ft_acc.get((ds, ft.control))})
