@@ -86,9 +86,24 @@ def _which(program: str, package: str) -> str:
     return path
 
 
+#: ``verilator --version`` per executable (resolved path, mtime, size): every build() asks for
+#: the version (it is part of the cache key), and the wrapper script costs a Perl start-up per call.
+_VERSIONS: dict[tuple[str, int, int], tuple[str, tuple[int, int]]] = {}
+
+
 def verilator_version() -> tuple[str, tuple[int, int]]:
-    """The ``verilator --version`` line and its (major, minor); raises :class:`ToolMissingError`."""
+    """The ``verilator --version`` line and its (major, minor); raises :class:`ToolMissingError`.
+
+    Asked once per process and executable: another ``verilator`` first on ``PATH``, or the same
+    one reinstalled, is asked again."""
     exe = _which("verilator", "verilator")
+    try:
+        st = os.stat(exe)
+        key = (os.path.realpath(exe), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _VERSIONS:
+        return _VERSIONS[key]
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
     line = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else ""
     match = re.search(r"Verilator (\d+)\.(\d+)", line)
@@ -100,6 +115,8 @@ def verilator_version() -> tuple[str, tuple[int, int]]:
         need = ".".join(map(str, MIN_VERILATOR))
         raise ToolMissingError(f"{line} is too old (need >= {need}): install the Debian package "
                                "`verilator` from bookworm or later")
+    if key is not None:
+        _VERSIONS[key] = (line, version)
     return line, version
 
 
