@@ -140,8 +140,12 @@ def lint(module: str, params: dict[str, int], extra_sources: list[str] | None = 
     # -Werror-USERERROR: a parameter check's $error (LMUL_PARAM_CHECK) ends the run after
     # parameter elaboration instead of being a warning after the whole (possibly huge, e.g.
     # 4x4 PEs of 65 terms) design is linted; a clean module never reaches one.
-    cmd = ["verilator", "--lint-only", "-Wall", "-Werror-USERERROR", f"-I{HDL}", "--top-module",
-           module, *design_sources(), *(extra_sources or [])]
+    # hdl/ as a library (-y): Verilator reads the top's file and the files of the modules it
+    # instantiates, instead of parsing every file of hdl/ in each of the hundreds of runs.
+    top_file = HDL / f"{module}.v"
+    cmd = ["verilator", "--lint-only", "-Wall", "-Werror-USERERROR", f"-I{HDL}", "-y", str(HDL),
+           "--top-module", module, *([str(top_file)] if top_file.is_file() else []),
+           *(extra_sources or [])]
     cmd += [f"-G{k}={v}" for k, v in params.items()]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     out = (proc.stdout + proc.stderr).strip()
