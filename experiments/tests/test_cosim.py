@@ -9,7 +9,7 @@
 * the fused arrays (``DOT_K`` = 8, ``ALIGN_BITS`` = 16, both multipliers): the same 4 images
   bit-identical to the model's ``acc=fused`` modes (and not to the sequential modes), with the
   cycle count of docs/dot_product.md; a copy of ``dot_datapath`` that pairs the operand lanes
-  wrongly is caught;
+  wrongly is caught (on a 1 x 1 fused array, against the same array built from hdl/);
 * the cocotb + Icarus reference flow (``sim/cosim_step.py`` on ``sim/hdl/cosim_step_tb.v``)
   recomputes three steps of one image through a narrower LSTM (hidden 32; on a 1 x 16 array,
   against the Verilator path's 4 x 4) and must agree with the Verilator path bit for bit;
@@ -195,15 +195,16 @@ def _broken_dot_hdl(tmp_path: Path) -> Path:
 
 
 def test_broken_fused_rtl_is_caught(network, images, tmp_path) -> None:
-    """Two steps and the head through the fused array: identical to the model with hdl/, not
-    with the copy whose dot_datapath pairs the operand lanes wrongly."""
+    """Two steps and the head through a 1 x 1 fused array: identical to the model with hdl/,
+    not with the copy whose dot_datapath pairs the operand lanes wrongly. (Every PE holds the
+    broken dot_datapath, so one PE shows it; its build is a quarter of the 4 x 4 one's.)"""
     x_seq = images[0][:, 8:10]  # rows through the strokes: non-zero gate operands
     v = cosim.variant(FUSED[0])
     mode = parse_mode(v.mode)
     ref = _bits(lstm.forward_logits(network, x_seq, mode))
     for dirs, same in ((None, True), ([_broken_dot_hdl(tmp_path)], False)):
-        with cosim.Hardware(mode.cfg, v.multiplier, hdl_dirs=dirs, dot_k=v.dot_k,
-                            align_bits=v.align_bits) as hw:
+        with cosim.Hardware(mode.cfg, v.multiplier, rows=1, cols=1, hdl_dirs=dirs,
+                            dot_k=v.dot_k, align_bits=v.align_bits) as hw:
             got = _bits(cosim.rtl_forward(hw, cosim.CellBits.on(hw, network), x_seq))
         assert np.array_equal(got, ref) == same
 
