@@ -23,7 +23,10 @@ Flow per design (every step with a clear error naming the Debian package if a to
 
 1. yosys: ``read_verilog -I hdl <files>; chparam; synth -flatten -top T; dfflibmap -liberty;
    abc -liberty; stat -liberty`` -> area (um^2), cell count, mapped netlist; ``<files>``: the
-   module files of ``hdl/`` the design can read (:func:`design_files`), nothing else.
+   module files of ``hdl/`` the design can read (:func:`design_files`), nothing else. With
+   ``--array-synth hier`` a ``mac_array``'s PE is kept as one module through ``synth`` and
+   ABC (mapped once for all its instances) and the array is flattened after ABC
+   (:data:`ARRAY_SYNTH`; the fused 4x4 array needs it: ``flat`` does not finish in 20 min).
 2. OpenSTA: critical path / minimum clock period under :class:`StaConstraints` (inputs driven
    by ``BUFX2`` with 0 ns input delay, 0 ns output delay, 40 fF on every output, ideal clock with
    0.1 ns transition, no wire load: the library has no wire-load model and nothing is placed).
