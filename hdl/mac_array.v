@@ -21,6 +21,13 @@
 // with +0 operands), and every timing statement below holds with K = the number of beats,
 // ceil(K / DOT_K). DOT_K = 1 is the sequential mac_pe, unchanged.
 //
+// PIPELINE (0..3, DOT_K > 1 only; must be 0 with DOT_K = 1, where mac_pe has no pipeline) is the
+// fused PEs' dot_pe PIPELINE: 0 single stage; 1 products registered; 2 products pre-aligned and
+// registered; 3 both. Same bits and throughput; a PE's finished sum then comes out one (1, 2) or
+// two (3) enabled cycles after its last step, so the result chain captures it from the PE's
+// output tokens (out_valid & out_last), or from one more delayed copy of them (3), instead of its
+// input tokens, and the latency below grows by those cycles (LAT_EXTRA).
+//
 // Input stream (valid/ready), one k-step per beat:
 //   in_a[r*W +: W]      = A[r][k]       (column k of A)
 //   in_b[c*W +: W]      = B[k][c]       (row k of B)
@@ -44,8 +51,10 @@
 // tiles shorter than ROWS k-steps are drain-bound anyway). The only stall is a completed row
 // arriving at a still-occupied R[r] (output back-pressure); it freezes the whole array for that
 // cycle. Input bubbles (in_valid = 0) do not stall: they flow through as invalid tokens.
-// Latency: first beat accepted in cycle 0 -> last output row presented in cycle K + ROWS + COLS - 1
-// (K + ROWS + COLS cycles per isolated tile); back-to-back tiles need max(K, ROWS) cycles each.
+// Latency: first beat accepted in cycle 0 -> last output row presented in cycle
+// K + ROWS + COLS + LAT_EXTRA - 1 (K + ROWS + COLS + LAT_EXTRA cycles per isolated tile;
+// LAT_EXTRA = 0, 1, 1, 2 for PIPELINE = 0, 1, 2, 3); back-to-back tiles need max(K, ROWS)
+// cycles each.
 `include "lmul_defs.vh"
 module mac_array #(
     parameter integer ROWS       = 4,
@@ -58,7 +67,8 @@ module mac_array #(
     parameter integer MULTIPLIER = 0,
     parameter integer SKID       = 0,
     parameter integer DOT_K      = 1,
-    parameter integer ALIGN_BITS = 276
+    parameter integer ALIGN_BITS = 276,
+    parameter integer PIPELINE   = 0
 ) (
     input  wire                                      clk,
     input  wire                                      rst,
@@ -97,6 +107,14 @@ module mac_array #(
     `LMUL_PARAM_CHECK(ALIGN_BITS >= 1 && ALIGN_BITS <= 276, g_bad_align_bits,
                       PARAMETER_ERROR__mac_array__ALIGN_BITS_must_be_1_to_276,
                       ("mac_array: ALIGN_BITS=%0d out of range 1..276", ALIGN_BITS))
+    `LMUL_PARAM_CHECK(PIPELINE >= 0 && PIPELINE <= 3, g_bad_pipeline,
+                      PARAMETER_ERROR__mac_array__PIPELINE_must_be_0_to_3,
+                      ("mac_array: PIPELINE=%0d must be 0, 1, 2 or 3", PIPELINE))
+    // The sequential PE has no pipeline: a nonzero value there would be silently ignored.
+    `LMUL_PARAM_CHECK(DOT_K > 1 || PIPELINE == 0, g_bad_seq_pipeline,
+                      PARAMETER_ERROR__mac_array__PIPELINE_needs_DOT_K_above_1,
+                      ("mac_array: PIPELINE=%0d needs DOT_K > 1 (the sequential PE has none)",
+                       PIPELINE))
   endgenerate
 
   // One operand slot of a PE: DOT_K words (one word with the sequential PE).
@@ -272,7 +290,8 @@ module mac_array #(
               .OFFSET    (OFFSET),
               .SATURATE  (SATURATE),
               .FINITE_ONLY(FINITE_ONLY),
-              .MULTIPLIER(MULTIPLIER)
+              .MULTIPLIER(MULTIPLIER),
+              .PIPELINE  (PIPELINE)
           ) u_pe (
               .clk      (clk),
               .rst      (rst),
@@ -293,10 +312,27 @@ module mac_array #(
           );
         end
 
-        // Result chain: captured on the last step, read by the next column one cycle later,
-        // i.e. exactly when the same last token reaches it.
+        // done: sum_w of this PE is a tile's finished result in this cycle. Single stage: the
+        // cycle of the last step (its input tokens). PIPELINE 1, 2: one enabled cycle later,
+        // when the PE's output tokens carry that step. PIPELINE 3: one more, so a delayed copy
+        // of the output tokens, cleared by rst like every valid bit.
+        wire done;
+        if (PIPELINE == 0) begin : g_done_step
+          assign done = v_h[HI] & l_h[HI];
+        end else if (PIPELINE < 3) begin : g_done_out
+          assign done = v_h[HI+1] & l_h[HI+1];
+        end else begin : g_done_late
+          reg done_q;
+          always @(posedge clk) begin
+            if (rst) done_q <= 1'b0;
+            else if (en) done_q <= v_h[HI+1] & l_h[HI+1];
+          end
+          assign done = done_q;
+        end
+
+        // Result chain: captured when the PE's result is finished, read by the next column
+        // one cycle later, i.e. exactly when the same tile's result is finished there.
         reg [32*(c+1)-1:0] chain_q;
-        wire done = v_h[HI] & l_h[HI];
         if (c == 0) begin : g_c0
           always @(posedge clk) if (en & done) chain_q <= sum_w[VI*32 +: 32];
         end else begin : g_cn

@@ -16,7 +16,8 @@ for each design:
   the energy-accuracy sweep of :func:`syn.designs.dot_sweep`, the sequential ``mac_pe`` and the
   fused ``dot_pe`` for ``--dot-k`` x ``--dot-align`` (x ``--dot-pipeline``), each with the
   multipliers of ``--dot-units``, and with ``--dot-array-units`` the 4x4 ``mac_array`` of those
-  fused PEs (the ``array`` level's tiles); ``--preset quick`` is a seconds-long version for
+  fused PEs, one per ``--dot-pipeline`` value too (mac_array's PIPELINE, passed to its PEs; the
+  ``array`` level's tiles); ``--preset quick`` is a seconds-long version for
   tests.
 
 Flow per design (every step with a clear error naming the Debian package if a tool is missing):
@@ -140,8 +141,10 @@ class DotSelection:
     Attributes:
         ks / align_bits: the fused PE's K and ALIGN_BITS grid. units: multipliers (``exact``,
         ``lmul``, ``lmul_o<OFFSET>``; None = all). sequential: include the ``mac_pe`` rows.
-        pipelines: dot_pe's PIPELINE values (0: single stage; 1: products registered).
-        array_units: multipliers whose 4x4 ``mac_array`` of fused PEs (DOT_K = K) to add.
+        pipelines: dot_pe's PIPELINE values (0: single stage; 1: products registered), of the
+        PEs and of the arrays' PEs.
+        array_units: multipliers whose 4x4 ``mac_array`` of fused PEs (DOT_K = K, PIPELINE
+        each of ``pipelines``) to add.
     """
 
     ks: tuple[int, ...] = DOT_KS
@@ -1094,7 +1097,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "pre-aligned to their largest exponent, -p2; 3 both, -p3)")
     ap.add_argument("--dot-array-units", default="",
                     help="dot level: also the 4x4 mac_array of fused PEs (DOT_K=K) for these "
-                    "multipliers, per K x ALIGN_BITS (variant k<K>-a<A>-array)")
+                    "multipliers, per K x ALIGN_BITS x --dot-pipeline (variant k<K>-a<A>-array, "
+                    "with PIPELINE p > 0 k<K>-a<A>-p<p>-array)")
     ap.add_argument("--preset", choices=("default", "quick"), default="default",
                     help="quick: the dot level's smallest design and baseline, few vectors "
                     "(for tests); sets --levels dot and the sizes")

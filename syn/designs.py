@@ -160,9 +160,10 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
     PIPELINE=0 designs leave the parameter at dot_pe's default (so
     their names, parameters and cached results are those of the single-stage PE). For the
     multipliers of ``array_units`` also the :data:`ARRAY_ROWS` x :data:`ARRAY_COLS`
-    ``mac_array`` of fused PEs (DOT_K = K, variant ``k<K>-a<ALIGN_BITS>-array``), per K x
-    ALIGN_BITS. ValueError on an unknown unit or a K / ALIGN_BITS / PIPELINE outside
-    ``dot_pe``'s range."""
+    ``mac_array`` of fused PEs (DOT_K = K, variant ``k<K>-a<ALIGN_BITS>-array``, with the PEs'
+    PIPELINE p > 0 ``k<K>-a<ALIGN_BITS>-p<p>-array``), per K x ALIGN_BITS x ``pipelines``
+    (PIPELINE=0 arrays, as the PEs, leave the parameter at its default). ValueError on an
+    unknown unit or a K / ALIGN_BITS / PIPELINE outside ``dot_pe``'s range."""
     em = _em(name)
     avail = dict(dot_units(name))
     for u in [*(units or ()), *array_units]:
@@ -193,23 +194,26 @@ def dot_sweep(name: str, ks: Sequence[int] = DOT_KS,
         if unit in array_units:
             out += [Design("dot", name, unit, "mac_array",
                            (("ROWS", ARRAY_ROWS), ("COLS", ARRAY_COLS), *em, *mult,
-                            ("DOT_K", k), ("ALIGN_BITS", a)), "clk", f"k{k}-a{a}-array")
-                    for k in ks for a in align_bits]
+                            ("DOT_K", k), ("ALIGN_BITS", a),
+                            *((("PIPELINE", pl),) if pl else ())),
+                           "clk", f"k{k}-a{a}" + (f"-p{pl}" if pl else "") + "-array")
+                    for k in ks for a in align_bits for pl in pipelines]
     return out
 
 
 def array_pe(design: Design) -> tuple[str, dict[str, int]] | None:
     """The processing element of a ``mac_array`` design and the parameters each of its
-    instances must have: ``dot_pe`` with K = DOT_K, ALIGN_BITS (DOT_K > 1) or ``mac_pe``
-    (DOT_K = 1), and the operand format, multiplier and (where the design sets it) OFFSET of
-    the array. None for any other top."""
+    instances must have: ``dot_pe`` with K = DOT_K, ALIGN_BITS, PIPELINE (DOT_K > 1; mac_array
+    passes its PIPELINE, default 0, on) or ``mac_pe`` (DOT_K = 1), and the operand format,
+    multiplier and (where the design sets it) OFFSET of the array. None for any other top."""
     if design.top != "mac_array":
         return None
     p = design.param_dict
     shared = {k: p[k] for k in ("EXP_BITS", "MAN_BITS", "OFFSET", "SATURATE", "FINITE_ONLY",
                                 "MULTIPLIER") if k in p}
     if p.get("DOT_K", 1) > 1:
-        return "dot_pe", {"K": p["DOT_K"], "ALIGN_BITS": p.get("ALIGN_BITS", 276), **shared}
+        return "dot_pe", {"K": p["DOT_K"], "ALIGN_BITS": p.get("ALIGN_BITS", 276),
+                          "PIPELINE": p.get("PIPELINE", 0), **shared}
     return "mac_pe", shared
 
 

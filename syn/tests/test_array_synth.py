@@ -38,9 +38,18 @@ def _script(d: Design, mode: str) -> str:
     return cost.synth_script(d, _tools(mode), [Path("a.v")], Path("hdl"), LIB, Path("C"), FILES)
 
 
+def _pipelined_array(pipeline: int = 1) -> Design:
+    return designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, (pipeline,),
+                             array_units=("lmul_o6",))[-1]
+
+
 def test_array_pe_names_the_instances_module_and_parameters() -> None:
     assert designs.array_pe(_fused_array()) == ("dot_pe", {
-        "K": 4, "ALIGN_BITS": 8, "EXP_BITS": 8, "MAN_BITS": 7, "OFFSET": 6, "MULTIPLIER": 0})
+        "K": 4, "ALIGN_BITS": 8, "PIPELINE": 0, "EXP_BITS": 8, "MAN_BITS": 7, "OFFSET": 6,
+        "MULTIPLIER": 0})
+    assert designs.array_pe(_pipelined_array(3)) == ("dot_pe", {
+        "K": 4, "ALIGN_BITS": 8, "PIPELINE": 3, "EXP_BITS": 8, "MAN_BITS": 7, "OFFSET": 6,
+        "MULTIPLIER": 0})
     assert designs.array_pe(designs.arrays("bf16")[1]) == ("mac_pe", {
         "EXP_BITS": 8, "MAN_BITS": 7, "MULTIPLIER": 1})
     assert designs.array_pe(designs.processing_elements("bf16")[0]) is None
@@ -95,7 +104,7 @@ def test_a_design_evicts_only_its_own_stale_cache_entries(tmp_path: Path) -> Non
     tools = dataclasses.replace(_tools("hier"), liberty=lib)
     ds = designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, (0, 1),
                            array_units=("lmul_o6",))
-    assert [d.variant for d in ds] == ["k4-a8", "k4-a8-p1", "k4-a8-array"]
+    assert [d.variant for d in ds] == ["k4-a8", "k4-a8-p1", "k4-a8-array", "k4-a8-p1-array"]
     root = tmp_path / "cache"
     others = [root / "dot-bf16-lmul_o6-k4-a8-p1-0123456789abcdef",
               root / "dot-bf16-lmul_o6-k4-a8-array-0123456789abcdef",
@@ -141,6 +150,17 @@ def test_the_pe_parameter_check_refuses_another_pe() -> None:
     for rec, match in bad:
         msg = cost.synthesis_mismatch(arr, hier, rec)
         assert msg is not None and re.search(match, msg), (msg, match)
+    # the pipelined array's PEs must be the pipelined dot_pe, and the other way round
+    pl = _pipelined_array(1)
+    pl_good = {"params": {**params, "PIPELINE": 1},
+               "pe": {**pe, "params": {**pe["params"], "PIPELINE": 1}}}
+    assert cost.synthesis_mismatch(pl, hier, pl_good) is None
+    msg = cost.synthesis_mismatch(pl, hier, {**pl_good, "pe": pe})
+    assert msg is not None and "PIPELINE=0 (want 1)" in msg, msg
+    msg = cost.synthesis_mismatch(arr, hier, {**good, "pe": pl_good["pe"]})
+    assert msg is not None and "PIPELINE=1 (want 0)" in msg, msg
+    msg = cost.synthesis_mismatch(pl, hier, {**pl_good, "params": params})
+    assert msg is not None and "netlist was built with PIPELINE=unset (want 1)" in msg, msg
 
 
 def test_parameters_of_a_derived_module() -> None:

@@ -245,6 +245,12 @@ def test_fused_array_designs_and_their_stimulus_match_the_sequential_arrays() ->
                               "MULTIPLIER": 0, "OFFSET": 6, "DOT_K": 4, "ALIGN_BITS": 8}
     with pytest.raises(ValueError, match="unknown dot unit"):
         designs.dot_sweep("bf16", (4,), (8,), array_units=("nope",))
+    # the pipelined PEs' array: PIPELINE passed on, its own name; PIPELINE 0 keeps the old one
+    p1 = designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, (0, 1),
+                           array_units=("lmul_o6",))
+    assert [d.name for d in p1 if d.top == "mac_array"] == [
+        "dot-bf16-lmul_o6-k4-a8-array", "dot-bf16-lmul_o6-k4-a8-p1-array"]
+    assert p1[-1].param_dict == {**arr.param_dict, "PIPELINE": 1}
     rng = np.random.default_rng(5)
     mn = stimuli.MnistOperands(rng.uniform(-1, 1, (5, 4, 156)).astype(np.float32),
                                rng.uniform(-0.3, 0.3, (156, 512)).astype(np.float32),
