@@ -508,7 +508,8 @@ def _mean(s: Summary | None) -> float:
 def _worst_delta(row: dict[str, Any], datasets: Sequence[str], kind: str = "delta") -> float:
     """The design's accuracy cost: the lower of its mean deltas over the datasets (``kind``
     ``delta``: float32-trained weights, ``ft_delta``: fine-tuned weights)."""
-    return min(_mean(row.get(f"{ds}_{kind}")) for ds in datasets)
+    means = [_mean(row.get(f"{ds}_{kind}")) for ds in datasets]
+    return math.nan if any(math.isnan(m) for m in means) else min(means)
 
 
 def _summary_dict(s: Summary | None) -> dict[str, Any] | None:
@@ -604,12 +605,14 @@ def seq_array_pj(cost_doc: dict[str, Any]) -> dict[str, float]:
 
 def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
              cell: dict[str, dict[str, Any] | None] | None = None,
-             seq_arrays: dict[str, float] | None = None) -> dict[str, Any]:
+             seq_arrays: dict[str, float] | None = None, ft_seeds: int = 0) -> dict[str, Any]:
     """The three verdicts of the study (see the module docstring), as numbers; ``cell``
     (``exact`` / ``lmul`` -> :func:`cell_rest`) adds the whole cell's energy per image. Per
     image on the 4x4 array: the chosen design's ``mac_array`` row (``-array``: fused PEs,
     single-stage) against ``seq_arrays['exact']`` (:func:`seq_array_pj`), where both exist.
-    ``mac_array`` rows are never the chosen design (they are 16 PEs, not one)."""
+    ``mac_array`` rows are never the chosen design (they are 16 PEs, not one). On the
+    fine-tuned weights (``best_ft``) only designs with at least ``ft_seeds`` seeds on every
+    dataset compete."""
     base = _find(rows, "exact", "mac_pe")
     out: dict[str, Any] = {"baseline": base["design"] if base else None}
     if base is None:
@@ -631,7 +634,8 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
     ft_rows = [r for r in pes if r["unit"] != "exact"
                and any(r.get(f"{ds}_ft_delta") is not None for ds in datasets)]
     ok_ft = [r for r in ft_rows
-             if all(_includes_zero(r.get(f"{ds}_ft_delta")) for ds in datasets)]
+             if all(_includes_zero(r.get(f"{ds}_ft_delta"))
+                    and r[f"{ds}_ft_delta"].n >= ft_seeds for ds in datasets)]
     best_ft = min(ok_ft, key=lambda r: r["e_mnist_pj"]) if ok_ft else None
     out.update(ft_measured=[r["design"] for r in ft_rows],
                best_ft=best_ft and best_ft["design"],
@@ -820,8 +824,9 @@ def ft_section(rows: Sequence[dict[str, Any]], meta: dict[str, Any], datasets: S
                                          "; the others make tune's checkpoint cache "
                                          "(`results/weights/`), trained on the measuring "
                                          "machine") + "."]
-    lines += ["", "Pareto front on these weights: "
-              + (", ".join(f"`{d}`" for d in meta.get("pareto_ft", [])) or "none yet") + "."]
+    lines += ["", "Pareto front on these weights (designs measured on every seed of every "
+              "dataset): " + (", ".join(f"`{d}`" for d in meta.get("pareto_ft", []))
+                              or "none yet") + "."]
     miss = meta.get("ft_missing", [])
     lines += ["", ("Not measured yet (make tune had not trained these weights when this "
                    "report was made; rerunning the command without --report-only evaluates "
@@ -847,14 +852,14 @@ def _ft_verdict(v: dict[str, Any], datasets: Sequence[str]) -> str:
     if v.get("best_ft"):
         same = v["best_ft"] == v.get("chosen")
         out += (" **On fine-tuned weights**, the cheapest L-Mul design whose Δ CIs include 0 on "
-                f"{' and '.join(datasets)} is "
+                f"{' and '.join(datasets)} (every seed measured) is "
                 + ("the same design" if same else f"`{v['best_ft']}` (`{v['best_ft_weights']}`, "
                    f"{v['best_ft_pj']:.1f} pJ/MAC)")
                 + f": **{v['best_ft_ratio']:.3f}x** (target "
                 + ("reached" if v["best_ft_reaches_target"] else "not reached") + ").")
     else:
-        out += (" On fine-tuned weights no L-Mul design measured there has Δ CIs that include 0 "
-                "on every dataset.")
+        out += (" On fine-tuned weights no L-Mul design measured on every seed has Δ CIs that "
+                "include 0 on every dataset.")
     return out
 
 
@@ -1127,11 +1132,14 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     pts = [(math.nan, math.nan) if r["top"] == "mac_array" else
            (r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
     front = [rows[i]["design"] for i in pareto(pts)]
-    pts_ft = [(math.nan, math.nan) if r["top"] == "mac_array" else
-              (r["e_mnist_pj"], _worst_delta(r, p.datasets, "ft_delta")) for r in rows]
+    # fine-tuned weights: only designs with every seed on every dataset are compared
+    pts_ft = [(math.nan, math.nan) if r["top"] == "mac_array" or any(
+        (r.get(f"{ds}_ft_delta") is None or r[f"{ds}_ft_delta"].n < len(p.seeds))
+        for ds in p.datasets) else (r["e_mnist_pj"], _worst_delta(r, p.datasets, "ft_delta"))
+        for r in rows]
     front_ft = [rows[i]["design"] for i in pareto(pts_ft)]
     v = verdicts(rows, p.datasets, {u: cell_rest(cost_doc, u) for u in ("exact", "lmul")},
-                 seq_array_pj(cost_doc))
+                 seq_array_pj(cost_doc), ft_seeds=len(p.seeds))
     avp = array_vs_pe(cost_doc)
     if avp:
         v["array_vs_pe"] = avp

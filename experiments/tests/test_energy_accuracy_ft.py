@@ -181,6 +181,11 @@ def test_verdict_1_says_which_weights_and_requires_a_ci_including_0_on_both() ->
     assert v["best_ft"] == "dot-bf16-lmul_o6-seq"  # the fused one loses 2 pp when fine-tuned
     assert v["best_ft_ratio"] == pytest.approx(0.6) and not v["best_ft_reaches_target"]
     assert v["chosen_ft_delta"]["mnist"]["mean"] == pytest.approx(-2.0 + 0.1 / 3)
+    # a design not measured on every seed does not compete (a CI of fewer seeds is wider)
+    assert ea.verdicts(rows, ["mnist", "fashion"], ft_seeds=4)["best_ft"] is None
+    half = {**by["dot-bf16-lmul_o6-seq"], "fashion_ft_delta": None}
+    assert all(ea._worst_delta(half, ds, "ft_delta") != ea._worst_delta(half, ds, "ft_delta")
+               for ds in (["mnist", "fashion"], ["fashion", "mnist"]))  # NaN either order
     meta: dict[str, Any] = {"cost_command": "c", "command": "t", "epochs": 1, "seeds": [0, 1, 2],
                             "test_limit": None, "pareto": [], "pareto_ft": [],
                             "finetuned": {**ft.__dict__, "ft": ft.ft, "control": ft.control},
