@@ -318,7 +318,7 @@ def mode_of(params: dict[str, int], top: str) -> str:
     raise JoinError(f"top {top} is not a design of the sweep (mac_pe, dot_pe, mac_array)")
 
 
-_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p[123]|-array)?)")
+_NAME_RE = re.compile(r"dot-(\w+?)-(exact|lmul|lmul_o\d+)-(seq|k(\d+)-a(\d+)(-p[123])?(-array)?)")
 
 
 def check_design(r: dict[str, Any]) -> None:
@@ -334,7 +334,7 @@ def check_design(r: dict[str, Any]) -> None:
     if wrong:
         raise JoinError(f"{name}: netlist built with {', '.join(wrong)}")
     unit, variant = m.group(2), m.group(3)
-    array = m.group(6) == "-array"
+    array = m.group(7) == "-array"
     if (variant == "seq") != (r["top"] == "mac_pe") or array != (r["top"] == "mac_array"):
         raise JoinError(f"{name}: variant {variant} but top {r['top']}")
     k_key = "DOT_K" if array else "K"
@@ -342,8 +342,8 @@ def check_design(r: dict[str, Any]) -> None:
                                                                       built.get("ALIGN_BITS")):
         raise JoinError(f"{name}: netlist has {k_key}={built.get(k_key)}, "
                         f"ALIGN_BITS={built.get('ALIGN_BITS')}")
-    want_pipeline = int(m.group(6)[2:]) if (m.group(6) or "").startswith("-p") else 0
-    if r["top"] == "dot_pe" and built.get("PIPELINE", 0) != want_pipeline:
+    want_pipeline = int(m.group(6)[2:]) if m.group(6) else 0
+    if r["top"] != "mac_pe" and built.get("PIPELINE", 0) != want_pipeline:
         raise JoinError(f"{name}: netlist has PIPELINE={built.get('PIPELINE', 0)}")
     want_mult = 1 if unit == "exact" else 0
     if built.get("MULTIPLIER") != want_mult:
@@ -444,7 +444,7 @@ def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
         check_design(r)
         mode = mode_of(r["synth"]["params"], r["top"])
         # PIPELINE moves a register, not a bit: a pipelined PE shares its twin's mode
-        pipeline = int(r["synth"]["params"].get("PIPELINE", 0)) if r["top"] == "dot_pe" else 0
+        pipeline = int(r["synth"]["params"].get("PIPELINE", 0)) if r["top"] != "mac_pe" else 0
         key = (mode, pipeline, r["top"] == "mac_array")
         if key in seen:
             raise JoinError(f"{r['name']} and {seen[key]} are the same design ({mode})")
@@ -608,8 +608,8 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
              seq_arrays: dict[str, float] | None = None, ft_seeds: int = 0) -> dict[str, Any]:
     """The three verdicts of the study (see the module docstring), as numbers; ``cell``
     (``exact`` / ``lmul`` -> :func:`cell_rest`) adds the whole cell's energy per image. Per
-    image on the 4x4 array: the chosen design's ``mac_array`` row (``-array``: fused PEs,
-    single-stage) against ``seq_arrays['exact']`` (:func:`seq_array_pj`), where both exist.
+    image on the 4x4 array: the chosen design's ``mac_array`` row (``-array``: 16 of its PEs,
+    the same PIPELINE) against ``seq_arrays['exact']`` (:func:`seq_array_pj`), where both exist.
     ``mac_array`` rows are never the chosen design (they are 16 PEs, not one). On the
     fine-tuned weights (``best_ft``) only designs with at least ``ft_seeds`` seeds on every
     dataset compete."""
@@ -675,11 +675,11 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
                chosen_clkreg_pj=chosen["clkreg_mnist_pj"],
                per_image_uj=chosen["e_mnist_pj"] * MACS_PER_IMAGE * 1e-6,
                baseline_per_image_uj=e0 * MACS_PER_IMAGE * 1e-6)
-    arr = (_find(rows, chosen["unit"], "mac_array", chosen["k"], chosen["align_bits"])
-           if chosen["top"] == "dot_pe" else None)
+    arr = (_find(rows, chosen["unit"], "mac_array", chosen["k"], chosen["align_bits"],
+                 chosen.get("pipeline", 0)) if chosen["top"] == "dot_pe" else None)
     arr_e0 = (seq_arrays or {}).get("exact")
     if arr is not None and arr_e0 is not None:
-        pe = _find(rows, chosen["unit"], "dot_pe", chosen["k"], chosen["align_bits"]) or chosen
+        pe = chosen
         out.update(array=arr["design"], array_pj=arr["e_mnist_pj"],
                    array_over_pe=arr["e_mnist_pj"] / pe["e_mnist_pj"], array_pe=pe["design"],
                    baseline_array_pj=arr_e0,
@@ -910,7 +910,7 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
               "datasets' mean Δ): " + ", ".join(f"`{d}`" for d in meta["pareto"])]
     if any(r["top"] == "mac_array" for r in rows):
         lines += ["", "Rows ending `-array` are the 4x4 `mac_array` of 16 such PEs (DOT_K = K, "
-                  "single-stage PEs) on the `array` level's MNIST tiles, energy per MAC of the "
+                  "the PE's PIPELINE) on the `array` level's MNIST tiles, energy per MAC of the "
                   "whole array (forwarding, skid and control included); they share the PE's "
                   "mode and are left off the front and the plot (verdict 3 uses them)."]
     pairs = pipeline_pairs(rows)
@@ -979,8 +979,9 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                f"**{v['cell_per_image_ratio']:.3f}x** (the rest of the cell "
                f"{v['cell_rest_uj']:.0f} vs {v['baseline_cell_rest_uj']:.0f} uJ)."
                if "cell_per_image_uj" in v else "; element-wise products not included.")
-            + (f" **On the 4x4 array** (`{v['array']}`: 16 of its PEs, single-stage, in "
-               f"`mac_array` with DOT_K={v.get('array_k')}, the array level's MNIST tiles): "
+            + (f" **On the 4x4 array** (`{v['array']}`: 16 of its PEs in `mac_array` with "
+               f"DOT_K={v.get('array_k')}, PIPELINE={v['chosen_pipeline']}, the array level's "
+               f"MNIST tiles): "
                f"{v['array_pj']:.1f} pJ/MAC ({v['array_over_pe']:.2f}x `{v['array_pe']}`'s), "
                f"{v['array_per_image_uj']:.0f} uJ per image vs "
                f"{v['baseline_array_per_image_uj']:.0f} uJ on the sequential exact 4x4 array "
@@ -1062,13 +1063,19 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
     return buf.getvalue()
 
 
+_ARRAY_SIZES = ("array_tiles", "check_array_tiles")
+
+
 def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
     """The designs of one or more ``cost.json`` files of ``syn.cost --levels dot`` (runs of
     parts of the sweep) as one document. A design in several files is taken from the last
     one (a re-measurement supersedes; ``meta.superseded`` names it). ``meta.command`` lists
     the files' commands. JoinError if a file is missing or the cost flows' settings (tools,
-    sizes, seed, constraints) differ."""
+    sizes, seed, constraints) differ; the array sizes (MNIST tiles simulated, tiles checked)
+    only bind the files whose 4x4 arrays (``array`` level, ``mac_array`` rows) are kept, as
+    they size nothing else."""
     by_name: dict[str, dict[str, Any]] = {}
+    array_sizes: dict[str, tuple[Any, ...]] = {}
     superseded: list[str] = []
     commands, settings = [], None
     cell_ops: dict[str, int] | None = None
@@ -1078,6 +1085,9 @@ def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
                             "bf16 --out results/energy_cost` first")
         doc = json.loads(path.read_text(encoding="utf-8"))
         these = {k: doc["meta"].get(k) for k in ("versions", "sizes", "seed", "constraints")}
+        sizes = dict(these["sizes"] or {})
+        arr_sizes = tuple(sizes.pop(k, None) for k in _ARRAY_SIZES)
+        these["sizes"] = sizes
         if settings is not None and these != settings:
             raise JoinError(f"{path}: measured with other cost-flow settings than {paths[0]}")
         settings = these
@@ -1089,8 +1099,16 @@ def read_cost(paths: Sequence[Path]) -> dict[str, Any]:
             if r.get("name") in by_name:
                 superseded.append(f"{r['name']} (by {path})")
                 del by_name[r["name"]]
+                array_sizes.pop(r["name"], None)
             by_name[r.get("name")] = r
+            if r.get("level") == "array" or r.get("top") == "mac_array":
+                array_sizes[r["name"]] = arr_sizes
         cell_ops = doc["meta"].get("cell_ops_per_image") or cell_ops
+    if len(set(array_sizes.values())) > 1:
+        raise JoinError("4x4 arrays measured on different MNIST tiles ("
+                        + ", ".join(f"{n}: {dict(zip(_ARRAY_SIZES, v, strict=True))}"
+                                    for n, v in sorted(array_sizes.items()))
+                        + "); re-measure them with the same --array-tiles")
     return {"meta": {"command": "; ".join(commands), "superseded": superseded,
                      "cell_ops_per_image": cell_ops},
             "designs": list(by_name.values())}

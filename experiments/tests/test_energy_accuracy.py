@@ -401,3 +401,63 @@ def test_the_fused_array_row_gives_verdict_3_against_the_sequential_exact_array(
     arr["synth"]["params"]["DOT_K"] = arr["params"]["DOT_K"] = 4
     with pytest.raises(ea.JoinError, match="netlist has DOT_K=4"):
         ea.join(doc, _acc(), ["mnist"])
+
+
+def test_a_pipelined_array_row_is_the_array_of_the_pipelined_pe() -> None:
+    """``-p1-array`` (mac_array with PIPELINE=1) joins with the PE's mode, gives verdict 3 when
+    the chosen PE is the PIPELINE=1 one (not the single-stage array beside it), and a
+    ``-p1-array`` name on a single-stage netlist is refused."""
+    doc = _cost_doc()
+    prm = {"ROWS": 4, "COLS": 4, "EXP_BITS": 8, "MAN_BITS": 7, "MULTIPLIER": 0, "OFFSET": 6,
+           "DOT_K": 8, "ALIGN_BITS": 16}
+    doc["designs"].append(_cost_row("lmul_o6", "dot_pe", 8, 16, e=60.0, pipeline=1))
+    for name, pipe, e in (("dot-bf16-lmul_o6-k8-a16-array", 0, 100.0),
+                          ("dot-bf16-lmul_o6-k8-a16-p1-array", 1, 66.0)):
+        arr = _cost_row("lmul_o6", "dot_pe", 8, 16, e=e)
+        p = {**prm, "PIPELINE": pipe} if pipe else dict(prm)
+        arr.update(name=name, top="mac_array", params=dict(p),
+                   synth={"area": 1.0, "params": {**p, "SATURATE": 0, "SKID": 0}})
+        doc["designs"].append(arr)
+    doc["designs"].append({"level": "array", "format": "bf16", "unit": "exact",
+                           "name": "array-bf16-exact",
+                           "runs": {"mnist/specify": {"energy_per_op_pj": 600.0}}})
+    rows = ea.join(doc, _acc(), ["mnist", "fashion"])
+    by = {r["design"]: r for r in rows}
+    assert by["dot-bf16-lmul_o6-k8-a16-p1-array"]["pipeline"] == 1
+    assert by["dot-bf16-lmul_o6-k8-a16-p1-array"]["mode"] == by["dot-bf16-lmul_o6-k8-a16"]["mode"]
+    v = ea.verdicts(rows, ["mnist", "fashion"], None, ea.seq_array_pj(doc))
+    assert v["best"] == "dot-bf16-lmul_o6-k8-a16-p1"
+    assert v["array"] == "dot-bf16-lmul_o6-k8-a16-p1-array"
+    assert v["array_over_pe"] == pytest.approx(66.0 / 60.0)
+    assert v["array_per_image_ratio"] == pytest.approx(66.0 / 600.0)
+    bad = copy.deepcopy(doc)
+    bad["designs"][-2]["synth"]["params"]["PIPELINE"] = 0
+    del bad["designs"][-2]["params"]["PIPELINE"]
+    with pytest.raises(ea.JoinError, match="netlist has PIPELINE=0"):
+        ea.join(bad, _acc(), ["mnist"])
+
+
+def test_array_tiles_bind_only_the_arrays_that_are_kept(tmp_path: Path) -> None:
+    """Files that differ only in --array-tiles merge when the arrays of one size are all
+    superseded (the PEs are not sized by it), and are refused when arrays measured on
+    different tiles would be compared."""
+    doc = _cost_doc()
+    meta = {"command": "a", "versions": {"yosys": "1"}, "seed": 1, "constraints": {},
+            "sizes": {"pe_tiles": 6, "array_tiles": 2, "check_array_tiles": 6}}
+    seq = {"level": "array", "format": "bf16", "unit": "exact", "name": "array-bf16-exact",
+           "runs": {"mnist/specify": {"energy_per_op_pj": 600.0}}}
+    fused = _cost_row("lmul_o6", "dot_pe", 8, 16, e=100.0)
+    fused.update(name="dot-bf16-lmul_o6-k8-a16-array", top="mac_array")
+    eight = {**meta, "sizes": {**meta["sizes"], "array_tiles": 8}}
+    one, two, three = (tmp_path / f"{i}.json" for i in (1, 2, 3))
+    one.write_text(json.dumps({"meta": meta, "designs": [*doc["designs"], seq]}))
+    two.write_text(json.dumps({"meta": eight, "designs": [fused]}))
+    with pytest.raises(ea.JoinError, match="different MNIST tiles"):
+        ea.read_cost([one, two])
+    three.write_text(json.dumps({"meta": eight, "designs": [{**seq, "runs": {
+        "mnist/specify": {"energy_per_op_pj": 650.0}}}]}))
+    merged = ea.read_cost([one, two, three])
+    assert ea.seq_array_pj(merged) == {"exact": 650.0}
+    two.write_text(json.dumps({"meta": {**eight, "seed": 2}, "designs": [fused]}))
+    with pytest.raises(ea.JoinError, match="other cost-flow settings"):
+        ea.read_cost([one, two, three])
