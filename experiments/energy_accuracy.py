@@ -27,9 +27,19 @@ paired with the control ``fp32 [ft1]``. Those weights are only read (committed r
 checkpoints, else make tune's checkpoint cache); rows whose weights do not exist yet are left
 out and listed in the report, and a later run adds them (``--no-finetuned`` skips the step).
 
+Formats (:data:`FORMATS`, looked up in ``lmul.PRESETS``): BF16, on which the three verdicts
+are defined, and FP8 E4M3 (``e4m3_ieee``; ``python -m syn.cost --levels dot --formats
+e4m3_ieee``): the exact E4M3 multiply and L-Mul at E4M3's paper offset 1 (modes
+``exact:e=4,m=3`` / ``lmul:e=4,m=3``), sequential and fused (``Preset.other_formats``), on the
+same float32-trained weights, and on make tune's FP8 fine-tuned weights where it trained them
+(FashionMNIST: ``ftN:lmul:e=4,m=3``, ``ftN:exact:e=4,m=3``). They get their own section of the
+report (energy against both the BF16 and the E4M3 sequential exact PE) and an addendum to
+verdict 1 (:func:`format_verdict`), never the BF16 front or verdicts.
+
 The join (:func:`join`) derives each design's mode from the parameters yosys elaborated for its
-netlist (not from its name) and refuses a row whose name, reported parameters and built
-parameters disagree. The grid's rows go to ``results/energy_accuracy_runs.json``; outputs
+netlist (not from its name: format, multiplier, OFFSET, unset meaning the format's paper
+offset) and refuses a row whose name, format, reported parameters and built parameters
+disagree. The grid's rows go to ``results/energy_accuracy_runs.json``; outputs
 (atomic): ``results/energy_accuracy.{json,csv,md,png}`` (the plot:
 energy per MAC against the accuracy difference, one point per design, the Pareto front drawn);
 ``--snapshot`` copies them to ``docs/results/``. Everything resumes: the grid skips finished
@@ -61,7 +71,11 @@ from .stats import Summary, paired_differences, summarize
 DEFAULT_COST = RESULTS_DIR / "energy_cost" / "cost.json"
 #: The multipliers of the sweep: cost unit -> the LSTM mode of that multiplier (BF16).
 UNIT_MODES = {"exact": "bf16", "lmul": "lmul", "lmul_o6": "lmul:offset=6"}
-PAPER_OFFSET_BF16 = 8
+#: The operand formats the study joins (names of ``lmul.PRESETS``, the model's one format
+#: table): BF16, on which the three verdicts are defined, then the IEEE-style FP8 E4M3, the FP8
+#: format make tune's L-Mul-aware fine-tuning showed to work (docs/results/tune.md).
+FORMATS = ("bf16", "e4m3_ieee")
+BASE_FORMAT = "bf16"
 #: MACs of one MNIST image through the LSTM (28 steps x 156 x 4*128 gate products, then the
 #: 128 -> 10 head); element-wise products (28 x 3 x 128) are not MACs.
 LSTM_STEPS, LSTM_IN, LSTM_HIDDEN, LSTM_CLASSES = 28, 28, 128, 10
@@ -85,8 +99,12 @@ class FineTuned:
     on the weights fine-tuned at its offset (recipe ``ftN:<its multiplier>``: the same
     checkpoint as ``make tune``'s ``<multiplier> [ftN]`` row), the exact designs (``exact``) on
     the float32 control's (``ftN:fp32``: the same N extra epochs in float32), and ``fp32`` on
-    the control (``fp32 [ftN]``), which every such row is paired with. These weights are only
-    read, never trained here (:func:`ft_weights_present`)."""
+    the control (``fp32 [ftN]``), which every such row is paired with. In the other formats of
+    ``formats`` (make tune's FP8 fine-tuning) both the L-Mul designs at the format's paper
+    offset and the exact ones read the weights fine-tuned in their own multiplier
+    (``ftN:lmul:e=4,m=3``, ``ftN:exact:e=4,m=3``: make tune's rows of those modes), on the
+    datasets ``format_datasets`` only (the others have no such weights). These weights are
+    only read, never trained here (:func:`ft_weights_present`)."""
 
     #: float32 epochs before fine-tuning, on the whole training set (make tune's full preset)
     epochs: int = 3
@@ -96,6 +114,22 @@ class FineTuned:
     test_limit: int | None = 2000
     train_limit: int | None = None
     exact: bool = True
+    #: formats other than BF16 that make tune fine-tunes (its FP8 step), and the datasets it
+    #: fine-tunes them on (its full preset: FashionMNIST only)
+    formats: tuple[str, ...] = ("e4m3_ieee",)
+    format_datasets: tuple[str, ...] = ("fashion",)
+
+    def trained_on(self, recipe: str, datasets: Sequence[str]) -> tuple[str, ...]:
+        """Those of ``datasets`` on which make tune trains the weights of ``recipe`` (a
+        recipe of :func:`ft_recipe`): all for BF16 and the control, ``format_datasets`` for
+        the other formats."""
+        from .recipes import parse_recipe
+
+        train = parse_recipe(recipe, self.finetune_epochs).train
+        fmt = None if train is None else mode_format(train.name)
+        if fmt is None or fmt == BASE_FORMAT:
+            return tuple(datasets)
+        return tuple(ds for ds in datasets if ds in self.format_datasets)
 
     @property
     def ft(self) -> str:
@@ -128,6 +162,10 @@ class Preset:
     pairs: tuple[tuple[int, int], ...] | None = None
     #: the rows on make tune's fine-tuned weights (None: float32-trained weights only)
     finetuned: FineTuned | None = None
+    #: designs in formats other than BF16 (:data:`FORMATS`): per format the fused
+    #: (K, ALIGN_BITS) pairs evaluated besides its sequential PE, each with the exact multiply
+    #: and L-Mul at the format's paper offset (:func:`format_unit_modes`)
+    other_formats: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
 
     @property
     def report_stem(self) -> Path:
@@ -144,11 +182,62 @@ PRESETS = {
     "sweep": Preset("sweep", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, 2000, (), (),
                     RESULTS_DIR / "energy_accuracy_sweep_runs.json", train_limit=10000,
                     pairs=((4, 8), (8, 8), (16, 8), (8, 16), (8, 32), (8, 276), (4, 16),
-                           (4, 32), (4, 276), (2, 8)), finetuned=FineTuned()),
+                           (4, 32), (4, 276), (2, 8)), finetuned=FineTuned(),
+                    other_formats=(("e4m3_ieee", ((8, 8),)),)),
     "full": Preset("full", ("mnist", "fashion"), (0, 1, 2, 3, 4), 1, None, (4, 8, 16),
                    (8, 16, 32, 276), RESULTS_DIR / "energy_accuracy_full_runs.json",
-                   finetuned=FineTuned(test_limit=None)),
+                   finetuned=FineTuned(test_limit=None),
+                   other_formats=(("e4m3_ieee", ((8, 8),)),)),
 }
+
+
+def format_of_params(params: dict[str, int], what: str = "design") -> str:
+    """The name in :data:`FORMATS` of the operand format a netlist with these Verilog
+    parameters computes in (EXP_BITS, MAN_BITS, FINITE_ONLY looked up in ``lmul.PRESETS``).
+    JoinError for any other format (``what`` names the design in the message)."""
+    import lmul
+
+    key = (params.get("EXP_BITS"), params.get("MAN_BITS"), bool(params.get("FINITE_ONLY", 0)))
+    for name in FORMATS:
+        f = lmul.PRESETS[name]
+        if (f.exp_bits, f.man_bits, f.finite_only) == key:
+            return name
+    raise JoinError(f"{what} with EXP_BITS={key[0]}, MAN_BITS={key[1]}, FINITE_ONLY="
+                    f"{int(key[2])}: not a format of the sweep ({', '.join(FORMATS)})")
+
+
+def format_paper_offset(fmt: str) -> int:
+    """The paper's L-Mul offset of format ``fmt`` (a name of ``lmul.PRESETS``), in mantissa
+    LSBs: 8 for BF16, 1 for E4M3."""
+    import lmul
+
+    return lmul.paper_offset(lmul.PRESETS[fmt].man_bits)
+
+
+def format_unit_modes(fmt: str) -> dict[str, str]:
+    """The multipliers of format ``fmt`` the sweep evaluates: cost unit -> canonical mode
+    (``exact`` and ``lmul`` at the format's paper offset; for BF16 :data:`UNIT_MODES`)."""
+    from .modes import parse_mode
+
+    if fmt == BASE_FORMAT:
+        return dict(UNIT_MODES)
+    return {"exact": parse_mode(f"exact:fmt={fmt}").name,
+            "lmul": parse_mode(f"lmul:fmt={fmt},offset={format_paper_offset(fmt)}").name}
+
+
+def mode_format(mode: str) -> str | None:
+    """The :data:`FORMATS` name of ``mode``'s operand format, or None (``fp32``, another
+    format)."""
+    import lmul
+
+    from .modes import parse_mode
+
+    a = parse_mode(mode)
+    if a.kind == "fp32":
+        return None
+    key = (a.cfg.exp_bits, a.cfg.man_bits, a.cfg.finite_only)
+    return next((n for n in FORMATS if (lmul.PRESETS[n].exp_bits, lmul.PRESETS[n].man_bits,
+                                        lmul.PRESETS[n].finite_only) == key), None)
 
 
 def fused_mode(base: str, k: int, align_bits: int) -> str:
@@ -157,10 +246,14 @@ def fused_mode(base: str, k: int, align_bits: int) -> str:
 
 
 def preset_modes(p: Preset) -> list[str]:
-    """``fp32``, the sequential modes, then the fused ones (K, ALIGN_BITS, multiplier)."""
+    """``fp32``, the sequential modes, then the fused ones (K, ALIGN_BITS, multiplier); then
+    per other format (``p.other_formats``) its sequential and fused modes."""
     out = ["fp32", *UNIT_MODES.values()]
     pairs = p.pairs if p.pairs is not None else [(k, a) for k in p.ks for a in p.align_bits]
     out += [fused_mode(m, k, a) for k, a in pairs for m in UNIT_MODES.values()]
+    for fmt, fpairs in p.other_formats:
+        units = format_unit_modes(fmt).values()
+        out += [*units, *(fused_mode(m, k, a) for k, a in fpairs for m in units)]
     return out
 
 
@@ -177,14 +270,23 @@ def multiplier_mode(mode: str) -> str:
 def ft_recipe(mode: str, ft: FineTuned) -> str | None:
     """The recipe whose weights design mode ``mode`` is evaluated on (:class:`FineTuned`):
     ``ftN`` for ``fp32`` (the control), ``ftN:<multiplier>`` for a BF16 L-Mul mode at a
-    fine-tuned offset, ``ftN:fp32`` for an exact BF16 mode (when ``ft.exact``); None for any
-    other mode."""
+    fine-tuned offset, ``ftN:fp32`` for an exact BF16 mode (when ``ft.exact``); in a format
+    of ``ft.formats`` ``ftN:<multiplier>`` for L-Mul at the format's paper offset and (when
+    ``ft.exact``) for the exact multiply; None for any other mode."""
     from .modes import parse_mode
 
     a = parse_mode(mode)
     if a.kind == "fp32":
         return ft.ft
-    if (a.cfg.exp_bits, a.cfg.man_bits) != (8, 7) or a.fp32_head:
+    fmt = mode_format(mode)
+    if a.fp32_head or fmt is None:
+        return None
+    if fmt != BASE_FORMAT:
+        if fmt not in ft.formats or a.cfg.saturate:
+            return None
+        if (a.kind == "exact" and ft.exact) or (
+                a.kind == "lmul" and a.cfg.offset_value == format_paper_offset(fmt)):
+            return f"{ft.ft}:{multiplier_mode(mode)}"
         return None
     if a.kind == "exact":
         return f"{ft.ft}:fp32" if ft.exact else None
@@ -272,7 +374,7 @@ def run_finetuned(p: Preset, *, only: Collection[str] | None = None, executor: A
     missing = []
     for recipe, modes in ft_groups(p, only):
         jobs = []
-        for ds in p.datasets:
+        for ds in ft.trained_on(recipe, p.datasets):
             have = [s for s in p.seeds
                     if ft_weights_present(ds, s, recipe, modes[0], ft, wdir, reference)]
             if len(have) < len(p.seeds):
@@ -289,22 +391,43 @@ def run_finetuned(p: Preset, *, only: Collection[str] | None = None, executor: A
                  log=log)
     for line in missing:
         log(f"not evaluated (weights not trained by make tune yet): {line}")
+    for line in ft_not_trained(p.finetuned, ft_groups(p, only), p.datasets):
+        log(f"not evaluated: {line}")
     return missing
+
+
+def ft_not_trained(ft: FineTuned, groups: Sequence[tuple[str, Sequence[str]]],
+                   datasets: Sequence[str]) -> list[str]:
+    """One line per (recipe, dataset) that make tune never fine-tunes (a format other than
+    BF16 on a dataset outside ``ft.format_datasets``), with the reason."""
+    out = []
+    for recipe, _modes in groups:
+        skip = [ds for ds in datasets if ds not in ft.trained_on(recipe, datasets)]
+        if skip:
+            out.append(f"`{recipe}` weights on {' and '.join(skip)}: make tune's full preset "
+                       f"fine-tunes {', '.join(ft.formats)} on "
+                       f"{' and '.join(ft.format_datasets)} only")
+    return out
 
 
 def mode_of(params: dict[str, int], top: str) -> str:
     """The canonical LSTM mode that computes what a design with these Verilog parameters
-    computes. JoinError for a design outside the sweep (not BF16, unknown top or offset)."""
+    computes: its format (:func:`format_of_params`), multiplier and, for L-Mul, OFFSET (the
+    format's paper offset when unset). JoinError for a design outside the sweep (a format not
+    in :data:`FORMATS`, SATURATE=1, unknown top or multiplier, a bad offset)."""
     from .modes import parse_mode
 
-    if (params.get("EXP_BITS"), params.get("MAN_BITS")) != (8, 7):
-        raise JoinError(f"{top} with EXP_BITS={params.get('EXP_BITS')}, "
-                        f"MAN_BITS={params.get('MAN_BITS')}: only BF16 designs are joined")
+    fmt = format_of_params(params, top)
+    if params.get("SATURATE", 0):
+        raise JoinError(f"{top} with SATURATE={params['SATURATE']}: not a design of the sweep")
     if params.get("MULTIPLIER") == 1:
-        base = "bf16"
+        base = parse_mode(f"exact:fmt={fmt}").name
     elif params.get("MULTIPLIER") == 0:
-        off = params.get("OFFSET", PAPER_OFFSET_BF16)
-        base = "lmul" if off == PAPER_OFFSET_BF16 else f"lmul:offset={off}"
+        off = params.get("OFFSET", format_paper_offset(fmt))
+        try:
+            base = parse_mode(f"lmul:fmt={fmt},offset={off}").name
+        except ValueError as err:
+            raise JoinError(f"{top}: {err}") from None
     else:
         raise JoinError(f"{top}: MULTIPLIER={params.get('MULTIPLIER')} is neither 0 nor 1")
     if top == "mac_pe":
@@ -333,6 +456,12 @@ def check_design(r: dict[str, Any]) -> None:
              if built.get(k) != v]
     if wrong:
         raise JoinError(f"{name}: netlist built with {', '.join(wrong)}")
+    fmt = format_of_params(built, f"{name}'s netlist")
+    if m.group(1) != fmt:
+        raise JoinError(f"{name}: netlist is {fmt} (EXP_BITS={built.get('EXP_BITS')}, "
+                        f"MAN_BITS={built.get('MAN_BITS')}), not {m.group(1)}")
+    if r.get("format", fmt) != fmt:
+        raise JoinError(f"{name}: reported format {r['format']}, netlist is {fmt}")
     unit, variant = m.group(2), m.group(3)
     array = m.group(7) == "-array"
     if (variant == "seq") != (r["top"] == "mac_pe") or array != (r["top"] == "mac_array"):
@@ -350,8 +479,10 @@ def check_design(r: dict[str, Any]) -> None:
         raise JoinError(f"{name}: netlist has MULTIPLIER={built.get('MULTIPLIER')}")
     if unit.startswith("lmul_o") and built.get("OFFSET") != int(unit[6:]):
         raise JoinError(f"{name}: netlist has OFFSET={built.get('OFFSET')}")
-    if unit == "lmul" and built.get("OFFSET", PAPER_OFFSET_BF16) != PAPER_OFFSET_BF16:
-        raise JoinError(f"{name}: netlist has OFFSET={built.get('OFFSET')}, not the paper's")
+    paper = format_paper_offset(fmt)
+    if unit == "lmul" and built.get("OFFSET", paper) != paper:
+        raise JoinError(f"{name}: netlist has OFFSET={built.get('OFFSET')}, not the paper's "
+                        f"({paper} for {fmt})")
 
 
 def _per_op(r: dict[str, Any], key: str, part: str | None = None) -> float:
@@ -450,7 +581,8 @@ def join(cost_doc: dict[str, Any], acc: dict[tuple[str, str], dict[int, float]],
             raise JoinError(f"{r['name']} and {seen[key]} are the same design ({mode})")
         seen[key] = r["name"]
         row: dict[str, Any] = {
-            "design": r["name"], "mode": mode, "unit": r["unit"], "top": r["top"],
+            "design": r["name"], "mode": mode, "format": format_of_params(r["synth"]["params"]),
+            "unit": r["unit"], "top": r["top"],
             "k": r["params"].get("K", r["params"].get("DOT_K", 1)),
             "align_bits": r["params"].get("ALIGN_BITS"),
             "pipeline": pipeline,
@@ -529,10 +661,11 @@ def _fmt_delta(s: Summary | None) -> str:
 
 
 def _find(rows: Sequence[dict[str, Any]], unit: str, top: str, k: int = 1,
-          align: int | None = None, pipeline: int = 0) -> dict[str, Any] | None:
+          align: int | None = None, pipeline: int = 0, fmt: str = BASE_FORMAT
+          ) -> dict[str, Any] | None:
     for r in rows:
-        if (r["unit"], r["top"], r["k"], r["align_bits"], r.get("pipeline", 0)) == (
-                unit, top, k, align, pipeline):
+        if (r.get("format", BASE_FORMAT), r["unit"], r["top"], r["k"], r["align_bits"],
+                r.get("pipeline", 0)) == (fmt, unit, top, k, align, pipeline):
             return r
     return None
 
@@ -546,7 +679,8 @@ def pipeline_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         if not r.get("pipeline"):
             continue
-        twin = _find(rows, r["unit"], "dot_pe", r["k"], r["align_bits"], 0)
+        twin = _find(rows, r["unit"], "dot_pe", r["k"], r["align_bits"], 0,
+                     r.get("format", BASE_FORMAT))
         if twin is None:
             continue
         out.append({"design": r["design"], "twin": twin["design"], **{
@@ -612,7 +746,9 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
     the same PIPELINE) against ``seq_arrays['exact']`` (:func:`seq_array_pj`), where both exist.
     ``mac_array`` rows are never the chosen design (they are 16 PEs, not one). On the
     fine-tuned weights (``best_ft``) only designs with at least ``ft_seeds`` seeds on every
-    dataset compete."""
+    dataset compete. Only BF16 rows take part (the verdicts are defined on BF16; the other
+    formats: :func:`format_verdict`)."""
+    rows = [r for r in rows if r.get("format", BASE_FORMAT) == BASE_FORMAT]
     base = _find(rows, "exact", "mac_pe")
     out: dict[str, Any] = {"baseline": base["design"] if base else None}
     if base is None:
@@ -704,12 +840,87 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
     return out
 
 
+def format_verdict(rows: Sequence[dict[str, Any]], fmt: str, datasets: Sequence[str],
+                   ft_seeds: int = 0) -> dict[str, Any]:
+    """The addendum to verdict 1 for format ``fmt`` (not BF16; verdict 1 itself stays defined
+    on BF16). ``ratios``: each ``fmt`` design's energy per MAC (MNIST operands) over the BF16
+    sequential exact PE's (``bf16``) and over ``fmt``'s own sequential exact PE's (``own``).
+    ``best``: the cheapest ``fmt`` PE whose Δ CIs include 0 on every dataset where it is
+    measured, on the float32-trained weights or on its fine-tuned weights (there with at least
+    ``ft_seeds`` seeds per measured dataset); ``best_unmeasured`` the datasets without rows
+    (weights make tune does not train). Its saving over the BF16 sequential exact PE is split
+    along the BF16 exact PE of the same accumulation (the accumulator's part), ``fmt``'s exact
+    PE of the same accumulation (the format's part) and the rest (L-Mul's part), where those
+    designs exist. ``lmul_fp32``: ``fmt``'s L-Mul PEs on the float32-trained weights, each
+    ``fails`` when some dataset's CI lies below 0; ``lmul_fails_fp32`` when all do."""
+    base = _find(rows, "exact", "mac_pe")
+    own = _find(rows, "exact", "mac_pe", fmt=fmt)
+    e_base = base["e_mnist_pj"] if base else math.nan
+    e_own = own["e_mnist_pj"] if own else math.nan
+    mine = [r for r in rows if r.get("format") == fmt]
+    out: dict[str, Any] = {
+        "format": fmt, "baseline": base and base["design"], "baseline_pj": e_base,
+        "own_baseline": own and own["design"], "own_baseline_pj": e_own,
+        "ratios": {r["design"]: {"bf16": r["e_mnist_pj"] / e_base,
+                                 "own": r["e_mnist_pj"] / e_own} for r in mine}}
+    cands = []
+    for r in mine:
+        if r["top"] == "mac_array":
+            continue
+        for kind, need in (("delta", 0), ("ft_delta", ft_seeds)):
+            meas = [ds for ds in datasets if r.get(f"{ds}_{kind}") is not None]
+            if meas and all(_includes_zero(r[f"{ds}_{kind}"]) and r[f"{ds}_{kind}"].n >= need
+                            for ds in meas):
+                cands.append((r["e_mnist_pj"], kind != "delta", r, kind, meas))
+    if cands:
+        e, _, r, kind, meas = min(cands, key=lambda c: (c[0], c[1]))
+        out.update(best=r["design"], best_unit=r["unit"], best_mode=r["mode"], best_pj=e,
+                   best_weights=r.get("ft_weights") if kind == "ft_delta" else None,
+                   best_datasets=meas,
+                   best_unmeasured=[ds for ds in datasets if ds not in meas],
+                   best_delta={ds: _summary_dict(r[f"{ds}_{kind}"]) for ds in meas},
+                   best_ratio=e / e_base, best_ratio_own=e / e_own)
+        acc_twin = _find(rows, "exact", r["top"], r["k"], r["align_bits"],
+                         r.get("pipeline", 0)) if r["top"] == "dot_pe" else base
+        fmt_twin = _find(rows, "exact", r["top"], r["k"], r["align_bits"],
+                         r.get("pipeline", 0), fmt)
+        saving = e_base - e
+        if acc_twin is not None and fmt_twin is not None and saving > 0:
+            out.update(split={
+                "bf16_exact_same_acc": acc_twin["design"],
+                "bf16_exact_same_acc_pj": acc_twin["e_mnist_pj"],
+                "fmt_exact_same_acc": fmt_twin["design"],
+                "fmt_exact_same_acc_pj": fmt_twin["e_mnist_pj"],
+                "accumulation_share": (e_base - acc_twin["e_mnist_pj"]) / saving,
+                "format_share": (acc_twin["e_mnist_pj"] - fmt_twin["e_mnist_pj"]) / saving,
+                "lmul_share": (fmt_twin["e_mnist_pj"] - e) / saving})
+    fp32 = []
+    for r in mine:
+        if r["unit"] == "exact" or r["top"] == "mac_array":
+            continue
+        deltas = {ds: r.get(f"{ds}_delta") for ds in datasets}
+        if any(d is None for d in deltas.values()):
+            continue
+        fp32.append({"design": r["design"], "delta": {ds: _summary_dict(d)
+                                                       for ds, d in deltas.items()},
+                     "fails": any(not math.isnan(d.ci_high) and d.ci_high < 0
+                                  for d in deltas.values())})
+    out.update(lmul_fp32=fp32, lmul_fails_fp32=bool(fp32) and all(x["fails"] for x in fp32))
+    return out
+
+
+def format_label(fmt: str) -> str:
+    """How the report names format ``fmt`` (``e4m3_ieee`` -> ``FP8 E4M3``)."""
+    return {"bf16": "BF16", "e4m3_ieee": "FP8 E4M3", "e4m3fn": "FP8 E4M3FN",
+            "e5m2": "FP8 E5M2"}.get(fmt, fmt)
+
+
 # ------------------------------------------------------------------------------------ outputs
-CSV_FIELDS = ("design", "mode", "unit", "top", "k", "align_bits", "pipeline", "area_um2",
+CSV_FIELDS = ("design", "mode", "format", "unit", "top", "k", "align_bits", "pipeline", "area_um2",
               "fmax_mhz",
               "e_mnist_pj", "e_uniform_pj", "e_mnist_zero_pj", "e_uniform_zero_pj",
               "clkreg_mnist_pj", "datapath_mnist_pj", "leak_mnist_pj", "clkreg_uniform_pj",
-              "datapath_uniform_pj", "ratio_to_seq_exact")
+              "datapath_uniform_pj", "ratio_to_seq_exact", "ratio_to_format_seq_exact")
 
 
 def _csv(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> str:
@@ -770,7 +981,7 @@ def ft_missing(rows: Sequence[dict[str, Any]], ft_acc: dict[tuple[str, str], dic
     out = []
     for key, (name, labels) in wanted.items():
         by_miss: dict[tuple[tuple[int, ...], int], list[str]] = {}
-        for ds in datasets:
+        for ds in (datasets if key == ft.control else ft.trained_on(key, datasets)):
             per = [tuple(s for s in seeds if s not in ft_acc.get((ds, lb), {}))
                    for lb in (labels or {key})]
             worst = max(per, key=len)
@@ -835,6 +1046,107 @@ def ft_section(rows: Sequence[dict[str, Any]], meta: dict[str, Any], datasets: S
     return lines
 
 
+def format_section(rows: Sequence[dict[str, Any]], fmt: str, meta: dict[str, Any],
+                   datasets: Sequence[str], e0: float) -> list[str]:
+    """The report's section of format ``fmt``'s designs (not BF16): the main table's columns,
+    the ratio to the BF16 sequential exact PE (``e0``, pJ per MAC) and to ``fmt``'s own
+    sequential exact PE, and the Δ on the fine-tuned weights where make tune trained them."""
+    mine = [r for r in rows if r.get("format") == fmt]
+    label = format_label(fmt)
+    own = _find(rows, "exact", "mac_pe", fmt=fmt)
+    e_own = own["e_mnist_pj"] if own else math.nan
+    f = meta.get("finetuned") or {}
+    trained = set(f.get("format_datasets", ())) if fmt in f.get("formats", ()) else set()
+    ft_cols = bool(f)
+    lines = ["", f"## {label} designs ({fmt})", "",
+             f"The same multipliers and accumulators with {label} operands (`lmul.PRESETS['"
+             f"{fmt}']`): the exact {label} multiply and L-Mul at the format's paper offset "
+             f"({format_paper_offset(fmt)}), each mode the bit-exact model of its RTL, on the "
+             "same float32-trained weights, seeds and test images as the BF16 table. Two "
+             "ratios: to the BF16 sequential exact PE (the baseline of the verdicts) and to "
+             f"the {label} sequential exact PE (`{own['design'] if own else '—'}`, "
+             f"{e_own:.1f} pJ/MAC)."
+             + (f" Fine-tuned Δ: each design on the weights make tune fine-tuned one more "
+                f"epoch in its own multiplier (`{f['ft']}:MULTIPLIER`, the checkpoint of make "
+                f"tune's `MULTIPLIER [{f['ft']}]` row; the exact designs too, unlike BF16's), "
+                f"paired with the float32 control `{f['control']}`; make tune fine-tunes "
+                f"{label} on {' and '.join(sorted(trained)) or 'no dataset'} only, so the "
+                "other datasets' columns say *not trained*." if ft_cols else "")
+             + " These rows are not on the BF16 Pareto front and do not enter verdicts 1-3.",
+             "",
+             "| design | mode | area um^2 | f_max MHz | pJ/MAC MNIST | pJ/MAC uniform | "
+             f"clk+reg pJ | datapath pJ | vs BF16 seq exact | vs {label} seq exact | "
+             + " | ".join(f"{ds} Δ (pp)" for ds in datasets)
+             + (" | ft weights | " + " | ".join(f"{ds} ft Δ (pp)" for ds in datasets)
+                if ft_cols else "") + " |",
+             "|" + "---|" * (10 + len(datasets) + ((1 + len(datasets)) if ft_cols else 0))]
+    n_seeds = len(meta.get("seeds_ft", meta.get("seeds", [])))
+    for r in mine:
+        cells = [r["design"], f"`{r['mode']}`", f"{r['area_um2']:.0f}", f"{r['fmax_mhz']:.1f}",
+                 f"{r['e_mnist_pj']:.1f}", f"{r['e_uniform_pj']:.1f}",
+                 f"{r['clkreg_mnist_pj']:.1f}", f"{r['datapath_mnist_pj']:.1f}",
+                 f"{r['e_mnist_pj'] / e0:.3f}", f"{r['e_mnist_pj'] / e_own:.3f}",
+                 *(_fmt_delta(r[f"{ds}_delta"]) for ds in datasets)]
+        if ft_cols:
+            w = r.get("ft_weights")
+            cells.append(f"`{w}`" if w else "—")
+            cells += ["not trained" if w and ds not in trained else
+                      _fmt_ft_delta(r.get(f"{ds}_ft_delta"), n_seeds) for ds in datasets]
+        lines.append("| " + " | ".join(cells) + " |")
+    nt = [x for x in meta.get("ft_not_trained", []) if any(
+        x.startswith(f"`{r['ft_weights']}`") for r in mine if r.get("ft_weights"))]
+    if nt:
+        lines += ["", "Not measured (no such weights exist): " + "; ".join(nt) + "."]
+    return lines
+
+
+def _format_addendum(fv: dict[str, Any], datasets: Sequence[str], meta: dict[str, Any]) -> str:
+    """Verdict 1's addendum for another format (:func:`format_verdict`), one paragraph."""
+    label = format_label(fv["format"])
+    out = (f"**Addendum to verdict 1: {label}** (verdict 1 is defined on BF16 operands and "
+           "stays so). ")
+    if fv.get("best"):
+        meas = " and ".join(f"{ds} {_fmt_delta(Summary(**fv['best_delta'][ds]))}"
+                            for ds in fv["best_datasets"])
+        weights = (f"on its L-Mul-aware fine-tuned weights (`{fv['best_weights']}`, Δ vs the "
+                   "float32 control)" if fv.get("best_weights") else
+                   "on the float32-trained weights")
+        unmeasured = fv.get("best_unmeasured") or []
+        reason = [x for x in meta.get("ft_not_trained", [])
+                  if fv.get("best_weights") and x.startswith(f"`{fv['best_weights']}`")]
+        out += (f"The cheapest {label} design whose Δ CIs include 0 on every dataset where it "
+                f"is measured is `{fv['best']}` (`{fv['best_mode']}`) {weights}: {meas}"
+                + (f"; {' and '.join(unmeasured)} not measured"
+                   + (f" ({reason[0].split(': ', 1)[1]})" if reason else "") if unmeasured
+                   else "")
+                + f". {fv['best_pj']:.1f} pJ/MAC: **{fv['best_ratio']:.3f}x** the BF16 "
+                f"sequential exact PE ({fv['baseline_pj']:.1f} pJ/MAC), "
+                f"{fv['best_ratio_own']:.3f}x the {label} sequential exact PE "
+                f"({fv['own_baseline_pj']:.1f} pJ/MAC). It changes the operand format "
+                f"({label} operands instead of BF16), so this is not an L-Mul-only saving")
+        sp = fv.get("split")
+        if sp:
+            out += (f": of the {fv['baseline_pj'] - fv['best_pj']:.1f} pJ/MAC it saves, the "
+                    f"accumulation accounts for {100 * sp['accumulation_share']:.0f} % "
+                    f"(`{sp['bf16_exact_same_acc']}` {sp['bf16_exact_same_acc_pj']:.1f} pJ), "
+                    f"the format for {100 * sp['format_share']:.0f} % "
+                    f"(`{sp['fmt_exact_same_acc']}` {sp['fmt_exact_same_acc_pj']:.1f} pJ)"
+                    + (f", L-Mul for {100 * sp['lmul_share']:.0f} %"
+                       if fv.get("best_unit") != "exact" else ""))
+        out += "."
+    else:
+        out += f"No {label} design has Δ CIs that include 0 on every dataset where measured."
+    fp32 = fv.get("lmul_fp32") or []
+    if fp32:
+        worst = ", ".join(f"`{x['design']}` " + ", ".join(
+            f"{ds} {_fmt_delta(Summary(**x['delta'][ds]))}" for ds in datasets) for x in fp32)
+        out += (f" On the float32-trained weights {label} L-Mul "
+                + ("**fails**: every L-Mul design loses accuracy with a CI below 0 on some "
+                   "dataset (" if fv.get("lmul_fails_fp32") else
+                   "does not fail on every design (") + worst + ").")
+    return out
+
+
 def _ft_verdict(v: dict[str, Any], datasets: Sequence[str]) -> str:
     """Verdict 1 on the fine-tuned weights: the chosen design's Δ there, and the cheapest
     L-Mul design whose fine-tuned Δ CIs include 0 on every dataset."""
@@ -865,9 +1177,14 @@ def _ft_verdict(v: dict[str, Any], datasets: Sequence[str]) -> str:
 
 def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, Any],
              datasets: Sequence[str]) -> str:
-    """The report: table, Pareto front and the three verdicts."""
+    """The report: table, Pareto front and the three verdicts (BF16), the other formats'
+    section (:func:`format_section`) and verdict 1's addendum for them."""
+    all_rows = list(rows)
+    rows = [r for r in rows if r.get("format", BASE_FORMAT) == BASE_FORMAT]
+    others = [f for f in FORMATS[1:] if any(r.get("format") == f for r in all_rows)]
     lines = ["<!-- generated by python -m experiments.energy_accuracy; do not edit by hand -->",
-             "", "# Energy against accuracy: L-Mul MACs, sequential and fused (BF16)", "",
+             "", "# Energy against accuracy: L-Mul MACs, sequential and fused (BF16"
+             + "".join(f"; {format_label(f)} in its own section" for f in others) + ")", "",
              f"Commands: `{meta['cost_command']}` (hardware), `{meta['command']}` (accuracy, "
              "join, report)."
              + (f" Re-measured rows (the later command's kept): "
@@ -935,6 +1252,8 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                              ("zero", 1), ("area", 0), ("fmax", 1))) + " |")
     if meta.get("finetuned"):
         lines += ft_section(rows, meta, datasets, e0)
+    for f in others:
+        lines += format_section(all_rows, f, meta, datasets, e0)
     lines += ["", "## Verdicts", ""]
     if v.get("best") is None:
         lines.append("No L-Mul design has CIs that include 0 on every dataset (float32-trained "
@@ -992,6 +1311,8 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                   f"**{v['array_cell_per_image_ratio']:.3f}x**"
                   if "array_cell_per_image_uj" in v else "") + "."
                if "array_per_image_uj" in v else ""),
+            *[line for f in others if f in v.get("formats", {})
+              for line in ("", _format_addendum(v["formats"][f], datasets, meta))],
             "",
             f"Where `{b}`'s {v['chosen_pj']:.1f} pJ/MAC go: clock + registers "
             f"{v['chosen_clkreg_pj']:.1f} pJ ({100 * v['chosen_clkreg_share']:.0f} %), "
@@ -1011,7 +1332,10 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
              datasets: Sequence[str], front_ft: Sequence[str] | None = None) -> bytes:
     """Energy per MAC (MNIST operands) against the lower mean Δ of the datasets; one point
     per design (marker per multiplier), the Pareto front as a line. With fine-tuned rows
-    (``front_ft`` given and some design measured on them) a second panel shows those."""
+    (``front_ft`` given and some design measured on them) a second panel shows those. Designs
+    in the other formats get their own markers (diamond exact, cross L-Mul) and are off the
+    (BF16) front; on the fine-tuned panel their Δ is the lower over the datasets where their
+    weights exist, said in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1025,6 +1349,9 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
     fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5), squeeze=False)
     marks = {"exact": "s", "lmul": "o", "lmul_o6": "^"}
     by = {r["design"]: r for r in rows}
+    others = [r for r in rows if r.get("format", BASE_FORMAT) != BASE_FORMAT
+              and r["top"] != "mac_array"]
+    rows = [r for r in rows if r.get("format", BASE_FORMAT) == BASE_FORMAT]
     for ax, (kind, fr, title) in zip(axes[0], panels, strict=True):
         for (unit, mk), color in zip(marks.items(), ("C0", "C1", "C2"), strict=True):
             for pipe in (0, 1, 2, 3):
@@ -1045,6 +1372,26 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
                 ax.annotate(r["design"].split("-", 3)[-1],
                             (r["e_mnist_pj"], _worst_delta(r, datasets, kind)),
                             fontsize=6, xytext=(3, 2), textcoords="offset points")
+        for fmt in dict.fromkeys(r["format"] for r in others):
+            for unit, mk, color in (("exact", "D", "C3"), ("lmul", "X", "C4")):
+                sel, dss = [], set()
+                for r in others:
+                    got = {ds: _mean(r.get(f"{ds}_{kind}")) for ds in datasets}
+                    got = {ds: m for ds, m in got.items() if not math.isnan(m)}
+                    if r["format"] == fmt and r["unit"] == unit and got:
+                        sel.append((r, min(got.values())))
+                        dss |= set(got)
+                if not sel:
+                    continue
+                only = ("" if dss == set(datasets) else
+                        f" (Δ: {', '.join(ds for ds in datasets if ds in dss)} only)")
+                ax.scatter([r["e_mnist_pj"] for r, _ in sel], [y for _, y in sel], marker=mk,
+                           color=color, alpha=0.8,
+                           label=f"{format_label(fmt)} {unit}{only}, off the front")
+                for r, y in sel:
+                    ax.annotate(format_label(fmt).split()[-1] + " "
+                                + r["design"].split("-", 3)[-1], (r["e_mnist_pj"], y),
+                                fontsize=6, xytext=(3, 2), textcoords="offset points")
         fx = [by[d]["e_mnist_pj"] for d in fr]
         fy = [_worst_delta(by[d], datasets, kind) for d in fr]
         ax.step(fx, fy, where="post", color="k", lw=1, label="Pareto front")
@@ -1139,19 +1486,26 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
         raise JoinError(f"{', '.join(map(str, cost_paths))}: no dot-level designs")
     # the table in design order (the cost files come in the order their runs were made)
     tops, units = ("mac_pe", "dot_pe", "mac_array"), ("exact", "lmul", "lmul_o6")
-    rows.sort(key=lambda r: (tops.index(r["top"]) if r["top"] in tops else len(tops), r["k"],
+    rows.sort(key=lambda r: (FORMATS.index(r["format"]),
+                             tops.index(r["top"]) if r["top"] in tops else len(tops), r["k"],
                              r["align_bits"] or 0, r["pipeline"],
                              units.index(r["unit"]) if r["unit"] in units else len(units),
                              r["design"]))
-    e0 = next((r["e_mnist_pj"] for r in rows if r["design"].endswith("-exact-seq")), math.nan)
+    seq_exact = {f: _find(rows, "exact", "mac_pe", fmt=f) for f in FORMATS}
+    e0 = seq_exact[BASE_FORMAT]["e_mnist_pj"] if seq_exact[BASE_FORMAT] else math.nan
     for r in rows:
+        own = seq_exact[r["format"]]
         r["ratio_to_seq_exact"] = r["e_mnist_pj"] / e0
-    # the array rows are 16 PEs: in the table, not on the front (or the plot)
-    pts = [(math.nan, math.nan) if r["top"] == "mac_array" else
+        r["ratio_to_format_seq_exact"] = r["e_mnist_pj"] / (own["e_mnist_pj"] if own
+                                                             else math.nan)
+    # the array rows are 16 PEs: in the table, not on the front (or the plot); the fronts are
+    # BF16's, as the verdicts are (the other formats have their own section)
+    pts = [(math.nan, math.nan) if r["top"] == "mac_array" or r["format"] != BASE_FORMAT else
            (r["e_mnist_pj"], _worst_delta(r, p.datasets)) for r in rows]
     front = [rows[i]["design"] for i in pareto(pts)]
     # fine-tuned weights: only designs with every seed on every dataset are compared
-    pts_ft = [(math.nan, math.nan) if r["top"] == "mac_array" or any(
+    pts_ft = [(math.nan, math.nan) if r["top"] == "mac_array" or r["format"] != BASE_FORMAT
+              or any(
         (r.get(f"{ds}_ft_delta") is None or r[f"{ds}_ft_delta"].n < len(p.seeds))
         for ds in p.datasets) else (r["e_mnist_pj"], _worst_delta(r, p.datasets, "ft_delta"))
         for r in rows]
@@ -1161,6 +1515,9 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
     avp = array_vs_pe(cost_doc)
     if avp:
         v["array_vs_pe"] = avp
+    others = [f for f in FORMATS[1:] if any(r["format"] == f for r in rows)]
+    if others:
+        v["formats"] = {f: format_verdict(rows, f, p.datasets, len(p.seeds)) for f in others}
     meta = {"command": command, "cost_command": cost_doc["meta"]["command"],
             "cost_superseded": cost_doc["meta"]["superseded"],
             "preset": p.name, "seeds": list(p.seeds), "epochs": p.epochs,
@@ -1173,6 +1530,8 @@ def report(cost_paths: Path | Sequence[Path], results: Path, p: Preset, out_stem
         meta.update(finetuned={**ft.__dict__, "ft": ft.ft, "control": ft.control},
                     seeds_ft=list(p.seeds), pareto_ft=front_ft,
                     ft_missing=ft_missing(rows, ft_acc, ft, p.datasets, p.seeds),
+                    ft_not_trained=ft_not_trained(ft, [(w, []) for w in dict.fromkeys(
+                        r["ft_weights"] for r in rows if r.get("ft_weights"))], p.datasets),
                     ft_records=len(ft_runs(doc, ft)),
                     ft_records_reference=sum("checkpoint" in r for r in ft_runs(doc, ft)),
                     ft_fp32_accuracy={

@@ -58,13 +58,17 @@ def test_bad_fused_mode_options(text: str, match: str) -> None:
 # ------------------------------------------------------------------------------------- join
 def _cost_row(unit: str, top: str, k: int = 1, align: int | None = None,
               e: float = 100.0, clkreg: float = 20.0, pipeline: int = 0,
-              zero: float | None = None) -> dict[str, Any]:
-    params: dict[str, int] = {"EXP_BITS": 8, "MAN_BITS": 7}
+              zero: float | None = None, fmt: str = "bf16") -> dict[str, Any]:
+    """A cost row as syn.cost writes it; ``fmt`` a name of lmul.PRESETS (its widths and, for
+    ``lmul``, the paper's offset of that format: 8 for BF16, 1 for E4M3, written here by hand
+    rather than taken from the code under test)."""
+    f = lmul.PRESETS[fmt]
+    params: dict[str, int] = {"EXP_BITS": f.exp_bits, "MAN_BITS": f.man_bits}
     if top == "dot_pe":
         params = {"K": k, "ALIGN_BITS": align or 8, **params}
     params["MULTIPLIER"] = 1 if unit == "exact" else 0
     if unit == "lmul":
-        params["OFFSET"] = 8
+        params["OFFSET"] = {"bf16": 8, "e4m3_ieee": 1}[fmt]
     if unit == "lmul_o6":
         params["OFFSET"] = 6
     if pipeline:
@@ -82,7 +86,8 @@ def _cost_row(unit: str, top: str, k: int = 1, align: int | None = None,
     if zero is not None:
         runs["mnist/zero"] = run(zero)
     built = {**params, "SATURATE": 0, **({"PIPELINE": pipeline} if top == "dot_pe" else {})}
-    return {"level": "dot", "name": f"dot-bf16-{unit}-{variant}", "unit": unit, "top": top,
+    return {"level": "dot", "name": f"dot-{fmt}-{unit}-{variant}", "unit": unit, "top": top,
+            "format": fmt,
             "params": dict(params), "synth": {"area": 1000.0, "params": built},
             "timing": {"min_period_ns": 20.0}, "period_ns": 100.0, "runs": runs}
 
@@ -257,8 +262,12 @@ def test_cost_files_of_parts_of_the_sweep_are_merged_only_with_equal_settings(
 def test_sweep_preset_evaluates_the_named_pairs_only() -> None:
     p = ea.PRESETS["sweep"]
     modes = ea.preset_modes(p)
-    fused = [m for m in modes if "acc=fused" in m]
+    fused = [m for m in modes if "acc=fused" in m and ea.mode_format(m) == "bf16"]
     assert len(fused) == 3 * len(p.pairs or ())
+    # E4M3: the exact multiply and L-Mul at its paper offset, sequential and K=8 ALIGN_BITS=8
+    assert [m for m in modes if ea.mode_format(m) == "e4m3_ieee"] == [
+        "exact:e=4,m=3", "lmul:e=4,m=3", "exact:e=4,m=3,acc=fused,k=8,align=8",
+        "lmul:e=4,m=3,acc=fused,k=8,align=8"]
     assert "lmul:offset=6,acc=fused,k=16,align=8" in fused
     assert "bf16:acc=fused,k=16,align=16" not in fused  # not a pair: not the ks x align grid
     assert len(p.seeds) == 5 and p.datasets == ("mnist", "fashion")

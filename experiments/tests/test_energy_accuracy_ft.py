@@ -45,7 +45,10 @@ def test_exact_designs_use_the_float32_control_and_untuned_offsets_have_no_rows(
         assert checkpoint_tag(TAG, rcp, rcp.train_arith(parse_mode(mode)), 3) == TAG
     assert ea.ft_label("fp32", ft) == ft.control
     assert ea.ft_recipe("lmul:offset=9,acc=fused,k=4,align=8", ft) is None
-    assert ea.ft_recipe("lmul:e=4,m=3", ft) is None
+    # formats make tune does not fine-tune, and FP8 L-Mul off its paper offset, have no rows
+    for mode in ("lmul:e=4,m=3,offset=0", "lmul:e=5,m=2", "exact:e=4,m=3,fn=1",
+                 "lmul:e=4,m=3,head=fp32"):
+        assert ea.ft_recipe(mode, ft) is None, mode
     assert ea.ft_recipe("bf16", ea.FineTuned(exact=False)) is None
     p = ea.PRESETS["sweep"]
     groups = dict(ea.ft_groups(p))
@@ -55,6 +58,27 @@ def test_exact_designs_use_the_float32_control_and_untuned_offsets_have_no_rows(
     assert only == {"ft1": ["fp32"], "ft1:lmul": ["lmul"],
                     "ft1:lmul:offset=6": ["lmul:offset=6,acc=fused,k=4,align=8"]}
     assert ea.ft_groups(ea.PRESETS["quick"]) == []
+
+
+@pytest.mark.parametrize("offset", [1, None])
+def test_e4m3_designs_read_make_tunes_fp8_weights_of_their_own_multiplier_on_fashion_only(
+        offset: int | None) -> None:
+    ft = ea.FineTuned()
+    full = tune.PRESETS["full"]
+    assert ft.format_datasets == full.fp8_ft_datasets == ("fashion",)
+    assert ea.format_paper_offset("e4m3_ieee") == tune.fp8_paper_offset("e4m3_ieee") == 1
+    tuned_mode = tune.fp8_mode("e4m3_ieee", offset)  # make tune's row MODE [ft1]
+    tag = "fashion-rows-h128"
+    tuned = checkpoint_tag(tag, parse_recipe(full.ft), parse_mode(tuned_mode), full.epochs)
+    for mode in (tuned_mode, ea.fused_mode(tuned_mode, 8, 8)):
+        recipe = ea.ft_recipe(mode, ft)
+        assert recipe == f"ft1:{parse_mode(tuned_mode).name}"  # the exact one too, not ft1:fp32
+        rcp = parse_recipe(recipe)
+        assert checkpoint_tag(tag, rcp, rcp.train_arith(parse_mode(mode)), ft.epochs) == tuned
+        assert ft.trained_on(recipe, ("mnist", "fashion")) == ("fashion",)
+    assert ft.trained_on("ft1:lmul:offset=6", ("mnist", "fashion")) == ("mnist", "fashion")
+    lines = ea.ft_not_trained(ft, [(ea.ft_recipe(tuned_mode, ft), [])], ("mnist", "fashion"))
+    assert len(lines) == 1 and "on mnist" in lines[0] and "fashion only" in lines[0]
 
 
 def _preset(tmp_path: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> ea.Preset:
