@@ -29,8 +29,9 @@
 // product while out_valid = out_last = 1, i.e. one enabled clock after the in_last step. The
 // sum stage's inputs all come from registers, so the multipliers' glitches stop at the product
 // registers instead of running through the alignment and the adder tree. PIPELINE = 0 (default)
-// is the single-stage PE above (mac_array instantiates it). The accumulator loop stays within
-// the sum stage, so back-to-back steps of one dot product need no stall either way.
+// is the single-stage PE above; mac_array passes its own PIPELINE through. The accumulator
+// loop stays within the sum stage, so back-to-back steps of one dot product need no stall
+// either way.
 //
 // PIPELINE = 2 has PIPELINE = 1's latency, throughput and tokens, and moves more of the sum into
 // the first stage: dot_prealign registers the products' largest exponent pmax, each product's
