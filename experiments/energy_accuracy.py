@@ -852,7 +852,10 @@ def format_verdict(rows: Sequence[dict[str, Any]], fmt: str, datasets: Sequence[
     along the BF16 exact PE of the same accumulation (the accumulator's part), ``fmt``'s exact
     PE of the same accumulation (the format's part) and the rest (L-Mul's part), where those
     designs exist. ``lmul_fp32``: ``fmt``'s L-Mul PEs on the float32-trained weights, each
-    ``fails`` when some dataset's CI lies below 0; ``lmul_fails_fp32`` when all do."""
+    ``fails`` when some dataset's CI lies below 0; ``lmul_fails_fp32`` when all do;
+    ``exact_fp32`` / ``exact_fails_fp32`` the same for its exact PEs. ``best_fp32``: the
+    cheapest ``fmt`` PE whose Δ CIs include 0 on every dataset on the float32-trained
+    weights."""
     base = _find(rows, "exact", "mac_pe")
     own = _find(rows, "exact", "mac_pe", fmt=fmt)
     e_base = base["e_mnist_pj"] if base else math.nan
@@ -872,6 +875,11 @@ def format_verdict(rows: Sequence[dict[str, Any]], fmt: str, datasets: Sequence[
             if meas and all(_includes_zero(r[f"{ds}_{kind}"]) and r[f"{ds}_{kind}"].n >= need
                             for ds in meas):
                 cands.append((r["e_mnist_pj"], kind != "delta", r, kind, meas))
+    full = [c for c in cands if c[3] == "delta" and len(c[4]) == len(datasets)]
+    if full:
+        e, _, r, _, _ = min(full, key=lambda c: c[0])
+        out.update(best_fp32=r["design"], best_fp32_mode=r["mode"], best_fp32_pj=e,
+                   best_fp32_ratio=e / e_base, best_fp32_ratio_own=e / e_own)
     if cands:
         e, _, r, kind, meas = min(cands, key=lambda c: (c[0], c[1]))
         out.update(best=r["design"], best_unit=r["unit"], best_mode=r["mode"], best_pj=e,
@@ -894,18 +902,20 @@ def format_verdict(rows: Sequence[dict[str, Any]], fmt: str, datasets: Sequence[
                 "accumulation_share": (e_base - acc_twin["e_mnist_pj"]) / saving,
                 "format_share": (acc_twin["e_mnist_pj"] - fmt_twin["e_mnist_pj"]) / saving,
                 "lmul_share": (fmt_twin["e_mnist_pj"] - e) / saving})
-    fp32 = []
-    for r in mine:
-        if r["unit"] == "exact" or r["top"] == "mac_array":
-            continue
-        deltas = {ds: r.get(f"{ds}_delta") for ds in datasets}
-        if any(d is None for d in deltas.values()):
-            continue
-        fp32.append({"design": r["design"], "delta": {ds: _summary_dict(d)
-                                                       for ds, d in deltas.items()},
-                     "fails": any(not math.isnan(d.ci_high) and d.ci_high < 0
-                                  for d in deltas.values())})
-    out.update(lmul_fp32=fp32, lmul_fails_fp32=bool(fp32) and all(x["fails"] for x in fp32))
+    for mult in ("lmul", "exact"):
+        fp32 = []
+        for r in mine:
+            if (r["unit"] == "exact") != (mult == "exact") or r["top"] == "mac_array":
+                continue
+            deltas = {ds: r.get(f"{ds}_delta") for ds in datasets}
+            if any(d is None for d in deltas.values()):
+                continue
+            fp32.append({"design": r["design"], "delta": {ds: _summary_dict(d)
+                                                           for ds, d in deltas.items()},
+                         "fails": any(not math.isnan(d.ci_high) and d.ci_high < 0
+                                      for d in deltas.values())})
+        out.update({f"{mult}_fp32": fp32,
+                    f"{mult}_fails_fp32": bool(fp32) and all(x["fails"] for x in fp32)})
     return out
 
 
@@ -953,6 +963,11 @@ def _csv(rows: Sequence[dict[str, Any]], datasets: Sequence[str]) -> str:
 def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: (v.__dict__ if isinstance(v, Summary) else v) for k, v in r.items()}
             for r in rows]
+
+
+def _fmt_pj(x: float) -> str:
+    """pJ with one decimal; — where a workload was not simulated (NaN)."""
+    return "—" if math.isnan(x) else f"{x:.1f}"
 
 
 def _fmt_acc(s: Summary | None) -> str:
@@ -1083,7 +1098,7 @@ def format_section(rows: Sequence[dict[str, Any]], fmt: str, meta: dict[str, Any
     n_seeds = len(meta.get("seeds_ft", meta.get("seeds", [])))
     for r in mine:
         cells = [r["design"], f"`{r['mode']}`", f"{r['area_um2']:.0f}", f"{r['fmax_mhz']:.1f}",
-                 f"{r['e_mnist_pj']:.1f}", f"{r['e_uniform_pj']:.1f}",
+                 f"{r['e_mnist_pj']:.1f}", _fmt_pj(r["e_uniform_pj"]),
                  f"{r['clkreg_mnist_pj']:.1f}", f"{r['datapath_mnist_pj']:.1f}",
                  f"{r['e_mnist_pj'] / e0:.3f}", f"{r['e_mnist_pj'] / e_own:.3f}",
                  *(_fmt_delta(r[f"{ds}_delta"]) for ds in datasets)]
@@ -1136,14 +1151,32 @@ def _format_addendum(fv: dict[str, Any], datasets: Sequence[str], meta: dict[str
         out += "."
     else:
         out += f"No {label} design has Δ CIs that include 0 on every dataset where measured."
-    fp32 = fv.get("lmul_fp32") or []
+    def listed(xs: Sequence[dict[str, Any]]) -> str:
+        return "; ".join(f"`{x['design']}` " + ", ".join(
+            f"{ds} {_fmt_delta(Summary(**x['delta'][ds]))}" for ds in datasets) for x in xs)
+
+    weights = (f"this study's float32-trained weights ({meta.get('epochs')} epoch, "
+               f"{meta.get('train_limit') or 'all'} training images)" if meta.get("epochs")
+               else "the float32-trained weights")
+    fp32, ex = fv.get("lmul_fp32") or [], fv.get("exact_fp32") or []
     if fp32:
-        worst = ", ".join(f"`{x['design']}` " + ", ".join(
-            f"{ds} {_fmt_delta(Summary(**x['delta'][ds]))}" for ds in datasets) for x in fp32)
-        out += (f" On the float32-trained weights {label} L-Mul "
+        out += (f" On {weights} {label} L-Mul "
                 + ("**fails**: every L-Mul design loses accuracy with a CI below 0 on some "
                    "dataset (" if fv.get("lmul_fails_fp32") else
-                   "does not fail on every design (") + worst + ").")
+                   "does not fail on every design (") + listed(fp32) + ")")
+        if ex:
+            ok = all(_includes_zero(Summary(**d)) for x in ex for d in x["delta"].values())
+            out += (f"; the exact {label} multiply on the same weights "
+                    + ("fails too (" if fv.get("exact_fails_fp32") else
+                       "keeps the float32 accuracy, every CI including 0 (" if ok else "(")
+                    + listed(ex) + ")")
+        out += "."
+    if fv.get("best_fp32"):
+        out += (f" The cheapest {label} design whose Δ CIs include 0 on "
+                f"{' and '.join(datasets)} on those weights is `{fv['best_fp32']}` "
+                f"(`{fv['best_fp32_mode']}`): {fv['best_fp32_pj']:.1f} pJ/MAC, "
+                f"{fv['best_fp32_ratio']:.3f}x the BF16 sequential exact PE "
+                f"({fv['best_fp32_ratio_own']:.3f}x the {label} one).")
     return out
 
 
@@ -1219,7 +1252,7 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
     for r in rows:
         lines.append(
             f"| {r['design']} | `{r['mode']}` | {r['area_um2']:.0f} | {r['fmax_mhz']:.1f} | "
-            f"{r['e_mnist_pj']:.1f} | {r['e_uniform_pj']:.1f} | {r['clkreg_mnist_pj']:.1f} | "
+            f"{r['e_mnist_pj']:.1f} | {_fmt_pj(r['e_uniform_pj'])} | {r['clkreg_mnist_pj']:.1f} | "
             f"{r['datapath_mnist_pj']:.1f} | {r['e_mnist_pj'] / e0:.3f} | "
             + " | ".join(_fmt_delta(r[f"{ds}_delta"]) for ds in datasets)
             + f" | {'yes' if r['design'] in front else ''} |")
@@ -1287,10 +1320,11 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
             f"3. **Per image** (MNIST LSTM, {MACS_PER_IMAGE:,} MACs): "
             f"{v['per_image_uj']:.0f} uJ vs {v['baseline_per_image_uj']:.0f} uJ on the "
             "sequential exact PE (PE energy per MAC x MACs"
-            + (f"; the sequential 4x4 `mac_array` of the same cost run spends "
+            + (f"; the sequential 4x4 `mac_array` (`array` level) spends "
                f"{v['array_vs_pe']['lmul']:.2f}x (L-Mul) and {v['array_vs_pe']['exact']:.2f}x "
-               "(exact) its PE's energy per MAC, so an array of this PE would differ by as "
-               "much" if v.get("array_vs_pe") else "")
+               "(exact) the energy per MAC of the `pe` level's sequential `mac_pe`, so an "
+               "array of this PE would differ by about as much" if v.get("array_vs_pe")
+               else "")
             + ")"
             + (f"; **the whole cell** (array + element-wise products, the binary32 adder, the "
                f"activation unit and the conversions of `syn.cost --levels cell`): "
@@ -1304,7 +1338,9 @@ def markdown(rows: Sequence[dict[str, Any]], v: dict[str, Any], meta: dict[str, 
                f"{v['array_pj']:.1f} pJ/MAC ({v['array_over_pe']:.2f}x `{v['array_pe']}`'s), "
                f"{v['array_per_image_uj']:.0f} uJ per image vs "
                f"{v['baseline_array_per_image_uj']:.0f} uJ on the sequential exact 4x4 array "
-               f"({v['baseline_array_pj']:.1f} pJ/MAC, `make cost`): "
+               f"(`mac_array` of `mac_pe`, the `array` level's `array-bf16-exact`, "
+               f"{v['baseline_array_pj']:.1f} pJ/MAC; arrays are joined only when measured on "
+               "the same MNIST tiles): "
                f"**{v['array_per_image_ratio']:.3f}x**"
                + (f"; with the rest of the cell {v['array_cell_per_image_uj']:.0f} vs "
                   f"{v['baseline_array_cell_per_image_uj']:.0f} uJ, "
@@ -1394,7 +1430,8 @@ def plot_png(rows: Sequence[dict[str, Any]], front: Sequence[str],
                                 fontsize=6, xytext=(3, 2), textcoords="offset points")
         fx = [by[d]["e_mnist_pj"] for d in fr]
         fy = [_worst_delta(by[d], datasets, kind) for d in fr]
-        ax.step(fx, fy, where="post", color="k", lw=1, label="Pareto front")
+        ax.step(fx, fy, where="post", color="k", lw=1,
+                label="Pareto front" + (" (BF16)" if others else ""))
         ax.axhline(0, color="grey", lw=0.5)
         if any(not math.isnan(_worst_delta(r, datasets, kind)) for r in rows):
             ax.set_xscale("log")  # the exact windows reach 20x the cheapest design

@@ -124,6 +124,8 @@ def test_the_fp8_section_sets_each_design_against_both_sequential_exact_pes() ->
     assert (sp["accumulation_share"], sp["format_share"], sp["lmul_share"]) == pytest.approx(
         ((500 - 250) / 320, (250 - 180) / 320, 0.0))
     assert fv["lmul_fails_fp32"] and len(fv["lmul_fp32"]) == 2
+    assert not fv["exact_fails_fp32"] and len(fv["exact_fp32"]) == 2
+    assert fv["best_fp32"] == "dot-e4m3_ieee-exact-k8-a8"
     # the BF16 verdicts ignore the E4M3 rows (cheaper ones included)
     v = ea.verdicts(rows, DS)
     assert v["baseline"] == "dot-bf16-exact-seq" and v["baseline_pj"] == 500.0
