@@ -26,7 +26,7 @@ from experiments.tests.helpers import spread_model, synthetic_images
 from sim.lib.fileio import SNAPSHOT_DIR
 
 #: Snapshots measured from reference checkpoints: every record names its checkpoint.
-SNAPSHOTS = ("experiment", "act_accuracy", "reproduce", "tune_quick")
+SNAPSHOTS = ("experiment", "act_accuracy", "reproduce", "tune", "tune_quick")
 
 #: The rows re-evaluated of a snapshot whose first cell spans many checkpoints (tune's: float32
 #: weights, fine-tuned and float32-control weights, from scratch; ~40 rows): the float32
