@@ -5,8 +5,9 @@
     python -m experiments.energy_accuracy --report-only    # join and report what is there
     python -m experiments.energy_accuracy --executor ray   # every evaluation a Ray task
 
-Designs: the multiplier (``exact`` BF16, L-Mul at the paper offset ``lmul``, L-Mul at make tune's
-best offset ``lmul_o6``) x the accumulation (the sequential binary32 PE ``mac_pe``, variant
+Designs: the multiplier (``exact`` BF16, L-Mul at the paper offset ``lmul``, L-Mul at offset 6
+``lmul_o6``, the BF16 offset of least unit error, among the best on the network in make tune)
+x the accumulation (the sequential binary32 PE ``mac_pe``, variant
 ``seq``; the fused ``dot_pe`` at K x ALIGN_BITS, variant ``k<K>-a<A>``). Their hardware cost
 comes from ``python -m syn.cost --levels dot`` (``results/energy_cost/cost.json``: area, f_max,
 energy per MAC with the MNIST LSTM's operands and uniform ones, clock + register energy apart
