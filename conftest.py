@@ -15,6 +15,10 @@ Each worker also compiles a cached numba kernel under an exclusive ``flock`` bes
 cache index (:func:`_compile_kernels_once`): on a fresh clone, a worker that needs a kernel
 another worker is compiling waits and then loads it from numba's on-disk cache instead of
 compiling it a second time.
+
+``--cpu-report=N`` ends the run with the N tests and test files that took the most CPU seconds,
+each worker's total and the numba compile time among them (:func:`pytest_terminal_summary`):
+CPU, not wall time, so that it means the same on a machine busy with other jobs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import resource
+import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +49,18 @@ class _Knobs:
 _KNOBS = pytest.StashKey[_Knobs]()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-report", type=int, default=0, metavar="N",
+        help="after the run, the N tests and test files that took the most CPU seconds (this "
+             "process and the processes it waited for: simulators, compilers, command-line "
+             "runs), each worker's total and numba's compile time; 0 (default): off")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("cpu_report") > 0:
+        _CPU_REPORT.rows = []
+        _count_numba_compile_time()
     try:
         knobs.check_all()
         config.stash[_KNOBS] = _Knobs(knobs.random_seed(), knobs.full_run(),
@@ -137,6 +156,111 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return rank.get(rel, len(rank))
 
     items.sort(key=key)  # stable: the rest keep their order
+
+
+# ------------------------------------------------------------------------------- --cpu-report
+
+class _CPU_REPORT:  # noqa: N801 (a namespace)
+    #: (test id, worker, own CPU s, children's CPU s, numba compile s); None: no --cpu-report.
+    rows: list[tuple[str, str, float, float, float]] | None = None
+
+
+_CPU_START = pytest.StashKey[tuple[float, float, float]]()
+#: numba compile seconds (CPU of the compiling thread) of this process so far, top-level calls.
+_NUMBA_CPU = [0.0]
+_NUMBA_DEPTH = threading.local()
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    """(this process's user+system CPU s, its waited-for children's, numba compile s)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime, _NUMBA_CPU[0]
+
+
+def _count_numba_compile_time() -> None:
+    """Add the CPU time of each top-level ``Dispatcher.compile`` call (a load from numba's disk
+    cache included, which takes milliseconds) to :data:`_NUMBA_CPU`. Without numba, nothing."""
+    try:
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:
+        return
+    compile_ = Dispatcher.compile
+    if getattr(compile_, "_lmul_timed", False):
+        return
+
+    def compile_timed(self: Any, sig: Any) -> Any:
+        depth = getattr(_NUMBA_DEPTH, "n", 0)
+        _NUMBA_DEPTH.n = depth + 1
+        start = time.thread_time()
+        try:
+            return compile_(self, sig)
+        finally:
+            _NUMBA_DEPTH.n = depth
+            if depth == 0:
+                _NUMBA_CPU[0] += time.thread_time() - start
+
+    compile_timed._lmul_timed = True  # type: ignore[attr-defined]
+    Dispatcher.compile = compile_timed
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    if _CPU_REPORT.rows is not None:
+        item.stash[_CPU_START] = _cpu_now()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """The teardown report carries the test's CPU seconds (setup, call and teardown) to the
+    controller of an xdist run: ``("cpu_s", [own, children, numba compile])``."""
+    outcome = yield
+    if call.when == "teardown" and _CPU_START in item.stash:
+        now, start = _cpu_now(), item.stash[_CPU_START]
+        outcome.get_result().user_properties.append(
+            ("cpu_s", [round(b - a, 3) for a, b in zip(start, now, strict=True)]))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown" or _CPU_REPORT.rows is None:
+        return
+    for name, value in report.user_properties:
+        if name == "cpu_s":
+            node = getattr(report, "node", None)  # in an xdist controller: the worker that ran it
+            worker = node.gateway.id if node is not None else "main"
+            _CPU_REPORT.rows.append((report.nodeid, worker, *value))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """The ``--cpu-report`` tables: per worker, per test file and per test, CPU seconds of the
+    test's process ("own", numba compiles included) plus those of the processes it waited for
+    ("children"; a process it leaves running, such as a Ray cluster, is not counted)."""
+    top, rows = config.getoption("cpu_report"), _CPU_REPORT.rows
+    if top <= 0 or not rows or hasattr(config, "workerinput"):
+        return
+    write = terminalreporter.write_line
+    terminalreporter.write_sep("=", "CPU seconds (own + children)")
+    total = sum(r[2] + r[3] for r in rows)
+    write(f"{len(rows)} tests, {total:.1f} CPU s, of which numba compiling "
+          f"{sum(r[4] for r in rows):.1f} s")
+    workers: defaultdict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    files: defaultdict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for nodeid, worker, own, kids, numba in rows:
+        for acc in (workers[worker], files[nodeid.split("::")[0]]):
+            acc[0] += own
+            acc[1] += kids
+            acc[2] += numba
+    for worker, (own, kids, numba) in sorted(workers.items()):
+        write(f"  {worker}: {own + kids:7.1f} (own {own:.1f}, children {kids:.1f}, "
+              f"numba {numba:.1f})")
+    for title, table in (("test files", [(k, *v) for k, v in files.items()]),
+                         ("tests", [(r[0], r[2], r[3], r[4]) for r in rows])):
+        write(f"{title}, most CPU first:")
+        for name, own, kids, numba in sorted(table, key=lambda r: -(r[1] + r[2]))[:top]:
+            write(f"  {own + kids:7.1f} (own {own:6.1f}, children {kids:6.1f}, "
+                  f"numba {numba:5.1f})  {name}")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
