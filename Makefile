@@ -28,9 +28,10 @@ help:
 
 ## Every test: model, sim (cocotb, RTL static checks, proof and co-simulation slices), syn,
 ## experiments; one pytest-xdist worker per core (JOBS=N: N workers, JOBS=0: serial).
+## TEST_ARGS adds pytest options (TEST_ARGS=--cpu-report=30: the tests taking the most CPU).
 JOBS ?= auto
 test: $(STAMP)
-	$(PYTEST) -n $(JOBS) --dist worksteal model/tests sim syn/tests experiments/tests
+	$(PYTEST) -n $(JOBS) --dist worksteal $(TEST_ARGS) model/tests sim syn/tests experiments/tests
 
 ## The model's and the experiments' tests only (no RTL simulation).
 test-model: $(STAMP)
