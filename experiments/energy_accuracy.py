@@ -199,10 +199,12 @@ def format_of_params(params: dict[str, int], what: str = "design") -> str:
     import lmul
 
     key = (params.get("EXP_BITS"), params.get("MAN_BITS"), bool(params.get("FINITE_ONLY", 0)))
-    for name in FORMATS:
-        f = lmul.PRESETS[name]
-        if (f.exp_bits, f.man_bits, f.finite_only) == key:
-            return name
+    try:
+        name = lmul.format_for(*key).name
+    except (TypeError, ValueError):
+        name = None
+    if name in FORMATS:
+        return name
     raise JoinError(f"{what} with EXP_BITS={key[0]}, MAN_BITS={key[1]}, FINITE_ONLY="
                     f"{int(key[2])}: not a format of the sweep ({', '.join(FORMATS)})")
 
@@ -229,16 +231,12 @@ def format_unit_modes(fmt: str) -> dict[str, str]:
 def mode_format(mode: str) -> str | None:
     """The :data:`FORMATS` name of ``mode``'s operand format, or None (``fp32``, another
     format)."""
-    import lmul
-
     from .modes import parse_mode
 
     a = parse_mode(mode)
     if a.kind == "fp32":
         return None
-    key = (a.cfg.exp_bits, a.cfg.man_bits, a.cfg.finite_only)
-    return next((n for n in FORMATS if (lmul.PRESETS[n].exp_bits, lmul.PRESETS[n].man_bits,
-                                        lmul.PRESETS[n].finite_only) == key), None)
+    return a.cfg.fmt.name if a.cfg.fmt.name in FORMATS else None
 
 
 def fused_mode(base: str, k: int, align_bits: int) -> str:
