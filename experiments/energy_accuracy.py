@@ -814,9 +814,9 @@ def verdicts(rows: Sequence[dict[str, Any]], datasets: Sequence[str],
                  chosen.get("pipeline", 0)) if chosen["top"] == "dot_pe" else None)
     arr_e0 = (seq_arrays or {}).get("exact")
     if arr is not None and arr_e0 is not None:
-        pe = chosen
         out.update(array=arr["design"], array_pj=arr["e_mnist_pj"],
-                   array_over_pe=arr["e_mnist_pj"] / pe["e_mnist_pj"], array_pe=pe["design"],
+                   array_over_pe=arr["e_mnist_pj"] / chosen["e_mnist_pj"],
+                   array_pe=chosen["design"],
                    baseline_array_pj=arr_e0,
                    array_per_image_uj=arr["e_mnist_pj"] * MACS_PER_IMAGE * 1e-6,
                    baseline_array_per_image_uj=arr_e0 * MACS_PER_IMAGE * 1e-6,
