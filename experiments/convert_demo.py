@@ -73,7 +73,7 @@ from sim.lib.progress import bar_interval
 
 from . import data as data_mod
 from .accuracy import parse_seeds
-from .bench import best_time
+from .bench import best_times_interleaved
 from .lstm import train_epoch
 from .modes import parse_mode
 from .report import ResultsError, build_rows, derived_path, plot
@@ -431,8 +431,8 @@ def write_outputs(store: ResultsStore, command: str) -> str:
 
 def bench_converted_layers(repeats: int = 5, seed: int = 0) -> list[tuple[str, float, float]]:
     """Forward wall time of converted ``nn.Linear`` / ``nn.Conv2d`` vs torch float32 on the same
-    inputs (best of ``repeats``; torch: the faster of its default threads and 1 thread):
-    ``[(layer, torch s, converted s)]``."""
+    inputs (best of ``repeats``, the three timed paths alternating call by call; torch: the
+    faster of its default threads and 1 thread): ``[(layer, torch s, converted s)]``."""
     torch.manual_seed(seed)
     cases = [("Linear 784->128, batch 1000", nn.Linear(784, 128), torch.rand(1000, 784)),
              ("Linear 64->128, batch 28000 (transformer FFN)", nn.Linear(64, 128),
@@ -446,18 +446,26 @@ def bench_converted_layers(repeats: int = 5, seed: int = 0) -> list[tuple[str, f
 
     out = []
     threads = torch.get_num_threads()
+
+    def one_thread(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            torch.set_num_threads(1)
+            try:
+                return fn()
+            finally:
+                torch.set_num_threads(threads)
+        return run
+
     with torch.no_grad():
         for name, layer, x in cases:
             conv = lt.convert(layer)
-            t_torch = best_time(lambda layer=layer, x=x: layer(x), repeats)
             # torch's OpenMP workers spin-wait; on a busy machine its 1-thread run is often
             # the faster one, so the yardstick is the faster of the two (as for the kernels).
-            torch.set_num_threads(1)
-            try:
-                t_torch = min(t_torch, best_time(lambda layer=layer, x=x: layer(x), repeats))
-            finally:
-                torch.set_num_threads(threads)
-            out.append((name, t_torch, best_time(lambda conv=conv, x=x: conv(x), repeats)))
+            # The three alternate call by call, so a change of the machine's load falls on all.
+            t_torch, t_torch1, t_conv = best_times_interleaved(
+                [lambda layer=layer, x=x: layer(x), one_thread(lambda layer=layer, x=x: layer(x)),
+                 lambda conv=conv, x=x: conv(x)], repeats)
+            out.append((name, min(t_torch, t_torch1), t_conv))
     return out
 
 

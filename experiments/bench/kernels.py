@@ -29,8 +29,9 @@ path (``lmul._core.lmul_numpy``: round, ``lmul_bits``, widen), the fast elementw
 torch's ``a * b``.
 
 Every time is the best of ``--repeats`` runs (the machine is shared: the minimum is the least
-disturbed run). Ratios are against paths measured in the same run; nothing is compared with a
-fixed wall-clock threshold.
+disturbed run); the gate product's fast kernels and torch's ``addmm``, whose ratio is the
+headline, alternate call by call for 4x as many runs. Ratios are against paths measured in the
+same run; nothing is compared with a fixed wall-clock threshold.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from lmul import _matmul as mm  # internals timed here: the elementwise kernels,
 from lmul._core import lmul_numpy, seed_lmul_numpy
 from sim.lib.seed_notebook import load_notebook_lmul_bits, notebook_path
 
-from . import best_time
+from . import best_time, best_times_interleaved
 
 
 def gate_operands(batch: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows timed for lmul.matmul_reference (scaled to --batch)")
     parser.add_argument("--elements", type=int, default=10_000_000,
                         help="elementwise products")
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="best of this many runs (the gate product's kernel-vs-torch rows: "
+                             "4x as many, alternating)")
     parser.add_argument("--seed", type=int, default=0, help="operand RNG seed")
     parser.add_argument("--fused-floor", action="store_true",
                         help="only time the fused step's inner loops alone (and exit)")
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = kernels.num_threads() if kernels is not None else 0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}; numba threads {threads}, "
-          f"torch threads {torch.get_num_threads()}; best of {args.repeats} runs")
+          f"torch threads {torch.get_num_threads()}; best of {args.repeats} runs "
+          f"({4 * args.repeats}, alternating, for the gate product's kernels and addmm)")
 
     a, w_t, bias = gate_operands(args.batch, args.seed)
     m, k = a.shape
@@ -262,10 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     t = best_time(lambda: lmul.matmul_reference(a[:rr], w_t, bias), max(1, args.repeats // 2))
     rows.append(("lmul.matmul_reference (numpy, lmul)", f"{rr} rows timed, x{m / rr:.0f}",
                  t * m / rr))
-    for mult in lmul.MULTIPLIERS:
-        t = best_time(lambda mult=mult: mm.matmul(a, w_t, bias, multiplier=mult), args.repeats)
+    # The L-Mul kernel and torch alternate, with the same number of tries each: their ratio is
+    # the headline figure, and this host's speed drifts within seconds.
+    fast_fns = [lambda mult=mult: mm.matmul(a, w_t, bias, multiplier=mult)
+                for mult in lmul.MULTIPLIERS]
+    *t_mults, t_torch = best_times_interleaved(
+        [*fast_fns, lambda: torch.addmm(bt, at, wt.t())], 4 * args.repeats)
+    for mult, t in zip(lmul.MULTIPLIERS, t_mults, strict=True):
         rows.append((f"fast kernel lmul.matmul ({mult})", "full", t))
-    t_torch = best_time(lambda: torch.addmm(bt, at, wt.t()), max(args.repeats, 20))
     rows.append((f"torch float32 addmm, {torch.get_num_threads()} threads", "full", t_torch))
     # One thread each: per-core speed, and a yardstick less disturbed by other jobs (torch's
     # OpenMP workers spin-wait; on a busy machine its 1-thread run is often the faster one).
@@ -278,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         numba.set_num_threads(1)
         torch.set_num_threads(1)
         try:
-            t1 = best_time(lambda: mm.matmul(a, w_t, bias), args.repeats)
-            t1_torch = best_time(lambda: torch.addmm(bt, at, wt.t()), max(args.repeats, 20))
+            t1, t1_torch = best_times_interleaved(
+                [lambda: mm.matmul(a, w_t, bias), lambda: torch.addmm(bt, at, wt.t())],
+                4 * args.repeats)
         finally:
             numba.set_num_threads(saved[0])
             torch.set_num_threads(saved[1])
