@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from experiments import _ea_report
 from experiments import energy_accuracy as ea
 from experiments.stats import Summary
 
@@ -151,7 +152,7 @@ def test_fp8_on_fine_tuned_weights_counts_the_datasets_that_have_them() -> None:
     # not listed as missing seeds (make tune never trains them), but as not trained
     miss = ea.ft_missing(rows, ft_acc, ft, DS, (0, 1, 2))
     assert not any("e=4,m=3" in m and "mnist" in m for m in miss)
-    text = ea._format_addendum(fv, DS, {"ft_not_trained": ea.ft_not_trained(
+    text = _ea_report._format_addendum(fv, DS, {"ft_not_trained": ea.ft_not_trained(
         ft, [("ft1:lmul:e=4,m=3", [])], DS)})
     assert "**0.100x** the BF16 sequential exact PE" in text and "0.167x the FP8 E4M3" in text
     assert "mnist not measured (make tune's full preset fine-tunes" in text
