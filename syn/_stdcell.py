@@ -38,7 +38,8 @@ DEFAULT_LIB_DIR = Path("/usr/share/qflow/tech/osu018")
 LIB_PACKAGE = "qflow-tech-osu018"
 TRACE_PERIOD_NS = 10.0
 #: Executable -> Debian package that provides it.
-TOOL_PACKAGES = {"yosys": "yosys", "sta": "opensta", "iverilog": "iverilog", "vvp": "iverilog"}
+TOOL_PACKAGES = {"yosys": "yosys", "sta": "opensta", "iverilog": "iverilog", "vvp": "iverilog",
+                 "g++": "g++"}
 
 
 class CostError(RuntimeError):

