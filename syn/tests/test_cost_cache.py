@@ -14,7 +14,7 @@ import pytest
 
 from syn import _stdcell as sc
 from syn import cost, stimuli
-from syn.tests._flow import needs_flow
+from syn.tests._flow import needs_flow, without_times
 
 HDL = Path(__file__).resolve().parents[2] / "hdl"
 
@@ -129,16 +129,6 @@ def test_the_netlist_cache_misses_on_an_edit_of_the_design_only(
     assert len([p for p in root.iterdir() if p.name.startswith(d.name)]) == 1
 
 
-def _strip(x: Any) -> Any:
-    """A result without the fields that hold times."""
-    if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items()
-                if k not in ("seconds", "sim_seconds", "profile")}
-    if isinstance(x, list):
-        return [_strip(v) for v in x]
-    return x
-
-
 @needs_flow
 def test_two_processes_give_the_serial_results(tools: cost.Tools, tmp_path: Path) -> None:
     jobs = cost.designs(["e5m2"], ["mul"])
@@ -151,7 +141,7 @@ def test_two_processes_give_the_serial_results(tools: cost.Tools, tmp_path: Path
     parallel = cost.measure_all(jobs, tools, tmp_path / "p", *args, n_jobs=2,
                                 done=lambda res: seen.append([r["name"] for r in res]))
     assert [r["name"] for r in parallel] == [d.name for d in jobs]
-    assert _strip(parallel) == _strip(serial)
+    assert without_times(parallel) == without_times(serial)
     assert all(r["runs"]["uniform/specify"]["energy_per_op_pj"] > 0 for r in parallel)
     for r in parallel:
         assert "yosys" not in r["profile"]

@@ -24,7 +24,7 @@ from syn import _gatesim as gs
 from syn import _levelsim as ls
 from syn import _stdcell as sc
 from syn import cost, stimuli
-from syn.tests._flow import needs_flow
+from syn.tests._flow import needs_flow, without_times
 
 HDL = Path(__file__).resolve().parents[2] / "hdl"
 
@@ -278,16 +278,6 @@ def test_a_combinational_loop_and_two_drivers_are_refused() -> None:
 
 
 # ------------------------------------------------------------------------- in the flow
-def _strip(x: Any) -> Any:
-    """A result without the fields that hold times."""
-    if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items()
-                if k not in ("seconds", "sim_seconds", "profile")}
-    if isinstance(x, list):
-        return [_strip(v) for v in x]
-    return x
-
-
 @needs_flow
 @pytest.mark.parametrize(("fmt", "level"), [("e5m2", "mul"), ("e4m3_ieee", "pe")])
 def test_flow_results_are_the_same_with_either_zero_delay_simulator(
@@ -307,7 +297,7 @@ def test_flow_results_are_the_same_with_either_zero_delay_simulator(
                 (work / "netlists" / f.name).write_bytes(f.read_bytes())
         recs[zero_sim] = cost.measure_cached(d, t, work, sizes, 1, ["uniform"],
                                              list(cost.TIMINGS), None, sc.StaConstraints())
-    assert _strip(recs["levelized"]) == _strip(recs["icarus"])
+    assert without_times(recs["levelized"]) == without_times(recs["icarus"])
     assert recs["levelized"]["runs"]["uniform/zero"]["energy_per_op_pj"] > 0
     assert "levelsim" in recs["levelized"]["profile"] and "yosys" not in recs[
         "levelized"]["profile"]
