@@ -89,6 +89,16 @@ def test_lint_clean(module: str) -> None:
         assert ok, f"verilator lint of {module} {params}:\n{out}"
 
 
+def test_lint_runs_the_verilator_on_path() -> None:
+    """The lint calls ``verilator_bin`` directly; it must be the same Verilator that the
+    ``verilator`` command runs."""
+    require("verilator")
+    versions = [subprocess.run([exe, "--version"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+                for exe in ("verilator", lint_hdl.verilator_executable())]
+    assert versions[0].startswith("Verilator ") and versions[0] == versions[1], versions
+
+
 @pytest.mark.parametrize("wrapper", sorted((REPO / "sim" / "hdl").glob("*.v")),
                          ids=lambda p: p.name)
 def test_wrapper_lint_clean(wrapper: Path) -> None:
