@@ -431,8 +431,9 @@ def write_outputs(store: ResultsStore, command: str) -> str:
 
 def bench_converted_layers(repeats: int = 5, seed: int = 0) -> list[tuple[str, float, float]]:
     """Forward wall time of converted ``nn.Linear`` / ``nn.Conv2d`` vs torch float32 on the same
-    inputs (best of ``repeats``, the three timed paths alternating call by call; torch: the
-    faster of its default threads and 1 thread): ``[(layer, torch s, converted s)]``."""
+    inputs (best of ``4 * repeats``, the three timed paths taking turns in blocks of
+    ``repeats`` calls; torch: the faster of its default threads and 1 thread):
+    ``[(layer, torch s, converted s)]``."""
     torch.manual_seed(seed)
     cases = [("Linear 784->128, batch 1000", nn.Linear(784, 128), torch.rand(1000, 784)),
              ("Linear 64->128, batch 28000 (transformer FFN)", nn.Linear(64, 128),
@@ -461,10 +462,10 @@ def bench_converted_layers(repeats: int = 5, seed: int = 0) -> list[tuple[str, f
             conv = lt.convert(layer)
             # torch's OpenMP workers spin-wait; on a busy machine its 1-thread run is often
             # the faster one, so the yardstick is the faster of the two (as for the kernels).
-            # The three alternate call by call, so a change of the machine's load falls on all.
+            # The three take turns in blocks, so a change of the machine's load falls on all.
             t_torch, t_torch1, t_conv = best_times_interleaved(
                 [lambda layer=layer, x=x: layer(x), one_thread(lambda layer=layer, x=x: layer(x)),
-                 lambda conv=conv, x=x: conv(x)], repeats)
+                 lambda conv=conv, x=x: conv(x)], 4 * repeats, block=repeats)
             out.append((name, min(t_torch, t_torch1), t_conv))
     return out
 

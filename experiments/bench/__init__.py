@@ -20,19 +20,29 @@ def best_time(fn: Callable[[], object], repeats: int,
 
 
 def best_times_interleaved(fns: Sequence[Callable[[], object]], repeats: int,
-                           clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Best time (s) of each of ``fns`` over ``repeats`` rounds, after one warm-up call each.
+                           clock: Callable[[], float] = time.perf_counter,
+                           block: int = 1) -> list[float]:
+    """Best time (s) of each of ``fns`` over ``repeats`` calls each, after one warm-up call each.
 
-    Every round calls each function once, in turn, so a change of the machine's load (shared
-    2-core hosts drift by 2x within seconds) falls on all of them alike; a ratio of two of the
-    results compares runs made at the same moments, with the same number of tries each.
+    The functions take turns, ``block`` consecutive calls at a time, so a change of the
+    machine's load (shared 2-core hosts drift by 2x within seconds) falls on all of them alike;
+    a ratio of two of the results compares runs made over the same stretch of time, with the
+    same number of tries each. Blocks of several calls let each function also run after
+    itself: torch's OpenMP workers spin for milliseconds after each of its operations and take
+    a core from whatever runs next, which only the first call of a block pays.
     """
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
     for fn in fns:
         fn()
     best = [float("inf")] * len(fns)
-    for _ in range(repeats):
+    done = 0
+    while done < repeats:
+        n = min(block, repeats - done)
         for i, fn in enumerate(fns):
-            t0 = clock()
-            fn()
-            best[i] = min(best[i], clock() - t0)
+            for _ in range(n):
+                t0 = clock()
+                fn()
+                best[i] = min(best[i], clock() - t0)
+        done += n
     return best

@@ -30,8 +30,8 @@ torch's ``a * b``.
 
 Every time is the best of ``--repeats`` runs (the machine is shared: the minimum is the least
 disturbed run); the gate product's fast kernels and torch's ``addmm``, whose ratio is the
-headline, alternate call by call for 4x as many runs. Ratios are against paths measured in the
-same run; nothing is compared with a fixed wall-clock threshold.
+headline, take turns in blocks of ``--repeats`` calls for 4x as many runs. Ratios are against
+paths measured in the same run; nothing is compared with a fixed wall-clock threshold.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="elementwise products")
     parser.add_argument("--repeats", type=int, default=5,
                         help="best of this many runs (the gate product's kernel-vs-torch rows: "
-                             "4x as many, alternating)")
+                             "4x as many, in alternating blocks)")
     parser.add_argument("--seed", type=int, default=0, help="operand RNG seed")
     parser.add_argument("--fused-floor", action="store_true",
                         help="only time the fused step's inner loops alone (and exit)")
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}; numba threads {threads}, "
           f"torch threads {torch.get_num_threads()}; best of {args.repeats} runs "
-          f"({4 * args.repeats}, alternating, for the gate product's kernels and addmm)")
+          f"({4 * args.repeats}, in alternating blocks of {args.repeats}, for the gate "
+          "product's kernels and addmm)")
 
     a, w_t, bias = gate_operands(args.batch, args.seed)
     m, k = a.shape
@@ -266,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     t = best_time(lambda: lmul.matmul_reference(a[:rr], w_t, bias), max(1, args.repeats // 2))
     rows.append(("lmul.matmul_reference (numpy, lmul)", f"{rr} rows timed, x{m / rr:.0f}",
                  t * m / rr))
-    # The L-Mul kernel and torch alternate, with the same number of tries each: their ratio is
-    # the headline figure, and this host's speed drifts within seconds.
+    # The L-Mul kernel and torch take turns in blocks, with the same number of tries each:
+    # their ratio is the headline figure, and this host's speed drifts within seconds.
     fast_fns = [lambda mult=mult: mm.matmul(a, w_t, bias, multiplier=mult)
                 for mult in lmul.MULTIPLIERS]
     *t_mults, t_torch = best_times_interleaved(
-        [*fast_fns, lambda: torch.addmm(bt, at, wt.t())], 4 * args.repeats)
+        [*fast_fns, lambda: torch.addmm(bt, at, wt.t())], 4 * args.repeats,
+        block=args.repeats)
     for mult, t in zip(lmul.MULTIPLIERS, t_mults, strict=True):
         rows.append((f"fast kernel lmul.matmul ({mult})", "full", t))
     rows.append((f"torch float32 addmm, {torch.get_num_threads()} threads", "full", t_torch))
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             t1, t1_torch = best_times_interleaved(
                 [lambda: mm.matmul(a, w_t, bias), lambda: torch.addmm(bt, at, wt.t())],
-                4 * args.repeats)
+                4 * args.repeats, block=args.repeats)
         finally:
             numba.set_num_threads(saved[0])
             torch.set_num_threads(saved[1])
