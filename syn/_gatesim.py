@@ -104,20 +104,23 @@ _CONCAT_ASSIGN_RE = re.compile(r"^(\s*)assign\s*\{([^}]*)\}\s*=\s*(\d+)'b([01xz]
 _BIT_RANGE_RE = re.compile(r"^(\S+?)\[(\d+):(\d+)\]$")
 
 
+def select_bits(item: str) -> list[str]:
+    """The bit names of one netlist item, MSB first: a part select ``y[15:0]`` becomes
+    ``y[15]`` .. ``y[0]``; anything else is itself."""
+    r = _BIT_RANGE_RE.match(item)
+    if not r:
+        return [item]
+    hi, lo = int(r.group(2)), int(r.group(3))
+    step = -1 if hi >= lo else 1
+    return [f"{r.group(1)}[{k}]" for k in range(hi, lo + step, step)]
+
+
 def split_constant_assigns(text: str) -> str:
     """The netlist with each ``assign { a, b[3:0] } = 5'b00000;`` (constant output bits, as
     yosys writes them) split into one ``assign`` per bit, which OpenSTA's reader and
     :func:`parse_netlist` take. CostError if a constant's width differs from its targets'."""
     def one(m: re.Match[str]) -> str:
-        bits_lhs: list[str] = []
-        for item in (x.strip() for x in m.group(2).split(",")):
-            r = _BIT_RANGE_RE.match(item)
-            if r:
-                hi, lo = int(r.group(2)), int(r.group(3))
-                step = -1 if hi >= lo else 1
-                bits_lhs += [f"{r.group(1)}[{k}]" for k in range(hi, lo + step, step)]
-            else:
-                bits_lhs.append(item)
+        bits_lhs = [b for x in m.group(2).split(",") for b in select_bits(x.strip())]
         width, bits = int(m.group(3)), m.group(4)
         if len(bits) != width or width != len(bits_lhs):
             raise CostError(f"netlist: constant assignment of {width} bits to "
@@ -517,6 +520,15 @@ def count_toggles_reference(vcd: Path) -> dict[str, int]:
             elif c in "bB":
                 _vector_change(line, widths, vec_last, vec_count)
     return _toggle_names(ids, widths, scalar_count, vec_count)
+
+
+def net_bits(nl: Netlist) -> list[str]:
+    """Names of every net bit declared in ``nl`` (ports, then wires, vector bits as
+    ``name[i]``, each once): the nets a level-1 VCD of the module holds."""
+    out = [b for p in nl.ports for b in p.bits()]
+    for name, width in nl.wires:
+        out += [name] if width == 1 else [f"{name}[{i}]" for i in range(width)]
+    return list(dict.fromkeys(out))
 
 
 def net_toggles_for(nl: Netlist, toggles: Mapping[str, int]) -> dict[str, int]:

@@ -170,7 +170,7 @@ def cell_tables(cells_v: Path, iverilog: str, vvp: str) -> dict[str, CellModel]:
 @dataclass
 class Program:
     """A netlist ready to evaluate: nodes 0-3 are the constants 0, 1, x and z, then every net
-    bit (``names``, as :func:`syn.energy.net_bits` names them). The combinational operations
+    bit (``names``, as :func:`syn._gatesim.net_bits` names them). The combinational operations
     in an order that evaluates each after its inputs (by level, ``n_levels`` of them): output
     node ``outs``, the ``MAX_INPUTS`` input nodes ``ins`` (padded with node 0) and the offset
     of the output's table in ``table`` (``3 ** MAX_INPUTS`` entries each). ``flops``: per clock
@@ -196,14 +196,6 @@ class Program:
         return 4 + len(self.names)
 
 
-def _net_bits(nl: gs.Netlist) -> list[str]:
-    out = [b for p in nl.ports for b in p.bits()]
-    for name, width in nl.wires:
-        out += [name] if width == 1 else [f"{name}[{i}]" for i in range(width)]
-    return list(dict.fromkeys(out))
-
-
-_RANGE_RE = re.compile(r"^(\S+?)\[(\d+):(\d+)\]$")
 _VECTOR_CONST_RE = re.compile(r"^(\d+)'[bB]([01xXzZ]+)$")
 
 
@@ -211,22 +203,17 @@ def _bits(expr: str) -> list[str]:
     """The bits of one side of an ``assign``, MSB first: a part select ``y[15:0]`` and a sized
     binary constant (``16'b0...``) become one name or 1-bit constant per bit."""
     expr = expr.strip()
-    r = _RANGE_RE.match(expr)
-    if r:
-        hi, lo = int(r.group(2)), int(r.group(3))
-        step = -1 if hi >= lo else 1
-        return [f"{r.group(1)}[{k}]" for k in range(hi, lo + step, step)]
     c = _VECTOR_CONST_RE.match(expr)
     if c and int(c.group(1)) == len(c.group(2)):
         return [f"1'b{b}" for b in c.group(2)]
-    return [expr]
+    return gs.select_bits(expr)
 
 
 def compile_netlist(nl: gs.Netlist, models: Mapping[str, CellModel], clock: str | None
                     ) -> Program:
     """The levelized :class:`Program` of ``nl`` (``clock``: its clock port, or None);
     :class:`UnsupportedError` if the netlist is outside what the simulator models."""
-    names = _net_bits(nl)
+    names = gs.net_bits(nl)
     node = {n: 4 + k for k, n in enumerate(names)}
     consts = {"0": 0, "1": 1, "x": 2, "z": 3}
 

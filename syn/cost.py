@@ -749,7 +749,8 @@ def _run_sim(st: _Design, workload: str, timing: str, stim: Stimulus,
             raise CostError(f"{design.name}: no pin energies for the {workload} run")
         with prof("toggles"):
             if toggles is not None:
-                nt = _activity(st.pwr, toggles)
+                nt = energy_mod.activity_from_toggles(
+                    st.pwr, toggles, "the zero-delay simulator's transitions")
             else:
                 assert vcd is not None
                 nt = energy_mod.activity(st.pwr, vcd)
@@ -782,15 +783,6 @@ def _levelized(st: _Design) -> tuple[ls.Program, Any] | None:
                 st.log(f"{st.design.name}: zero-delay runs on Icarus ({err})")
                 return None
     return st.zero, run
-
-
-def _activity(pwr: gs.Netlist, toggles: Mapping[str, int]) -> dict[str, int]:
-    """:func:`syn.energy.activity` from transitions per net bit instead of a VCD: the nets must
-    be exactly ``pwr``'s."""
-    if set(toggles) != energy_mod.net_bits(pwr):
-        raise CostError(f"transitions of {len(toggles)} nets for netlist {pwr.name} with "
-                        f"{len(energy_mod.net_bits(pwr))}")
-    return gs.net_toggles_for(pwr, toggles)
 
 
 def _runs_file(workdir: Path, workload: str) -> Path:

@@ -10,6 +10,7 @@ design cannot turn into a plausible number.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,25 +125,22 @@ def _check_pins_belong(pwr: gs.Netlist, pins: sc.PinEnergies) -> None:
                         f"{pwr.name} not in the power trace, e.g. {missing[0]}")
 
 
-def net_bits(nl: gs.Netlist) -> set[str]:
-    """Names of every net bit declared in ``nl`` (ports and wires, vector bits as
-    ``name[i]``): the nets a level-1 VCD of the module holds."""
-    out = {b for p in nl.ports for b in p.bits()}
-    for name, width in nl.wires:
-        out.update([name] if width == 1 else (f"{name}[{i}]" for i in range(width)))
-    return out
-
-
 def activity(pwr: gs.Netlist, vcd: Path) -> dict[str, int]:
     """Transitions of every net a cell pin of ``pwr`` touches, counted in ``vcd`` (the dump of
     ``pwr``'s own simulation, :func:`syn._gatesim.simulate`); CostError if the VCD's nets are
     not the netlist's."""
-    toggles = gs.count_toggles(vcd)
-    want = net_bits(pwr)
+    return activity_from_toggles(pwr, gs.count_toggles(vcd), f"activity file {vcd}")
+
+
+def activity_from_toggles(pwr: gs.Netlist, toggles: Mapping[str, int], source: str
+                          ) -> dict[str, int]:
+    """:func:`activity` from transitions per net bit already counted (``source`` names where
+    from, for the error); CostError if their nets are not exactly ``pwr``'s."""
+    want = set(gs.net_bits(pwr))
     if set(toggles) != want:
         extra = sorted(set(toggles) - want)
         lacking = sorted(want - set(toggles))
-        raise CostError(f"activity file {vcd} is not of netlist {pwr.name}: "
+        raise CostError(f"{source} is not of netlist {pwr.name}: "
                         f"{len(extra)} net(s) not in the netlist (e.g. {extra[:1]}), "
                         f"{len(lacking)} of its nets missing (e.g. {lacking[:1]})")
     return gs.net_toggles_for(pwr, toggles)

@@ -23,7 +23,7 @@ import pytest
 from syn import _gatesim as gs
 from syn import _levelsim as ls
 from syn import _stdcell as sc
-from syn import cost, stimuli
+from syn import cost, energy, stimuli
 from syn.tests._flow import needs_flow, without_times
 
 HDL = Path(__file__).resolve().parents[2] / "hdl"
@@ -369,10 +369,10 @@ def test_missing_compiler_is_one_line_naming_its_package(
 
 def test_transitions_of_another_netlist_are_refused() -> None:
     nl = gs.parse_netlist(CORNERS)
-    toggles = {b: 1 for b in ls._net_bits(nl)}
-    assert cost._activity(nl, toggles)["q1"] == 1
+    toggles = {b: 1 for b in gs.net_bits(nl)}
+    assert energy.activity_from_toggles(nl, toggles, "run")["q1"] == 1
     del toggles["q1"]
-    with pytest.raises(sc.CostError, match="for netlist corners"):
-        cost._activity(nl, toggles)
-    with pytest.raises(sc.CostError, match="for netlist corners"):
-        cost._activity(nl, {**toggles, "q1": 0, "elsewhere": 3})
+    with pytest.raises(sc.CostError, match="run is not of netlist corners"):
+        energy.activity_from_toggles(nl, toggles, "run")
+    with pytest.raises(sc.CostError, match="run is not of netlist corners"):
+        energy.activity_from_toggles(nl, {**toggles, "q1": 0, "elsewhere": 3}, "run")
